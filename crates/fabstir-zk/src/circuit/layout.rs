@@ -1,0 +1,126 @@
+//! Where every value of the circuit lives: rows, columns and rotations.
+//!
+//! Eight advice columns, 2^7 rows. The width-12 permutation (the commitment)
+//! occupies "blocks" of three rows: columns 0..4 hold the twelve state
+//! elements (element `i` at row `i / 4`, column `i % 4` of its block) and
+//! columns 4..8 hold auxiliary squares of S-box inputs (degree-4 S-box gates).
+//! The width-2 permutation (host_id) follows, one row per step.
+//!
+//! ```text
+//! rows   0..3    block 0      commitment round 0 (inputs bound to instances)
+//! rows   3..12   blocks 1-3   commitment full rounds 1..3
+//! rows  12..57   blocks 4-18  commitment partial rounds, 4 per block
+//! rows  57..69   blocks 19-22 commitment full rounds 4..7; output bound at row 68
+//! row   69       host_id round 0 (element 0 is a constant, element 1 is secret)
+//! rows  70..73   host_id full rounds 1..3
+//! rows  73..101  host_id partial rounds, 2 per row
+//! rows 101..105  host_id full rounds 4..7; output bound at row 104
+//! ```
+
+/// log2 of the number of rows.
+pub const K: u32 = 7;
+
+/// Maximum gate degree (selector included). Pinned in the constraint system so
+/// that halo2's `MAX_DEGREE` environment variable cannot change it.
+pub const DEGREE: usize = 4;
+
+/// Number of advice columns.
+pub const ADVICE_COLUMNS: usize = 8;
+
+/// Rows per block of the width-12 permutation.
+pub const BLOCK_ROWS: usize = 3;
+
+/// Columns holding state elements of the width-12 permutation.
+pub const STATE_COLUMNS: usize = 4;
+
+/// Partial rounds of the width-12 permutation evaluated per block.
+pub const COMMITMENT_GROUP: usize = 4;
+
+/// Partial rounds of the width-2 permutation evaluated per row.
+pub const HOST_ID_GROUP: usize = 2;
+
+/// Block of the commitment's round 0.
+pub const COMMITMENT_INPUT_BLOCK: usize = 0;
+
+/// Blocks of the commitment's full rounds 1..3 and 4..7.
+pub const COMMITMENT_FULL_BLOCKS: [usize; 7] = [1, 2, 3, 19, 20, 21, 22];
+
+/// First block of the commitment's partial-round groups (15 blocks).
+pub const COMMITMENT_FIRST_GROUP_BLOCK: usize = 4;
+
+/// Number of partial-round groups of the commitment.
+pub const COMMITMENT_GROUPS: usize = 15;
+
+/// Last block of the commitment permutation.
+pub const COMMITMENT_LAST_BLOCK: usize = 22;
+
+/// Row of the host_id permutation's round 0.
+pub const HOST_ID_FIRST_ROW: usize = 69;
+
+/// Number of partial-round rows of the host_id permutation.
+pub const HOST_ID_GROUPS: usize = 28;
+
+/// Rows of the host_id permutation's full rounds 1..3 and 4..7.
+pub fn host_id_full_rows() -> impl Iterator<Item = usize> {
+    (HOST_ID_FIRST_ROW + 1..HOST_ID_FIRST_ROW + 4)
+        .chain(host_id_group_row(HOST_ID_GROUPS)..host_id_group_row(HOST_ID_GROUPS) + 4)
+}
+
+/// Row of the host_id permutation's partial-round group `g`.
+pub const fn host_id_group_row(g: usize) -> usize {
+    HOST_ID_FIRST_ROW + 4 + g
+}
+
+/// Row at which the host_id output is bound to its instance.
+pub const HOST_ID_OUTPUT_ROW: usize = host_id_group_row(HOST_ID_GROUPS) + 3;
+
+/// Row at which the commitment output is bound to its instance.
+pub const COMMITMENT_OUTPUT_ROW: usize = last_row_of_block(COMMITMENT_LAST_BLOCK);
+
+/// Number of rows the layout uses.
+pub const USED_ROWS: usize = HOST_ID_OUTPUT_ROW + 1;
+
+/// First row of block `b`.
+pub const fn block_row(b: usize) -> usize {
+    b * BLOCK_ROWS
+}
+
+/// Last row of block `b`, where block-wide gates are anchored.
+pub const fn last_row_of_block(b: usize) -> usize {
+    b * BLOCK_ROWS + BLOCK_ROWS - 1
+}
+
+/// (row within block, column) of state element `i` of a width-12 block.
+pub const fn state_cell(i: usize) -> (usize, usize) {
+    (i / STATE_COLUMNS, i % STATE_COLUMNS)
+}
+
+/// Instance column rows of the public inputs, in order.
+pub mod instance {
+    /// `chain_id`.
+    pub const CHAIN_ID: usize = 0;
+    /// `marketplace` address.
+    pub const MARKETPLACE: usize = 1;
+    /// High 128 bits of `job_id`.
+    pub const JOB_HI: usize = 2;
+    /// Low 128 bits of `job_id`.
+    pub const JOB_LO: usize = 3;
+    /// `host_id`.
+    pub const HOST_ID: usize = 4;
+    /// `commitment`.
+    pub const COMMITMENT: usize = 5;
+    /// Number of public inputs.
+    pub const COUNT: usize = 6;
+}
+
+/// Commitment elements bound to public inputs in round 0, with their instance
+/// row and the (rotation from the anchor row, column) of their auxiliary cell.
+/// Element 0 (the capacity, always zero) is a constant; elements 5..=10 are the
+/// private hash limbs and stay free.
+pub const COMMITMENT_BOUND_INPUTS: [(usize, usize, i32, usize); 5] = [
+    (1, instance::CHAIN_ID, -1, 4),
+    (2, instance::MARKETPLACE, -1, 5),
+    (3, instance::JOB_HI, -1, 6),
+    (4, instance::JOB_LO, -1, 7),
+    (11, instance::HOST_ID, 0, 4),
+];

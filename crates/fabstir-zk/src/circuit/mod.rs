@@ -1,0 +1,434 @@
+//! The halo2 circuit: `host_id = Poseidon(sk)` and
+//! `commitment = Poseidon(chain_id, marketplace, job.hi, job.lo, model.hi,
+//! model.lo, input.hi, input.lo, output.hi, output.lo, host_id)`, with the
+//! public inputs and both outputs constrained to the instance column.
+//!
+//! Every gate is a dedicated Poseidon step (no generic arithmetic): a full
+//! round produces four S-box outputs per row, a partial-round gate evaluates
+//! four partial rounds of the width-12 permutation (or two of the width-2 one)
+//! at once. S-boxes are split as `a = x^2`, `y = a^2 * x` so that every gate
+//! has degree at most 4, which keeps the extended domain at 4n. The layout is
+//! described in [`layout`]; the algebra in [`crate::poseidon::schedule`].
+//!
+//! Round constants are fixed-column values. For each gate the constant of
+//! the first S-box doubles as the gate's selector (round constants are never
+//! zero; [`CircuitConstants::new`] checks it), which saves one fixed column per
+//! gate.
+
+pub mod layout;
+mod witness;
+
+use std::sync::OnceLock;
+
+use halo2_axiom::circuit::{Layouter, SimpleFloorPlanner, Value};
+use halo2_axiom::halo2curves::bn256::Fr;
+use halo2_axiom::halo2curves::ff::Field;
+use halo2_axiom::plonk::{
+    Advice, Circuit, Column, ConstraintSystem, Constraints, Error as PlonkError, Expression, Fixed, Instance,
+};
+use halo2_axiom::poly::Rotation;
+
+use crate::poseidon::schedule::Schedule;
+use crate::poseidon::{self, pow5};
+use layout::*;
+
+pub(crate) use witness::Grid;
+
+/// Derived constants of both permutations, computed once.
+#[derive(Debug)]
+pub(crate) struct CircuitConstants {
+    pub commitment: Schedule,
+    pub host_id: Schedule,
+}
+
+impl CircuitConstants {
+    fn new() -> Self {
+        let constants = Self {
+            commitment: Schedule::new(poseidon::commitment_params(), COMMITMENT_GROUP),
+            host_id: Schedule::new(poseidon::host_id_params(), HOST_ID_GROUP),
+        };
+        // Values used as selectors must be non-zero, or the gate would be off.
+        // This holds for the circomlib constants (checked here once, and in tests).
+        for schedule in [&constants.commitment, &constants.host_id] {
+            let selector_values = schedule
+                .full_constants
+                .iter()
+                .flat_map(|c| c.iter().step_by(STATE_COLUMNS))
+                .chain(schedule.partial_constants.iter().step_by(schedule.group));
+            for value in selector_values {
+                assert!(bool::from(!value.is_zero()), "a round constant used as selector is zero");
+            }
+        }
+        constants
+    }
+
+    /// The constants, derived on first use.
+    pub fn get() -> &'static Self {
+        static CONSTANTS: OnceLock<CircuitConstants> = OnceLock::new();
+        CONSTANTS.get_or_init(Self::new)
+    }
+}
+
+/// Columns of the circuit.
+#[derive(Debug, Clone)]
+pub struct CommitmentConfig {
+    advice: [Column<Advice>; ADVICE_COLUMNS],
+    /// Selector-and-constant of the commitment's full rounds, one per row of a block.
+    full_round: [Column<Fixed>; BLOCK_ROWS],
+    /// Round constants of the second to fourth S-box of a row.
+    constants: [Column<Fixed>; STATE_COLUMNS - 1],
+    /// Selector-and-constant of the commitment's partial-round groups.
+    partial_group: Column<Fixed>,
+    /// Selector of the commitment's round 0 (inputs bound to instances).
+    input: Column<Fixed>,
+    /// Selector-and-constant of the host_id full rounds.
+    host_full_round: Column<Fixed>,
+    /// Selector-and-constant of the host_id partial-round groups.
+    host_partial_group: Column<Fixed>,
+    /// Compressed selector of the linear bindings (values 1, 2, 3).
+    binding: Column<Fixed>,
+    instance: Column<Instance>,
+}
+
+/// Values of the compressed `binding` selector.
+mod binding {
+    pub const COMMITMENT_OUTPUT: u64 = 1;
+    pub const HOST_ID_OUTPUT: u64 = 2;
+    pub const HOST_ID_CAPACITY: u64 = 3;
+    pub const ALL: [u64; 3] = [COMMITMENT_OUTPUT, HOST_ID_OUTPUT, HOST_ID_CAPACITY];
+}
+
+/// The circuit. Without a witness it describes the constraint system only
+/// (key generation); with one it assigns every cell (MockProver).
+#[derive(Debug, Clone, Default)]
+pub struct CommitmentCircuit {
+    grid: Option<Grid>,
+}
+
+impl CommitmentCircuit {
+    /// A circuit with its witness grid.
+    pub(crate) fn with_grid(grid: Grid) -> Self {
+        Self { grid: Some(grid) }
+    }
+}
+
+/// `sum coefficients[j] * terms[j] + constant`, skipping zero coefficients.
+fn linear(coefficients: &[Fr], terms: &[Expression<Fr>], constant: Expression<Fr>) -> Expression<Fr> {
+    coefficients
+        .iter()
+        .zip(terms)
+        .filter(|(c, _)| bool::from(!c.is_zero()))
+        .fold(constant, |acc, (c, term)| acc + term.clone() * Expression::Constant(*c))
+}
+
+/// The two constraints of an S-box `y = x^5` with auxiliary `a = x^2`.
+fn sbox_constraints(
+    name: &str,
+    x: Expression<Fr>,
+    a: Expression<Fr>,
+    y: Expression<Fr>,
+) -> [(String, Expression<Fr>); 2] {
+    [
+        (format!("{name}: a = x^2"), a.clone() - x.clone().square()),
+        (format!("{name}: y = a^2 * x"), y - a.square() * x),
+    ]
+}
+
+/// The Lagrange selector that is 1 where `column == value` and 0 where it
+/// holds any other value of `binding::ALL` or zero.
+fn binding_selector(column: Expression<Fr>, value: u64) -> Expression<Fr> {
+    let mut numerator = Expression::Constant(Fr::ONE);
+    let mut denominator = Fr::ONE;
+    for other in std::iter::once(0).chain(binding::ALL) {
+        if other != value {
+            numerator = numerator * (column.clone() - Expression::Constant(Fr::from(other)));
+            denominator *= Fr::from(value) - Fr::from(other);
+        }
+    }
+    numerator * Expression::Constant(denominator.invert().unwrap_or(Fr::ZERO))
+}
+
+impl Circuit<Fr> for CommitmentCircuit {
+    type Config = CommitmentConfig;
+    type FloorPlanner = SimpleFloorPlanner;
+    type Params = ();
+
+    fn without_witnesses(&self) -> Self {
+        Self::default()
+    }
+
+    fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
+        let config = CommitmentConfig {
+            advice: std::array::from_fn(|_| meta.advice_column()),
+            full_round: std::array::from_fn(|_| meta.fixed_column()),
+            constants: std::array::from_fn(|_| meta.fixed_column()),
+            partial_group: meta.fixed_column(),
+            input: meta.fixed_column(),
+            host_full_round: meta.fixed_column(),
+            host_partial_group: meta.fixed_column(),
+            binding: meta.fixed_column(),
+            instance: meta.instance_column(),
+        };
+        meta.set_minimum_degree(DEGREE);
+        let constants = CircuitConstants::get();
+        configure_commitment_full_rounds(meta, &config, &constants.commitment);
+        configure_commitment_partial_groups(meta, &config, &constants.commitment);
+        configure_commitment_input(meta, &config);
+        configure_host_id_full_rounds(meta, &config, &constants.host_id);
+        configure_host_id_partial_groups(meta, &config, &constants.host_id);
+        configure_bindings(meta, &config, constants);
+        config
+    }
+
+    fn synthesize(&self, config: Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), PlonkError> {
+        let constants = CircuitConstants::get();
+        layouter.assign_region(
+            || "poseidon",
+            |mut region| {
+                for (column, row, value) in fixed_assignments(&config, constants) {
+                    region.assign_fixed(column, row, value);
+                }
+                if let Some(grid) = &self.grid {
+                    for (c, column) in config.advice.iter().enumerate() {
+                        for row in 0..USED_ROWS {
+                            region.assign_advice(*column, row, Value::known(grid.get(row, c)));
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+}
+
+/// Full rounds of the commitment: the gate anchored at row `p` of a block
+/// computes elements `4p..4p+4` from the twelve elements of the previous block.
+fn configure_commitment_full_rounds(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+    for p in 0..BLOCK_ROWS {
+        meta.create_gate(format!("commitment full round, block row {p}"), |meta| {
+            let selector = meta.query_fixed(config.full_round[p], Rotation::cur());
+            let previous: Vec<Expression<Fr>> = (0..schedule.width)
+                .map(|j| {
+                    let (row, col) = state_cell(j);
+                    meta.query_advice(config.advice[col], Rotation(row as i32 - BLOCK_ROWS as i32 - p as i32))
+                })
+                .collect();
+            let mut constraints = Vec::new();
+            for k in 0..STATE_COLUMNS {
+                let i = p * STATE_COLUMNS + k;
+                let constant = if k == 0 {
+                    selector.clone()
+                } else {
+                    meta.query_fixed(config.constants[k - 1], Rotation::cur())
+                };
+                let x = linear(&schedule.mds[i], &previous, constant);
+                let a = meta.query_advice(config.advice[STATE_COLUMNS + k], Rotation::cur());
+                let y = meta.query_advice(config.advice[k], Rotation::cur());
+                constraints.extend(sbox_constraints(&format!("element {i}"), x, a, y));
+            }
+            Constraints::with_selector(selector, constraints)
+        });
+    }
+}
+
+/// Partial rounds of the commitment, four per block: S-box outputs on the
+/// middle row of columns 4..8, their squares on the last row, and the state
+/// after the four rounds in the block's state cells.
+fn configure_commitment_partial_groups(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+    meta.create_gate("commitment partial rounds", |meta| {
+        let selector = meta.query_fixed(config.partial_group, Rotation::cur());
+        let block = BLOCK_ROWS as i32;
+        let state_at = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, offset: i32| -> Vec<Expression<Fr>> {
+            (0..schedule.width)
+                .map(|j| {
+                    let (row, col) = state_cell(j);
+                    meta.query_advice(config.advice[col], Rotation(row as i32 + offset))
+                })
+                .collect()
+        };
+        let input = state_at(meta, 1 - 2 * block);
+        let output = state_at(meta, 1 - block);
+        let ys: Vec<Expression<Fr>> = (0..schedule.group)
+            .map(|q| meta.query_advice(config.advice[STATE_COLUMNS + q], Rotation(-1)))
+            .collect();
+        let mut constraints = Vec::new();
+        for q in 0..schedule.group {
+            let constant = if q == 0 {
+                selector.clone()
+            } else {
+                meta.query_fixed(config.constants[q - 1], Rotation::cur())
+            };
+            let x = linear(&schedule.group_alpha[q], &input, constant);
+            let x = linear(&schedule.group_beta[q], &ys[..q], x);
+            let a = meta.query_advice(config.advice[STATE_COLUMNS + q], Rotation::cur());
+            constraints.extend(sbox_constraints(&format!("partial round {q}"), x, a, ys[q].clone()));
+        }
+        for (i, out) in output.into_iter().enumerate() {
+            let expected = linear(&schedule.group_gamma[i], &input, Expression::Constant(Fr::ZERO));
+            let expected = linear(&schedule.group_delta[i], &ys, expected);
+            constraints.push((format!("state element {i}"), out - expected));
+        }
+        Constraints::with_selector(selector, constraints)
+    });
+}
+
+/// Round 0 of the commitment: the state is `[0, inputs...]`, so element 0 is
+/// a constant and the public elements are S-boxes of their instances.
+fn configure_commitment_input(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig) {
+    let constants = &CircuitConstants::get().commitment.full_constants[0];
+    meta.create_gate("commitment round 0", |meta| {
+        let selector = meta.query_fixed(config.input, Rotation::cur());
+        let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK) as i32;
+        let element = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, i: usize| {
+            let (row, col) = state_cell(i);
+            meta.query_advice(config.advice[col], Rotation(row as i32 - (BLOCK_ROWS as i32 - 1)))
+        };
+        let mut constraints =
+            vec![("capacity".to_string(), element(meta, 0) - Expression::Constant(pow5(constants[0])))];
+        for (i, instance_row, aux_rotation, aux_column) in COMMITMENT_BOUND_INPUTS {
+            let x = meta.query_instance(config.instance, Rotation(instance_row as i32 - anchor))
+                + Expression::Constant(constants[i]);
+            let a = meta.query_advice(config.advice[aux_column], Rotation(aux_rotation));
+            let y = element(meta, i);
+            constraints.extend(sbox_constraints(&format!("public input {i}"), x, a, y));
+        }
+        Constraints::with_selector(selector, constraints)
+    });
+}
+
+/// Full rounds of the host_id permutation, one per row.
+fn configure_host_id_full_rounds(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+    meta.create_gate("host_id full round", |meta| {
+        let selector = meta.query_fixed(config.host_full_round, Rotation::cur());
+        let previous: Vec<Expression<Fr>> =
+            (0..schedule.width).map(|j| meta.query_advice(config.advice[j], Rotation::prev())).collect();
+        let mut constraints = Vec::new();
+        for i in 0..schedule.width {
+            let constant = if i == 0 {
+                selector.clone()
+            } else {
+                meta.query_fixed(config.constants[i - 1], Rotation::cur())
+            };
+            let x = linear(&schedule.mds[i], &previous, constant);
+            let a = meta.query_advice(config.advice[schedule.width + i], Rotation::cur());
+            let y = meta.query_advice(config.advice[i], Rotation::cur());
+            constraints.extend(sbox_constraints(&format!("element {i}"), x, a, y));
+        }
+        Constraints::with_selector(selector, constraints)
+    });
+}
+
+/// Partial rounds of the host_id permutation, two per row: state in columns
+/// 0..2, S-box outputs in 2..4, their squares in 4..6.
+fn configure_host_id_partial_groups(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+    meta.create_gate("host_id partial rounds", |meta| {
+        let selector = meta.query_fixed(config.host_partial_group, Rotation::cur());
+        let t = schedule.width;
+        let input: Vec<Expression<Fr>> = (0..t).map(|j| meta.query_advice(config.advice[j], Rotation::prev())).collect();
+        let output: Vec<Expression<Fr>> = (0..t).map(|j| meta.query_advice(config.advice[j], Rotation::cur())).collect();
+        let ys: Vec<Expression<Fr>> =
+            (0..schedule.group).map(|q| meta.query_advice(config.advice[t + q], Rotation::cur())).collect();
+        let mut constraints = Vec::new();
+        for q in 0..schedule.group {
+            let constant = if q == 0 {
+                selector.clone()
+            } else {
+                meta.query_fixed(config.constants[q - 1], Rotation::cur())
+            };
+            let x = linear(&schedule.group_alpha[q], &input, constant);
+            let x = linear(&schedule.group_beta[q], &ys[..q], x);
+            let a = meta.query_advice(config.advice[t + schedule.group + q], Rotation::cur());
+            constraints.extend(sbox_constraints(&format!("partial round {q}"), x, a, ys[q].clone()));
+        }
+        for (i, out) in output.into_iter().enumerate() {
+            let expected = linear(&schedule.group_gamma[i], &input, Expression::Constant(Fr::ZERO));
+            let expected = linear(&schedule.group_delta[i], &ys, expected);
+            constraints.push((format!("state element {i}"), out - expected));
+        }
+        Constraints::with_selector(selector, constraints)
+    });
+}
+
+/// Linear bindings under one compressed selector: both outputs to their
+/// instances, and the host_id capacity element to its constant.
+fn configure_bindings(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, constants: &CircuitConstants) {
+    meta.create_gate("bindings", |meta| {
+        let column = meta.query_fixed(config.binding, Rotation::cur());
+        let commitment_state: Vec<Expression<Fr>> = (0..constants.commitment.width)
+            .map(|j| {
+                let (row, col) = state_cell(j);
+                meta.query_advice(config.advice[col], Rotation(row as i32 - (BLOCK_ROWS as i32 - 1)))
+            })
+            .collect();
+        let commitment = linear(&constants.commitment.mds[0], &commitment_state, Expression::Constant(Fr::ZERO));
+        let commitment_instance = meta.query_instance(
+            config.instance,
+            Rotation(instance::COMMITMENT as i32 - COMMITMENT_OUTPUT_ROW as i32),
+        );
+        let host_state: Vec<Expression<Fr>> =
+            (0..constants.host_id.width).map(|j| meta.query_advice(config.advice[j], Rotation::cur())).collect();
+        let host_id = linear(&constants.host_id.mds[0], &host_state, Expression::Constant(Fr::ZERO));
+        let host_id_instance =
+            meta.query_instance(config.instance, Rotation(instance::HOST_ID as i32 - HOST_ID_OUTPUT_ROW as i32));
+        let capacity = Expression::Constant(pow5(constants.host_id.full_constants[0][0]));
+        vec![
+            (
+                "commitment output = instance",
+                binding_selector(column.clone(), binding::COMMITMENT_OUTPUT) * (commitment - commitment_instance),
+            ),
+            (
+                "host_id output = instance",
+                binding_selector(column.clone(), binding::HOST_ID_OUTPUT) * (host_id - host_id_instance),
+            ),
+            (
+                "host_id capacity",
+                binding_selector(column, binding::HOST_ID_CAPACITY) * (host_state[0].clone() - capacity),
+            ),
+        ]
+    });
+}
+
+/// Every fixed-column value of the circuit: (column, row, value).
+fn fixed_assignments(config: &CommitmentConfig, constants: &CircuitConstants) -> Vec<(Column<Fixed>, usize, Fr)> {
+    let mut cells = Vec::new();
+    let put_constants = |cells: &mut Vec<(Column<Fixed>, usize, Fr)>, row: usize, selector: Column<Fixed>, values: &[Fr]| {
+        cells.push((selector, row, values[0]));
+        for (column, value) in config.constants.iter().zip(&values[1..]) {
+            cells.push((*column, row, *value));
+        }
+    };
+    let commitment = &constants.commitment;
+    for (round, block) in (1..).zip(COMMITMENT_FULL_BLOCKS) {
+        for p in 0..BLOCK_ROWS {
+            let values = &commitment.full_constants[round][p * STATE_COLUMNS..(p + 1) * STATE_COLUMNS];
+            put_constants(&mut cells, block_row(block) + p, config.full_round[p], values);
+        }
+    }
+    for (g, values) in commitment.partial_constants.chunks(commitment.group).enumerate() {
+        put_constants(&mut cells, last_row_of_block(COMMITMENT_FIRST_GROUP_BLOCK + g), config.partial_group, values);
+    }
+    cells.push((config.input, last_row_of_block(COMMITMENT_INPUT_BLOCK), Fr::ONE));
+
+    let host = &constants.host_id;
+    for (round, row) in (1..).zip(host_id_full_rows()) {
+        put_constants(&mut cells, row, config.host_full_round, &host.full_constants[round]);
+    }
+    for (g, values) in host.partial_constants.chunks(host.group).enumerate() {
+        put_constants(&mut cells, host_id_group_row(g), config.host_partial_group, values);
+    }
+    cells.push((config.binding, COMMITMENT_OUTPUT_ROW, Fr::from(binding::COMMITMENT_OUTPUT)));
+    cells.push((config.binding, HOST_ID_OUTPUT_ROW, Fr::from(binding::HOST_ID_OUTPUT)));
+    cells.push((config.binding, HOST_ID_FIRST_ROW, Fr::from(binding::HOST_ID_CAPACITY)));
+    cells
+}
+
+/// The circuit's fixed columns (index order), as key generation assigns them.
+pub(crate) fn expected_fixed_columns() -> Vec<Vec<Fr>> {
+    let mut cs = ConstraintSystem::<Fr>::default();
+    let config = CommitmentCircuit::configure(&mut cs);
+    let mut columns = vec![vec![Fr::ZERO; 1 << K]; cs.num_fixed_columns()];
+    for (column, row, value) in fixed_assignments(&config, CircuitConstants::get()) {
+        columns[column.index()][row] = value;
+    }
+    columns
+}

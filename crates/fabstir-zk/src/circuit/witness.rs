@@ -1,0 +1,104 @@
+//! The witness: every advice cell of the circuit, computed natively.
+
+use halo2_axiom::halo2curves::bn256::Fr;
+use halo2_axiom::halo2curves::ff::Field;
+
+use super::layout::*;
+use super::CircuitConstants;
+use crate::poseidon::schedule::Trace;
+
+/// Advice values, `ADVICE_COLUMNS` columns of `2^K` rows (rows past
+/// [`USED_ROWS`] stay zero; the prover overwrites the blinding rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Grid {
+    columns: Vec<Vec<Fr>>,
+}
+
+impl Default for Grid {
+    fn default() -> Self {
+        Self { columns: vec![vec![Fr::ZERO; 1 << K]; ADVICE_COLUMNS] }
+    }
+}
+
+impl Grid {
+    /// Value at (row, column).
+    pub fn get(&self, row: usize, column: usize) -> Fr {
+        self.columns[column][row]
+    }
+
+    /// Sets the value at (row, column).
+    pub fn set(&mut self, row: usize, column: usize, value: Fr) {
+        self.columns[column][row] = value;
+    }
+
+    /// The columns, as the prover takes them.
+    pub fn into_columns(self) -> Vec<Vec<Fr>> {
+        self.columns
+    }
+
+    /// Computes every cell from the inputs of both permutations.
+    pub fn build(commitment_inputs: &[Fr; 11], sk: Fr) -> Self {
+        let constants = CircuitConstants::get();
+        let mut grid = Self::default();
+        grid.place_commitment(&constants.commitment.trace(commitment_inputs));
+        grid.place_host_id(&constants.host_id.trace(&[sk]));
+        grid
+    }
+
+    fn place_block_state(&mut self, block: usize, state: &[Fr]) {
+        for (i, value) in state.iter().enumerate() {
+            let (row, col) = state_cell(i);
+            self.set(block_row(block) + row, col, *value);
+        }
+    }
+
+    fn place_commitment(&mut self, trace: &Trace) {
+        let round0 = &trace.full[0];
+        self.place_block_state(COMMITMENT_INPUT_BLOCK, &round0.outputs);
+        let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK);
+        for (i, _, aux_rotation, aux_column) in COMMITMENT_BOUND_INPUTS {
+            let row = (anchor as i32 + aux_rotation) as usize;
+            self.set(row, aux_column, round0.inputs[i].square());
+        }
+        for (round, block) in trace.full[1..].iter().zip(COMMITMENT_FULL_BLOCKS) {
+            self.place_block_state(block, &round.outputs);
+            for (i, x) in round.inputs.iter().enumerate() {
+                let (row, col) = state_cell(i);
+                self.set(block_row(block) + row, STATE_COLUMNS + col, x.square());
+            }
+        }
+        for (g, group) in trace.groups.iter().enumerate() {
+            let block = COMMITMENT_FIRST_GROUP_BLOCK + g;
+            self.place_block_state(block, &group.state);
+            let anchor = last_row_of_block(block);
+            for (q, (x, y)) in group.inputs.iter().zip(&group.outputs).enumerate() {
+                self.set(anchor - 1, STATE_COLUMNS + q, *y);
+                self.set(anchor, STATE_COLUMNS + q, x.square());
+            }
+        }
+    }
+
+    fn place_host_id(&mut self, trace: &Trace) {
+        let t = trace.full[0].outputs.len();
+        for (col, value) in trace.full[0].outputs.iter().enumerate() {
+            self.set(HOST_ID_FIRST_ROW, col, *value);
+        }
+        for (round, row) in trace.full[1..].iter().zip(host_id_full_rows()) {
+            for (i, (x, y)) in round.inputs.iter().zip(&round.outputs).enumerate() {
+                self.set(row, i, *y);
+                self.set(row, t + i, x.square());
+            }
+        }
+        for (g, group) in trace.groups.iter().enumerate() {
+            let row = host_id_group_row(g);
+            for (i, value) in group.state.iter().enumerate() {
+                self.set(row, i, *value);
+            }
+            let width = group.outputs.len();
+            for (q, (x, y)) in group.inputs.iter().zip(&group.outputs).enumerate() {
+                self.set(row, t + q, *y);
+                self.set(row, t + width + q, x.square());
+            }
+        }
+    }
+}

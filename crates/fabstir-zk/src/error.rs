@@ -1,0 +1,248 @@
+//! Typed errors. Each message says what is wrong and, where it helps, what to do.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Input from outside that does not have the expected form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// The JSON did not parse or did not match the schema.
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    /// A hex value lacks its `0x` prefix.
+    #[error("{what} must start with 0x")]
+    MissingHexPrefix {
+        /// Which value.
+        what: &'static str,
+    },
+    /// A hex value has the wrong number of digits.
+    #[error("{what} must have {expected} hex digits after 0x, found {found}")]
+    HexLength {
+        /// Which value.
+        what: &'static str,
+        /// Expected digits.
+        expected: usize,
+        /// Digits found.
+        found: usize,
+    },
+    /// A hex value has a non-hex character.
+    #[error("{what} contains a character that is not a hex digit")]
+    InvalidHex {
+        /// Which value.
+        what: &'static str,
+    },
+    /// A field element encoding is not below the BN254 scalar modulus.
+    #[error("{what} is not a canonical BN254 scalar (it is not below the field modulus)")]
+    NotCanonical {
+        /// Which value.
+        what: &'static str,
+    },
+    /// The job id is malformed.
+    #[error("invalid job_id: {0}")]
+    JobId(&'static str),
+    /// A mixed-case address whose EIP-55 checksum does not match.
+    #[error("marketplace address has an invalid EIP-55 checksum (check for a typo, or write it in lower case)")]
+    AddressChecksum,
+    /// Both `model` and `model_hash` were given.
+    #[error("give either \"model\" or \"model_hash\", not both")]
+    ModelAmbiguous,
+    /// Neither `model` nor `model_hash` was given (or `model` is empty).
+    #[error("missing model: give \"model\" (a non-empty name) or \"model_hash\" (0x + 64 hex digits)")]
+    ModelMissing,
+    /// A public input lies outside its range.
+    #[error("public input {what} (index {index}) is out of range")]
+    InstanceRange {
+        /// Index in the instance column.
+        index: usize,
+        /// Which input.
+        what: &'static str,
+    },
+}
+
+/// A proof envelope that cannot be parsed. No allocation depends on a length
+/// read from the input before that length has been checked against a bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// No bytes at all.
+    #[error("proof envelope is empty")]
+    Empty,
+    /// The input ends before the envelope does.
+    #[error("proof envelope is truncated: {needed} bytes needed, {found} present")]
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// Bytes follow the end of the envelope.
+    #[error("proof envelope has {extra} trailing bytes")]
+    TrailingBytes {
+        /// Extra bytes.
+        extra: usize,
+    },
+    /// The input exceeds the largest envelope accepted.
+    #[error("proof envelope is {found} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// Bytes present.
+        found: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// Not a proof envelope.
+    #[error("not a fabstir proof envelope (bad magic)")]
+    BadMagic,
+    /// A format version this library does not read.
+    #[error("unsupported envelope format version {0}")]
+    UnsupportedVersion(u8),
+    /// A circuit version this library does not verify.
+    #[error("unsupported circuit version {0}")]
+    UnsupportedCircuit(u8),
+    /// Reserved header bits are set.
+    #[error("reserved envelope flags are set: {0:#04x}")]
+    ReservedFlags(u8),
+    /// The declared proof length is not the circuit's proof length.
+    #[error("proof is {found} bytes, expected {expected} for this circuit")]
+    ProofLength {
+        /// Expected length.
+        expected: usize,
+        /// Declared or found length.
+        found: usize,
+    },
+    /// A public input is not a canonical field element or out of its range.
+    #[error("public input {index} is malformed: {reason}")]
+    Instance {
+        /// Index in the instance column.
+        index: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A scalar in the proof is not below the field modulus.
+    #[error("proof scalar at byte {offset} is not canonical")]
+    NonCanonicalScalar {
+        /// Offset within the proof bytes.
+        offset: usize,
+    },
+    /// A point coordinate in the proof is not below the base field modulus.
+    #[error("proof point at byte {offset} has a non-canonical coordinate")]
+    NonCanonicalPoint {
+        /// Offset within the proof bytes.
+        offset: usize,
+    },
+    /// A point in the proof is not on the curve.
+    #[error("proof point at byte {offset} is not on the BN254 curve")]
+    PointNotOnCurve {
+        /// Offset within the proof bytes.
+        offset: usize,
+    },
+    /// A point in the proof is the point at infinity, which an honest prover never sends.
+    #[error("proof point at byte {offset} is the point at infinity")]
+    IdentityPoint {
+        /// Offset within the proof bytes.
+        offset: usize,
+    },
+    /// The JSON form does not parse.
+    #[error("invalid proof JSON: {0}")]
+    Json(String),
+}
+
+/// Why a proof was not accepted for a statement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The envelope is malformed.
+    #[error(transparent)]
+    Malformed(#[from] EnvelopeError),
+    /// The proof was made with another verifying key.
+    #[error("proof was made for verifying key {found}, this verifier holds {expected}")]
+    UnknownVerifyingKey {
+        /// The verifier's key id.
+        expected: String,
+        /// The envelope's key id.
+        found: String,
+    },
+    /// The envelope's public inputs differ from those recomputed from the result.
+    #[error("the proof's public {field} does not match the result being verified")]
+    InstanceMismatch {
+        /// Which public input differs.
+        field: &'static str,
+    },
+    /// The proof does not verify for these public inputs.
+    #[error("the proof does not verify for this statement")]
+    Invalid,
+}
+
+/// Failure to create a proof.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProveError {
+    /// The host key does not belong to the statement's host.
+    #[error("the host key does not match the statement's host_id")]
+    WrongHostKey,
+    /// Proving took longer than allowed.
+    #[error("proving did not finish within {0:?}")]
+    Timeout(Duration),
+    /// The proving backend failed (an internal error; report it).
+    #[error("the proving backend failed: {0}")]
+    Backend(String),
+}
+
+/// Failure to create, load or store keys and parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file exists where a new one would be created.
+    #[error("{path} already exists; refusing to overwrite key material (move it away first)")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A secret file is readable by others.
+    #[error("{path} has mode {mode:04o}; secret files must not be readable by group or others (chmod 0400 it)")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// A file is not the expected kind of file or is damaged.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The parameters file does not have the pinned SHA-256.
+    #[error("SRS file {path} has SHA-256 {found}, but {expected} is pinned; refusing to use it")]
+    SrsPin {
+        /// The file.
+        path: PathBuf,
+        /// Pinned digest.
+        expected: String,
+        /// Actual digest.
+        found: String,
+    },
+    /// The parameters do not support this circuit.
+    #[error("SRS supports 2^{found} rows; the circuit needs 2^{needed}")]
+    SrsTooSmall {
+        /// The SRS's k.
+        found: u32,
+        /// The circuit's k.
+        needed: u32,
+    },
+    /// Keys do not belong to these parameters and this circuit.
+    #[error("keys do not pair: {0}")]
+    Pairing(String),
+    /// The environment sets halo2's MAX_DEGREE to a value it cannot parse.
+    #[error("environment variable MAX_DEGREE={0:?} is not a number; unset it (the circuit pins its own degree)")]
+    Environment(String),
+    /// Key generation failed in the backend.
+    #[error("key generation failed: {0}")]
+    Backend(String),
+}

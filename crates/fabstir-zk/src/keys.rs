@@ -1,0 +1,343 @@
+//! Proving and verifying keys, their identity (`vk_id`) and their files.
+//!
+//! A key file is a fixed header followed by the halo2 key bytes:
+//!
+//! ```text
+//! magic           8 bytes   "FZK-PK\0\0" or "FZK-VK\0\0"
+//! format version  u16 BE    1
+//! circuit version u16 BE    CIRCUIT_VERSION
+//! k               u32 BE    log2 of the circuit's rows
+//! vk_id           32 bytes  SHA-256 identity of the verifying key
+//! body length     u64 BE
+//! body SHA-256    32 bytes
+//! body            halo2 key bytes
+//! ```
+//!
+//! Loading checks every header field, the body digest, and that the keys pair
+//! with the parameters and the circuit: a verifying key is re-derived from the
+//! SRS and the circuit and must have the same id; a proving key must embed
+//! that verifying key, hold the circuit's fixed columns, and its fixed
+//! commitments must open to them under the SRS.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use halo2_axiom::halo2curves::bn256::{Fr, G1Affine, G1};
+use halo2_axiom::halo2curves::ff::{Field, PrimeField};
+use halo2_axiom::halo2curves::group::{Curve, Group};
+use halo2_axiom::plonk::{self, keygen_pk, keygen_vk};
+use halo2_axiom::poly::commitment::{Blind, Params};
+use halo2_axiom::SerdeFormat;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::circuit::layout::K;
+use crate::circuit::{expected_fixed_columns, CommitmentCircuit};
+use crate::error::{InputError, KeyError};
+use crate::srs::Srs;
+use crate::statement::Digest32;
+use crate::CIRCUIT_VERSION;
+
+/// Key file format version.
+pub const KEY_FORMAT_VERSION: u16 = 1;
+const PK_MAGIC: &[u8; 8] = b"FZK-PK\0\0";
+const VK_MAGIC: &[u8; 8] = b"FZK-VK\0\0";
+const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 32 + 8 + 32;
+/// Upper bound on a key body, checked before reading it.
+const MAX_BODY_LEN: u64 = 64 << 20;
+
+/// Identity of a verifying key: SHA-256 over the circuit version, the
+/// verifying key bytes and its transcript representation (which covers the
+/// constraint system). Proofs name the key they were made for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VkId(pub [u8; 32]);
+
+impl VkId {
+    fn of(vk: &plonk::VerifyingKey<G1Affine>) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"fabstir-zk verifying key");
+        hasher.update([CIRCUIT_VERSION]);
+        hasher.update(vk.to_bytes(SerdeFormat::Processed));
+        hasher.update(vk.transcript_repr().to_repr());
+        Self(hasher.finalize().into())
+    }
+
+    /// Parses `0x` and 64 hex digits.
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        Digest32::parse("vk_id", s).map(|d| Self(d.0))
+    }
+}
+
+impl fmt::Display for VkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Digest32(self.0).fmt(f)
+    }
+}
+
+impl fmt::Debug for VkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VkId({self})")
+    }
+}
+
+impl Serialize for VkId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for VkId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Refuses an unparsable `MAX_DEGREE`, which halo2 would otherwise panic on.
+pub(crate) fn check_environment() -> Result<(), KeyError> {
+    match std::env::var("MAX_DEGREE") {
+        Ok(v) if v.parse::<usize>().is_err() => Err(KeyError::Environment(v)),
+        _ => Ok(()),
+    }
+}
+
+/// The verifying key, with the parameters verification needs.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub(crate) vk: plonk::VerifyingKey<G1Affine>,
+    pub(crate) srs: Arc<Srs>,
+    id: VkId,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey").field("vk_id", &self.id).field("srs", &self.srs).finish()
+    }
+}
+
+impl VerifyingKey {
+    /// Derives the verifying key from the parameters and the circuit.
+    pub fn derive(srs: Arc<Srs>) -> Result<Self, KeyError> {
+        check_environment()?;
+        let vk = keygen_vk(srs.params(), &CommitmentCircuit::default()).map_err(|e| KeyError::Backend(e.to_string()))?;
+        let id = VkId::of(&vk);
+        Ok(Self { vk, srs, id })
+    }
+
+    /// The key's identity.
+    pub fn id(&self) -> VkId {
+        self.id
+    }
+
+    /// The parameters this key verifies with.
+    pub fn srs(&self) -> &Arc<Srs> {
+        &self.srs
+    }
+
+    /// halo2's pinned description of the verifying key (constraint system,
+    /// fixed commitments). Checked into the repository so that any change of
+    /// circuit fails a test.
+    pub fn pinned_description(&self) -> String {
+        format!("{:#?}\n", self.vk.pinned())
+    }
+
+    /// The key file bytes.
+    pub fn to_file_bytes(&self) -> Vec<u8> {
+        file_bytes(VK_MAGIC, self.id, &self.vk.to_bytes(SerdeFormat::Processed))
+    }
+
+    /// Writes the key file (mode 0444, never overwriting).
+    pub fn write_new(&self, path: &Path) -> Result<(), KeyError> {
+        crate::fsutil::write_new(path, &self.to_file_bytes(), 0o444)
+    }
+
+    /// Loads a key file and checks it against the key re-derived from `srs`.
+    pub fn load(path: &Path, srs: Arc<Srs>) -> Result<Self, KeyError> {
+        let bytes = crate::fsutil::read_bounded(path, HEADER_LEN as u64 + MAX_BODY_LEN)?;
+        Self::from_file_bytes(path, &bytes, srs)
+    }
+
+    /// Parses key file bytes (`path` names them in errors).
+    pub fn from_file_bytes(path: &Path, bytes: &[u8], srs: Arc<Srs>) -> Result<Self, KeyError> {
+        let (header_id, body) = parse_file(path, bytes, VK_MAGIC)?;
+        let vk = plonk::VerifyingKey::<G1Affine>::from_bytes::<CommitmentCircuit>(body, SerdeFormat::Processed, ())
+            .map_err(|e| corrupt(path, format!("invalid verifying key: {e}")))?;
+        let id = VkId::of(&vk);
+        if id != header_id {
+            return Err(corrupt(path, format!("header names vk_id {header_id} but the key inside has {id}")));
+        }
+        let derived = Self::derive(srs)?;
+        if derived.id != id {
+            return Err(KeyError::Pairing(format!(
+                "{} holds vk_id {id}, but these parameters and this circuit give {}",
+                path.display(),
+                derived.id
+            )));
+        }
+        Ok(derived)
+    }
+}
+
+/// The proving key, with the parameters proving needs.
+pub struct ProvingKey {
+    pub(crate) pk: plonk::ProvingKey<G1Affine>,
+    vk: VerifyingKey,
+}
+
+impl fmt::Debug for ProvingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvingKey").field("vk_id", &self.vk.id).finish_non_exhaustive()
+    }
+}
+
+impl ProvingKey {
+    /// Generates the proving key for the circuit under `srs`.
+    pub fn build(srs: Arc<Srs>) -> Result<Self, KeyError> {
+        let vk = VerifyingKey::derive(srs)?;
+        let pk = keygen_pk(vk.srs.params(), vk.vk.clone(), &CommitmentCircuit::default())
+            .map_err(|e| KeyError::Backend(e.to_string()))?;
+        Ok(Self { pk, vk })
+    }
+
+    /// The matching verifying key.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.vk
+    }
+
+    /// The verifying key's identity.
+    pub fn vk_id(&self) -> VkId {
+        self.vk.id
+    }
+
+    /// The key file bytes.
+    pub fn to_file_bytes(&self) -> Vec<u8> {
+        file_bytes(PK_MAGIC, self.vk.id, &self.pk.to_bytes(SerdeFormat::RawBytes))
+    }
+
+    /// Writes the key file (mode 0400, never overwriting).
+    pub fn write_new(&self, path: &Path) -> Result<(), KeyError> {
+        crate::fsutil::write_new(path, &self.to_file_bytes(), 0o400)
+    }
+
+    /// Loads a key file and checks that it pairs with `srs` and the circuit.
+    pub fn load(path: &Path, srs: Arc<Srs>) -> Result<Self, KeyError> {
+        crate::fsutil::check_secret_permissions(path)?;
+        let bytes = crate::fsutil::read_bounded(path, HEADER_LEN as u64 + MAX_BODY_LEN)?;
+        Self::from_file_bytes(path, &bytes, srs)
+    }
+
+    /// Parses key file bytes (`path` names them in errors).
+    pub fn from_file_bytes(path: &Path, bytes: &[u8], srs: Arc<Srs>) -> Result<Self, KeyError> {
+        check_environment()?;
+        let (header_id, body) = parse_file(path, bytes, PK_MAGIC)?;
+        // The body digest has been checked, so the halo2 reader (which does
+        // not handle truncation gracefully) only ever sees intact bytes.
+        let pk = plonk::ProvingKey::<G1Affine>::from_bytes::<CommitmentCircuit>(body, SerdeFormat::RawBytes, ())
+            .map_err(|e| corrupt(path, format!("invalid proving key: {e}")))?;
+        let id = VkId::of(pk.get_vk());
+        if id != header_id {
+            return Err(corrupt(path, format!("header names vk_id {header_id} but the key inside has {id}")));
+        }
+        check_pairing(path, &pk, &srs)?;
+        let vk = VerifyingKey { vk: pk.get_vk().clone(), srs, id };
+        Ok(Self { pk, vk })
+    }
+}
+
+/// Checks that the proving key holds this circuit's fixed columns and that
+/// its fixed commitments open to them under `srs` (one random linear
+/// combination: two small MSMs instead of one per column).
+fn check_pairing(path: &Path, pk: &plonk::ProvingKey<G1Affine>, srs: &Srs) -> Result<(), KeyError> {
+    let expected = expected_fixed_columns();
+    let values = pk.fixed_values();
+    let commitments = &pk.get_vk().fixed_commitments();
+    if values.len() != expected.len() || commitments.len() != expected.len() {
+        return Err(KeyError::Pairing(format!("{} has a different number of fixed columns than the circuit", path.display())));
+    }
+    for (column, (have, want)) in values.iter().zip(&expected).enumerate() {
+        if have.iter().ne(want.iter()) {
+            return Err(KeyError::Pairing(format!("{}: fixed column {column} differs from the circuit's", path.display())));
+        }
+    }
+    if srs.params().k() != K {
+        return Err(KeyError::SrsTooSmall { found: srs.params().k(), needed: K });
+    }
+    let r = Fr::random(rand::rngs::OsRng);
+    let mut combined = vec![Fr::ZERO; 1 << K];
+    let mut combined_commitment = G1::identity();
+    let mut power = Fr::ONE;
+    for (column, commitment) in expected.iter().zip(commitments.iter()) {
+        for (acc, v) in combined.iter_mut().zip(column) {
+            *acc += power * v;
+        }
+        combined_commitment += commitment * power;
+        power *= r;
+    }
+    let poly = pk.get_vk().get_domain().lagrange_from_vec(combined);
+    let opened = srs.params().commit_lagrange(&poly, Blind::default());
+    if opened.to_affine() != combined_commitment.to_affine() {
+        return Err(KeyError::Pairing(format!(
+            "{}: fixed commitments do not match the parameters (keys made with another SRS?)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn corrupt(path: &Path, reason: String) -> KeyError {
+    KeyError::Corrupt { path: path.to_path_buf(), reason }
+}
+
+fn file_bytes(magic: &[u8; 8], id: VkId, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&KEY_FORMAT_VERSION.to_be_bytes());
+    out.extend_from_slice(&u16::from(CIRCUIT_VERSION).to_be_bytes());
+    out.extend_from_slice(&K.to_be_bytes());
+    out.extend_from_slice(&id.0);
+    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    out.extend_from_slice(&Sha256::digest(body));
+    out.extend_from_slice(body);
+    out
+}
+
+/// Checks a key file header; returns the header's vk_id and the body.
+fn parse_file<'a>(path: &Path, bytes: &'a [u8], magic: &[u8; 8]) -> Result<(VkId, &'a [u8]), KeyError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt(path, format!("is {} bytes, shorter than a key file header", bytes.len())));
+    }
+    let (header, body) = bytes.split_at(HEADER_LEN);
+    if &header[..8] != magic {
+        let other = if magic == PK_MAGIC { VK_MAGIC } else { PK_MAGIC };
+        let reason = if &header[..8] == other {
+            "is the other kind of key (proving vs verifying)"
+        } else {
+            "is not a fabstir key file (bad magic)"
+        };
+        return Err(corrupt(path, reason.into()));
+    }
+    let be16 = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
+    if be16(8) != KEY_FORMAT_VERSION {
+        return Err(corrupt(path, format!("key format version {} is not supported (expected {KEY_FORMAT_VERSION})", be16(8))));
+    }
+    if be16(10) != u16::from(CIRCUIT_VERSION) {
+        return Err(corrupt(path, format!("made for circuit version {}, this build has {CIRCUIT_VERSION}", be16(10))));
+    }
+    let k = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+    if k != K {
+        return Err(corrupt(path, format!("made for k = {k}, the circuit has k = {K}")));
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&header[16..48]);
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&header[48..56]);
+    let len = u64::from_be_bytes(len);
+    if len != body.len() as u64 {
+        return Err(corrupt(path, format!("header declares a {len}-byte body, {} bytes follow", body.len())));
+    }
+    if Sha256::digest(body).as_slice() != &header[56..88] {
+        return Err(corrupt(path, "body does not match its SHA-256 (file damaged)".into()));
+    }
+    Ok((VkId(id), body))
+}

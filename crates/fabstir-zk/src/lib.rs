@@ -1,0 +1,45 @@
+//! Zero-knowledge commitment proofs for LLM inference results.
+//!
+//! A proof shows that the holder of a host's secret key bound an inference
+//! result (model, prompt, response) to its on-chain job, chain and
+//! marketplace. It does not show that the model was run; see `DESIGN.md`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use fabstir_zk::{HostKey, InferenceResult, ProofEnvelope, ProvingKey, Srs};
+//!
+//! let srs = Arc::new(Srs::insecure_dev());
+//! let pk = ProvingKey::build(srs).unwrap();
+//! let host = HostKey::generate(rand::rngs::OsRng);
+//! let result = InferenceResult::from_json(br#"{"job_id": "42", "chain_id": 84532,
+//!     "marketplace": "0x1111111111111111111111111111111111111111",
+//!     "model": "llama-3", "prompt": "hi", "response": "hello"}"#).unwrap();
+//! let statement = result.statement(host.host_id());
+//! let proof = ProofEnvelope::create(&pk, &statement, &host, rand::rngs::OsRng).unwrap();
+//! // A verifier recomputes the public inputs from the result it holds.
+//! proof.verify(pk.verifying_key(), &result.statement(host.host_id()).instance()).unwrap();
+//! ```
+
+pub mod circuit;
+pub mod envelope;
+pub mod error;
+mod fsutil;
+pub mod host;
+pub mod keys;
+pub mod poseidon;
+pub mod proof;
+pub mod srs;
+pub mod statement;
+
+pub use envelope::{ProofEnvelope, ProofLayout};
+pub use error::{EnvelopeError, InputError, KeyError, ProveError, VerifyError};
+pub use halo2_axiom::halo2curves::bn256::Fr;
+pub use host::HostKey;
+pub use keys::{ProvingKey, VerifyingKey, VkId};
+pub use proof::{verify_batch, DEFAULT_PROVE_TIMEOUT};
+pub use srs::{Srs, SrsTrust};
+pub use statement::{Address, Digest32, HostId, Instance, InferenceResult, JobId, ModelRef, Statement};
+
+/// Version of the statement and circuit. Bumped on any change that alters
+/// proofs or keys; carried in key files and proof envelopes.
+pub const CIRCUIT_VERSION: u8 = 1;

@@ -1,0 +1,185 @@
+//! Creating and verifying proofs.
+//!
+//! The transcript is snark-verifier's Keccak-based EVM transcript, so the
+//! same proof bytes can be checked by a Solidity verifier generated with
+//! `snark-verifier` (see `docs/TRANSCRIPT.md` for the measured cost).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halo2_axiom::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_axiom::plonk::{create_proof_from_advice, verify_proof};
+use halo2_axiom::poly::commitment::ParamsProver;
+use halo2_axiom::poly::kzg::commitment::KZGCommitmentScheme;
+use halo2_axiom::poly::kzg::multiopen::{ProverSHPLONK, VerifierSHPLONK};
+use halo2_axiom::poly::kzg::strategy::{AccumulatorStrategy, SingleStrategy};
+use halo2_axiom::poly::VerificationStrategy;
+use halo2_axiom::transcript::TranscriptWriterBuffer;
+use rand::{CryptoRng, RngCore};
+use snark_verifier::loader::native::NativeLoader;
+use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+
+use crate::circuit::Grid;
+use crate::envelope::{ProofEnvelope, ProofLayout};
+use crate::error::{ProveError, VerifyError};
+use crate::host::HostKey;
+use crate::keys::{ProvingKey, VerifyingKey};
+use crate::statement::{Instance, Statement};
+
+/// Default time allowed for one proof.
+pub const DEFAULT_PROVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type ReadTranscript<'a> = EvmTranscript<G1Affine, NativeLoader, &'a [u8], Vec<u8>>;
+
+impl ProofEnvelope {
+    /// Proves `statement` for the holder of `host_key`, with randomness from `rng`.
+    pub fn create<R: RngCore + CryptoRng>(
+        pk: &ProvingKey,
+        statement: &Statement,
+        host_key: &HostKey,
+        rng: R,
+    ) -> Result<Self, ProveError> {
+        if host_key.host_id() != statement.host_id {
+            return Err(ProveError::WrongHostKey);
+        }
+        let instance = statement.instance();
+        let instances = instance.to_field_elements();
+        let grid = Grid::build(&statement.commitment_inputs(), host_key.secret());
+        let params = pk.verifying_key().srs.params();
+        let proof = catch_unwind(AssertUnwindSafe(|| {
+            let mut transcript = EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
+            create_proof_from_advice::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _>(
+                params,
+                &pk.pk,
+                &[&instances],
+                grid.into_columns(),
+                rng,
+                &mut transcript,
+            )
+            .map(|()| transcript.finalize())
+        }))
+        .map_err(|_| ProveError::Backend("prover panicked".into()))?
+        .map_err(|e| ProveError::Backend(e.to_string()))?;
+        Ok(Self { vk_id: pk.vk_id(), instance, proof })
+    }
+
+    /// [`ProofEnvelope::create`] with OS randomness, giving up after `timeout`.
+    ///
+    /// Proving cannot be interrupted, so on timeout the work finishes in the
+    /// background and its result is discarded.
+    pub fn create_with_timeout(
+        pk: Arc<ProvingKey>,
+        statement: Statement,
+        host_key: Arc<HostKey>,
+        timeout: Duration,
+    ) -> Result<Self, ProveError> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("fabstir-prover".into())
+            .spawn(move || {
+                let result = Self::create(&pk, &statement, &host_key, rand::rngs::OsRng);
+                let _ = sender.send(result);
+            })
+            .map_err(|e| ProveError::Backend(format!("cannot start prover thread: {e}")))?;
+        match receiver.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ProveError::Timeout(timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ProveError::Backend("prover thread died".into())),
+        }
+    }
+
+    /// Checks everything but the pairing: key, public inputs, encoding.
+    fn precheck(&self, vk: &VerifyingKey, expected: &Instance) -> Result<(), VerifyError> {
+        if self.vk_id != vk.id() {
+            return Err(VerifyError::UnknownVerifyingKey { expected: vk.id().to_string(), found: self.vk_id.to_string() });
+        }
+        let (have, want) = (&self.instance, expected);
+        let field = if have.chain_id != want.chain_id {
+            Some("chain_id")
+        } else if have.marketplace != want.marketplace {
+            Some("marketplace")
+        } else if have.job_id != want.job_id {
+            Some("job_id")
+        } else if have.host_id != want.host_id {
+            Some("host_id")
+        } else if have.commitment != want.commitment {
+            Some("commitment")
+        } else {
+            None
+        };
+        if let Some(field) = field {
+            return Err(VerifyError::InstanceMismatch { field });
+        }
+        ProofLayout::get().validate(&self.proof)?;
+        Ok(())
+    }
+
+    /// Verifies the proof for `expected`, the public inputs the verifier
+    /// computed itself from the result it holds (never those in the envelope).
+    pub fn verify(&self, vk: &VerifyingKey, expected: &Instance) -> Result<(), VerifyError> {
+        self.precheck(vk, expected)?;
+        let instances = expected.to_field_elements();
+        let params = vk.srs.params();
+        let ok = catch_unwind(AssertUnwindSafe(|| {
+            let mut transcript = ReadTranscript::new(self.proof.as_slice());
+            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+                params.verifier_params(),
+                &vk.vk,
+                SingleStrategy::new(params),
+                &[&[&instances]],
+                &mut transcript,
+            )
+            .is_ok()
+        }))
+        .unwrap_or(false);
+        if ok {
+            Ok(())
+        } else {
+            Err(VerifyError::Invalid)
+        }
+    }
+}
+
+/// Verifies many proofs with one final pairing check.
+///
+/// Each proof is checked for key, public inputs and encoding; the well-formed
+/// ones are folded into one KZG accumulator with random weights and checked
+/// with a single pairing. If that check fails, each proof is verified alone
+/// so that the result says exactly which ones are invalid.
+pub fn verify_batch(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]) -> Vec<Result<(), VerifyError>> {
+    let mut results: Vec<Result<(), VerifyError>> = items.iter().map(|(p, i)| p.precheck(vk, i)).collect();
+    let candidates: Vec<usize> = (0..items.len()).filter(|i| results[*i].is_ok()).collect();
+    if candidates.is_empty() {
+        return results;
+    }
+    let params = vk.srs.params();
+    let all_valid = catch_unwind(AssertUnwindSafe(|| {
+        let mut strategy = AccumulatorStrategy::new(params);
+        for &i in &candidates {
+            let (envelope, instance) = items[i];
+            let instances = instance.to_field_elements();
+            let mut transcript = ReadTranscript::new(envelope.proof.as_slice());
+            strategy = match verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+                params.verifier_params(),
+                &vk.vk,
+                strategy,
+                &[&[&instances]],
+                &mut transcript,
+            ) {
+                Ok(strategy) => strategy,
+                Err(_) => return false,
+            };
+        }
+        VerificationStrategy::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>>::finalize(strategy)
+    }))
+    .unwrap_or(false);
+    if !all_valid {
+        for &i in &candidates {
+            let (envelope, instance) = items[i];
+            results[i] = envelope.verify(vk, instance);
+        }
+    }
+    results
+}

@@ -1,0 +1,179 @@
+//! KZG parameters (the structured reference string).
+//!
+//! Development parameters are derived from a public seed: anyone can compute
+//! the toxic waste and forge proofs, so they are labelled insecure everywhere
+//! they surface. Production uses a ceremony file in halo2's `ParamsKZG` raw
+//! format, pinned by its SHA-256.
+
+use std::fmt;
+use std::path::Path;
+
+use halo2_axiom::halo2curves::bn256::Bn256;
+use halo2_axiom::poly::commitment::Params;
+use halo2_axiom::poly::kzg::commitment::ParamsKZG;
+use halo2_axiom::SerdeFormat;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::circuit::layout::K;
+use crate::error::KeyError;
+use crate::statement::Digest32;
+
+/// The seed of the development SRS. Public, hence insecure.
+pub const DEV_SRS_SEED: &str = "fabstir-zk insecure development SRS v1";
+
+/// Largest `k` accepted in a parameters file (bounds the allocation).
+pub const MAX_SRS_K: u32 = 28;
+
+/// How far the parameters can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SrsTrust {
+    /// Derived from a public seed: proofs can be forged. Development only.
+    InsecureDev,
+    /// Loaded from a ceremony file pinned by SHA-256.
+    Ceremony,
+}
+
+impl fmt::Display for SrsTrust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InsecureDev => "insecure-dev",
+            Self::Ceremony => "ceremony",
+        })
+    }
+}
+
+/// KZG parameters sized for the circuit, with their provenance.
+#[derive(Clone)]
+pub struct Srs {
+    params: ParamsKZG<Bn256>,
+    trust: SrsTrust,
+    /// SHA-256 of the file these parameters came from (for a ceremony file,
+    /// the file as pinned, before downsizing).
+    source_sha256: Digest32,
+}
+
+impl fmt::Debug for Srs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Srs").field("k", &self.params.k()).field("trust", &self.trust).finish()
+    }
+}
+
+/// Size in bytes of a raw-format parameters file for `k`.
+fn raw_file_len(k: u32) -> u64 {
+    4 + 2 * (1u64 << k) * 64 + 2 * 128
+}
+
+impl Srs {
+    /// The insecure development parameters, derived from [`DEV_SRS_SEED`].
+    pub fn insecure_dev() -> Self {
+        let seed: [u8; 32] = Sha256::digest(DEV_SRS_SEED.as_bytes()).into();
+        let params = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::from_seed(seed));
+        let source_sha256 = Digest32::sha256(&raw_bytes(&params));
+        Self { params, trust: SrsTrust::InsecureDev, source_sha256 }
+    }
+
+    /// Loads a ceremony parameters file (halo2 `ParamsKZG`, raw format) whose
+    /// SHA-256 must equal `pin`, and downsizes it to the circuit's size.
+    pub fn load_ceremony(path: &Path, pin: &Digest32) -> Result<Self, KeyError> {
+        let bytes = read_params_file(path)?;
+        let found = Digest32::sha256(&bytes);
+        if found != *pin {
+            return Err(KeyError::SrsPin { path: path.to_path_buf(), expected: pin.to_string(), found: found.to_string() });
+        }
+        let params = parse_params(path, &bytes)?;
+        Ok(Self { params, trust: SrsTrust::Ceremony, source_sha256: found })
+    }
+
+    /// Loads parameters stored by [`Srs::write`] in a key directory, checking
+    /// that they hash to `expected` (the parameters actually used) and
+    /// restoring their recorded provenance.
+    pub fn load_stored(path: &Path, expected: &Digest32, trust: SrsTrust, source_sha256: Digest32) -> Result<Self, KeyError> {
+        let bytes = read_params_file(path)?;
+        let found = Digest32::sha256(&bytes);
+        if found != *expected {
+            return Err(KeyError::SrsPin { path: path.to_path_buf(), expected: expected.to_string(), found: found.to_string() });
+        }
+        let params = parse_params(path, &bytes)?;
+        if params.k() != K {
+            return Err(KeyError::Corrupt { path: path.to_path_buf(), reason: format!("stored SRS has k = {}, expected {K}", params.k()) });
+        }
+        Ok(Self { params, trust, source_sha256 })
+    }
+
+    /// The parameters in halo2's raw format (what [`Srs::load_stored`] reads).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        raw_bytes(&self.params)
+    }
+
+    /// SHA-256 of [`Srs::to_bytes`].
+    pub fn sha256(&self) -> Digest32 {
+        Digest32::sha256(&self.to_bytes())
+    }
+
+    /// SHA-256 of the file the parameters were loaded from.
+    pub fn source_sha256(&self) -> Digest32 {
+        self.source_sha256
+    }
+
+    /// Trust level.
+    pub fn trust(&self) -> SrsTrust {
+        self.trust
+    }
+
+    /// The halo2 parameters.
+    pub(crate) fn params(&self) -> &ParamsKZG<Bn256> {
+        &self.params
+    }
+}
+
+fn raw_bytes(params: &ParamsKZG<Bn256>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw_file_len(params.k()) as usize);
+    // Writing to a Vec cannot fail.
+    let _ = params.write_custom(&mut out, SerdeFormat::RawBytes);
+    out
+}
+
+/// Reads a parameters file after checking its size against the `k` in its
+/// header, so that a damaged or hostile file cannot trigger a huge allocation.
+fn read_params_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    use std::io::Read;
+    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut header = [0u8; 4];
+    file.read_exact(&mut header).map_err(|_| KeyError::Corrupt {
+        path: path.to_path_buf(),
+        reason: "file is too short to be KZG parameters".into(),
+    })?;
+    let k = u32::from_le_bytes(header);
+    if !(K..=MAX_SRS_K).contains(&k) {
+        if k < K {
+            return Err(KeyError::SrsTooSmall { found: k, needed: K });
+        }
+        return Err(KeyError::Corrupt { path: path.to_path_buf(), reason: format!("declares k = {k}, above the limit of {MAX_SRS_K}") });
+    }
+    if len != raw_file_len(k) {
+        return Err(KeyError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("is {len} bytes; halo2 raw KZG parameters for k = {k} are {} bytes", raw_file_len(k)),
+        });
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    bytes.extend_from_slice(&header);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
+/// Parses (with point validation) and downsizes to the circuit's `k`.
+fn parse_params(path: &Path, bytes: &[u8]) -> Result<ParamsKZG<Bn256>, KeyError> {
+    let mut reader = bytes;
+    let mut params = ParamsKZG::<Bn256>::read_custom(&mut reader, SerdeFormat::RawBytes)
+        .map_err(|e| KeyError::Corrupt { path: path.to_path_buf(), reason: format!("invalid KZG parameters: {e}") })?;
+    if params.k() > K {
+        params.downsize(K);
+    }
+    Ok(params)
+}

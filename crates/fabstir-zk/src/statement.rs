@@ -1,0 +1,594 @@
+//! The statement a proof is about, and its encoding into field elements.
+//!
+//! Every 32-byte value is split into two 128-bit big-endian halves `(hi, lo)`,
+//! each a field element: about 81 % of SHA-256 digests exceed the BN254 scalar
+//! modulus, so a 32-byte value is never reduced into one element.
+
+use std::fmt;
+use std::str::FromStr;
+
+use halo2_axiom::halo2curves::bn256::Fr;
+use halo2_axiom::halo2curves::ff::PrimeField;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use sha3::Keccak256;
+
+use crate::circuit::layout::instance;
+use crate::error::InputError;
+use crate::poseidon;
+
+/// A 32-byte big-endian value as `(hi, lo)` field elements.
+pub fn limbs(bytes: &[u8; 32]) -> (Fr, Fr) {
+    (be_to_field(&bytes[..16]), be_to_field(&bytes[16..]))
+}
+
+/// A big-endian integer of at most 31 bytes as a field element.
+fn be_to_field(be: &[u8]) -> Fr {
+    debug_assert!(be.len() < 32);
+    let mut le = [0u8; 32];
+    for (dst, src) in le.iter_mut().zip(be.iter().rev()) {
+        *dst = *src;
+    }
+    // Fewer than 32 bytes is always below the modulus.
+    Option::from(Fr::from_repr(le)).unwrap_or_default()
+}
+
+/// A field element as 32 big-endian bytes.
+pub fn field_to_be(x: &Fr) -> [u8; 32] {
+    let mut be = x.to_repr();
+    be.reverse();
+    be
+}
+
+/// 32 big-endian bytes as a field element, if canonical (below the modulus).
+pub fn field_from_be(be: &[u8; 32]) -> Option<Fr> {
+    let mut le = *be;
+    le.reverse();
+    Option::from(Fr::from_repr(le))
+}
+
+/// `0x`-prefixed lowercase hex.
+fn to_hex(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Parses `0x` followed by exactly `2 * N` hex digits.
+fn parse_fixed_hex<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], InputError> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or(InputError::MissingHexPrefix { what })?;
+    if digits.len() != 2 * N {
+        return Err(InputError::HexLength { what, expected: 2 * N, found: digits.len() });
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(digits, &mut out).map_err(|_| InputError::InvalidHex { what })?;
+    Ok(out)
+}
+
+/// The on-chain job id: a uint256, stored big-endian.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub [u8; 32]);
+
+impl JobId {
+    /// Parses a decimal number or `0x`-prefixed hex (1 to 64 digits).
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        let s = s.trim();
+        if let Some(digits) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            if digits.is_empty() || digits.len() > 64 {
+                return Err(InputError::JobId("hex job id must have 1 to 64 digits"));
+            }
+            if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(InputError::JobId("job id has a non-hex digit"));
+            }
+            let padded = format!("{digits:0>64}");
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(padded, &mut out).map_err(|_| InputError::JobId("job id has a non-hex digit"))?;
+            return Ok(Self(out));
+        }
+        if s.is_empty() {
+            return Err(InputError::JobId("job id is empty"));
+        }
+        let mut out = [0u8; 32];
+        for b in s.bytes() {
+            if !b.is_ascii_digit() {
+                return Err(InputError::JobId("job id must be decimal digits or 0x-prefixed hex"));
+            }
+            // out = out * 10 + digit, big-endian, with overflow detection.
+            let mut carry = u32::from(b - b'0');
+            for byte in out.iter_mut().rev() {
+                let v = u32::from(*byte) * 10 + carry;
+                *byte = (v & 0xff) as u8;
+                carry = v >> 8;
+            }
+            if carry != 0 {
+                return Err(InputError::JobId("job id exceeds 2^256 - 1"));
+            }
+        }
+        Ok(Self(out))
+    }
+
+    /// From a u64.
+    pub fn from_u64(v: u64) -> Self {
+        let mut out = [0u8; 32];
+        out[24..].copy_from_slice(&v.to_be_bytes());
+        Self(out)
+    }
+
+    /// Decimal representation.
+    pub fn to_decimal(&self) -> String {
+        let mut digits = Vec::new();
+        let mut n = self.0;
+        while n.iter().any(|b| *b != 0) {
+            let mut remainder = 0u32;
+            for byte in n.iter_mut() {
+                let v = (remainder << 8) | u32::from(*byte);
+                *byte = (v / 10) as u8;
+                remainder = v % 10;
+            }
+            digits.push(b'0' + remainder as u8);
+        }
+        if digits.is_empty() {
+            return "0".to_string();
+        }
+        digits.reverse();
+        String::from_utf8(digits).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for JobId {
+    /// `0x` and 64 hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&to_hex(&self.0))
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({self})")
+    }
+}
+
+impl FromStr for JobId {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    /// Accepts a JSON string (decimal or hex) or a non-negative JSON integer.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(u64),
+            Text(String),
+        }
+        match Repr::deserialize(deserializer)? {
+            Repr::Number(n) => Ok(Self::from_u64(n)),
+            Repr::Text(s) => Self::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A 20-byte contract address (the marketplace).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Address(pub [u8; 20]);
+
+impl Address {
+    /// Parses `0x` and 40 hex digits. Mixed-case input must carry a valid
+    /// EIP-55 checksum (a mistyped address is refused rather than accepted).
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        let bytes = parse_fixed_hex::<20>("marketplace address", s.trim())?;
+        let digits = &s.trim()[2..];
+        let has_upper = digits.bytes().any(|b| b.is_ascii_uppercase());
+        let has_lower = digits.bytes().any(|b| b.is_ascii_lowercase());
+        if has_upper && has_lower && digits != eip55_digits(&bytes) {
+            return Err(InputError::AddressChecksum);
+        }
+        Ok(Self(bytes))
+    }
+
+    /// EIP-55 checksummed form.
+    pub fn to_checksummed(&self) -> String {
+        format!("0x{}", eip55_digits(&self.0))
+    }
+}
+
+fn eip55_digits(bytes: &[u8; 20]) -> String {
+    let lower = hex::encode(bytes);
+    let hash = Keccak256::digest(lower.as_bytes());
+    lower
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0xf;
+            if c.is_ascii_alphabetic() && nibble >= 8 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_checksummed())
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl FromStr for Address {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A 32-byte digest (SHA-256), shown as `0x` and 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest32(pub [u8; 32]);
+
+impl Digest32 {
+    /// SHA-256 of `data`.
+    pub fn sha256(data: &[u8]) -> Self {
+        Self(Sha256::digest(data).into())
+    }
+
+    /// Parses `0x` and 64 hex digits.
+    pub fn parse(what: &'static str, s: &str) -> Result<Self, InputError> {
+        parse_fixed_hex::<32>(what, s.trim()).map(Self)
+    }
+}
+
+impl fmt::Display for Digest32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&to_hex(&self.0))
+    }
+}
+
+impl fmt::Debug for Digest32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest32({self})")
+    }
+}
+
+impl Serialize for Digest32 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest32 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse("digest", &s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A field element shown as `0x` and 64 big-endian hex digits (host ids,
+/// commitments); parsing rejects values at or above the modulus.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FieldHex(pub Fr);
+
+impl FieldHex {
+    /// Parses `0x` and 64 hex digits of a canonical field element.
+    pub fn parse(what: &'static str, s: &str) -> Result<Self, InputError> {
+        let be = parse_fixed_hex::<32>(what, s.trim())?;
+        field_from_be(&be).map(Self).ok_or(InputError::NotCanonical { what })
+    }
+}
+
+impl fmt::Display for FieldHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&to_hex(&field_to_be(&self.0)))
+    }
+}
+
+impl fmt::Debug for FieldHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// A host identity: `Poseidon(sk)` of the host's secret key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HostId(pub Fr);
+
+impl HostId {
+    /// Parses `0x` and 64 hex digits.
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        FieldHex::parse("host id", s).map(|f| Self(f.0))
+    }
+
+    /// 32 big-endian bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        field_to_be(&self.0)
+    }
+}
+
+impl fmt::Display for HostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        FieldHex(self.0).fmt(f)
+    }
+}
+
+impl fmt::Debug for HostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HostId({self})")
+    }
+}
+
+impl FromStr for HostId {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for HostId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HostId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How the model is identified in a result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelRef {
+    /// A model name; its SHA-256 is committed. Binds less than a file hash:
+    /// two different files published under one name are indistinguishable.
+    Name(String),
+    /// The SHA-256 of the model file, as recorded by the model registry.
+    Hash(Digest32),
+}
+
+impl ModelRef {
+    /// The committed model hash.
+    pub fn hash(&self) -> Digest32 {
+        match self {
+            Self::Name(name) => Digest32::sha256(name.as_bytes()),
+            Self::Hash(hash) => *hash,
+        }
+    }
+}
+
+/// An inference result as a host reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferenceResult {
+    /// The on-chain job.
+    pub job_id: JobId,
+    /// The chain the marketplace contract lives on.
+    pub chain_id: u64,
+    /// The marketplace contract.
+    pub marketplace: Address,
+    /// The model that produced the response.
+    pub model: ModelRef,
+    /// The prompt, as bytes hashed with SHA-256 (UTF-8 for JSON input).
+    pub prompt: String,
+    /// The response, likewise.
+    pub response: String,
+}
+
+/// JSON form of [`InferenceResult`]: `model` or `model_hash`, exactly one.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InferenceResultJson {
+    job_id: JobId,
+    chain_id: u64,
+    marketplace: Address,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_hash: Option<Digest32>,
+    prompt: String,
+    response: String,
+}
+
+impl InferenceResult {
+    /// Parses the JSON form, with a typed error naming the offending field.
+    pub fn from_json(json: &[u8]) -> Result<Self, InputError> {
+        let raw: InferenceResultJson =
+            serde_json::from_slice(json).map_err(|e| InputError::Json(e.to_string()))?;
+        let model = match (raw.model, raw.model_hash) {
+            (Some(_), Some(_)) => return Err(InputError::ModelAmbiguous),
+            (None, None) => return Err(InputError::ModelMissing),
+            (Some(name), None) if name.is_empty() => return Err(InputError::ModelMissing),
+            (Some(name), None) => ModelRef::Name(name),
+            (None, Some(hash)) => ModelRef::Hash(hash),
+        };
+        Ok(Self {
+            job_id: raw.job_id,
+            chain_id: raw.chain_id,
+            marketplace: raw.marketplace,
+            model,
+            prompt: raw.prompt,
+            response: raw.response,
+        })
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        let (model, model_hash) = match &self.model {
+            ModelRef::Name(name) => (Some(name.clone()), None),
+            ModelRef::Hash(hash) => (None, Some(*hash)),
+        };
+        let raw = InferenceResultJson {
+            job_id: self.job_id,
+            chain_id: self.chain_id,
+            marketplace: self.marketplace,
+            model,
+            model_hash,
+            prompt: self.prompt.clone(),
+            response: self.response.clone(),
+        };
+        serde_json::to_string_pretty(&raw).unwrap_or_default()
+    }
+
+    /// The statement this result makes for `host_id`.
+    pub fn statement(&self, host_id: HostId) -> Statement {
+        Statement {
+            chain_id: self.chain_id,
+            marketplace: self.marketplace,
+            job_id: self.job_id,
+            model_hash: self.model.hash(),
+            input_hash: Digest32::sha256(self.prompt.as_bytes()),
+            output_hash: Digest32::sha256(self.response.as_bytes()),
+            host_id,
+        }
+    }
+}
+
+/// Everything the commitment covers, in hashed form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Marketplace contract.
+    pub marketplace: Address,
+    /// Job id.
+    pub job_id: JobId,
+    /// SHA-256 of the model file (or of its name).
+    pub model_hash: Digest32,
+    /// SHA-256 of the prompt bytes.
+    pub input_hash: Digest32,
+    /// SHA-256 of the response bytes.
+    pub output_hash: Digest32,
+    /// The host that claims the work.
+    pub host_id: HostId,
+}
+
+impl Statement {
+    /// The eleven commitment inputs, in circuit order.
+    pub fn commitment_inputs(&self) -> [Fr; 11] {
+        let (job_hi, job_lo) = limbs(&self.job_id.0);
+        let (model_hi, model_lo) = limbs(&self.model_hash.0);
+        let (input_hi, input_lo) = limbs(&self.input_hash.0);
+        let (output_hi, output_lo) = limbs(&self.output_hash.0);
+        [
+            Fr::from(self.chain_id),
+            be_to_field(&self.marketplace.0),
+            job_hi,
+            job_lo,
+            model_hi,
+            model_lo,
+            input_hi,
+            input_lo,
+            output_hi,
+            output_lo,
+            self.host_id.0,
+        ]
+    }
+
+    /// `Poseidon(chain_id, marketplace, job.hi, job.lo, model.hi, model.lo,
+    /// input.hi, input.lo, output.hi, output.lo, host_id)`.
+    pub fn commitment(&self) -> Fr {
+        poseidon::hash11(&self.commitment_inputs())
+    }
+
+    /// The public inputs a proof of this statement is verified against.
+    pub fn instance(&self) -> Instance {
+        Instance {
+            chain_id: self.chain_id,
+            marketplace: self.marketplace,
+            job_id: self.job_id,
+            host_id: self.host_id,
+            commitment: FieldHex(self.commitment()),
+        }
+    }
+}
+
+/// The public inputs of a proof: what a verifier (and later a contract) sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Marketplace contract.
+    pub marketplace: Address,
+    /// Job id.
+    pub job_id: JobId,
+    /// Host identity.
+    pub host_id: HostId,
+    /// The commitment.
+    #[serde(serialize_with = "ser_field", deserialize_with = "de_field")]
+    pub commitment: FieldHex,
+}
+
+fn ser_field<S: Serializer>(v: &FieldHex, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
+}
+
+fn de_field<'de, D: Deserializer<'de>>(d: D) -> Result<FieldHex, D::Error> {
+    let s = String::deserialize(d)?;
+    FieldHex::parse("commitment", &s).map_err(serde::de::Error::custom)
+}
+
+impl Instance {
+    /// The instance column, in circuit order.
+    pub fn to_field_elements(&self) -> [Fr; instance::COUNT] {
+        let (job_hi, job_lo) = limbs(&self.job_id.0);
+        [Fr::from(self.chain_id), be_to_field(&self.marketplace.0), job_hi, job_lo, self.host_id.0, self.commitment.0]
+    }
+
+    /// Rebuilds an instance from its field elements, checking that each lies
+    /// in its range (chain id below 2^64, address below 2^160, job limbs below
+    /// 2^128).
+    pub fn from_field_elements(elements: &[Fr; instance::COUNT]) -> Result<Self, InputError> {
+        let be: Vec<[u8; 32]> = elements.iter().map(field_to_be).collect();
+        let fits = |bytes: &[u8; 32], len: usize| bytes[..32 - len].iter().all(|b| *b == 0);
+        for (index, len, what) in [
+            (instance::CHAIN_ID, 8, "chain id"),
+            (instance::MARKETPLACE, 20, "marketplace"),
+            (instance::JOB_HI, 16, "job id high limb"),
+            (instance::JOB_LO, 16, "job id low limb"),
+        ] {
+            if !fits(&be[index], len) {
+                return Err(InputError::InstanceRange { index, what });
+            }
+        }
+        let mut chain = [0u8; 8];
+        chain.copy_from_slice(&be[instance::CHAIN_ID][24..]);
+        let mut marketplace = [0u8; 20];
+        marketplace.copy_from_slice(&be[instance::MARKETPLACE][12..]);
+        let mut job = [0u8; 32];
+        job[..16].copy_from_slice(&be[instance::JOB_HI][16..]);
+        job[16..].copy_from_slice(&be[instance::JOB_LO][16..]);
+        Ok(Self {
+            chain_id: u64::from_be_bytes(chain),
+            marketplace: Address(marketplace),
+            job_id: JobId(job),
+            host_id: HostId(elements[instance::HOST_ID]),
+            commitment: FieldHex(elements[instance::COMMITMENT]),
+        })
+    }
+}

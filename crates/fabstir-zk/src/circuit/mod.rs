@@ -16,6 +16,8 @@
 //! gate.
 
 pub mod layout;
+#[cfg(test)]
+mod tests;
 mod witness;
 
 use std::sync::OnceLock;
@@ -107,6 +109,7 @@ pub struct CommitmentCircuit {
 
 impl CommitmentCircuit {
     /// A circuit with its witness grid.
+    #[cfg(test)]
     pub(crate) fn with_grid(grid: Grid) -> Self {
         Self { grid: Some(grid) }
     }
@@ -185,6 +188,10 @@ impl Circuit<Fr> for CommitmentCircuit {
         layouter.assign_region(
             || "poseidon",
             |mut region| {
+                // Row 0 holds no fixed value; assigning its (zero) binding
+                // selector anchors the region at row 0, so that MockProver
+                // reports absolute rows.
+                region.assign_fixed(config.binding, 0, Fr::ZERO);
                 for (column, row, value) in fixed_assignments(&config, constants) {
                     region.assign_fixed(column, row, value);
                 }

@@ -12,11 +12,13 @@ use crate::poseidon::schedule::Trace;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Grid {
     columns: Vec<Vec<Fr>>,
+    /// Whether the layout assigns each cell, indexed `column * 2^K + row`.
+    used: Vec<bool>,
 }
 
 impl Default for Grid {
     fn default() -> Self {
-        Self { columns: vec![vec![Fr::ZERO; 1 << K]; ADVICE_COLUMNS] }
+        Self { columns: vec![vec![Fr::ZERO; 1 << K]; ADVICE_COLUMNS], used: vec![false; ADVICE_COLUMNS << K] }
     }
 }
 
@@ -29,6 +31,13 @@ impl Grid {
     /// Sets the value at (row, column).
     pub fn set(&mut self, row: usize, column: usize, value: Fr) {
         self.columns[column][row] = value;
+        self.used[(column << K) + row] = true;
+    }
+
+    /// Cells the layout assigns, as (row, column).
+    #[cfg(test)]
+    pub fn used_cells(&self) -> Vec<(usize, usize)> {
+        (0..ADVICE_COLUMNS << K).filter(|i| self.used[*i]).map(|i| (i & ((1 << K) - 1), i >> K)).collect()
     }
 
     /// The columns, as the prover takes them.

@@ -1,0 +1,125 @@
+//! Command definitions and dispatch.
+
+mod bench;
+mod demo;
+mod io;
+mod keygen;
+mod prove;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A command failure: what to print and which exit code to return.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code: 2 for unreadable or malformed input, 1 otherwise.
+    pub exit_code: u8,
+    /// Machine-readable error code.
+    pub code: &'static str,
+    /// Message for the operator.
+    pub message: String,
+}
+
+impl Failure {
+    /// Unreadable or malformed input (exit code 2).
+    pub fn input(code: &'static str, message: impl Into<String>) -> Self {
+        Self { exit_code: 2, code, message: message.into() }
+    }
+
+    /// Any other failure (exit code 1).
+    pub fn other(code: &'static str, message: impl Into<String>) -> Self {
+        Self { exit_code: 1, code, message: message.into() }
+    }
+}
+
+impl From<fabstir_zk::KeyError> for Failure {
+    fn from(e: fabstir_zk::KeyError) -> Self {
+        Self::input("keys", e.to_string())
+    }
+}
+
+/// Fabstir LLM host node: real zero-knowledge proofs for inference results.
+#[derive(Debug, Parser)]
+#[command(name = "fabstir-node", version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run keygen, prove and verify end to end on a sample result and print the figures.
+    Demo {
+        /// Key directory to create (default: a fresh temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Create a key directory: SRS, proving and verifying keys, host key.
+    Keygen {
+        /// Directory to create the keys in (must not hold keys already).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Ceremony SRS file (halo2 ParamsKZG raw format). Without it, an insecure development SRS is used.
+        #[arg(long, requires = "srs_sha256")]
+        srs: Option<PathBuf>,
+        /// SHA-256 the ceremony SRS file must have (0x + 64 hex digits).
+        #[arg(long, requires = "srs")]
+        srs_sha256: Option<String>,
+    },
+    /// Prove an inference result with the keys in DIR.
+    Prove {
+        /// Key directory.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Inference result JSON.
+        #[arg(long)]
+        result: PathBuf,
+        /// Where to write the proof envelope JSON (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
+    /// Verify a proof for an inference result (exit 0 valid, 1 invalid, 2 malformed input).
+    Verify {
+        /// Key directory (only the SRS, verifying key and manifest are read).
+        #[arg(long)]
+        keys: PathBuf,
+        /// Inference result JSON: the public inputs are recomputed from it.
+        #[arg(long)]
+        result: PathBuf,
+        /// Proof envelope JSON (or binary).
+        #[arg(long)]
+        proof: PathBuf,
+        /// Host the work is attributed to (default: the key directory's host).
+        #[arg(long)]
+        host_id: Option<String>,
+    },
+    /// Measure prove, verify, batch verify and key load latency, and proof size.
+    Bench {
+        /// Print exactly one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Samples per figure.
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// Proofs per batch for batch verification.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
+}
+
+/// Runs a command.
+pub fn run(args: Args) -> Result<ExitCode, Failure> {
+    match args.command {
+        Command::Demo { dir } => demo::run(dir),
+        Command::Keygen { dir, srs, srs_sha256 } => keygen::run(&dir, srs, srs_sha256),
+        Command::Prove { keys, result, out, timeout_ms } => prove::run(&keys, &result, &out, timeout_ms),
+        Command::Verify { keys, result, proof, host_id } => verify::run(&keys, &result, &proof, host_id.as_deref()),
+        Command::Bench { json, iterations, batch } => bench::run(json, iterations, batch),
+    }
+}

@@ -1,0 +1,247 @@
+//! A key directory: everything a host needs to prove, and a verifier to verify.
+//!
+//! ```text
+//! DIR/srs.params      KZG parameters sized for the circuit     0444
+//! DIR/proving.key     proving key                              0400
+//! DIR/verifying.key   verifying key                            0444
+//! DIR/host.key        host secret key                          0400
+//! DIR/keys.json       manifest: vk_id, host_id, SRS digest and trust level
+//! ```
+//!
+//! The manifest is written last, so a directory without one is incomplete.
+//! Nothing is ever overwritten.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::circuit::layout::K;
+use crate::error::KeyError;
+use crate::host::HostKey;
+use crate::keys::{ProvingKey, VerifyingKey, VkId};
+use crate::srs::{Srs, SrsTrust};
+use crate::statement::{Digest32, HostId};
+use crate::CIRCUIT_VERSION;
+
+/// File names inside a key directory.
+pub mod files {
+    /// KZG parameters.
+    pub const SRS: &str = "srs.params";
+    /// Proving key.
+    pub const PROVING_KEY: &str = "proving.key";
+    /// Verifying key.
+    pub const VERIFYING_KEY: &str = "verifying.key";
+    /// Host secret key.
+    pub const HOST_KEY: &str = "host.key";
+    /// Manifest.
+    pub const MANIFEST: &str = "keys.json";
+}
+
+/// Largest manifest read.
+const MAX_MANIFEST_LEN: u64 = 64 * 1024;
+
+/// Where the parameters come from.
+#[derive(Debug, Clone)]
+pub enum SrsSource {
+    /// The insecure development parameters.
+    InsecureDev,
+    /// A ceremony file pinned by SHA-256.
+    Ceremony {
+        /// The parameters file.
+        path: PathBuf,
+        /// Its expected SHA-256.
+        sha256: Digest32,
+    },
+}
+
+impl SrsSource {
+    /// Loads or derives the parameters.
+    pub fn load(&self) -> Result<Srs, KeyError> {
+        match self {
+            Self::InsecureDev => Ok(Srs::insecure_dev()),
+            Self::Ceremony { path, sha256 } => Srs::load_ceremony(path, sha256),
+        }
+    }
+}
+
+/// Manifest of a key directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version (1).
+    pub format: u32,
+    /// Circuit version the keys were made for.
+    pub circuit_version: u8,
+    /// log2 of the circuit's rows.
+    pub k: u32,
+    /// Verifying key identity.
+    pub vk_id: VkId,
+    /// Host identity.
+    pub host_id: HostId,
+    /// The parameters.
+    pub srs: SrsManifest,
+}
+
+/// Parameters section of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrsManifest {
+    /// Trust level.
+    pub trust: SrsTrust,
+    /// SHA-256 of `srs.params`.
+    pub sha256: Digest32,
+    /// SHA-256 of the file the parameters came from (the pinned ceremony file).
+    pub source_sha256: Digest32,
+}
+
+/// A loaded key directory.
+pub struct KeySet {
+    /// Parameters.
+    pub srs: Arc<Srs>,
+    /// Proving key.
+    pub proving_key: Arc<ProvingKey>,
+    /// Host key.
+    pub host_key: Arc<HostKey>,
+    /// Manifest.
+    pub manifest: Manifest,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet").field("manifest", &self.manifest).finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io { path: path.to_path_buf(), source }
+}
+
+impl KeySet {
+    /// Creates a key directory: parameters, keys and a fresh host key.
+    /// Refuses to touch a directory that already holds any of the files.
+    pub fn generate<R: RngCore + CryptoRng>(dir: &Path, source: &SrsSource, rng: R) -> Result<Self, KeyError> {
+        for name in [files::SRS, files::PROVING_KEY, files::VERIFYING_KEY, files::HOST_KEY, files::MANIFEST] {
+            let path = dir.join(name);
+            if path.exists() {
+                return Err(KeyError::Exists { path });
+            }
+        }
+        create_private_dir(dir)?;
+        let srs = Arc::new(source.load()?);
+        let proving_key = ProvingKey::build(srs.clone())?;
+        let host_key = HostKey::generate(rng);
+        crate::fsutil::write_new(&dir.join(files::SRS), &srs.to_bytes(), 0o444)?;
+        proving_key.write_new(&dir.join(files::PROVING_KEY))?;
+        proving_key.verifying_key().write_new(&dir.join(files::VERIFYING_KEY))?;
+        host_key.write_new(&dir.join(files::HOST_KEY))?;
+        let manifest = Manifest {
+            format: 1,
+            circuit_version: CIRCUIT_VERSION,
+            k: K,
+            vk_id: proving_key.vk_id(),
+            host_id: host_key.host_id(),
+            srs: SrsManifest { trust: srs.trust(), sha256: srs.sha256(), source_sha256: srs.source_sha256() },
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| KeyError::Backend(e.to_string()))?;
+        crate::fsutil::write_new(&dir.join(files::MANIFEST), &json, 0o444)?;
+        sync_dir(dir);
+        Ok(Self { srs, proving_key: Arc::new(proving_key), host_key: Arc::new(host_key), manifest })
+    }
+
+    /// Loads a key directory and checks that everything in it belongs together.
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        let manifest = read_manifest(dir)?;
+        let srs = load_srs(dir, &manifest)?;
+        let proving_key = ProvingKey::load(&dir.join(files::PROVING_KEY), srs.clone())?;
+        if proving_key.vk_id() != manifest.vk_id {
+            return Err(KeyError::Pairing(format!(
+                "{} has vk_id {}, the manifest names {}",
+                files::PROVING_KEY,
+                proving_key.vk_id(),
+                manifest.vk_id
+            )));
+        }
+        let host_key = HostKey::load(&dir.join(files::HOST_KEY))?;
+        if host_key.host_id() != manifest.host_id {
+            return Err(KeyError::Pairing(format!(
+                "{} belongs to host {}, the manifest names {}",
+                files::HOST_KEY,
+                host_key.host_id(),
+                manifest.host_id
+            )));
+        }
+        Ok(Self { srs, proving_key: Arc::new(proving_key), host_key: Arc::new(host_key), manifest })
+    }
+
+    /// The verifying key.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        self.proving_key.verifying_key()
+    }
+}
+
+/// Loads only what verification needs (no secret is read).
+pub fn load_verifier(dir: &Path) -> Result<(VerifyingKey, Manifest), KeyError> {
+    let manifest = read_manifest(dir)?;
+    let srs = load_srs(dir, &manifest)?;
+    let vk = VerifyingKey::load(&dir.join(files::VERIFYING_KEY), srs)?;
+    if vk.id() != manifest.vk_id {
+        return Err(KeyError::Pairing(format!(
+            "{} has vk_id {}, the manifest names {}",
+            files::VERIFYING_KEY,
+            vk.id(),
+            manifest.vk_id
+        )));
+    }
+    Ok((vk, manifest))
+}
+
+/// Reads and checks the manifest.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, KeyError> {
+    let path = dir.join(files::MANIFEST);
+    if !path.exists() {
+        return Err(KeyError::Corrupt {
+            path,
+            reason: "missing: not a key directory, or key generation did not finish (run keygen into an empty directory)".into(),
+        });
+    }
+    let bytes = crate::fsutil::read_bounded(&path, MAX_MANIFEST_LEN)?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| KeyError::Corrupt { path: path.clone(), reason: format!("invalid manifest: {e}") })?;
+    if manifest.format != 1 {
+        return Err(KeyError::Corrupt { path, reason: format!("manifest format {} is not supported", manifest.format) });
+    }
+    if manifest.circuit_version != CIRCUIT_VERSION || manifest.k != K {
+        return Err(KeyError::Corrupt {
+            path,
+            reason: format!(
+                "keys are for circuit version {} (k = {}); this build has version {CIRCUIT_VERSION} (k = {K})",
+                manifest.circuit_version, manifest.k
+            ),
+        });
+    }
+    Ok(manifest)
+}
+
+fn load_srs(dir: &Path, manifest: &Manifest) -> Result<Arc<Srs>, KeyError> {
+    Srs::load_stored(&dir.join(files::SRS), &manifest.srs.sha256, manifest.srs.trust, manifest.srs.source_sha256).map(Arc::new)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io(dir))
+}
+
+/// Makes the new directory entries durable (best effort).
+fn sync_dir(dir: &Path) {
+    if let Ok(handle) = std::fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}

@@ -124,7 +124,8 @@ impl KeySet {
     pub fn generate<R: RngCore + CryptoRng>(dir: &Path, source: &SrsSource, rng: R) -> Result<Self, KeyError> {
         for name in [files::SRS, files::PROVING_KEY, files::VERIFYING_KEY, files::HOST_KEY, files::MANIFEST] {
             let path = dir.join(name);
-            if path.exists() {
+            // symlink_metadata: a dangling symlink counts as present.
+            if std::fs::symlink_metadata(&path).is_ok() {
                 return Err(KeyError::Exists { path });
             }
         }
@@ -236,7 +237,14 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(io(dir))
+    builder.create(dir).map_err(io(dir))?;
+    // An existing directory keeps its mode on create; tighten it too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
+    Ok(())
 }
 
 /// Makes the new directory entries durable (best effort).

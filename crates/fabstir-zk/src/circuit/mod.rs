@@ -96,8 +96,8 @@ pub struct CommitmentConfig {
 mod binding {
     pub const COMMITMENT_OUTPUT: u64 = 1;
     pub const HOST_ID_OUTPUT: u64 = 2;
-    pub const HOST_ID_CAPACITY: u64 = 3;
-    pub const ALL: [u64; 3] = [COMMITMENT_OUTPUT, HOST_ID_OUTPUT, HOST_ID_CAPACITY];
+    pub const HOST_ID_ROUND0: u64 = 3;
+    pub const ALL: [u64; 3] = [COMMITMENT_OUTPUT, HOST_ID_OUTPUT, HOST_ID_ROUND0];
 }
 
 /// The circuit. Without a witness it describes the constraint system only
@@ -356,41 +356,44 @@ fn configure_host_id_partial_groups(meta: &mut ConstraintSystem<Fr>, config: &Co
     });
 }
 
-/// Linear bindings under one compressed selector: both outputs to their
-/// instances, and the host_id capacity element to its constant.
+/// Linear bindings under one compressed selector: at the instance rows, both
+/// outputs equal their instances; at the host_id round 0, the capacity
+/// element is its constant and the commitment cell is element 0 of the
+/// commitment's final state.
 fn configure_bindings(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, constants: &CircuitConstants) {
     meta.create_gate("bindings", |meta| {
         let column = meta.query_fixed(config.binding, Rotation::cur());
+        let instance_here = meta.query_instance(config.instance, Rotation::cur());
+        let (out_row, out_col) = COMMITMENT_OUTPUT_CELL;
+
+        // At row instance::COMMITMENT: the commitment cell, far below.
+        let commitment_cell = meta.query_advice(config.advice[out_col], Rotation(out_row as i32 - instance::COMMITMENT as i32));
+        // At row instance::HOST_ID: the host_id final state, far below.
+        let reach = HOST_ID_OUTPUT_ROW as i32 - instance::HOST_ID as i32;
+        let host_final: Vec<Expression<Fr>> =
+            (0..constants.host_id.width).map(|j| meta.query_advice(config.advice[j], Rotation(reach))).collect();
+        let host_id = linear(&constants.host_id.mds[0], &host_final, Expression::Constant(Fr::ZERO));
+
+        // At the host_id round 0 row: the last commitment block, just above.
+        let last_block = block_row(COMMITMENT_LAST_BLOCK) as i32 - out_row as i32;
         let commitment_state: Vec<Expression<Fr>> = (0..constants.commitment.width)
             .map(|j| {
                 let (row, col) = state_cell(j);
-                meta.query_advice(config.advice[col], Rotation(row as i32 - (BLOCK_ROWS as i32 - 1)))
+                meta.query_advice(config.advice[col], Rotation(row as i32 + last_block))
             })
             .collect();
         let commitment = linear(&constants.commitment.mds[0], &commitment_state, Expression::Constant(Fr::ZERO));
-        let commitment_instance = meta.query_instance(
-            config.instance,
-            Rotation(instance::COMMITMENT as i32 - COMMITMENT_OUTPUT_ROW as i32),
-        );
-        let host_state: Vec<Expression<Fr>> =
-            (0..constants.host_id.width).map(|j| meta.query_advice(config.advice[j], Rotation::cur())).collect();
-        let host_id = linear(&constants.host_id.mds[0], &host_state, Expression::Constant(Fr::ZERO));
-        let host_id_instance =
-            meta.query_instance(config.instance, Rotation(instance::HOST_ID as i32 - HOST_ID_OUTPUT_ROW as i32));
+        let here = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, col: usize| meta.query_advice(config.advice[col], Rotation::cur());
         let capacity = Expression::Constant(pow5(constants.host_id.full_constants[0][0]));
+        let at_round0 = binding_selector(column.clone(), binding::HOST_ID_ROUND0);
         vec![
             (
                 "commitment output = instance",
-                binding_selector(column.clone(), binding::COMMITMENT_OUTPUT) * (commitment - commitment_instance),
+                binding_selector(column.clone(), binding::COMMITMENT_OUTPUT) * (commitment_cell - instance_here.clone()),
             ),
-            (
-                "host_id output = instance",
-                binding_selector(column.clone(), binding::HOST_ID_OUTPUT) * (host_id - host_id_instance),
-            ),
-            (
-                "host_id capacity",
-                binding_selector(column, binding::HOST_ID_CAPACITY) * (host_state[0].clone() - capacity),
-            ),
+            ("host_id output = instance", binding_selector(column, binding::HOST_ID_OUTPUT) * (host_id - instance_here)),
+            ("host_id capacity", at_round0.clone() * (here(meta, 0) - capacity)),
+            ("commitment cell = final state element 0", at_round0 * (here(meta, out_col) - commitment)),
         ]
     });
 }
@@ -423,9 +426,9 @@ fn fixed_assignments(config: &CommitmentConfig, constants: &CircuitConstants) ->
     for (g, values) in host.partial_constants.chunks(host.group).enumerate() {
         put_constants(&mut cells, host_id_group_row(g), config.host_partial_group, values);
     }
-    cells.push((config.binding, COMMITMENT_OUTPUT_ROW, Fr::from(binding::COMMITMENT_OUTPUT)));
-    cells.push((config.binding, HOST_ID_OUTPUT_ROW, Fr::from(binding::HOST_ID_OUTPUT)));
-    cells.push((config.binding, HOST_ID_FIRST_ROW, Fr::from(binding::HOST_ID_CAPACITY)));
+    cells.push((config.binding, instance::COMMITMENT, Fr::from(binding::COMMITMENT_OUTPUT)));
+    cells.push((config.binding, instance::HOST_ID, Fr::from(binding::HOST_ID_OUTPUT)));
+    cells.push((config.binding, HOST_ID_FIRST_ROW, Fr::from(binding::HOST_ID_ROUND0)));
     cells
 }
 

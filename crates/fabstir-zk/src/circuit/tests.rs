@@ -113,7 +113,7 @@ fn another_hosts_secret_fails_for_this_host_id() {
     let f = fixture(3);
     let other_sk = f.sk + Fr::ONE;
     let failures = run(Grid::build(&f.inputs, other_sk), &f.instances).unwrap_err();
-    assert_fails_with(&failures, "bindings", "host_id output = instance", HOST_ID_OUTPUT_ROW);
+    assert_fails_with(&failures, "bindings", "host_id output = instance", instance::HOST_ID);
     // The other host's own id does verify with its own secret.
     let mut inputs = f.inputs;
     inputs[10] = poseidon::hash1(other_sk);
@@ -148,7 +148,10 @@ fn failures_name_the_constraint_that_caught_them() {
     let failures = mutate(1, 1);
     assert!(failed_constraints(&failures).iter().all(|(g, _, _)| g.starts_with("commitment full round")));
     // The commitment output and the host_id permutation.
-    assert_fails_with(&mutate(COMMITMENT_OUTPUT_ROW, 0), "bindings", "commitment output = instance", COMMITMENT_OUTPUT_ROW);
+    let last = last_row_of_block(COMMITMENT_LAST_BLOCK);
+    assert_fails_with(&mutate(last, 0), "bindings", "commitment cell = final state element 0", COMMITMENT_OUTPUT_CELL.0);
+    assert_fails_with(&mutate(COMMITMENT_OUTPUT_CELL.0, COMMITMENT_OUTPUT_CELL.1), "bindings", "commitment output = instance", instance::COMMITMENT);
+    assert_fails_with(&mutate(HOST_ID_OUTPUT_ROW, 1), "bindings", "host_id output = instance", instance::HOST_ID);
     let row = host_id_group_row(10);
     assert_fails_with(&mutate(row, 0), "host_id partial rounds", "state element 0", row);
     assert_fails_with(&mutate(HOST_ID_FIRST_ROW, 0), "bindings", "host_id capacity", HOST_ID_FIRST_ROW);
@@ -158,7 +161,7 @@ fn failures_name_the_constraint_that_caught_them() {
     let mut instances = f.instances.clone();
     instances[instance::COMMITMENT] += Fr::ONE;
     let failures = run(grid.clone(), &instances).unwrap_err();
-    assert_fails_with(&failures, "bindings", "commitment output = instance", COMMITMENT_OUTPUT_ROW);
+    assert_fails_with(&failures, "bindings", "commitment output = instance", instance::COMMITMENT);
 }
 
 #[test]
@@ -174,6 +177,9 @@ fn constraint_system_has_the_pinned_shape() {
     assert!(cs.lookups().is_empty());
     let usable_rows = (1usize << K) - (cs.blinding_factors() + 1);
     assert!(USED_ROWS <= usable_rows, "layout uses {USED_ROWS} rows, {usable_rows} usable");
+    // Instance queries stay near the instance rows (see layout docs).
+    let rotations: Vec<i32> = cs.instance_queries().iter().map(|(_, r)| r.0).collect();
+    assert!(rotations.iter().all(|r| r.abs() <= 2), "instance rotations {rotations:?}");
 }
 
 #[test]

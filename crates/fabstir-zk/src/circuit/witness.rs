@@ -62,6 +62,8 @@ impl Grid {
     }
 
     fn place_commitment(&mut self, trace: &Trace) {
+        let (row, col) = COMMITMENT_OUTPUT_CELL;
+        self.set(row, col, trace.output);
         let round0 = &trace.full[0];
         self.place_block_state(COMMITMENT_INPUT_BLOCK, &round0.outputs);
         let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK);

@@ -61,9 +61,7 @@ pub(crate) struct Trace {
     /// The first half of the full rounds, then the second half.
     pub full: Vec<FullRoundTrace>,
     pub groups: Vec<GroupTrace>,
-    /// Element 0 of the final state: the hash output (the circuit binds it
-    /// through the output gate; tests compare it with the reference).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Element 0 of the final state: the hash output.
     pub output: Fr,
 }
 

@@ -13,9 +13,14 @@ pub fn proving_key() -> &'static ProvingKey {
     PK.get_or_init(|| ProvingKey::build(Arc::new(Srs::insecure_dev())).expect("keygen"))
 }
 
+/// The fixed secret of test host `n`.
+pub fn host_secret(n: u64) -> Fr {
+    Fr::from(0x5eed_0000 + n)
+}
+
 /// A host key with a fixed secret.
 pub fn host(n: u64) -> HostKey {
-    HostKey::from_secret(Fr::from(0x5eed_0000 + n))
+    HostKey::from_secret(host_secret(n))
 }
 
 /// A sample inference result.

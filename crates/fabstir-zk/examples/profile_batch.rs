@@ -4,10 +4,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use fabstir_zk::{verify_batch, Fr, HostKey, InferenceResult, JobId, ProofEnvelope, ProvingKey, Srs};
+use fabstir_zk::{
+    verify_batch, Fr, HostKey, InferenceResult, JobId, ProofEnvelope, ProvingKey, Srs,
+};
 
 fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let pk = ProvingKey::build(Arc::new(Srs::insecure_dev())).unwrap();
     let host = HostKey::from_secret(Fr::from(7));
     let base = InferenceResult::from_json(
@@ -20,13 +25,18 @@ fn main() {
             let mut r = base.clone();
             r.job_id = JobId::from_u64(i);
             let s = r.statement(host.host_id());
-            (ProofEnvelope::create(&pk, &s, &host, rand::rngs::OsRng).unwrap(), s.instance())
+            (
+                ProofEnvelope::create(&pk, &s, &host, rand::rngs::OsRng).unwrap(),
+                s.instance(),
+            )
         })
         .collect();
     let refs: Vec<_> = items.iter().map(|(p, i)| (p, i)).collect();
     let start = Instant::now();
     for _ in 0..rounds {
-        assert!(verify_batch(pk.verifying_key(), &refs).iter().all(|r| r.is_ok()));
+        assert!(verify_batch(pk.verifying_key(), &refs)
+            .iter()
+            .all(|r| r.is_ok()));
     }
     let per_proof = start.elapsed().as_secs_f64() * 1e3 / (rounds * refs.len()) as f64;
     println!("batch verify: {per_proof:.3} ms per proof");

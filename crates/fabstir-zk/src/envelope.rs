@@ -89,11 +89,17 @@ impl ProofLayout {
     /// the identity; scalars canonical.
     pub fn validate(&self, proof: &[u8]) -> Result<(), EnvelopeError> {
         if proof.len() != self.proof_len() {
-            return Err(EnvelopeError::ProofLength { expected: self.proof_len(), found: proof.len() });
+            return Err(EnvelopeError::ProofLength {
+                expected: self.proof_len(),
+                found: proof.len(),
+            });
         }
         let scalars_start = self.leading_points * POINT_LEN;
         let trailing_start = scalars_start + self.scalars * SCALAR_LEN;
-        for offset in (0..scalars_start).step_by(POINT_LEN).chain((trailing_start..proof.len()).step_by(POINT_LEN)) {
+        for offset in (0..scalars_start)
+            .step_by(POINT_LEN)
+            .chain((trailing_start..proof.len()).step_by(POINT_LEN))
+        {
             check_point(&proof[offset..offset + POINT_LEN], offset)?;
         }
         for offset in (scalars_start..trailing_start).step_by(SCALAR_LEN) {
@@ -181,16 +187,25 @@ impl ProofEnvelope {
             return Err(EnvelopeError::Empty);
         }
         if bytes.len() > MAX_BINARY_LEN {
-            return Err(EnvelopeError::TooLarge { found: bytes.len(), limit: MAX_BINARY_LEN });
+            return Err(EnvelopeError::TooLarge {
+                found: bytes.len(),
+                limit: MAX_BINARY_LEN,
+            });
         }
         if bytes.len() < MAGIC.len() {
-            return Err(EnvelopeError::Truncated { needed: HEADER_LEN, found: bytes.len() });
+            return Err(EnvelopeError::Truncated {
+                needed: HEADER_LEN,
+                found: bytes.len(),
+            });
         }
         if &bytes[..4] != MAGIC {
             return Err(EnvelopeError::BadMagic);
         }
         if bytes.len() < HEADER_LEN {
-            return Err(EnvelopeError::Truncated { needed: HEADER_LEN, found: bytes.len() });
+            return Err(EnvelopeError::Truncated {
+                needed: HEADER_LEN,
+                found: bytes.len(),
+            });
         }
         let (version, circuit, flags, reserved) = (bytes[4], bytes[5], bytes[6], bytes[7]);
         if version != ENVELOPE_FORMAT_VERSION {
@@ -206,19 +221,36 @@ impl ProofEnvelope {
         vk_id.copy_from_slice(&bytes[8..40]);
         let instance = parse_instance(&bytes[40..40 + 32 * instance::COUNT])?;
         let length_at = HEADER_LEN - 4;
-        let declared = u32::from_be_bytes([bytes[length_at], bytes[length_at + 1], bytes[length_at + 2], bytes[length_at + 3]]) as usize;
+        let declared = u32::from_be_bytes([
+            bytes[length_at],
+            bytes[length_at + 1],
+            bytes[length_at + 2],
+            bytes[length_at + 3],
+        ]) as usize;
         if declared != layout.proof_len() {
-            return Err(EnvelopeError::ProofLength { expected: layout.proof_len(), found: declared });
+            return Err(EnvelopeError::ProofLength {
+                expected: layout.proof_len(),
+                found: declared,
+            });
         }
         let body = &bytes[HEADER_LEN..];
         if body.len() < declared {
-            return Err(EnvelopeError::Truncated { needed: HEADER_LEN + declared, found: bytes.len() });
+            return Err(EnvelopeError::Truncated {
+                needed: HEADER_LEN + declared,
+                found: bytes.len(),
+            });
         }
         if body.len() > declared {
-            return Err(EnvelopeError::TrailingBytes { extra: body.len() - declared });
+            return Err(EnvelopeError::TrailingBytes {
+                extra: body.len() - declared,
+            });
         }
         layout.validate(body)?;
-        Ok(Self { vk_id: VkId(vk_id), instance, proof: body.to_vec() })
+        Ok(Self {
+            vk_id: VkId(vk_id),
+            instance,
+            proof: body.to_vec(),
+        })
     }
 
     /// The JSON form (proof as `0x` hex).
@@ -236,23 +268,38 @@ impl ProofEnvelope {
     /// Parses the JSON form with the same checks as the binary form.
     pub fn from_json(json: &[u8]) -> Result<Self, EnvelopeError> {
         if json.len() > MAX_JSON_LEN {
-            return Err(EnvelopeError::TooLarge { found: json.len(), limit: MAX_JSON_LEN });
+            return Err(EnvelopeError::TooLarge {
+                found: json.len(),
+                limit: MAX_JSON_LEN,
+            });
         }
-        let raw: EnvelopeJson = serde_json::from_slice(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let raw: EnvelopeJson =
+            serde_json::from_slice(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
         if raw.format != ENVELOPE_FORMAT_VERSION {
             return Err(EnvelopeError::UnsupportedVersion(raw.format));
         }
         if raw.circuit != CIRCUIT_VERSION {
             return Err(EnvelopeError::UnsupportedCircuit(raw.circuit));
         }
-        let digits = raw.proof.strip_prefix("0x").ok_or_else(|| EnvelopeError::Json("proof must be 0x-prefixed hex".into()))?;
+        let digits = raw
+            .proof
+            .strip_prefix("0x")
+            .ok_or_else(|| EnvelopeError::Json("proof must be 0x-prefixed hex".into()))?;
         let layout = ProofLayout::get();
         if digits.len() != 2 * layout.proof_len() {
-            return Err(EnvelopeError::ProofLength { expected: layout.proof_len(), found: digits.len() / 2 });
+            return Err(EnvelopeError::ProofLength {
+                expected: layout.proof_len(),
+                found: digits.len() / 2,
+            });
         }
-        let proof = hex::decode(digits).map_err(|_| EnvelopeError::Json("proof is not valid hex".into()))?;
+        let proof = hex::decode(digits)
+            .map_err(|_| EnvelopeError::Json("proof is not valid hex".into()))?;
         layout.validate(&proof)?;
-        Ok(Self { vk_id: raw.vk_id, instance: raw.instance, proof })
+        Ok(Self {
+            vk_id: raw.vk_id,
+            instance: raw.instance,
+            proof,
+        })
     }
 }
 
@@ -261,10 +308,19 @@ fn parse_instance(bytes: &[u8]) -> Result<Instance, EnvelopeError> {
     for (index, (element, chunk)) in elements.iter_mut().zip(bytes.chunks_exact(32)).enumerate() {
         let mut be = [0u8; 32];
         be.copy_from_slice(chunk);
-        *element = field_from_be(&be).ok_or(EnvelopeError::Instance { index, reason: "not a canonical field element" })?;
+        *element = field_from_be(&be).ok_or(EnvelopeError::Instance {
+            index,
+            reason: "not a canonical field element",
+        })?;
     }
     Instance::from_field_elements(&elements).map_err(|e| match e {
-        InputError::InstanceRange { index, .. } => EnvelopeError::Instance { index, reason: "out of range" },
-        _ => EnvelopeError::Instance { index: 0, reason: "malformed" },
+        InputError::InstanceRange { index, .. } => EnvelopeError::Instance {
+            index,
+            reason: "out of range",
+        },
+        _ => EnvelopeError::Instance {
+            index: 0,
+            reason: "malformed",
+        },
     })
 }

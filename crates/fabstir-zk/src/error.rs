@@ -47,7 +47,9 @@ pub enum InputError {
     #[error("give either \"model\" or \"model_hash\", not both")]
     ModelAmbiguous,
     /// Neither `model` nor `model_hash` was given (or `model` is empty).
-    #[error("missing model: give \"model\" (a non-empty name) or \"model_hash\" (0x + 64 hex digits)")]
+    #[error(
+        "missing model: give \"model\" (a non-empty name) or \"model_hash\" (0x + 64 hex digits)"
+    )]
     ModelMissing,
     /// A public input lies outside its range.
     #[error("public input {what} (index {index}) is out of range")]

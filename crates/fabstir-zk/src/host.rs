@@ -26,7 +26,9 @@ pub struct HostKey {
 impl HostKey {
     /// A fresh random key.
     pub fn generate<R: RngCore + CryptoRng>(rng: R) -> Self {
-        Self { sk: Fr::random(rng) }
+        Self {
+            sk: Fr::random(rng),
+        }
     }
 
     /// A key from a known secret (tests and deterministic fixtures only).
@@ -62,7 +64,10 @@ impl HostKey {
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         crate::fsutil::check_secret_permissions(path)?;
         let bytes = crate::fsutil::read_bounded(path, FILE_LEN as u64)?;
-        let corrupt = |reason: &str| KeyError::Corrupt { path: path.to_path_buf(), reason: reason.to_string() };
+        let corrupt = |reason: &str| KeyError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
         if bytes.len() != FILE_LEN {
             return Err(corrupt("is not a host key file (wrong length)"));
         }
@@ -74,7 +79,8 @@ impl HostKey {
         }
         let mut be = [0u8; 32];
         be.copy_from_slice(&bytes[8..40]);
-        let sk = field_from_be(&be).ok_or_else(|| corrupt("host key is not a canonical field element"))?;
+        let sk = field_from_be(&be)
+            .ok_or_else(|| corrupt("host key is not a canonical field element"))?;
         Ok(Self { sk })
     }
 }

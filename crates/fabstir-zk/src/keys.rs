@@ -112,7 +112,10 @@ pub struct VerifyingKey {
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyingKey").field("vk_id", &self.id).field("srs", &self.srs).finish()
+        f.debug_struct("VerifyingKey")
+            .field("vk_id", &self.id)
+            .field("srs", &self.srs)
+            .finish()
     }
 }
 
@@ -120,7 +123,8 @@ impl VerifyingKey {
     /// Derives the verifying key from the parameters and the circuit.
     pub fn derive(srs: Arc<Srs>) -> Result<Self, KeyError> {
         check_environment()?;
-        let vk = keygen_vk(srs.params(), &CommitmentCircuit::default()).map_err(|e| KeyError::Backend(e.to_string()))?;
+        let vk = keygen_vk(srs.params(), &CommitmentCircuit::default())
+            .map_err(|e| KeyError::Backend(e.to_string()))?;
         let id = VkId::of(&vk);
         Ok(Self { vk, srs, id })
     }
@@ -153,20 +157,89 @@ impl VerifyingKey {
             };
             format!("0x{} 0x{}", be(coordinates.x()), be(coordinates.y()))
         };
-        let _ = writeln!(out, "fabstir-zk verifying key, circuit version {CIRCUIT_VERSION}");
-        let _ = writeln!(out, "k {} (extended {}), degree {}, blinding factors {}", K, self.vk.get_domain().extended_k(), cs.degree(), cs.blinding_factors());
-        let _ = writeln!(out, "columns: advice {}, fixed {}, instance {}", cs.num_advice_columns(), cs.num_fixed_columns(), cs.num_instance_columns());
-        let _ = writeln!(out, "permutation columns {}, lookups {}", cs.permutation().get_columns().len(), cs.lookups().len());
-        let queries = |q: Vec<(usize, i32)>| q.iter().map(|(c, r)| format!("{c}@{r}")).collect::<Vec<_>>().join(" ");
-        let _ = writeln!(out, "advice queries: {}", queries(cs.advice_queries().iter().map(|(c, r)| (c.index(), r.0)).collect()));
-        let _ = writeln!(out, "fixed queries: {}", queries(cs.fixed_queries().iter().map(|(c, r)| (c.index(), r.0)).collect()));
-        let _ = writeln!(out, "instance queries: {}", queries(cs.instance_queries().iter().map(|(c, r)| (c.index(), r.0)).collect()));
+        let _ = writeln!(
+            out,
+            "fabstir-zk verifying key, circuit version {CIRCUIT_VERSION}"
+        );
+        let _ = writeln!(
+            out,
+            "k {} (extended {}), degree {}, blinding factors {}",
+            K,
+            self.vk.get_domain().extended_k(),
+            cs.degree(),
+            cs.blinding_factors()
+        );
+        let _ = writeln!(
+            out,
+            "columns: advice {}, fixed {}, instance {}",
+            cs.num_advice_columns(),
+            cs.num_fixed_columns(),
+            cs.num_instance_columns()
+        );
+        let _ = writeln!(
+            out,
+            "permutation columns {}, lookups {}",
+            cs.permutation().get_columns().len(),
+            cs.lookups().len()
+        );
+        let queries = |q: Vec<(usize, i32)>| {
+            q.iter()
+                .map(|(c, r)| format!("{c}@{r}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(
+            out,
+            "advice queries: {}",
+            queries(
+                cs.advice_queries()
+                    .iter()
+                    .map(|(c, r)| (c.index(), r.0))
+                    .collect()
+            )
+        );
+        let _ = writeln!(
+            out,
+            "fixed queries: {}",
+            queries(
+                cs.fixed_queries()
+                    .iter()
+                    .map(|(c, r)| (c.index(), r.0))
+                    .collect()
+            )
+        );
+        let _ = writeln!(
+            out,
+            "instance queries: {}",
+            queries(
+                cs.instance_queries()
+                    .iter()
+                    .map(|(c, r)| (c.index(), r.0))
+                    .collect()
+            )
+        );
         let _ = writeln!(out, "gates:");
         for gate in cs.gates() {
-            let degree = gate.polynomials().iter().map(|p| p.degree()).max().unwrap_or(0);
-            let _ = writeln!(out, "  {}: {} constraints, degree {}", gate.name(), gate.polynomials().len(), degree);
+            let degree = gate
+                .polynomials()
+                .iter()
+                .map(|p| p.degree())
+                .max()
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "  {}: {} constraints, degree {}",
+                gate.name(),
+                gate.polynomials().len(),
+                degree
+            );
             for (i, poly) in gate.polynomials().iter().enumerate() {
-                let _ = writeln!(out, "    {} (degree {})", gate.constraint_name(i), poly.degree());
+                let _ = writeln!(
+                    out,
+                    "    {} (degree {})",
+                    gate.constraint_name(i),
+                    poly.degree()
+                );
             }
         }
         let _ = writeln!(out, "fixed commitments:");
@@ -206,8 +279,17 @@ impl VerifyingKey {
         let body_matches = body == derived.vk.to_bytes(SerdeFormat::Processed).as_slice();
         match (body_matches, header_id == derived.id) {
             (true, true) => Ok(derived),
-            (true, false) => Err(corrupt(path, format!("header names vk_id {header_id} but the key inside has {}", derived.id))),
-            (false, true) => Err(corrupt(path, format!("body is not the verifying key {header_id} its header names"))),
+            (true, false) => Err(corrupt(
+                path,
+                format!(
+                    "header names vk_id {header_id} but the key inside has {}",
+                    derived.id
+                ),
+            )),
+            (false, true) => Err(corrupt(
+                path,
+                format!("body is not the verifying key {header_id} its header names"),
+            )),
             (false, false) => Err(KeyError::Pairing(format!(
                 "{} holds vk_id {header_id}, but these parameters and this circuit give {}",
                 path.display(),
@@ -225,7 +307,9 @@ pub struct ProvingKey {
 
 impl fmt::Debug for ProvingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProvingKey").field("vk_id", &self.vk.id).finish_non_exhaustive()
+        f.debug_struct("ProvingKey")
+            .field("vk_id", &self.vk.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -233,8 +317,12 @@ impl ProvingKey {
     /// Generates the proving key for the circuit under `srs`.
     pub fn build(srs: Arc<Srs>) -> Result<Self, KeyError> {
         let vk = VerifyingKey::derive(srs)?;
-        let pk = keygen_pk(vk.srs.params(), vk.vk.clone(), &CommitmentCircuit::default())
-            .map_err(|e| KeyError::Backend(e.to_string()))?;
+        let pk = keygen_pk(
+            vk.srs.params(),
+            vk.vk.clone(),
+            &CommitmentCircuit::default(),
+        )
+        .map_err(|e| KeyError::Backend(e.to_string()))?;
         Ok(Self { pk, vk })
     }
 
@@ -250,7 +338,11 @@ impl ProvingKey {
 
     /// The key file bytes.
     pub fn to_file_bytes(&self) -> Vec<u8> {
-        file_bytes(PK_MAGIC, self.vk.id, &self.pk.to_bytes(SerdeFormat::RawBytes))
+        file_bytes(
+            PK_MAGIC,
+            self.vk.id,
+            &self.pk.to_bytes(SerdeFormat::RawBytes),
+        )
     }
 
     /// Writes the key file (mode 0400, never overwriting).
@@ -274,10 +366,17 @@ impl ProvingKey {
         // k first and contain any panic; the body digest already excludes
         // accidental damage.
         if body.len() < 5 || body[0] != 0x02 || body[1..5] != K.to_le_bytes() {
-            return Err(corrupt(path, format!("body does not start with a halo2 key for k = {K}")));
+            return Err(corrupt(
+                path,
+                format!("body does not start with a halo2 key for k = {K}"),
+            ));
         }
         let parsed = std::panic::catch_unwind(|| {
-            plonk::ProvingKey::<G1Affine>::from_bytes::<CommitmentCircuit>(body, SerdeFormat::RawBytes, ())
+            plonk::ProvingKey::<G1Affine>::from_bytes::<CommitmentCircuit>(
+                body,
+                SerdeFormat::RawBytes,
+                (),
+            )
         });
         let pk = match parsed {
             Ok(Ok(pk)) => pk,
@@ -286,10 +385,17 @@ impl ProvingKey {
         };
         let id = VkId::of(pk.get_vk());
         if id != header_id {
-            return Err(corrupt(path, format!("header names vk_id {header_id} but the key inside has {id}")));
+            return Err(corrupt(
+                path,
+                format!("header names vk_id {header_id} but the key inside has {id}"),
+            ));
         }
         check_pairing(path, &pk, &srs)?;
-        let vk = VerifyingKey { vk: pk.get_vk().clone(), srs, id };
+        let vk = VerifyingKey {
+            vk: pk.get_vk().clone(),
+            srs,
+            id,
+        };
         Ok(Self { pk, vk })
     }
 }
@@ -302,15 +408,24 @@ fn check_pairing(path: &Path, pk: &plonk::ProvingKey<G1Affine>, srs: &Srs) -> Re
     let values = pk.fixed_values();
     let commitments = &pk.get_vk().fixed_commitments();
     if values.len() != expected.len() || commitments.len() != expected.len() {
-        return Err(KeyError::Pairing(format!("{} has a different number of fixed columns than the circuit", path.display())));
+        return Err(KeyError::Pairing(format!(
+            "{} has a different number of fixed columns than the circuit",
+            path.display()
+        )));
     }
     for (column, (have, want)) in values.iter().zip(&expected).enumerate() {
         if have.iter().ne(want.iter()) {
-            return Err(KeyError::Pairing(format!("{}: fixed column {column} differs from the circuit's", path.display())));
+            return Err(KeyError::Pairing(format!(
+                "{}: fixed column {column} differs from the circuit's",
+                path.display()
+            )));
         }
     }
     if srs.params().k() != K {
-        return Err(KeyError::SrsTooSmall { found: srs.params().k(), needed: K });
+        return Err(KeyError::SrsTooSmall {
+            found: srs.params().k(),
+            needed: K,
+        });
     }
     let r = Fr::random(rand::rngs::OsRng);
     let mut combined = vec![Fr::ZERO; 1 << K];
@@ -335,7 +450,10 @@ fn check_pairing(path: &Path, pk: &plonk::ProvingKey<G1Affine>, srs: &Srs) -> Re
 }
 
 fn corrupt(path: &Path, reason: String) -> KeyError {
-    KeyError::Corrupt { path: path.to_path_buf(), reason }
+    KeyError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 fn file_bytes(magic: &[u8; 8], id: VkId, body: &[u8]) -> Vec<u8> {
@@ -352,13 +470,24 @@ fn file_bytes(magic: &[u8; 8], id: VkId, body: &[u8]) -> Vec<u8> {
 }
 
 /// Checks a key file header; returns the header's vk_id and the body.
-fn parse_file<'a>(path: &Path, bytes: &'a [u8], magic: &[u8; 8]) -> Result<(VkId, &'a [u8]), KeyError> {
+fn parse_file<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+) -> Result<(VkId, &'a [u8]), KeyError> {
     if bytes.len() < HEADER_LEN {
-        return Err(corrupt(path, format!("is {} bytes, shorter than a key file header", bytes.len())));
+        return Err(corrupt(
+            path,
+            format!("is {} bytes, shorter than a key file header", bytes.len()),
+        ));
     }
     let (header, body) = bytes.split_at(HEADER_LEN);
     if &header[..8] != magic {
-        let other = if magic == PK_MAGIC { VK_MAGIC } else { PK_MAGIC };
+        let other = if magic == PK_MAGIC {
+            VK_MAGIC
+        } else {
+            PK_MAGIC
+        };
         let reason = if &header[..8] == other {
             "is the other kind of key (proving vs verifying)"
         } else {
@@ -368,14 +497,29 @@ fn parse_file<'a>(path: &Path, bytes: &'a [u8], magic: &[u8; 8]) -> Result<(VkId
     }
     let be16 = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
     if be16(8) != KEY_FORMAT_VERSION {
-        return Err(corrupt(path, format!("key format version {} is not supported (expected {KEY_FORMAT_VERSION})", be16(8))));
+        return Err(corrupt(
+            path,
+            format!(
+                "key format version {} is not supported (expected {KEY_FORMAT_VERSION})",
+                be16(8)
+            ),
+        ));
     }
     if be16(10) != u16::from(CIRCUIT_VERSION) {
-        return Err(corrupt(path, format!("made for circuit version {}, this build has {CIRCUIT_VERSION}", be16(10))));
+        return Err(corrupt(
+            path,
+            format!(
+                "made for circuit version {}, this build has {CIRCUIT_VERSION}",
+                be16(10)
+            ),
+        ));
     }
     let k = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
     if k != K {
-        return Err(corrupt(path, format!("made for k = {k}, the circuit has k = {K}")));
+        return Err(corrupt(
+            path,
+            format!("made for k = {k}, the circuit has k = {K}"),
+        ));
     }
     let mut id = [0u8; 32];
     id.copy_from_slice(&header[16..48]);
@@ -383,10 +527,19 @@ fn parse_file<'a>(path: &Path, bytes: &'a [u8], magic: &[u8; 8]) -> Result<(VkId
     len.copy_from_slice(&header[48..56]);
     let len = u64::from_be_bytes(len);
     if len != body.len() as u64 {
-        return Err(corrupt(path, format!("header declares a {len}-byte body, {} bytes follow", body.len())));
+        return Err(corrupt(
+            path,
+            format!(
+                "header declares a {len}-byte body, {} bytes follow",
+                body.len()
+            ),
+        ));
     }
     if Sha256::digest(body).as_slice() != &header[56..88] {
-        return Err(corrupt(path, "body does not match its SHA-256 (file damaged)".into()));
+        return Err(corrupt(
+            path,
+            "body does not match its SHA-256 (file damaged)".into(),
+        ));
     }
     Ok((VkId(id), body))
 }

@@ -110,19 +110,34 @@ pub struct KeySet {
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySet").field("manifest", &self.manifest).finish_non_exhaustive()
+        f.debug_struct("KeySet")
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
     }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io { path: path.to_path_buf(), source }
+    move |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl KeySet {
     /// Creates a key directory: parameters, keys and a fresh host key.
     /// Refuses to touch a directory that already holds any of the files.
-    pub fn generate<R: RngCore + CryptoRng>(dir: &Path, source: &SrsSource, rng: R) -> Result<Self, KeyError> {
-        for name in [files::SRS, files::PROVING_KEY, files::VERIFYING_KEY, files::HOST_KEY, files::MANIFEST] {
+    pub fn generate<R: RngCore + CryptoRng>(
+        dir: &Path,
+        source: &SrsSource,
+        rng: R,
+    ) -> Result<Self, KeyError> {
+        for name in [
+            files::SRS,
+            files::PROVING_KEY,
+            files::VERIFYING_KEY,
+            files::HOST_KEY,
+            files::MANIFEST,
+        ] {
             let path = dir.join(name);
             // symlink_metadata: a dangling symlink counts as present.
             if std::fs::symlink_metadata(&path).is_ok() {
@@ -135,7 +150,9 @@ impl KeySet {
         let host_key = HostKey::generate(rng);
         crate::fsutil::write_new(&dir.join(files::SRS), &srs.to_bytes(), 0o444)?;
         proving_key.write_new(&dir.join(files::PROVING_KEY))?;
-        proving_key.verifying_key().write_new(&dir.join(files::VERIFYING_KEY))?;
+        proving_key
+            .verifying_key()
+            .write_new(&dir.join(files::VERIFYING_KEY))?;
         host_key.write_new(&dir.join(files::HOST_KEY))?;
         let manifest = Manifest {
             format: 1,
@@ -143,12 +160,22 @@ impl KeySet {
             k: K,
             vk_id: proving_key.vk_id(),
             host_id: host_key.host_id(),
-            srs: SrsManifest { trust: srs.trust(), sha256: srs.sha256(), source_sha256: srs.source_sha256() },
+            srs: SrsManifest {
+                trust: srs.trust(),
+                sha256: srs.sha256(),
+                source_sha256: srs.source_sha256(),
+            },
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| KeyError::Backend(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| KeyError::Backend(e.to_string()))?;
         crate::fsutil::write_new(&dir.join(files::MANIFEST), &json, 0o444)?;
         sync_dir(dir);
-        Ok(Self { srs, proving_key: Arc::new(proving_key), host_key: Arc::new(host_key), manifest })
+        Ok(Self {
+            srs,
+            proving_key: Arc::new(proving_key),
+            host_key: Arc::new(host_key),
+            manifest,
+        })
     }
 
     /// Loads a key directory and checks that everything in it belongs together.
@@ -173,7 +200,12 @@ impl KeySet {
                 manifest.host_id
             )));
         }
-        Ok(Self { srs, proving_key: Arc::new(proving_key), host_key: Arc::new(host_key), manifest })
+        Ok(Self {
+            srs,
+            proving_key: Arc::new(proving_key),
+            host_key: Arc::new(host_key),
+            manifest,
+        })
     }
 
     /// The verifying key.
@@ -208,10 +240,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, KeyError> {
         });
     }
     let bytes = crate::fsutil::read_bounded(&path, MAX_MANIFEST_LEN)?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| KeyError::Corrupt { path: path.clone(), reason: format!("invalid manifest: {e}") })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| KeyError::Corrupt {
+        path: path.clone(),
+        reason: format!("invalid manifest: {e}"),
+    })?;
     if manifest.format != 1 {
-        return Err(KeyError::Corrupt { path, reason: format!("manifest format {} is not supported", manifest.format) });
+        return Err(KeyError::Corrupt {
+            path,
+            reason: format!("manifest format {} is not supported", manifest.format),
+        });
     }
     if manifest.circuit_version != CIRCUIT_VERSION || manifest.k != K {
         return Err(KeyError::Corrupt {
@@ -226,7 +263,13 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, KeyError> {
 }
 
 fn load_srs(dir: &Path, manifest: &Manifest) -> Result<Arc<Srs>, KeyError> {
-    Srs::load_stored(&dir.join(files::SRS), &manifest.srs.sha256, manifest.srs.trust, manifest.srs.source_sha256).map(Arc::new)
+    Srs::load_stored(
+        &dir.join(files::SRS),
+        &manifest.srs.sha256,
+        manifest.srs.trust,
+        manifest.srs.source_sha256,
+    )
+    .map(Arc::new)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {

@@ -40,7 +40,9 @@ pub use keys::{ProvingKey, VerifyingKey, VkId};
 pub use keystore::{KeySet, Manifest, SrsSource};
 pub use proof::{verify_batch, DEFAULT_PROVE_TIMEOUT};
 pub use srs::{Srs, SrsTrust};
-pub use statement::{Address, Digest32, HostId, Instance, InferenceResult, JobId, ModelRef, Statement};
+pub use statement::{
+    Address, Digest32, HostId, InferenceResult, Instance, JobId, ModelRef, Statement,
+};
 
 /// Version of the statement and circuit. Bumped on any change that alters
 /// proofs or keys; carried in key files and proof envelopes.

@@ -60,21 +60,33 @@ impl ProofEnvelope {
         let params = pk.verifying_key().srs.params();
         // Unlike verification, proving measured slower on a worker thread
         // (34 ms vs 49 ms), so it runs on the caller's thread.
-        let proof = catch_unwind(AssertUnwindSafe(|| {
-            let mut transcript = EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
-            create_proof_from_advice::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _>(
-                params,
-                &pk.pk,
-                &[&instances],
-                grid.into_columns(),
-                rng,
-                &mut transcript,
-            )
-            .map(|()| transcript.finalize())
-        }))
-        .map_err(|_| ProveError::Backend("prover panicked".into()))?
-        .map_err(|e| ProveError::Backend(e.to_string()))?;
-        Ok(Self { vk_id: pk.vk_id(), instance, proof })
+        let proof =
+            catch_unwind(AssertUnwindSafe(|| {
+                let mut transcript =
+                    EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
+                create_proof_from_advice::<
+                    KZGCommitmentScheme<Bn256>,
+                    ProverSHPLONK<'_, Bn256>,
+                    _,
+                    _,
+                    _,
+                >(
+                    params,
+                    &pk.pk,
+                    &[&instances],
+                    grid.into_columns(),
+                    rng,
+                    &mut transcript,
+                )
+                .map(|()| transcript.finalize())
+            }))
+            .map_err(|_| ProveError::Backend("prover panicked".into()))?
+            .map_err(|e| ProveError::Backend(e.to_string()))?;
+        Ok(Self {
+            vk_id: pk.vk_id(),
+            instance,
+            proof,
+        })
     }
 
     /// [`ProofEnvelope::create`] with OS randomness, giving up after `timeout`.
@@ -98,14 +110,19 @@ impl ProofEnvelope {
         match receiver.recv_timeout(timeout) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(ProveError::Timeout(timeout)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ProveError::Backend("prover thread died".into())),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(ProveError::Backend("prover thread died".into()))
+            }
         }
     }
 
     /// Checks everything but the pairing: key, public inputs, encoding.
     fn precheck(&self, vk: &VerifyingKey, expected: &Instance) -> Result<(), VerifyError> {
         if self.vk_id != vk.id() {
-            return Err(VerifyError::UnknownVerifyingKey { expected: vk.id().to_string(), found: self.vk_id.to_string() });
+            return Err(VerifyError::UnknownVerifyingKey {
+                expected: vk.id().to_string(),
+                found: self.vk_id.to_string(),
+            });
         }
         let (have, want) = (&self.instance, expected);
         let field = if have.chain_id != want.chain_id {
@@ -162,21 +179,29 @@ impl ProofEnvelope {
 /// single pairing, so a batch costs one pairing check per core rather than
 /// one per proof. If a chunk's check fails, its proofs are verified one by
 /// one so that the result says exactly which are invalid.
-pub fn verify_batch(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]) -> Vec<Result<(), VerifyError>> {
+pub fn verify_batch(
+    vk: &VerifyingKey,
+    items: &[(&ProofEnvelope, &Instance)],
+) -> Vec<Result<(), VerifyError>> {
     use rayon::prelude::*;
-    let mut results: Vec<Result<(), VerifyError>> = items.iter().map(|(p, i)| p.precheck(vk, i)).collect();
+    let mut results: Vec<Result<(), VerifyError>> =
+        items.iter().map(|(p, i)| p.precheck(vk, i)).collect();
     let candidates: Vec<usize> = (0..items.len()).filter(|i| results[*i].is_ok()).collect();
     if candidates.is_empty() {
         return results;
     }
-    let chunk_len = candidates.len().div_ceil(rayon::current_num_threads().max(1));
+    let chunk_len = candidates
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1));
     let failed: Vec<usize> = candidates
         .par_chunks(chunk_len)
         .filter(|chunk| !accumulate_and_check(vk, items, chunk))
         .flat_map_iter(|chunk| chunk.iter().copied())
         .collect();
-    let retried: Vec<(usize, Result<(), VerifyError>)> =
-        failed.into_par_iter().map(|i| (i, items[i].0.verify(vk, items[i].1))).collect();
+    let retried: Vec<(usize, Result<(), VerifyError>)> = failed
+        .into_par_iter()
+        .map(|i| (i, items[i].0.verify(vk, items[i].1)))
+        .collect();
     for (i, result) in retried {
         results[i] = result;
     }
@@ -185,7 +210,11 @@ pub fn verify_batch(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]) ->
 
 /// Folds the proofs `chunk` (indices into `items`) into one accumulator and
 /// checks it with one pairing. False if any proof fails or cannot be read.
-fn accumulate_and_check(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)], chunk: &[usize]) -> bool {
+fn accumulate_and_check(
+    vk: &VerifyingKey,
+    items: &[(&ProofEnvelope, &Instance)],
+    chunk: &[usize],
+) -> bool {
     let params = vk.srs.params();
     catch_unwind(AssertUnwindSafe(|| {
         let mut strategy = AccumulatorStrategy::new(params);
@@ -193,7 +222,13 @@ fn accumulate_and_check(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]
             let (envelope, instance) = items[i];
             let instances = instance.to_field_elements();
             let mut transcript = ReadTranscript::new(envelope.proof.as_slice());
-            strategy = match verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+            strategy = match verify_proof::<
+                KZGCommitmentScheme<Bn256>,
+                VerifierSHPLONK<'_, Bn256>,
+                _,
+                _,
+                _,
+            >(
                 params.verifier_params(),
                 &vk.vk,
                 strategy,
@@ -204,7 +239,9 @@ fn accumulate_and_check(vk: &VerifyingKey, items: &[(&ProofEnvelope, &Instance)]
                 Err(_) => return false,
             };
         }
-        VerificationStrategy::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>>::finalize(strategy)
+        VerificationStrategy::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>>::finalize(
+            strategy,
+        )
     }))
     .unwrap_or(false)
 }

@@ -57,7 +57,10 @@ pub struct Srs {
 
 impl fmt::Debug for Srs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Srs").field("k", &self.params.k()).field("trust", &self.trust).finish()
+        f.debug_struct("Srs")
+            .field("k", &self.params.k())
+            .field("trust", &self.trust)
+            .finish()
     }
 }
 
@@ -74,7 +77,11 @@ impl Srs {
             let seed: [u8; 32] = Sha256::digest(DEV_SRS_SEED.as_bytes()).into();
             let params = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::from_seed(seed));
             let source_sha256 = Digest32::sha256(&raw_bytes(&params));
-            Self { params, trust: SrsTrust::InsecureDev, source_sha256 }
+            Self {
+                params,
+                trust: SrsTrust::InsecureDev,
+                source_sha256,
+            }
         })
         .clone()
     }
@@ -85,23 +92,43 @@ impl Srs {
         let bytes = read_params_file(path)?;
         let found = Digest32::sha256(&bytes);
         if found != *pin {
-            return Err(KeyError::SrsPin { path: path.to_path_buf(), expected: pin.to_string(), found: found.to_string() });
+            return Err(KeyError::SrsPin {
+                path: path.to_path_buf(),
+                expected: pin.to_string(),
+                found: found.to_string(),
+            });
         }
         let params = parse_params(path, &bytes)?;
-        Ok(Self { params, trust: SrsTrust::Ceremony, source_sha256: found })
+        Ok(Self {
+            params,
+            trust: SrsTrust::Ceremony,
+            source_sha256: found,
+        })
     }
 
     /// Loads parameters stored by [`Srs::write`] in a key directory, checking
     /// that they hash to `expected` (the parameters actually used) and
     /// restoring their recorded provenance.
-    pub fn load_stored(path: &Path, expected: &Digest32, trust: SrsTrust, source_sha256: Digest32) -> Result<Self, KeyError> {
+    pub fn load_stored(
+        path: &Path,
+        expected: &Digest32,
+        trust: SrsTrust,
+        source_sha256: Digest32,
+    ) -> Result<Self, KeyError> {
         let bytes = read_params_file(path)?;
         let found = Digest32::sha256(&bytes);
         if found != *expected {
-            return Err(KeyError::SrsPin { path: path.to_path_buf(), expected: expected.to_string(), found: found.to_string() });
+            return Err(KeyError::SrsPin {
+                path: path.to_path_buf(),
+                expected: expected.to_string(),
+                found: found.to_string(),
+            });
         }
         if bytes.len() as u64 != raw_file_len(K) {
-            return Err(KeyError::Corrupt { path: path.to_path_buf(), reason: format!("stored SRS must have k = {K}") });
+            return Err(KeyError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("stored SRS must have k = {K}"),
+            });
         }
         let params = parse_params(path, &bytes)?;
         // The development parameters are public: whatever a manifest says,
@@ -112,7 +139,11 @@ impl Srs {
                 reason: "is the public insecure development SRS, but the manifest labels it a ceremony SRS".into(),
             });
         }
-        Ok(Self { params, trust, source_sha256 })
+        Ok(Self {
+            params,
+            trust,
+            source_sha256,
+        })
     }
 
     /// The parameters in halo2's raw format (what [`Srs::load_stored`] reads).
@@ -152,25 +183,38 @@ fn raw_bytes(params: &ParamsKZG<Bn256>) -> Vec<u8> {
 /// header, so that a damaged or hostile file cannot trigger a huge allocation.
 fn read_params_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     use std::io::Read;
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let mut header = [0u8; 4];
-    file.read_exact(&mut header).map_err(|_| KeyError::Corrupt {
-        path: path.to_path_buf(),
-        reason: "file is too short to be KZG parameters".into(),
-    })?;
+    file.read_exact(&mut header)
+        .map_err(|_| KeyError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "file is too short to be KZG parameters".into(),
+        })?;
     let k = u32::from_le_bytes(header);
     if !(K..=MAX_SRS_K).contains(&k) {
         if k < K {
-            return Err(KeyError::SrsTooSmall { found: k, needed: K });
+            return Err(KeyError::SrsTooSmall {
+                found: k,
+                needed: K,
+            });
         }
-        return Err(KeyError::Corrupt { path: path.to_path_buf(), reason: format!("declares k = {k}, above the limit of {MAX_SRS_K}") });
+        return Err(KeyError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("declares k = {k}, above the limit of {MAX_SRS_K}"),
+        });
     }
     if len != raw_file_len(k) {
         return Err(KeyError::Corrupt {
             path: path.to_path_buf(),
-            reason: format!("is {len} bytes; halo2 raw KZG parameters for k = {k} are {} bytes", raw_file_len(k)),
+            reason: format!(
+                "is {len} bytes; halo2 raw KZG parameters for k = {k} are {} bytes",
+                raw_file_len(k)
+            ),
         });
     }
     let mut bytes = Vec::with_capacity(len as usize);
@@ -188,12 +232,19 @@ fn parse_params(path: &Path, bytes: &[u8]) -> Result<ParamsKZG<Bn256>, KeyError>
     use halo2_axiom::halo2curves::group::prime::PrimeCurveAffine;
     use halo2_axiom::halo2curves::CurveAffine;
     use halo2_axiom::poly::commitment::ParamsProver;
-    let corrupt = |reason: String| KeyError::Corrupt { path: path.to_path_buf(), reason };
+    let corrupt = |reason: String| KeyError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut reader = bytes;
     let mut params = ParamsKZG::<Bn256>::read_custom(&mut reader, SerdeFormat::RawBytes)
         .map_err(|e| corrupt(format!("invalid KZG parameters: {e}")))?;
     params.downsize(K);
-    if let Some(i) = params.get_g().iter().position(|g| !bool::from(g.is_on_curve()) || bool::from(g.is_identity())) {
+    if let Some(i) = params
+        .get_g()
+        .iter()
+        .position(|g| !bool::from(g.is_on_curve()) || bool::from(g.is_identity()))
+    {
         return Err(corrupt(format!("G1 point {i} is not a valid curve point")));
     }
     for (name, point) in [("g2", params.g2()), ("s_g2", params.s_g2())] {

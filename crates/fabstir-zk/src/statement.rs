@@ -54,9 +54,16 @@ fn to_hex(bytes: &[u8]) -> String {
 
 /// Parses `0x` followed by exactly `2 * N` hex digits.
 fn parse_fixed_hex<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], InputError> {
-    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or(InputError::MissingHexPrefix { what })?;
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .ok_or(InputError::MissingHexPrefix { what })?;
     if digits.len() != 2 * N {
-        return Err(InputError::HexLength { what, expected: 2 * N, found: digits.len() });
+        return Err(InputError::HexLength {
+            what,
+            expected: 2 * N,
+            found: digits.len(),
+        });
     }
     let mut out = [0u8; N];
     hex::decode_to_slice(digits, &mut out).map_err(|_| InputError::InvalidHex { what })?;
@@ -80,7 +87,8 @@ impl JobId {
             }
             let padded = format!("{digits:0>64}");
             let mut out = [0u8; 32];
-            hex::decode_to_slice(padded, &mut out).map_err(|_| InputError::JobId("job id has a non-hex digit"))?;
+            hex::decode_to_slice(padded, &mut out)
+                .map_err(|_| InputError::JobId("job id has a non-hex digit"))?;
             return Ok(Self(out));
         }
         if s.is_empty() {
@@ -89,7 +97,9 @@ impl JobId {
         let mut out = [0u8; 32];
         for b in s.bytes() {
             if !b.is_ascii_digit() {
-                return Err(InputError::JobId("job id must be decimal digits or 0x-prefixed hex"));
+                return Err(InputError::JobId(
+                    "job id must be decimal digits or 0x-prefixed hex",
+                ));
             }
             // out = out * 10 + digit, big-endian, with overflow detection.
             let mut carry = u32::from(b - b'0');
@@ -298,7 +308,9 @@ impl FieldHex {
     /// Parses `0x` and 64 hex digits of a canonical field element.
     pub fn parse(what: &'static str, s: &str) -> Result<Self, InputError> {
         let be = parse_fixed_hex::<32>(what, s.trim())?;
-        field_from_be(&be).map(Self).ok_or(InputError::NotCanonical { what })
+        field_from_be(&be)
+            .map(Self)
+            .ok_or(InputError::NotCanonical { what })
     }
 }
 
@@ -557,7 +569,14 @@ impl Instance {
     /// The instance column, in circuit order.
     pub fn to_field_elements(&self) -> [Fr; instance::COUNT] {
         let (job_hi, job_lo) = limbs(&self.job_id.0);
-        [Fr::from(self.chain_id), be_to_field(&self.marketplace.0), job_hi, job_lo, self.host_id.0, self.commitment.0]
+        [
+            Fr::from(self.chain_id),
+            be_to_field(&self.marketplace.0),
+            job_hi,
+            job_lo,
+            self.host_id.0,
+            self.commitment.0,
+        ]
     }
 
     /// Rebuilds an instance from its field elements, checking that each lies

@@ -18,7 +18,10 @@ fn from_ark(x: &ark_bn254::Fr) -> Fr {
 }
 
 fn check_params(ours: &PoseidonParams) {
-    let theirs = light_poseidon::parameters::bn254_x5::get_poseidon_parameters::<ark_bn254::Fr>(ours.width as u8).unwrap();
+    let theirs = light_poseidon::parameters::bn254_x5::get_poseidon_parameters::<ark_bn254::Fr>(
+        ours.width as u8,
+    )
+    .unwrap();
     assert_eq!(theirs.full_rounds, ours.full_rounds);
     assert_eq!(theirs.partial_rounds, ours.partial_rounds);
     let flat: Vec<Fr> = ours.round_constants.iter().flatten().copied().collect();
@@ -29,7 +32,12 @@ fn check_params(ours: &PoseidonParams) {
     }
     for (i, row) in ours.mds.iter().enumerate() {
         for (j, v) in row.iter().enumerate() {
-            assert_eq!(*v, from_ark(&theirs.mds[i][j]), "mds[{i}][{j}] differs for width {}", ours.width);
+            assert_eq!(
+                *v,
+                from_ark(&theirs.mds[i][j]),
+                "mds[{i}][{j}] differs for width {}",
+                ours.width
+            );
         }
     }
 }
@@ -50,9 +58,15 @@ fn hashes_match_on_varied_inputs() {
     let mut h11 = Poseidon::<ark_bn254::Fr>::new_circom(11).unwrap();
     for seed in 0u64..20 {
         let x = Fr::from(seed) * Fr::from(0x1234_5678_9abc_def1u64) - Fr::from(seed * seed);
-        assert_eq!(poseidon::hash1(x), from_ark(&h1.hash(&[to_ark(&x)]).unwrap()));
+        assert_eq!(
+            poseidon::hash1(x),
+            from_ark(&h1.hash(&[to_ark(&x)]).unwrap())
+        );
         let inputs: [Fr; 11] = std::array::from_fn(|i| x * Fr::from(i as u64 + 3) + Fr::from(seed));
         let ark_inputs: Vec<_> = inputs.iter().map(to_ark).collect();
-        assert_eq!(poseidon::hash11(&inputs), from_ark(&h11.hash(&ark_inputs).unwrap()));
+        assert_eq!(
+            poseidon::hash11(&inputs),
+            from_ark(&h11.hash(&ark_inputs).unwrap())
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{host, proving_key, sample_result};
-use fabstir_zk::{verify_batch, Address, Digest32, JobId, ModelRef, ProofEnvelope, ProveError, VerifyError};
+use fabstir_zk::{
+    verify_batch, Address, Digest32, JobId, ModelRef, ProofEnvelope, ProveError, VerifyError,
+};
 
 #[test]
 fn honest_proof_verifies() {
@@ -16,13 +18,21 @@ fn honest_proof_verifies() {
     let result = sample_result();
     let statement = result.statement(host.host_id());
     let proof = ProofEnvelope::create(pk, &statement, &host, rand::rngs::OsRng).unwrap();
-    assert_eq!(proof.proof.len(), fabstir_zk::ProofLayout::get().proof_len());
-    proof.verify(pk.verifying_key(), &statement.instance()).unwrap();
+    assert_eq!(
+        proof.proof.len(),
+        fabstir_zk::ProofLayout::get().proof_len()
+    );
+    proof
+        .verify(pk.verifying_key(), &statement.instance())
+        .unwrap();
     // Round trips through both wire forms still verify.
     let binary = ProofEnvelope::from_bytes(&proof.to_bytes()).unwrap();
-    binary.verify(pk.verifying_key(), &statement.instance()).unwrap();
+    binary
+        .verify(pk.verifying_key(), &statement.instance())
+        .unwrap();
     let json = ProofEnvelope::from_json(proof.to_json().as_bytes()).unwrap();
-    json.verify(pk.verifying_key(), &statement.instance()).unwrap();
+    json.verify(pk.verifying_key(), &statement.instance())
+        .unwrap();
 }
 
 /// Every way the verifier's own view of the result can differ from what was
@@ -34,7 +44,13 @@ fn proof_does_not_verify_for_any_other_statement() {
     let vk = pk.verifying_key();
     let host_a = host(1);
     let result = sample_result();
-    let proof = ProofEnvelope::create(pk, &result.statement(host_a.host_id()), &host_a, rand::rngs::OsRng).unwrap();
+    let proof = ProofEnvelope::create(
+        pk,
+        &result.statement(host_a.host_id()),
+        &host_a,
+        rand::rngs::OsRng,
+    )
+    .unwrap();
 
     let mut variants = Vec::new();
     let mut r = result.clone();
@@ -59,11 +75,18 @@ fn proof_does_not_verify_for_any_other_statement() {
     for (what, tampered) in variants {
         let expected = tampered.statement(host_a.host_id()).instance();
         let err = proof.verify(vk, &expected).unwrap_err();
-        assert!(matches!(err, VerifyError::InstanceMismatch { .. }), "{what}: {err:?}");
+        assert!(
+            matches!(err, VerifyError::InstanceMismatch { .. }),
+            "{what}: {err:?}"
+        );
         // A forger who also rewrites the envelope's public inputs gets no further.
         let mut forged = proof.clone();
         forged.instance = expected;
-        assert_eq!(forged.verify(vk, &expected), Err(VerifyError::Invalid), "{what}");
+        assert_eq!(
+            forged.verify(vk, &expected),
+            Err(VerifyError::Invalid),
+            "{what}"
+        );
     }
 
     // Another host claiming the work: its id in the envelope and expected.
@@ -93,8 +116,13 @@ fn every_flipped_proof_byte_is_rejected() {
     for i in 0..proof.proof.len() {
         let mut bad = proof.clone();
         bad.proof[i] ^= 1 << (i % 8);
-        let err = bad.verify(vk, &instance).expect_err("a flipped proof byte must be rejected");
-        assert!(matches!(err, VerifyError::Invalid | VerifyError::Malformed(_)), "byte {i}: {err:?}");
+        let err = bad
+            .verify(vk, &instance)
+            .expect_err("a flipped proof byte must be rejected");
+        assert!(
+            matches!(err, VerifyError::Invalid | VerifyError::Malformed(_)),
+            "byte {i}: {err:?}"
+        );
     }
 }
 
@@ -120,7 +148,14 @@ fn batch_verification_accepts_valid_and_pinpoints_invalid() {
     forged[1].instance = instances[2];
     forged[2].instance = instances[1];
     forged[4].proof[100] ^= 0x40;
-    let expected = [instances[0], instances[2], instances[1], instances[3], instances[4], instances[5]];
+    let expected = [
+        instances[0],
+        instances[2],
+        instances[1],
+        instances[3],
+        instances[4],
+        instances[5],
+    ];
     let items: Vec<_> = forged.iter().zip(expected.iter()).collect();
     let results = verify_batch(vk, &items);
     assert!(results[0].is_ok() && results[3].is_ok() && results[5].is_ok());
@@ -131,11 +166,17 @@ fn batch_verification_accepts_valid_and_pinpoints_invalid() {
 
 #[test]
 fn timeout_is_reported() {
-    let pk = Arc::new(fabstir_zk::ProvingKey::build(Arc::new(fabstir_zk::Srs::insecure_dev())).unwrap());
+    let pk =
+        Arc::new(fabstir_zk::ProvingKey::build(Arc::new(fabstir_zk::Srs::insecure_dev())).unwrap());
     let h = Arc::new(host(1));
     let statement = sample_result().statement(h.host_id());
-    let err = ProofEnvelope::create_with_timeout(pk.clone(), statement, h.clone(), Duration::ZERO).unwrap_err();
+    let err = ProofEnvelope::create_with_timeout(pk.clone(), statement, h.clone(), Duration::ZERO)
+        .unwrap_err();
     assert_eq!(err, ProveError::Timeout(Duration::ZERO));
-    let proof = ProofEnvelope::create_with_timeout(pk.clone(), statement, h, Duration::from_secs(30)).unwrap();
-    proof.verify(pk.verifying_key(), &statement.instance()).unwrap();
+    let proof =
+        ProofEnvelope::create_with_timeout(pk.clone(), statement, h, Duration::from_secs(30))
+            .unwrap();
+    proof
+        .verify(pk.verifying_key(), &statement.instance())
+        .unwrap();
 }

@@ -29,11 +29,15 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn docs(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs")
+        .join(name)
 }
 
 fn regenerate() -> bool {
@@ -46,8 +50,12 @@ fn pinned(path: PathBuf, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (regenerate with FABSTIR_REGENERATE_VECTORS=1)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (regenerate with FABSTIR_REGENERATE_VECTORS=1)",
+            path.display()
+        )
+    });
     assert!(
         expected == actual,
         "{} changed. If the change is intended, regenerate with FABSTIR_REGENERATE_VECTORS=1 and bump CIRCUIT_VERSION.",
@@ -93,14 +101,26 @@ fn proof_test_vector_still_verifies() {
         std::fs::write(data("proof_v1.json"), format!("{}\n", fresh.to_json())).unwrap();
     }
     let stored = ProofEnvelope::from_json(&std::fs::read(data("proof_v1.json")).unwrap()).unwrap();
-    assert_eq!(stored.vk_id, VkId::parse(std::fs::read_to_string(data("vk_id.txt")).unwrap().trim()).unwrap());
+    assert_eq!(
+        stored.vk_id,
+        VkId::parse(std::fs::read_to_string(data("vk_id.txt")).unwrap().trim()).unwrap()
+    );
     assert_eq!(stored.instance, statement.instance());
-    stored.verify(pk.verifying_key(), &statement.instance()).unwrap();
+    stored
+        .verify(pk.verifying_key(), &statement.instance())
+        .unwrap();
     // The advice commitments depend only on the witness and our seeded RNG.
     let advice = 8 * 64;
-    assert_eq!(fresh.proof[..advice], stored.proof[..advice], "advice commitments changed");
+    assert_eq!(
+        fresh.proof[..advice],
+        stored.proof[..advice],
+        "advice commitments changed"
+    );
     if !regenerate() {
-        assert_ne!(fresh.proof, stored.proof, "halo2's vanishing blinding is expected to differ between runs");
+        assert_ne!(
+            fresh.proof, stored.proof,
+            "halo2's vanishing blinding is expected to differ between runs"
+        );
     }
 }
 
@@ -124,7 +144,12 @@ fn client_test_vectors_are_pinned_and_independently_checked() {
     let mut h1 = Poseidon::<ark_bn254::Fr>::new_circom(1).unwrap();
     let mut h11 = Poseidon::<ark_bn254::Fr>::new_circom(11).unwrap();
     let mut poseidon1 = Vec::new();
-    for x in [Fr::from(0), Fr::from(1), Fr::from(0x0123_4567_89ab_cdefu64), -Fr::from(1)] {
+    for x in [
+        Fr::from(0),
+        Fr::from(1),
+        Fr::from(0x0123_4567_89ab_cdefu64),
+        -Fr::from(1),
+    ] {
         let ours = hex32(&poseidon::hash1(x));
         assert_eq!(ours, from_ark(&h1.hash(&[to_ark(&x)]).unwrap()));
         poseidon1.push(json!({ "input": hex32(&x), "output": ours }));
@@ -135,7 +160,9 @@ fn client_test_vectors_are_pinned_and_independently_checked() {
         let ours = hex32(&poseidon::hash11(&inputs));
         let ark: Vec<_> = inputs.iter().map(to_ark).collect();
         assert_eq!(ours, from_ark(&h11.hash(&ark).unwrap()));
-        poseidon11.push(json!({ "inputs": inputs.iter().map(hex32).collect::<Vec<_>>(), "output": ours }));
+        poseidon11.push(
+            json!({ "inputs": inputs.iter().map(hex32).collect::<Vec<_>>(), "output": ours }),
+        );
     }
 
     let mut statements = Vec::new();
@@ -175,6 +202,8 @@ fn client_test_vectors_are_pinned_and_independently_checked() {
         "poseidon_11": poseidon11,
         "statements": statements,
     });
-    pinned(docs("test-vectors.json"), &(serde_json::to_string_pretty(&document).unwrap() + "\n"));
+    pinned(
+        docs("test-vectors.json"),
+        &(serde_json::to_string_pretty(&document).unwrap() + "\n"),
+    );
 }
-

@@ -36,10 +36,17 @@ pub fn peak_rss_kib() -> Option<u64> {
 
 pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCode, Failure> {
     if iterations == 0 || batch == 0 {
-        return Err(Failure::input("bad_argument", "--iterations and --batch must be at least 1"));
+        return Err(Failure::input(
+            "bad_argument",
+            "--iterations and --batch must be at least 1",
+        ));
     }
     let dir = tempfile::tempdir().map_err(|e| Failure::other("tempdir", e.to_string()))?;
-    let keys = KeySet::generate(&dir.path().join("keys"), &SrsSource::InsecureDev, rand::rngs::OsRng)?;
+    let keys = KeySet::generate(
+        &dir.path().join("keys"),
+        &SrsSource::InsecureDev,
+        rand::rngs::OsRng,
+    )?;
     let host = keys.host_key.clone();
     let statement_for = |i: usize| {
         let mut result = sample_result();
@@ -67,13 +74,16 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
     let mut verify_ms = Vec::with_capacity(iterations);
     for (proof, instance) in &proofs {
         let start = Instant::now();
-        proof.verify(keys.verifying_key(), instance).map_err(|e| Failure::other("verify_failed", e.to_string()))?;
+        proof
+            .verify(keys.verifying_key(), instance)
+            .map_err(|e| Failure::other("verify_failed", e.to_string()))?;
         verify_ms.push(ms_since(start));
     }
     for i in proofs.len()..batch {
         proofs.push(prove(i)?);
     }
-    let items: Vec<(&ProofEnvelope, &Instance)> = proofs.iter().take(batch).map(|(p, i)| (p, i)).collect();
+    let items: Vec<(&ProofEnvelope, &Instance)> =
+        proofs.iter().take(batch).map(|(p, i)| (p, i)).collect();
     let rounds = (iterations / 5).clamp(3, 20);
     let mut batch_ms = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -81,7 +91,10 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
         let results = verify_batch(keys.verifying_key(), &items);
         batch_ms.push(ms_since(start) / items.len() as f64);
         if results.iter().any(|r| r.is_err()) {
-            return Err(Failure::other("verify_failed", "a valid proof failed batch verification"));
+            return Err(Failure::other(
+                "verify_failed",
+                "a valid proof failed batch verification",
+            ));
         }
     }
     let pk_path = dir.path().join("keys").join(files::PROVING_KEY);
@@ -108,14 +121,28 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
     if json_output {
         println!("{report}");
     } else {
-        println!("fabstir-node bench ({iterations} samples, batches of {}):", items.len());
-        for key in ["prove_ms", "verify_ms", "batch_verify_ms_per_proof", "key_load_ms"] {
+        println!(
+            "fabstir-node bench ({iterations} samples, batches of {}):",
+            items.len()
+        );
+        for key in [
+            "prove_ms",
+            "verify_ms",
+            "batch_verify_ms_per_proof",
+            "key_load_ms",
+        ] {
             let p = &report[key];
-            println!("  {key:<27} p50 {:>8}  p95 {:>8}  p99 {:>8}", p["p50"], p["p95"], p["p99"]);
+            println!(
+                "  {key:<27} p50 {:>8}  p95 {:>8}  p99 {:>8}",
+                p["p50"], p["p95"], p["p99"]
+            );
         }
         println!("  proof_bytes                 {proof_bytes}");
         if let Some(rss) = peak_rss_kib() {
-            println!("  peak RSS                    {:.1} MiB", rss as f64 / 1024.0);
+            println!(
+                "  peak RSS                    {:.1} MiB",
+                rss as f64 / 1024.0
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

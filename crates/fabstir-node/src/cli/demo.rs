@@ -21,7 +21,8 @@ pub const SAMPLE_RESULT: &str = r#"{
 
 /// The sample result, parsed.
 pub fn sample_result() -> InferenceResult {
-    InferenceResult::from_json(SAMPLE_RESULT.as_bytes()).expect("the embedded sample result is valid")
+    InferenceResult::from_json(SAMPLE_RESULT.as_bytes())
+        .expect("the embedded sample result is valid")
 }
 
 fn ms(start: Instant) -> f64 {
@@ -31,7 +32,8 @@ fn ms(start: Instant) -> f64 {
 pub fn run(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let temp = tempfile::tempdir().map_err(|e| Failure::other("tempdir", e.to_string()))?;
     let dir = dir.unwrap_or_else(|| temp.path().join("keys"));
-    let fail = |code: &'static str| move |e: fabstir_zk::ProveError| Failure::other(code, e.to_string());
+    let fail =
+        |code: &'static str| move |e: fabstir_zk::ProveError| Failure::other(code, e.to_string());
 
     eprintln!("1. keygen: SRS (insecure development parameters), proving and verifying keys, host key -> {}", dir.display());
     let start = Instant::now();
@@ -40,12 +42,29 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
     eprintln!("   vk_id   {}\n   host_id {}\n   ({keygen_ms} ms; WARNING: the development SRS is insecure, proofs under it can be forged)", keys.manifest.vk_id, keys.manifest.host_id);
 
     let result = sample_result();
-    eprintln!("2. prove job {} (model {:?}, {} prompt bytes, {} response bytes)", result.job_id.to_decimal(), model_name(&result), result.prompt.len(), result.response.len());
+    eprintln!(
+        "2. prove job {} (model {:?}, {} prompt bytes, {} response bytes)",
+        result.job_id.to_decimal(),
+        model_name(&result),
+        result.prompt.len(),
+        result.response.len()
+    );
     let statement = result.statement(keys.host_key.host_id());
     let start = Instant::now();
-    let proof = ProofEnvelope::create(&keys.proving_key, &statement, &keys.host_key, rand::rngs::OsRng).map_err(fail("prove_failed"))?;
+    let proof = ProofEnvelope::create(
+        &keys.proving_key,
+        &statement,
+        &keys.host_key,
+        rand::rngs::OsRng,
+    )
+    .map_err(fail("prove_failed"))?;
     let prove_ms = ms(start);
-    eprintln!("   commitment {}\n   proof {} bytes (envelope {} bytes) in {prove_ms} ms", proof.instance.commitment, proof.proof.len(), proof.to_bytes().len());
+    eprintln!(
+        "   commitment {}\n   proof {} bytes (envelope {} bytes) in {prove_ms} ms",
+        proof.instance.commitment,
+        proof.proof.len(),
+        proof.to_bytes().len()
+    );
 
     eprintln!("3. verify: recompute the public inputs from the result and check the proof");
     let vk = keys.verifying_key();
@@ -58,13 +77,19 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let mut tampered = result.clone();
     tampered.response.push_str(" Also Berlin.");
     let tampered_output = proof.verify(vk, &tampered.statement(keys.host_key.host_id()).instance());
-    eprintln!("   changed response        -> {}", describe(&tampered_output));
+    eprintln!(
+        "   changed response        -> {}",
+        describe(&tampered_output)
+    );
     let other_host = HostKey::generate(rand::rngs::OsRng);
     let other_expected = result.statement(other_host.host_id()).instance();
     let mut stolen = proof.clone();
     stolen.instance = other_expected;
     let stolen_outcome = stolen.verify(vk, &other_expected);
-    eprintln!("   claimed by another host -> {}", describe(&stolen_outcome));
+    eprintln!(
+        "   claimed by another host -> {}",
+        describe(&stolen_outcome)
+    );
 
     eprintln!("5. batch: prove 10 jobs, verify them with one pairing check");
     let mut batch = Vec::new();
@@ -72,14 +97,18 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
         let mut r = result.clone();
         r.job_id = JobId::from_u64(100 + i);
         let s = r.statement(keys.host_key.host_id());
-        let p = ProofEnvelope::create(&keys.proving_key, &s, &keys.host_key, rand::rngs::OsRng).map_err(fail("prove_failed"))?;
+        let p = ProofEnvelope::create(&keys.proving_key, &s, &keys.host_key, rand::rngs::OsRng)
+            .map_err(fail("prove_failed"))?;
         batch.push((p, s.instance()));
     }
     let items: Vec<_> = batch.iter().map(|(p, i)| (p, i)).collect();
     let start = Instant::now();
     let batch_ok = verify_batch(vk, &items).iter().all(|r| r.is_ok());
     let batch_ms = ms(start);
-    eprintln!("   all valid: {batch_ok} ({batch_ms} ms for 10, {:.2} ms per proof)", batch_ms / 10.0);
+    eprintln!(
+        "   all valid: {batch_ok} ({batch_ms} ms for 10, {:.2} ms per proof)",
+        batch_ms / 10.0
+    );
 
     let ok = verified.is_ok() && tampered_output.is_err() && stolen_outcome.is_err() && batch_ok;
     println!(
@@ -103,7 +132,10 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
     if ok {
         Ok(ExitCode::SUCCESS)
     } else {
-        Err(Failure::other("demo_failed", "the demo did not behave as expected"))
+        Err(Failure::other(
+            "demo_failed",
+            "the demo did not behave as expected",
+        ))
     }
 }
 

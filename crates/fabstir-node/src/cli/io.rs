@@ -12,39 +12,63 @@ pub const MAX_RESULT_BYTES: u64 = 16 << 20;
 
 /// Reads at most `limit` bytes of `path`, refusing larger files.
 pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Failure> {
-    let unreadable = |e: std::io::Error| Failure::input("unreadable_input", format!("cannot read {what} {}: {e}", path.display()));
+    let unreadable = |e: std::io::Error| {
+        Failure::input(
+            "unreadable_input",
+            format!("cannot read {what} {}: {e}", path.display()),
+        )
+    };
     let file = std::fs::File::open(path).map_err(unreadable)?;
     let len = file.metadata().map_err(unreadable)?.len();
     if len > limit {
-        return Err(Failure::input("input_too_large", format!("{what} {} is {len} bytes; the limit is {limit}", path.display())));
+        return Err(Failure::input(
+            "input_too_large",
+            format!(
+                "{what} {} is {len} bytes; the limit is {limit}",
+                path.display()
+            ),
+        ));
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    file.take(limit).read_to_end(&mut bytes).map_err(unreadable)?;
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
     Ok(bytes)
 }
 
 /// Reads and parses an inference result JSON file.
 pub fn read_result(path: &Path) -> Result<InferenceResult, Failure> {
     let bytes = read_bounded(path, MAX_RESULT_BYTES, "result")?;
-    InferenceResult::from_json(&bytes).map_err(|e| Failure::input("malformed_result", format!("{}: {e}", path.display())))
+    InferenceResult::from_json(&bytes)
+        .map_err(|e| Failure::input("malformed_result", format!("{}: {e}", path.display())))
 }
 
 /// Reads a proof envelope, JSON or binary.
 pub fn read_proof(path: &Path) -> Result<ProofEnvelope, Failure> {
     let bytes = read_bounded(path, fabstir_zk::envelope::MAX_JSON_LEN as u64, "proof")?;
-    let parsed = if bytes.first() == Some(&b'{') || bytes.iter().take(16).any(|b| b.is_ascii_whitespace()) {
-        ProofEnvelope::from_json(&bytes)
-    } else {
-        ProofEnvelope::from_bytes(&bytes)
-    };
+    let parsed =
+        if bytes.first() == Some(&b'{') || bytes.iter().take(16).any(|b| b.is_ascii_whitespace()) {
+            ProofEnvelope::from_json(&bytes)
+        } else {
+            ProofEnvelope::from_bytes(&bytes)
+        };
     parsed.map_err(|e| Failure::input("malformed_proof", format!("{}: {e}", path.display())))
 }
 
 /// Writes a new file (never overwriting), synced to disk.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     use std::io::Write;
-    let fail = |e: std::io::Error| Failure::other("write_failed", format!("cannot write {}: {e}", path.display()));
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(fail)?;
+    let fail = |e: std::io::Error| {
+        Failure::other(
+            "write_failed",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(fail)?;
     file.write_all(bytes).map_err(fail)?;
     file.sync_all().map_err(fail)
 }

@@ -8,10 +8,15 @@ use serde_json::json;
 
 use super::Failure;
 
-pub fn run(dir: &Path, srs: Option<PathBuf>, srs_sha256: Option<String>) -> Result<ExitCode, Failure> {
+pub fn run(
+    dir: &Path,
+    srs: Option<PathBuf>,
+    srs_sha256: Option<String>,
+) -> Result<ExitCode, Failure> {
     let source = match (srs, srs_sha256) {
         (Some(path), Some(pin)) => {
-            let sha256 = Digest32::parse("--srs-sha256", &pin).map_err(|e| Failure::input("bad_argument", e.to_string()))?;
+            let sha256 = Digest32::parse("--srs-sha256", &pin)
+                .map_err(|e| Failure::input("bad_argument", e.to_string()))?;
             SrsSource::Ceremony { path, sha256 }
         }
         _ => SrsSource::InsecureDev,

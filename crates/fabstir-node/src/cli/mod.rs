@@ -26,12 +26,20 @@ pub struct Failure {
 impl Failure {
     /// Unreadable or malformed input (exit code 2).
     pub fn input(code: &'static str, message: impl Into<String>) -> Self {
-        Self { exit_code: 2, code, message: message.into() }
+        Self {
+            exit_code: 2,
+            code,
+            message: message.into(),
+        }
     }
 
     /// Any other failure (exit code 1).
     pub fn other(code: &'static str, message: impl Into<String>) -> Self {
-        Self { exit_code: 1, code, message: message.into() }
+        Self {
+            exit_code: 1,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -117,9 +125,27 @@ enum Command {
 pub fn run(args: Args) -> Result<ExitCode, Failure> {
     match args.command {
         Command::Demo { dir } => demo::run(dir),
-        Command::Keygen { dir, srs, srs_sha256 } => keygen::run(&dir, srs, srs_sha256),
-        Command::Prove { keys, result, out, timeout_ms } => prove::run(&keys, &result, &out, timeout_ms),
-        Command::Verify { keys, result, proof, host_id } => verify::run(&keys, &result, &proof, host_id.as_deref()),
-        Command::Bench { json, iterations, batch } => bench::run(json, iterations, batch),
+        Command::Keygen {
+            dir,
+            srs,
+            srs_sha256,
+        } => keygen::run(&dir, srs, srs_sha256),
+        Command::Prove {
+            keys,
+            result,
+            out,
+            timeout_ms,
+        } => prove::run(&keys, &result, &out, timeout_ms),
+        Command::Verify {
+            keys,
+            result,
+            proof,
+            host_id,
+        } => verify::run(&keys, &result, &proof, host_id.as_deref()),
+        Command::Bench {
+            json,
+            iterations,
+            batch,
+        } => bench::run(json, iterations, batch),
     }
 }

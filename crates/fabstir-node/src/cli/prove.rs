@@ -12,7 +12,10 @@ use super::{io, Failure};
 pub fn run(keys: &Path, result: &Path, out: &Path, timeout_ms: u64) -> Result<ExitCode, Failure> {
     let result = io::read_result(result)?;
     if out.exists() {
-        return Err(Failure::input("output_exists", format!("{} already exists; refusing to overwrite it", out.display())));
+        return Err(Failure::input(
+            "output_exists",
+            format!("{} already exists; refusing to overwrite it", out.display()),
+        ));
     }
     let keys = KeySet::load(keys)?;
     let statement = result.statement(keys.host_key.host_id());

@@ -9,7 +9,12 @@ use serde_json::json;
 
 use super::{io, Failure};
 
-pub fn run(keys: &Path, result: &Path, proof: &Path, host_id: Option<&str>) -> Result<ExitCode, Failure> {
+pub fn run(
+    keys: &Path,
+    result: &Path,
+    proof: &Path,
+    host_id: Option<&str>,
+) -> Result<ExitCode, Failure> {
     let result = io::read_result(result)?;
     let envelope = io::read_proof(proof)?;
     let host_id = host_id
@@ -54,7 +59,9 @@ fn reason_code(e: &VerifyError) -> &'static str {
         VerifyError::UnknownVerifyingKey { .. } => "unknown_verifying_key",
         VerifyError::InstanceMismatch { field: "host_id" } => "wrong_host",
         VerifyError::InstanceMismatch { field: "chain_id" } => "wrong_chain",
-        VerifyError::InstanceMismatch { field: "marketplace" } => "wrong_marketplace",
+        VerifyError::InstanceMismatch {
+            field: "marketplace",
+        } => "wrong_marketplace",
         VerifyError::InstanceMismatch { field: "job_id" } => "wrong_job",
         VerifyError::InstanceMismatch { .. } => "commitment_mismatch",
         VerifyError::Invalid => "invalid_proof",

@@ -26,7 +26,8 @@ use halo2_axiom::circuit::{Layouter, SimpleFloorPlanner, Value};
 use halo2_axiom::halo2curves::bn256::Fr;
 use halo2_axiom::halo2curves::ff::Field;
 use halo2_axiom::plonk::{
-    Advice, Circuit, Column, ConstraintSystem, Constraints, Error as PlonkError, Expression, Fixed, Instance,
+    Advice, Circuit, Column, ConstraintSystem, Constraints, Error as PlonkError, Expression, Fixed,
+    Instance,
 };
 use halo2_axiom::poly::Rotation;
 
@@ -58,7 +59,10 @@ impl CircuitConstants {
                 .flat_map(|c| c.iter().step_by(STATE_COLUMNS))
                 .chain(schedule.partial_constants.iter().step_by(schedule.group));
             for value in selector_values {
-                assert!(bool::from(!value.is_zero()), "a round constant used as selector is zero");
+                assert!(
+                    bool::from(!value.is_zero()),
+                    "a round constant used as selector is zero"
+                );
             }
         }
         constants
@@ -116,12 +120,18 @@ impl CommitmentCircuit {
 }
 
 /// `sum coefficients[j] * terms[j] + constant`, skipping zero coefficients.
-fn linear(coefficients: &[Fr], terms: &[Expression<Fr>], constant: Expression<Fr>) -> Expression<Fr> {
+fn linear(
+    coefficients: &[Fr],
+    terms: &[Expression<Fr>],
+    constant: Expression<Fr>,
+) -> Expression<Fr> {
     coefficients
         .iter()
         .zip(terms)
         .filter(|(c, _)| bool::from(!c.is_zero()))
-        .fold(constant, |acc, (c, term)| acc + term.clone() * Expression::Constant(*c))
+        .fold(constant, |acc, (c, term)| {
+            acc + term.clone() * Expression::Constant(*c)
+        })
 }
 
 /// The two constraints of an S-box `y = x^5` with auxiliary `a = x^2`.
@@ -183,7 +193,11 @@ impl Circuit<Fr> for CommitmentCircuit {
         config
     }
 
-    fn synthesize(&self, config: Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), PlonkError> {
+    fn synthesize(
+        &self,
+        config: Self::Config,
+        mut layouter: impl Layouter<Fr>,
+    ) -> Result<(), PlonkError> {
         let constants = CircuitConstants::get();
         layouter.assign_region(
             || "poseidon",
@@ -210,14 +224,21 @@ impl Circuit<Fr> for CommitmentCircuit {
 
 /// Full rounds of the commitment: the gate anchored at row `p` of a block
 /// computes elements `4p..4p+4` from the twelve elements of the previous block.
-fn configure_commitment_full_rounds(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+fn configure_commitment_full_rounds(
+    meta: &mut ConstraintSystem<Fr>,
+    config: &CommitmentConfig,
+    schedule: &Schedule,
+) {
     for p in 0..BLOCK_ROWS {
         meta.create_gate(format!("commitment full round, block row {p}"), |meta| {
             let selector = meta.query_fixed(config.full_round[p], Rotation::cur());
             let previous: Vec<Expression<Fr>> = (0..schedule.width)
                 .map(|j| {
                     let (row, col) = state_cell(j);
-                    meta.query_advice(config.advice[col], Rotation(row as i32 - BLOCK_ROWS as i32 - p as i32))
+                    meta.query_advice(
+                        config.advice[col],
+                        Rotation(row as i32 - BLOCK_ROWS as i32 - p as i32),
+                    )
                 })
                 .collect();
             let mut constraints = Vec::new();
@@ -241,11 +262,17 @@ fn configure_commitment_full_rounds(meta: &mut ConstraintSystem<Fr>, config: &Co
 /// Partial rounds of the commitment, four per block: S-box outputs on the
 /// middle row of columns 4..8, their squares on the last row, and the state
 /// after the four rounds in the block's state cells.
-fn configure_commitment_partial_groups(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+fn configure_commitment_partial_groups(
+    meta: &mut ConstraintSystem<Fr>,
+    config: &CommitmentConfig,
+    schedule: &Schedule,
+) {
     meta.create_gate("commitment partial rounds", |meta| {
         let selector = meta.query_fixed(config.partial_group, Rotation::cur());
         let block = BLOCK_ROWS as i32;
-        let state_at = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, offset: i32| -> Vec<Expression<Fr>> {
+        let state_at = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>,
+                        offset: i32|
+         -> Vec<Expression<Fr>> {
             (0..schedule.width)
                 .map(|j| {
                     let (row, col) = state_cell(j);
@@ -268,10 +295,19 @@ fn configure_commitment_partial_groups(meta: &mut ConstraintSystem<Fr>, config: 
             let x = linear(&schedule.group_alpha[q], &input, constant);
             let x = linear(&schedule.group_beta[q], &ys[..q], x);
             let a = meta.query_advice(config.advice[STATE_COLUMNS + q], Rotation::cur());
-            constraints.extend(sbox_constraints(&format!("partial round {q}"), x, a, ys[q].clone()));
+            constraints.extend(sbox_constraints(
+                &format!("partial round {q}"),
+                x,
+                a,
+                ys[q].clone(),
+            ));
         }
         for (i, out) in output.into_iter().enumerate() {
-            let expected = linear(&schedule.group_gamma[i], &input, Expression::Constant(Fr::ZERO));
+            let expected = linear(
+                &schedule.group_gamma[i],
+                &input,
+                Expression::Constant(Fr::ZERO),
+            );
             let expected = linear(&schedule.group_delta[i], &ys, expected);
             constraints.push((format!("state element {i}"), out - expected));
         }
@@ -288,10 +324,15 @@ fn configure_commitment_input(meta: &mut ConstraintSystem<Fr>, config: &Commitme
         let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK) as i32;
         let element = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, i: usize| {
             let (row, col) = state_cell(i);
-            meta.query_advice(config.advice[col], Rotation(row as i32 - (BLOCK_ROWS as i32 - 1)))
+            meta.query_advice(
+                config.advice[col],
+                Rotation(row as i32 - (BLOCK_ROWS as i32 - 1)),
+            )
         };
-        let mut constraints =
-            vec![("capacity".to_string(), element(meta, 0) - Expression::Constant(pow5(constants[0])))];
+        let mut constraints = vec![(
+            "capacity".to_string(),
+            element(meta, 0) - Expression::Constant(pow5(constants[0])),
+        )];
         for (i, instance_row, aux_rotation, aux_column) in COMMITMENT_BOUND_INPUTS {
             let x = meta.query_instance(config.instance, Rotation(instance_row as i32 - anchor))
                 + Expression::Constant(constants[i]);
@@ -304,11 +345,16 @@ fn configure_commitment_input(meta: &mut ConstraintSystem<Fr>, config: &Commitme
 }
 
 /// Full rounds of the host_id permutation, one per row.
-fn configure_host_id_full_rounds(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+fn configure_host_id_full_rounds(
+    meta: &mut ConstraintSystem<Fr>,
+    config: &CommitmentConfig,
+    schedule: &Schedule,
+) {
     meta.create_gate("host_id full round", |meta| {
         let selector = meta.query_fixed(config.host_full_round, Rotation::cur());
-        let previous: Vec<Expression<Fr>> =
-            (0..schedule.width).map(|j| meta.query_advice(config.advice[j], Rotation::prev())).collect();
+        let previous: Vec<Expression<Fr>> = (0..schedule.width)
+            .map(|j| meta.query_advice(config.advice[j], Rotation::prev()))
+            .collect();
         let mut constraints = Vec::new();
         for i in 0..schedule.width {
             let constant = if i == 0 {
@@ -327,14 +373,23 @@ fn configure_host_id_full_rounds(meta: &mut ConstraintSystem<Fr>, config: &Commi
 
 /// Partial rounds of the host_id permutation, two per row: state in columns
 /// 0..2, S-box outputs in 2..4, their squares in 4..6.
-fn configure_host_id_partial_groups(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, schedule: &Schedule) {
+fn configure_host_id_partial_groups(
+    meta: &mut ConstraintSystem<Fr>,
+    config: &CommitmentConfig,
+    schedule: &Schedule,
+) {
     meta.create_gate("host_id partial rounds", |meta| {
         let selector = meta.query_fixed(config.host_partial_group, Rotation::cur());
         let t = schedule.width;
-        let input: Vec<Expression<Fr>> = (0..t).map(|j| meta.query_advice(config.advice[j], Rotation::prev())).collect();
-        let output: Vec<Expression<Fr>> = (0..t).map(|j| meta.query_advice(config.advice[j], Rotation::cur())).collect();
-        let ys: Vec<Expression<Fr>> =
-            (0..schedule.group).map(|q| meta.query_advice(config.advice[t + q], Rotation::cur())).collect();
+        let input: Vec<Expression<Fr>> = (0..t)
+            .map(|j| meta.query_advice(config.advice[j], Rotation::prev()))
+            .collect();
+        let output: Vec<Expression<Fr>> = (0..t)
+            .map(|j| meta.query_advice(config.advice[j], Rotation::cur()))
+            .collect();
+        let ys: Vec<Expression<Fr>> = (0..schedule.group)
+            .map(|q| meta.query_advice(config.advice[t + q], Rotation::cur()))
+            .collect();
         let mut constraints = Vec::new();
         for q in 0..schedule.group {
             let constant = if q == 0 {
@@ -345,10 +400,19 @@ fn configure_host_id_partial_groups(meta: &mut ConstraintSystem<Fr>, config: &Co
             let x = linear(&schedule.group_alpha[q], &input, constant);
             let x = linear(&schedule.group_beta[q], &ys[..q], x);
             let a = meta.query_advice(config.advice[t + schedule.group + q], Rotation::cur());
-            constraints.extend(sbox_constraints(&format!("partial round {q}"), x, a, ys[q].clone()));
+            constraints.extend(sbox_constraints(
+                &format!("partial round {q}"),
+                x,
+                a,
+                ys[q].clone(),
+            ));
         }
         for (i, out) in output.into_iter().enumerate() {
-            let expected = linear(&schedule.group_gamma[i], &input, Expression::Constant(Fr::ZERO));
+            let expected = linear(
+                &schedule.group_gamma[i],
+                &input,
+                Expression::Constant(Fr::ZERO),
+            );
             let expected = linear(&schedule.group_delta[i], &ys, expected);
             constraints.push((format!("state element {i}"), out - expected));
         }
@@ -360,19 +424,31 @@ fn configure_host_id_partial_groups(meta: &mut ConstraintSystem<Fr>, config: &Co
 /// outputs equal their instances; at the host_id round 0, the capacity
 /// element is its constant and the commitment cell is element 0 of the
 /// commitment's final state.
-fn configure_bindings(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig, constants: &CircuitConstants) {
+fn configure_bindings(
+    meta: &mut ConstraintSystem<Fr>,
+    config: &CommitmentConfig,
+    constants: &CircuitConstants,
+) {
     meta.create_gate("bindings", |meta| {
         let column = meta.query_fixed(config.binding, Rotation::cur());
         let instance_here = meta.query_instance(config.instance, Rotation::cur());
         let (out_row, out_col) = COMMITMENT_OUTPUT_CELL;
 
         // At row instance::COMMITMENT: the commitment cell, far below.
-        let commitment_cell = meta.query_advice(config.advice[out_col], Rotation(out_row as i32 - instance::COMMITMENT as i32));
+        let commitment_cell = meta.query_advice(
+            config.advice[out_col],
+            Rotation(out_row as i32 - instance::COMMITMENT as i32),
+        );
         // At row instance::HOST_ID: the host_id final state, far below.
         let reach = HOST_ID_OUTPUT_ROW as i32 - instance::HOST_ID as i32;
-        let host_final: Vec<Expression<Fr>> =
-            (0..constants.host_id.width).map(|j| meta.query_advice(config.advice[j], Rotation(reach))).collect();
-        let host_id = linear(&constants.host_id.mds[0], &host_final, Expression::Constant(Fr::ZERO));
+        let host_final: Vec<Expression<Fr>> = (0..constants.host_id.width)
+            .map(|j| meta.query_advice(config.advice[j], Rotation(reach)))
+            .collect();
+        let host_id = linear(
+            &constants.host_id.mds[0],
+            &host_final,
+            Expression::Constant(Fr::ZERO),
+        );
 
         // At the host_id round 0 row: the last commitment block, just above.
         let last_block = block_row(COMMITMENT_LAST_BLOCK) as i32 - out_row as i32;
@@ -382,26 +458,48 @@ fn configure_bindings(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig
                 meta.query_advice(config.advice[col], Rotation(row as i32 + last_block))
             })
             .collect();
-        let commitment = linear(&constants.commitment.mds[0], &commitment_state, Expression::Constant(Fr::ZERO));
-        let here = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, col: usize| meta.query_advice(config.advice[col], Rotation::cur());
+        let commitment = linear(
+            &constants.commitment.mds[0],
+            &commitment_state,
+            Expression::Constant(Fr::ZERO),
+        );
+        let here = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, col: usize| {
+            meta.query_advice(config.advice[col], Rotation::cur())
+        };
         let capacity = Expression::Constant(pow5(constants.host_id.full_constants[0][0]));
         let at_round0 = binding_selector(column.clone(), binding::HOST_ID_ROUND0);
         vec![
             (
                 "commitment output = instance",
-                binding_selector(column.clone(), binding::COMMITMENT_OUTPUT) * (commitment_cell - instance_here.clone()),
+                binding_selector(column.clone(), binding::COMMITMENT_OUTPUT)
+                    * (commitment_cell - instance_here.clone()),
             ),
-            ("host_id output = instance", binding_selector(column, binding::HOST_ID_OUTPUT) * (host_id - instance_here)),
-            ("host_id capacity", at_round0.clone() * (here(meta, 0) - capacity)),
-            ("commitment cell = final state element 0", at_round0 * (here(meta, out_col) - commitment)),
+            (
+                "host_id output = instance",
+                binding_selector(column, binding::HOST_ID_OUTPUT) * (host_id - instance_here),
+            ),
+            (
+                "host_id capacity",
+                at_round0.clone() * (here(meta, 0) - capacity),
+            ),
+            (
+                "commitment cell = final state element 0",
+                at_round0 * (here(meta, out_col) - commitment),
+            ),
         ]
     });
 }
 
 /// Every fixed-column value of the circuit: (column, row, value).
-fn fixed_assignments(config: &CommitmentConfig, constants: &CircuitConstants) -> Vec<(Column<Fixed>, usize, Fr)> {
+fn fixed_assignments(
+    config: &CommitmentConfig,
+    constants: &CircuitConstants,
+) -> Vec<(Column<Fixed>, usize, Fr)> {
     let mut cells = Vec::new();
-    let put_constants = |cells: &mut Vec<(Column<Fixed>, usize, Fr)>, row: usize, selector: Column<Fixed>, values: &[Fr]| {
+    let put_constants = |cells: &mut Vec<(Column<Fixed>, usize, Fr)>,
+                         row: usize,
+                         selector: Column<Fixed>,
+                         values: &[Fr]| {
         cells.push((selector, row, values[0]));
         for (column, value) in config.constants.iter().zip(&values[1..]) {
             cells.push((*column, row, *value));
@@ -410,25 +508,66 @@ fn fixed_assignments(config: &CommitmentConfig, constants: &CircuitConstants) ->
     let commitment = &constants.commitment;
     for (round, block) in (1..).zip(COMMITMENT_FULL_BLOCKS) {
         for p in 0..BLOCK_ROWS {
-            let values = &commitment.full_constants[round][p * STATE_COLUMNS..(p + 1) * STATE_COLUMNS];
-            put_constants(&mut cells, block_row(block) + p, config.full_round[p], values);
+            let values =
+                &commitment.full_constants[round][p * STATE_COLUMNS..(p + 1) * STATE_COLUMNS];
+            put_constants(
+                &mut cells,
+                block_row(block) + p,
+                config.full_round[p],
+                values,
+            );
         }
     }
-    for (g, values) in commitment.partial_constants.chunks(commitment.group).enumerate() {
-        put_constants(&mut cells, last_row_of_block(COMMITMENT_FIRST_GROUP_BLOCK + g), config.partial_group, values);
+    for (g, values) in commitment
+        .partial_constants
+        .chunks(commitment.group)
+        .enumerate()
+    {
+        put_constants(
+            &mut cells,
+            last_row_of_block(COMMITMENT_FIRST_GROUP_BLOCK + g),
+            config.partial_group,
+            values,
+        );
     }
-    cells.push((config.input, last_row_of_block(COMMITMENT_INPUT_BLOCK), Fr::ONE));
+    cells.push((
+        config.input,
+        last_row_of_block(COMMITMENT_INPUT_BLOCK),
+        Fr::ONE,
+    ));
 
     let host = &constants.host_id;
     for (round, row) in (1..).zip(host_id_full_rows()) {
-        put_constants(&mut cells, row, config.host_full_round, &host.full_constants[round]);
+        put_constants(
+            &mut cells,
+            row,
+            config.host_full_round,
+            &host.full_constants[round],
+        );
     }
     for (g, values) in host.partial_constants.chunks(host.group).enumerate() {
-        put_constants(&mut cells, host_id_group_row(g), config.host_partial_group, values);
+        put_constants(
+            &mut cells,
+            host_id_group_row(g),
+            config.host_partial_group,
+            values,
+        );
     }
-    cells.push((config.binding, instance::COMMITMENT, Fr::from(binding::COMMITMENT_OUTPUT)));
-    cells.push((config.binding, instance::HOST_ID, Fr::from(binding::HOST_ID_OUTPUT)));
-    cells.push((config.binding, HOST_ID_FIRST_ROW, Fr::from(binding::HOST_ID_ROUND0)));
+    cells.push((
+        config.binding,
+        instance::COMMITMENT,
+        Fr::from(binding::COMMITMENT_OUTPUT),
+    ));
+    cells.push((
+        config.binding,
+        instance::HOST_ID,
+        Fr::from(binding::HOST_ID_OUTPUT),
+    ));
+    cells.push((
+        config.binding,
+        HOST_ID_FIRST_ROW,
+        Fr::from(binding::HOST_ID_ROUND0),
+    ));
     cells
 }
 

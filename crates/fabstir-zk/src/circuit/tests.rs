@@ -21,16 +21,25 @@ struct Fixture {
 fn fixture(seed: u64) -> Fixture {
     let sk = Fr::from(seed) * Fr::from(0x9e37_79b9_7f4a_7c15u64) + Fr::from(3);
     let host_id = poseidon::hash1(sk);
-    let mut inputs: [Fr; 11] = std::array::from_fn(|i| Fr::from(seed * 1000 + i as u64 * 77 + 5).square());
+    let mut inputs: [Fr; 11] =
+        std::array::from_fn(|i| Fr::from(seed * 1000 + i as u64 * 77 + 5).square());
     inputs[10] = host_id;
     let commitment = poseidon::hash11(&inputs);
-    let instances = vec![inputs[0], inputs[1], inputs[2], inputs[3], host_id, commitment];
-    Fixture { inputs, sk, instances }
+    let instances = vec![
+        inputs[0], inputs[1], inputs[2], inputs[3], host_id, commitment,
+    ];
+    Fixture {
+        inputs,
+        sk,
+        instances,
+    }
 }
 
 fn run(grid: Grid, instances: &[Fr]) -> Result<(), Vec<VerifyFailure>> {
     let circuit = CommitmentCircuit::with_grid(grid);
-    MockProver::run(K, &circuit, vec![instances.to_vec()]).expect("mock prover runs").verify()
+    MockProver::run(K, &circuit, vec![instances.to_vec()])
+        .expect("mock prover runs")
+        .verify()
 }
 
 /// The (gate name, constraint name, row) of each unsatisfied constraint.
@@ -38,7 +47,11 @@ fn failed_constraints(failures: &[VerifyFailure]) -> Vec<(String, String, usize)
     failures
         .iter()
         .map(|failure| match failure {
-            VerifyFailure::ConstraintNotSatisfied { constraint, location, .. } => {
+            VerifyFailure::ConstraintNotSatisfied {
+                constraint,
+                location,
+                ..
+            } => {
                 let text = constraint.to_string();
                 let row = match location {
                     FailureLocation::InRegion { offset, .. } => *offset,
@@ -51,7 +64,11 @@ fn failed_constraints(failures: &[VerifyFailure]) -> Vec<(String, String, usize)
         .map(|(text, _, row)| {
             // Display: "Constraint N ('name') in gate M ('gate name')".
             let parts: Vec<&str> = text.split('\'').collect();
-            (parts.get(3).copied().unwrap_or_default().to_string(), parts.get(1).copied().unwrap_or_default().to_string(), row)
+            (
+                parts.get(3).copied().unwrap_or_default().to_string(),
+                parts.get(1).copied().unwrap_or_default().to_string(),
+                row,
+            )
         })
         .collect()
 }
@@ -59,7 +76,9 @@ fn failed_constraints(failures: &[VerifyFailure]) -> Vec<(String, String, usize)
 fn assert_fails_with(failures: &[VerifyFailure], gate: &str, constraint: &str, row: usize) {
     let found = failed_constraints(failures);
     assert!(
-        found.iter().any(|(g, c, r)| g == gate && c == constraint && *r == row),
+        found
+            .iter()
+            .any(|(g, c, r)| g == gate && c == constraint && *r == row),
         "expected '{constraint}' in gate '{gate}' at row {row}; failures: {found:?}"
     );
 }
@@ -68,7 +87,8 @@ fn assert_fails_with(failures: &[VerifyFailure], gate: &str, constraint: &str, r
 fn honest_witness_satisfies_every_constraint() {
     for seed in 0..3 {
         let f = fixture(seed);
-        run(Grid::build(&f.inputs, f.sk), &f.instances).unwrap_or_else(|e| panic!("seed {seed}: {e:?}"));
+        run(Grid::build(&f.inputs, f.sk), &f.instances)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e:?}"));
     }
 }
 
@@ -88,7 +108,8 @@ fn every_assigned_advice_cell_is_constrained() {
             }
             let mut bad = grid.clone();
             bad.set(row, column, grid.get(row, column) + delta);
-            let failures = run(bad, &f.instances).expect_err(&format!("changing cell ({row}, {column}) must fail"));
+            let failures = run(bad, &f.instances)
+                .expect_err(&format!("changing cell ({row}, {column}) must fail"));
             // Only constraint failures, never e.g. an unassigned-cell complaint.
             failed_constraints(&failures);
         }
@@ -103,7 +124,10 @@ fn every_public_input_is_bound() {
         for delta in [Fr::ONE, -Fr::ONE, Fr::from(1u64 << 40)] {
             let mut instances = f.instances.clone();
             instances[index] += delta;
-            assert!(run(grid.clone(), &instances).is_err(), "instance {index} + {delta:?} accepted");
+            assert!(
+                run(grid.clone(), &instances).is_err(),
+                "instance {index} + {delta:?} accepted"
+            );
         }
     }
 }
@@ -113,12 +137,19 @@ fn another_hosts_secret_fails_for_this_host_id() {
     let f = fixture(3);
     let other_sk = f.sk + Fr::ONE;
     let failures = run(Grid::build(&f.inputs, other_sk), &f.instances).unwrap_err();
-    assert_fails_with(&failures, "bindings", "host_id output = instance", instance::HOST_ID);
+    assert_fails_with(
+        &failures,
+        "bindings",
+        "host_id output = instance",
+        instance::HOST_ID,
+    );
     // The other host's own id does verify with its own secret.
     let mut inputs = f.inputs;
     inputs[10] = poseidon::hash1(other_sk);
     let commitment = poseidon::hash11(&inputs);
-    let instances = vec![inputs[0], inputs[1], inputs[2], inputs[3], inputs[10], commitment];
+    let instances = vec![
+        inputs[0], inputs[1], inputs[2], inputs[3], inputs[10], commitment,
+    ];
     run(Grid::build(&inputs, other_sk), &instances).unwrap();
 }
 
@@ -133,35 +164,102 @@ fn failures_name_the_constraint_that_caught_them() {
     };
     // A full-round S-box output and its auxiliary square.
     let block = COMMITMENT_FULL_BLOCKS[0];
-    assert_fails_with(&mutate(block_row(block) + 1, 2), "commitment full round, block row 1", "element 6: y = a^2 * x", block_row(block) + 1);
-    assert_fails_with(&mutate(block_row(block), STATE_COLUMNS + 3), "commitment full round, block row 0", "element 3: a = x^2", block_row(block));
+    assert_fails_with(
+        &mutate(block_row(block) + 1, 2),
+        "commitment full round, block row 1",
+        "element 6: y = a^2 * x",
+        block_row(block) + 1,
+    );
+    assert_fails_with(
+        &mutate(block_row(block), STATE_COLUMNS + 3),
+        "commitment full round, block row 0",
+        "element 3: a = x^2",
+        block_row(block),
+    );
     // A partial-round group: state element, S-box output, square.
     let group = last_row_of_block(COMMITMENT_FIRST_GROUP_BLOCK + 5);
-    assert_fails_with(&mutate(group - 1, 1), "commitment partial rounds", "state element 5", group);
-    assert_fails_with(&mutate(group - 1, STATE_COLUMNS + 2), "commitment partial rounds", "partial round 2: y = a^2 * x", group);
-    assert_fails_with(&mutate(group, STATE_COLUMNS), "commitment partial rounds", "partial round 0: a = x^2", group);
+    assert_fails_with(
+        &mutate(group - 1, 1),
+        "commitment partial rounds",
+        "state element 5",
+        group,
+    );
+    assert_fails_with(
+        &mutate(group - 1, STATE_COLUMNS + 2),
+        "commitment partial rounds",
+        "partial round 2: y = a^2 * x",
+        group,
+    );
+    assert_fails_with(
+        &mutate(group, STATE_COLUMNS),
+        "commitment partial rounds",
+        "partial round 0: a = x^2",
+        group,
+    );
     // Round 0: a public input's S-box and the capacity constant.
     let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK);
-    assert_fails_with(&mutate(0, 1), "commitment round 0", "public input 1: y = a^2 * x", anchor);
+    assert_fails_with(
+        &mutate(0, 1),
+        "commitment round 0",
+        "public input 1: y = a^2 * x",
+        anchor,
+    );
     assert_fails_with(&mutate(0, 0), "commitment round 0", "capacity", anchor);
     // A private input is caught by the next round, which consumes it.
     let failures = mutate(1, 1);
-    assert!(failed_constraints(&failures).iter().all(|(g, _, _)| g.starts_with("commitment full round")));
+    assert!(failed_constraints(&failures)
+        .iter()
+        .all(|(g, _, _)| g.starts_with("commitment full round")));
     // The commitment output and the host_id permutation.
     let last = last_row_of_block(COMMITMENT_LAST_BLOCK);
-    assert_fails_with(&mutate(last, 0), "bindings", "commitment cell = final state element 0", COMMITMENT_OUTPUT_CELL.0);
-    assert_fails_with(&mutate(COMMITMENT_OUTPUT_CELL.0, COMMITMENT_OUTPUT_CELL.1), "bindings", "commitment output = instance", instance::COMMITMENT);
-    assert_fails_with(&mutate(HOST_ID_OUTPUT_ROW, 1), "bindings", "host_id output = instance", instance::HOST_ID);
+    assert_fails_with(
+        &mutate(last, 0),
+        "bindings",
+        "commitment cell = final state element 0",
+        COMMITMENT_OUTPUT_CELL.0,
+    );
+    assert_fails_with(
+        &mutate(COMMITMENT_OUTPUT_CELL.0, COMMITMENT_OUTPUT_CELL.1),
+        "bindings",
+        "commitment output = instance",
+        instance::COMMITMENT,
+    );
+    assert_fails_with(
+        &mutate(HOST_ID_OUTPUT_ROW, 1),
+        "bindings",
+        "host_id output = instance",
+        instance::HOST_ID,
+    );
     let row = host_id_group_row(10);
-    assert_fails_with(&mutate(row, 0), "host_id partial rounds", "state element 0", row);
-    assert_fails_with(&mutate(HOST_ID_FIRST_ROW, 0), "bindings", "host_id capacity", HOST_ID_FIRST_ROW);
+    assert_fails_with(
+        &mutate(row, 0),
+        "host_id partial rounds",
+        "state element 0",
+        row,
+    );
+    assert_fails_with(
+        &mutate(HOST_ID_FIRST_ROW, 0),
+        "bindings",
+        "host_id capacity",
+        HOST_ID_FIRST_ROW,
+    );
     let row = HOST_ID_FIRST_ROW + 2;
-    assert_fails_with(&mutate(row, 3), "host_id full round", "element 1: a = x^2", row);
+    assert_fails_with(
+        &mutate(row, 3),
+        "host_id full round",
+        "element 1: a = x^2",
+        row,
+    );
     // The commitment instance itself.
     let mut instances = f.instances.clone();
     instances[instance::COMMITMENT] += Fr::ONE;
     let failures = run(grid.clone(), &instances).unwrap_err();
-    assert_fails_with(&failures, "bindings", "commitment output = instance", instance::COMMITMENT);
+    assert_fails_with(
+        &failures,
+        "bindings",
+        "commitment output = instance",
+        instance::COMMITMENT,
+    );
 }
 
 #[test]
@@ -169,25 +267,50 @@ fn constraint_system_has_the_pinned_shape() {
     let mut cs = ConstraintSystem::<Fr>::default();
     CommitmentCircuit::configure(&mut cs);
     assert_eq!(cs.degree(), DEGREE);
-    let max_gate_degree = cs.gates().iter().flat_map(|g| g.polynomials()).map(|p| p.degree()).max().unwrap();
-    assert!(max_gate_degree <= DEGREE, "a gate has degree {max_gate_degree}");
+    let max_gate_degree = cs
+        .gates()
+        .iter()
+        .flat_map(|g| g.polynomials())
+        .map(|p| p.degree())
+        .max()
+        .unwrap();
+    assert!(
+        max_gate_degree <= DEGREE,
+        "a gate has degree {max_gate_degree}"
+    );
     assert_eq!(cs.num_advice_columns(), ADVICE_COLUMNS);
     assert_eq!(cs.num_instance_columns(), 1);
-    assert!(cs.permutation().get_columns().is_empty(), "no copy constraints: wiring is by rotation");
+    assert!(
+        cs.permutation().get_columns().is_empty(),
+        "no copy constraints: wiring is by rotation"
+    );
     assert!(cs.lookups().is_empty());
     let usable_rows = (1usize << K) - (cs.blinding_factors() + 1);
-    assert!(USED_ROWS <= usable_rows, "layout uses {USED_ROWS} rows, {usable_rows} usable");
+    assert!(
+        USED_ROWS <= usable_rows,
+        "layout uses {USED_ROWS} rows, {usable_rows} usable"
+    );
     // Instance queries stay near the instance rows (see layout docs).
     let rotations: Vec<i32> = cs.instance_queries().iter().map(|(_, r)| r.0).collect();
-    assert!(rotations.iter().all(|r| r.abs() <= 2), "instance rotations {rotations:?}");
+    assert!(
+        rotations.iter().all(|r| r.abs() <= 2),
+        "instance rotations {rotations:?}"
+    );
 }
 
 #[test]
 fn constants_used_as_selectors_are_nonzero() {
     let constants = CircuitConstants::get();
     for schedule in [&constants.commitment, &constants.host_id] {
-        assert!(schedule.full_constants.iter().flatten().all(|c| !bool::from(c.is_zero())));
-        assert!(schedule.partial_constants.iter().all(|c| !bool::from(c.is_zero())));
+        assert!(schedule
+            .full_constants
+            .iter()
+            .flatten()
+            .all(|c| !bool::from(c.is_zero())));
+        assert!(schedule
+            .partial_constants
+            .iter()
+            .all(|c| !bool::from(c.is_zero())));
     }
 }
 
@@ -196,7 +319,13 @@ fn schedule_reproduces_the_reference_permutation() {
     let constants = CircuitConstants::get();
     for seed in 0..5u64 {
         let f = fixture(seed);
-        assert_eq!(constants.commitment.trace(&f.inputs).output, poseidon::hash11(&f.inputs));
-        assert_eq!(constants.host_id.trace(&[f.sk]).output, poseidon::hash1(f.sk));
+        assert_eq!(
+            constants.commitment.trace(&f.inputs).output,
+            poseidon::hash11(&f.inputs)
+        );
+        assert_eq!(
+            constants.host_id.trace(&[f.sk]).output,
+            poseidon::hash1(f.sk)
+        );
     }
 }

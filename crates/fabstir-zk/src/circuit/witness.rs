@@ -18,7 +18,10 @@ pub(crate) struct Grid {
 
 impl Default for Grid {
     fn default() -> Self {
-        Self { columns: vec![vec![Fr::ZERO; 1 << K]; ADVICE_COLUMNS], used: vec![false; ADVICE_COLUMNS << K] }
+        Self {
+            columns: vec![vec![Fr::ZERO; 1 << K]; ADVICE_COLUMNS],
+            used: vec![false; ADVICE_COLUMNS << K],
+        }
     }
 }
 
@@ -37,7 +40,10 @@ impl Grid {
     /// Cells the layout assigns, as (row, column).
     #[cfg(test)]
     pub fn used_cells(&self) -> Vec<(usize, usize)> {
-        (0..ADVICE_COLUMNS << K).filter(|i| self.used[*i]).map(|i| (i & ((1 << K) - 1), i >> K)).collect()
+        (0..ADVICE_COLUMNS << K)
+            .filter(|i| self.used[*i])
+            .map(|i| (i & ((1 << K) - 1), i >> K))
+            .collect()
     }
 
     /// The columns, as the prover takes them.

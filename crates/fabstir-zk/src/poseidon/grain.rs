@@ -51,7 +51,8 @@ impl Grain {
 
     /// One LFSR step; returns the new bit.
     fn clock(&mut self) -> bool {
-        let new = self.bit(62) ^ self.bit(51) ^ self.bit(38) ^ self.bit(23) ^ self.bit(13) ^ self.bit(0);
+        let new =
+            self.bit(62) ^ self.bit(51) ^ self.bit(38) ^ self.bit(23) ^ self.bit(13) ^ self.bit(0);
         self.state = ((self.state << 1) | new) & ((1u128 << 80) - 1);
         new == 1
     }
@@ -109,12 +110,20 @@ pub(crate) fn generate(
     let mut grain = Grain::new(t as u32, full_rounds as u32, partial_rounds as u32);
     let rounds = full_rounds + partial_rounds;
     let round_constants: Vec<Vec<Fr>> = (0..rounds)
-        .map(|_| (0..t).map(|_| grain.next_field_element_rejecting()).collect())
+        .map(|_| {
+            (0..t)
+                .map(|_| grain.next_field_element_rejecting())
+                .collect()
+        })
         .collect();
     loop {
-        let mut samples: Vec<Fr> = (0..2 * t).map(|_| grain.next_field_element_reduced()).collect();
+        let mut samples: Vec<Fr> = (0..2 * t)
+            .map(|_| grain.next_field_element_reduced())
+            .collect();
         while has_duplicates(&samples) {
-            samples = (0..2 * t).map(|_| grain.next_field_element_reduced()).collect();
+            samples = (0..2 * t)
+                .map(|_| grain.next_field_element_reduced())
+                .collect();
         }
         let (xs, ys) = samples.split_at(t);
         let mut mds = vec![vec![Fr::ZERO; t]; t];

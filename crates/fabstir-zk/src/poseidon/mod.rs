@@ -18,8 +18,9 @@ use halo2_axiom::halo2curves::ff::Field;
 pub const FULL_ROUNDS: usize = 8;
 
 /// circomlib `N_ROUNDS_P`, indexed by `t - 2` for widths 2..=17.
-const PARTIAL_ROUNDS_BY_WIDTH: [usize; 16] =
-    [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68];
+const PARTIAL_ROUNDS_BY_WIDTH: [usize; 16] = [
+    56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68,
+];
 
 /// The width used for `host_id = Poseidon(sk)` (one input).
 pub const HOST_ID_WIDTH: usize = 2;
@@ -46,7 +47,13 @@ impl PoseidonParams {
     fn generate(width: usize) -> Self {
         let partial_rounds = PARTIAL_ROUNDS_BY_WIDTH[width - 2];
         let (round_constants, mds) = grain::generate(width, FULL_ROUNDS, partial_rounds);
-        Self { width, full_rounds: FULL_ROUNDS, partial_rounds, round_constants, mds }
+        Self {
+            width,
+            full_rounds: FULL_ROUNDS,
+            partial_rounds,
+            round_constants,
+            mds,
+        }
     }
 
     /// Total number of rounds.
@@ -64,7 +71,11 @@ impl PoseidonParams {
     /// (add constants, S-box layer, MDS) without any optimisation, so that it
     /// serves as the specification the circuit is tested against.
     pub fn permute(&self, state: &mut [Fr]) {
-        assert_eq!(state.len(), self.width, "state width must match the parameters");
+        assert_eq!(
+            state.len(),
+            self.width,
+            "state width must match the parameters"
+        );
         for r in 0..self.rounds() {
             for (s, c) in state.iter_mut().zip(&self.round_constants[r]) {
                 *s += c;
@@ -81,7 +92,11 @@ impl PoseidonParams {
 
     /// circomlib `Poseidon(n)`: state `[0, inputs...]`, output element 0.
     pub fn hash(&self, inputs: &[Fr]) -> Fr {
-        assert_eq!(inputs.len() + 1, self.width, "input count must be width - 1");
+        assert_eq!(
+            inputs.len() + 1,
+            self.width,
+            "input count must be width - 1"
+        );
         let mut state = Vec::with_capacity(self.width);
         state.push(Fr::ZERO);
         state.extend_from_slice(inputs);

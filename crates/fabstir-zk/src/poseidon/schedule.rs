@@ -69,7 +69,11 @@ impl Schedule {
     /// Derives the schedule for `params` with `group` partial rounds per group.
     pub fn new(params: &PoseidonParams, group: usize) -> Self {
         let t = params.width;
-        assert_eq!(params.partial_rounds % group, 0, "groups must tile the partial rounds");
+        assert_eq!(
+            params.partial_rounds % group,
+            0,
+            "groups must tile the partial rounds"
+        );
         let half = params.full_rounds / 2;
         let mds = params.mds.clone();
 
@@ -85,8 +89,10 @@ impl Schedule {
             }
             carry = next;
         }
-        let mut full_constants: Vec<Vec<Fr>> =
-            (0..params.rounds()).filter(|&r| params.is_full_round(r)).map(|r| params.round_constants[r].clone()).collect();
+        let mut full_constants: Vec<Vec<Fr>> = (0..params.rounds())
+            .filter(|&r| params.is_full_round(r))
+            .map(|r| params.round_constants[r].clone())
+            .collect();
         for (i, c) in full_constants[half].iter_mut().enumerate() {
             *c += dot(&mds[i], &carry);
         }
@@ -95,11 +101,17 @@ impl Schedule {
         // replaced by the S-box output, so it is zero here).
         let mut n = mds.clone();
         n[0] = vec![Fr::ZERO; t];
-        let e0: Vec<Fr> = (0..t).map(|i| if i == 0 { Fr::ONE } else { Fr::ZERO }).collect();
+        let e0: Vec<Fr> = (0..t)
+            .map(|i| if i == 0 { Fr::ONE } else { Fr::ZERO })
+            .collect();
 
         // Symbolic state after q rounds of a group: a * Z + sum_p b[p] * y_p.
         let mut a: Vec<Vec<Fr>> = (0..t)
-            .map(|i| (0..t).map(|j| if i == j { Fr::ONE } else { Fr::ZERO }).collect())
+            .map(|i| {
+                (0..t)
+                    .map(|j| if i == j { Fr::ONE } else { Fr::ZERO })
+                    .collect()
+            })
             .collect();
         let mut b: Vec<Vec<Fr>> = Vec::new(); // b[p] is a column vector of length t
         let mut group_alpha = Vec::with_capacity(group);
@@ -111,7 +123,9 @@ impl Schedule {
             b = b.iter().map(|column| mat_vec(&n, column)).collect();
             b.push(e0.clone());
         }
-        let group_delta = (0..t).map(|i| b.iter().map(|column| column[i]).collect()).collect();
+        let group_delta = (0..t)
+            .map(|i| b.iter().map(|column| column[i]).collect())
+            .collect();
         Self {
             width: t,
             group,
@@ -130,20 +144,33 @@ impl Schedule {
         let t = self.width;
         assert_eq!(inputs.len() + 1, t, "input count must be width - 1");
         let half = self.full_constants.len() / 2;
-        let mut state: Vec<Fr> = std::iter::once(Fr::ZERO).chain(inputs.iter().copied()).collect();
+        let mut state: Vec<Fr> = std::iter::once(Fr::ZERO)
+            .chain(inputs.iter().copied())
+            .collect();
         let mut full = Vec::with_capacity(self.full_constants.len());
 
         // The first round has no MDS before it.
-        let x: Vec<Fr> = state.iter().zip(&self.full_constants[0]).map(|(s, c)| *s + c).collect();
+        let x: Vec<Fr> = state
+            .iter()
+            .zip(&self.full_constants[0])
+            .map(|(s, c)| *s + c)
+            .collect();
         state = x.iter().map(|v| pow5(*v)).collect();
-        full.push(FullRoundTrace { inputs: x, outputs: state.clone() });
+        full.push(FullRoundTrace {
+            inputs: x,
+            outputs: state.clone(),
+        });
         for constants in &self.full_constants[1..half] {
             state = self.full_round(&state, constants, &mut full);
         }
 
         let mut groups = Vec::with_capacity(self.partial_constants.len() / self.group);
         for constants in self.partial_constants.chunks(self.group) {
-            let mut group = GroupTrace { inputs: Vec::new(), outputs: Vec::new(), state: Vec::new() };
+            let mut group = GroupTrace {
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                state: Vec::new(),
+            };
             for c in constants {
                 let x = dot(&self.mds[0], &state) + c;
                 let y = pow5(x);
@@ -164,20 +191,42 @@ impl Schedule {
             state = self.full_round(&state, constants, &mut full);
         }
         let output = dot(&self.mds[0], &state);
-        Trace { full, groups, output }
+        Trace {
+            full,
+            groups,
+            output,
+        }
     }
 
-    fn full_round(&self, state: &[Fr], constants: &[Fr], full: &mut Vec<FullRoundTrace>) -> Vec<Fr> {
-        let x: Vec<Fr> = mat_vec(&self.mds, state).iter().zip(constants).map(|(v, c)| *v + c).collect();
+    fn full_round(
+        &self,
+        state: &[Fr],
+        constants: &[Fr],
+        full: &mut Vec<FullRoundTrace>,
+    ) -> Vec<Fr> {
+        let x: Vec<Fr> = mat_vec(&self.mds, state)
+            .iter()
+            .zip(constants)
+            .map(|(v, c)| *v + c)
+            .collect();
         let y: Vec<Fr> = x.iter().map(|v| pow5(*v)).collect();
-        full.push(FullRoundTrace { inputs: x, outputs: y.clone() });
+        full.push(FullRoundTrace {
+            inputs: x,
+            outputs: y.clone(),
+        });
         y
     }
 }
 
 /// `row * m` for a row vector and a square matrix.
 fn row_times_matrix(row: &[Fr], m: &[Vec<Fr>]) -> Vec<Fr> {
-    (0..m[0].len()).map(|j| row.iter().zip(m).fold(Fr::ZERO, |acc, (r, m_row)| acc + *r * m_row[j])).collect()
+    (0..m[0].len())
+        .map(|j| {
+            row.iter()
+                .zip(m)
+                .fold(Fr::ZERO, |acc, (r, m_row)| acc + *r * m_row[j])
+        })
+        .collect()
 }
 
 fn mat_mul(a: &[Vec<Fr>], b: &[Vec<Fr>]) -> Vec<Vec<Fr>> {

@@ -60,11 +60,10 @@ impl ProofEnvelope {
         let params = pk.verifying_key().srs.params();
         // Unlike verification, proving measured slower on a worker thread
         // (34 ms vs 49 ms), so it runs on the caller's thread.
-        let proof =
-            catch_unwind(AssertUnwindSafe(|| {
-                let mut transcript =
-                    EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
-                create_proof_from_advice::<
+        let proof = catch_unwind(AssertUnwindSafe(|| {
+            let mut transcript =
+                EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
+            create_proof_from_advice::<
                     KZGCommitmentScheme<Bn256>,
                     ProverSHPLONK<'_, Bn256>,
                     _,
@@ -79,9 +78,9 @@ impl ProofEnvelope {
                     &mut transcript,
                 )
                 .map(|()| transcript.finalize())
-            }))
-            .map_err(|_| ProveError::Backend("prover panicked".into()))?
-            .map_err(|e| ProveError::Backend(e.to_string()))?;
+        }))
+        .map_err(|_| ProveError::Backend("prover panicked".into()))?
+        .map_err(|e| ProveError::Backend(e.to_string()))?;
         Ok(Self {
             vk_id: pk.vk_id(),
             instance,

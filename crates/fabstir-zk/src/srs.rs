@@ -89,8 +89,7 @@ impl Srs {
     /// Loads a ceremony parameters file (halo2 `ParamsKZG`, raw format) whose
     /// SHA-256 must equal `pin`, and downsizes it to the circuit's size.
     pub fn load_ceremony(path: &Path, pin: &Digest32) -> Result<Self, KeyError> {
-        let bytes = read_params_file(path)?;
-        let found = Digest32::sha256(&bytes);
+        let (found, bytes) = read_params_file(path)?;
         if found != *pin {
             return Err(KeyError::SrsPin {
                 path: path.to_path_buf(),
@@ -115,8 +114,7 @@ impl Srs {
         trust: SrsTrust,
         source_sha256: Digest32,
     ) -> Result<Self, KeyError> {
-        let bytes = read_params_file(path)?;
-        let found = Digest32::sha256(&bytes);
+        let (found, bytes) = read_params_file(path)?;
         if found != *expected {
             return Err(KeyError::SrsPin {
                 path: path.to_path_buf(),
@@ -124,7 +122,7 @@ impl Srs {
                 found: found.to_string(),
             });
         }
-        if bytes.len() as u64 != raw_file_len(K) {
+        if std::fs::metadata(path).map(|m| m.len()).ok() != Some(raw_file_len(K)) {
             return Err(KeyError::Corrupt {
                 path: path.to_path_buf(),
                 reason: format!("stored SRS must have k = {K}"),
@@ -179,9 +177,14 @@ fn raw_bytes(params: &ParamsKZG<Bn256>) -> Vec<u8> {
     out
 }
 
-/// Reads a parameters file after checking its size against the `k` in its
-/// header, so that a damaged or hostile file cannot trigger a huge allocation.
-fn read_params_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+/// Streams a parameters file: checks its size against the `k` in its header
+/// (so a damaged or hostile file cannot trigger a large allocation), hashes
+/// all of it, and keeps only what the circuit needs: the first `2^K` G1
+/// points and the two G2 points. Returns the file's SHA-256 and those parts
+/// as a raw `k = K` parameters buffer (the Lagrange bases are recomputed by
+/// [`parse_params`], so the buffer repeats the monomial ones in their place).
+/// Memory stays at a few KiB whatever the ceremony's size.
+fn read_params_file(path: &Path) -> Result<(Digest32, Vec<u8>), KeyError> {
     use std::io::Read;
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
@@ -196,13 +199,13 @@ fn read_params_file(path: &Path) -> Result<Vec<u8>, KeyError> {
             reason: "file is too short to be KZG parameters".into(),
         })?;
     let k = u32::from_le_bytes(header);
-    if !(K..=MAX_SRS_K).contains(&k) {
-        if k < K {
-            return Err(KeyError::SrsTooSmall {
-                found: k,
-                needed: K,
-            });
-        }
+    if k < K {
+        return Err(KeyError::SrsTooSmall {
+            found: k,
+            needed: K,
+        });
+    }
+    if k > MAX_SRS_K {
         return Err(KeyError::Corrupt {
             path: path.to_path_buf(),
             reason: format!("declares k = {k}, above the limit of {MAX_SRS_K}"),
@@ -217,10 +220,41 @@ fn read_params_file(path: &Path) -> Result<Vec<u8>, KeyError> {
             ),
         });
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    bytes.extend_from_slice(&header);
-    file.read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
+    let g_len = 64 * (1u64 << K);
+    let g2_start = len - 2 * 128;
+    let mut hasher = Sha256::new();
+    hasher.update(header);
+    let mut g = Vec::with_capacity(g_len as usize);
+    let mut g2 = Vec::with_capacity(2 * 128);
+    let mut offset = 4u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    while offset < len {
+        let n = file.read(&mut chunk).map_err(io)?;
+        if n == 0 {
+            return Err(KeyError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "file shrank while being read".into(),
+            });
+        }
+        let data = &chunk[..n];
+        hasher.update(data);
+        // Copy the parts of this chunk that fall in [start, end).
+        let keep = |start: u64, end: u64, out: &mut Vec<u8>| {
+            let (lo, hi) = (start.max(offset), end.min(offset + n as u64));
+            if lo < hi {
+                out.extend_from_slice(&data[(lo - offset) as usize..(hi - offset) as usize]);
+            }
+        };
+        keep(4, 4 + g_len, &mut g);
+        keep(g2_start, len, &mut g2);
+        offset += n as u64;
+    }
+    let mut raw = Vec::with_capacity(raw_file_len(K) as usize);
+    raw.extend_from_slice(&K.to_le_bytes());
+    raw.extend_from_slice(&g);
+    raw.extend_from_slice(&g);
+    raw.extend_from_slice(&g2);
+    Ok((Digest32(hasher.finalize().into()), raw))
 }
 
 /// Parses the parameters, rebuilds the Lagrange bases from the monomial ones

@@ -192,14 +192,22 @@ impl ProofEnvelope {
                 limit: MAX_BINARY_LEN,
             });
         }
-        if bytes.len() < MAGIC.len() {
-            return Err(EnvelopeError::Truncated {
-                needed: HEADER_LEN,
-                found: bytes.len(),
-            });
-        }
-        if &bytes[..4] != MAGIC {
+        // Whatever prefix is present must be the magic; then the versions are
+        // checked as soon as they are present, so that a newer envelope is
+        // reported as such even when its header is shorter than this one.
+        let prefix = bytes.len().min(MAGIC.len());
+        if bytes[..prefix] != MAGIC[..prefix] {
             return Err(EnvelopeError::BadMagic);
+        }
+        if let Some(&version) = bytes.get(4) {
+            if version != ENVELOPE_FORMAT_VERSION {
+                return Err(EnvelopeError::UnsupportedVersion(version));
+            }
+        }
+        if let Some(&circuit) = bytes.get(5) {
+            if circuit != CIRCUIT_VERSION {
+                return Err(EnvelopeError::UnsupportedCircuit(circuit));
+            }
         }
         if bytes.len() < HEADER_LEN {
             return Err(EnvelopeError::Truncated {
@@ -207,13 +215,7 @@ impl ProofEnvelope {
                 found: bytes.len(),
             });
         }
-        let (version, circuit, flags, reserved) = (bytes[4], bytes[5], bytes[6], bytes[7]);
-        if version != ENVELOPE_FORMAT_VERSION {
-            return Err(EnvelopeError::UnsupportedVersion(version));
-        }
-        if circuit != CIRCUIT_VERSION {
-            return Err(EnvelopeError::UnsupportedCircuit(circuit));
-        }
+        let (flags, reserved) = (bytes[6], bytes[7]);
         if flags != 0 || reserved != 0 {
             return Err(EnvelopeError::ReservedFlags(flags | reserved));
         }
@@ -284,7 +286,13 @@ impl ProofEnvelope {
         let digits = raw
             .proof
             .strip_prefix("0x")
+            .or_else(|| raw.proof.strip_prefix("0X"))
             .ok_or_else(|| EnvelopeError::Json("proof must be 0x-prefixed hex".into()))?;
+        if digits.len() % 2 != 0 {
+            return Err(EnvelopeError::Json(
+                "proof has an odd number of hex digits".into(),
+            ));
+        }
         let layout = ProofLayout::get();
         if digits.len() != 2 * layout.proof_len() {
             return Err(EnvelopeError::ProofLength {

@@ -27,7 +27,7 @@ use halo2_axiom::halo2curves::bn256::Fr;
 use halo2_axiom::halo2curves::ff::Field;
 use halo2_axiom::plonk::{
     Advice, Circuit, Column, ConstraintSystem, Constraints, Error as PlonkError, Expression, Fixed,
-    Instance,
+    Instance, VirtualCells,
 };
 use halo2_axiom::poly::Rotation;
 
@@ -222,6 +222,90 @@ impl Circuit<Fr> for CommitmentCircuit {
     }
 }
 
+/// The constants of a row's S-boxes: the first is the gate's own selector
+/// column (selector and constant at once), the others come from the shared
+/// constant columns.
+fn row_constants(
+    meta: &mut VirtualCells<'_, Fr>,
+    config: &CommitmentConfig,
+    selector: &Expression<Fr>,
+    count: usize,
+) -> Vec<Expression<Fr>> {
+    std::iter::once(selector.clone())
+        .chain(
+            config.constants[..count - 1]
+                .iter()
+                .map(|c| meta.query_fixed(*c, Rotation::cur())),
+        )
+        .collect()
+}
+
+/// Constraints of full-round S-boxes: for each `(i, a, y)`, `y = (M_i . previous + c)^5`
+/// through `a = x^2`, with the row's constants in order.
+fn full_round_constraints(
+    mds: &[Vec<Fr>],
+    previous: &[Expression<Fr>],
+    constants: Vec<Expression<Fr>>,
+    outputs: impl IntoIterator<Item = (usize, Expression<Fr>, Expression<Fr>)>,
+) -> Vec<(String, Expression<Fr>)> {
+    outputs
+        .into_iter()
+        .zip(constants)
+        .flat_map(|((i, a, y), constant)| {
+            let x = linear(&mds[i], previous, constant);
+            sbox_constraints(&format!("element {i}"), x, a, y)
+        })
+        .collect()
+}
+
+/// Constraints of one group of partial rounds (see `Schedule`): each S-box
+/// input is a fixed combination of the input state and the earlier S-box
+/// outputs `ys`, and the output state is a fixed combination of both.
+fn partial_group_constraints(
+    schedule: &Schedule,
+    input: &[Expression<Fr>],
+    output: Vec<Expression<Fr>>,
+    ys: &[Expression<Fr>],
+    squares: Vec<Expression<Fr>>,
+    constants: Vec<Expression<Fr>>,
+) -> Vec<(String, Expression<Fr>)> {
+    let mut constraints = Vec::new();
+    for (q, (a, constant)) in squares.into_iter().zip(constants).enumerate() {
+        let x = linear(&schedule.group_alpha[q], input, constant);
+        let x = linear(&schedule.group_beta[q], &ys[..q], x);
+        constraints.extend(sbox_constraints(
+            &format!("partial round {q}"),
+            x,
+            a,
+            ys[q].clone(),
+        ));
+    }
+    for (i, out) in output.into_iter().enumerate() {
+        let expected = linear(
+            &schedule.group_gamma[i],
+            input,
+            Expression::Constant(Fr::ZERO),
+        );
+        let expected = linear(&schedule.group_delta[i], ys, expected);
+        constraints.push((format!("state element {i}"), out - expected));
+    }
+    constraints
+}
+
+/// The twelve state elements of a commitment block whose first row is at `offset`.
+fn block_state(
+    meta: &mut VirtualCells<'_, Fr>,
+    config: &CommitmentConfig,
+    offset: i32,
+) -> Vec<Expression<Fr>> {
+    (0..STATE_COLUMNS * BLOCK_ROWS)
+        .map(|j| {
+            let (row, col) = state_cell(j);
+            meta.query_advice(config.advice[col], Rotation(row as i32 + offset))
+        })
+        .collect()
+}
+
 /// Full rounds of the commitment: the gate anchored at row `p` of a block
 /// computes elements `4p..4p+4` from the twelve elements of the previous block.
 fn configure_commitment_full_rounds(
@@ -232,29 +316,19 @@ fn configure_commitment_full_rounds(
     for p in 0..BLOCK_ROWS {
         meta.create_gate(format!("commitment full round, block row {p}"), |meta| {
             let selector = meta.query_fixed(config.full_round[p], Rotation::cur());
-            let previous: Vec<Expression<Fr>> = (0..schedule.width)
-                .map(|j| {
-                    let (row, col) = state_cell(j);
-                    meta.query_advice(
-                        config.advice[col],
-                        Rotation(row as i32 - BLOCK_ROWS as i32 - p as i32),
-                    )
+            let previous = block_state(meta, config, -(BLOCK_ROWS as i32) - p as i32);
+            let constants = row_constants(meta, config, &selector, STATE_COLUMNS);
+            let outputs: Vec<_> = (0..STATE_COLUMNS)
+                .map(|k| {
+                    let a = meta.query_advice(config.advice[STATE_COLUMNS + k], Rotation::cur());
+                    let y = meta.query_advice(config.advice[k], Rotation::cur());
+                    (p * STATE_COLUMNS + k, a, y)
                 })
                 .collect();
-            let mut constraints = Vec::new();
-            for k in 0..STATE_COLUMNS {
-                let i = p * STATE_COLUMNS + k;
-                let constant = if k == 0 {
-                    selector.clone()
-                } else {
-                    meta.query_fixed(config.constants[k - 1], Rotation::cur())
-                };
-                let x = linear(&schedule.mds[i], &previous, constant);
-                let a = meta.query_advice(config.advice[STATE_COLUMNS + k], Rotation::cur());
-                let y = meta.query_advice(config.advice[k], Rotation::cur());
-                constraints.extend(sbox_constraints(&format!("element {i}"), x, a, y));
-            }
-            Constraints::with_selector(selector, constraints)
+            Constraints::with_selector(
+                selector,
+                full_round_constraints(&schedule.mds, &previous, constants, outputs),
+            )
         });
     }
 }
@@ -270,48 +344,20 @@ fn configure_commitment_partial_groups(
     meta.create_gate("commitment partial rounds", |meta| {
         let selector = meta.query_fixed(config.partial_group, Rotation::cur());
         let block = BLOCK_ROWS as i32;
-        let state_at = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>,
-                        offset: i32|
-         -> Vec<Expression<Fr>> {
-            (0..schedule.width)
-                .map(|j| {
-                    let (row, col) = state_cell(j);
-                    meta.query_advice(config.advice[col], Rotation(row as i32 + offset))
-                })
+        let input = block_state(meta, config, 1 - 2 * block);
+        let output = block_state(meta, config, 1 - block);
+        let in_columns = |meta: &mut VirtualCells<'_, Fr>, rotation: i32| -> Vec<Expression<Fr>> {
+            (0..schedule.group)
+                .map(|q| meta.query_advice(config.advice[STATE_COLUMNS + q], Rotation(rotation)))
                 .collect()
         };
-        let input = state_at(meta, 1 - 2 * block);
-        let output = state_at(meta, 1 - block);
-        let ys: Vec<Expression<Fr>> = (0..schedule.group)
-            .map(|q| meta.query_advice(config.advice[STATE_COLUMNS + q], Rotation(-1)))
-            .collect();
-        let mut constraints = Vec::new();
-        for q in 0..schedule.group {
-            let constant = if q == 0 {
-                selector.clone()
-            } else {
-                meta.query_fixed(config.constants[q - 1], Rotation::cur())
-            };
-            let x = linear(&schedule.group_alpha[q], &input, constant);
-            let x = linear(&schedule.group_beta[q], &ys[..q], x);
-            let a = meta.query_advice(config.advice[STATE_COLUMNS + q], Rotation::cur());
-            constraints.extend(sbox_constraints(
-                &format!("partial round {q}"),
-                x,
-                a,
-                ys[q].clone(),
-            ));
-        }
-        for (i, out) in output.into_iter().enumerate() {
-            let expected = linear(
-                &schedule.group_gamma[i],
-                &input,
-                Expression::Constant(Fr::ZERO),
-            );
-            let expected = linear(&schedule.group_delta[i], &ys, expected);
-            constraints.push((format!("state element {i}"), out - expected));
-        }
-        Constraints::with_selector(selector, constraints)
+        let ys = in_columns(meta, -1);
+        let squares = in_columns(meta, 0);
+        let constants = row_constants(meta, config, &selector, schedule.group);
+        Constraints::with_selector(
+            selector,
+            partial_group_constraints(schedule, &input, output, &ys, squares, constants),
+        )
     });
 }
 
@@ -322,29 +368,41 @@ fn configure_commitment_input(meta: &mut ConstraintSystem<Fr>, config: &Commitme
     meta.create_gate("commitment round 0", |meta| {
         let selector = meta.query_fixed(config.input, Rotation::cur());
         let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK) as i32;
-        let element = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, i: usize| {
-            let (row, col) = state_cell(i);
-            meta.query_advice(
-                config.advice[col],
-                Rotation(row as i32 - (BLOCK_ROWS as i32 - 1)),
-            )
-        };
+        let state = block_state(meta, config, 1 - BLOCK_ROWS as i32);
         let mut constraints = vec![(
             "capacity".to_string(),
-            element(meta, 0) - Expression::Constant(pow5(constants[0])),
+            state[0].clone() - Expression::Constant(pow5(constants[0])),
         )];
         for (i, instance_row, aux_rotation, aux_column) in COMMITMENT_BOUND_INPUTS {
             let x = meta.query_instance(config.instance, Rotation(instance_row as i32 - anchor))
                 + Expression::Constant(constants[i]);
             let a = meta.query_advice(config.advice[aux_column], Rotation(aux_rotation));
-            let y = element(meta, i);
-            constraints.extend(sbox_constraints(&format!("public input {i}"), x, a, y));
+            constraints.extend(sbox_constraints(
+                &format!("public input {i}"),
+                x,
+                a,
+                state[i].clone(),
+            ));
         }
         Constraints::with_selector(selector, constraints)
     });
 }
 
-/// Full rounds of the host_id permutation, one per row.
+/// The `count` cells of columns `first..first + count` at `rotation`.
+fn row_cells(
+    meta: &mut VirtualCells<'_, Fr>,
+    config: &CommitmentConfig,
+    first: usize,
+    count: usize,
+    rotation: Rotation,
+) -> Vec<Expression<Fr>> {
+    (first..first + count)
+        .map(|c| meta.query_advice(config.advice[c], rotation))
+        .collect()
+}
+
+/// Full rounds of the host_id permutation, one per row: state in columns
+/// 0..2, squares of the S-box inputs in 2..4.
 fn configure_host_id_full_rounds(
     meta: &mut ConstraintSystem<Fr>,
     config: &CommitmentConfig,
@@ -352,22 +410,20 @@ fn configure_host_id_full_rounds(
 ) {
     meta.create_gate("host_id full round", |meta| {
         let selector = meta.query_fixed(config.host_full_round, Rotation::cur());
-        let previous: Vec<Expression<Fr>> = (0..schedule.width)
-            .map(|j| meta.query_advice(config.advice[j], Rotation::prev()))
-            .collect();
-        let mut constraints = Vec::new();
-        for i in 0..schedule.width {
-            let constant = if i == 0 {
-                selector.clone()
-            } else {
-                meta.query_fixed(config.constants[i - 1], Rotation::cur())
-            };
-            let x = linear(&schedule.mds[i], &previous, constant);
-            let a = meta.query_advice(config.advice[schedule.width + i], Rotation::cur());
-            let y = meta.query_advice(config.advice[i], Rotation::cur());
-            constraints.extend(sbox_constraints(&format!("element {i}"), x, a, y));
-        }
-        Constraints::with_selector(selector, constraints)
+        let t = schedule.width;
+        let previous = row_cells(meta, config, 0, t, Rotation::prev());
+        let squares = row_cells(meta, config, t, t, Rotation::cur());
+        let ys = row_cells(meta, config, 0, t, Rotation::cur());
+        let constants = row_constants(meta, config, &selector, t);
+        let outputs = squares
+            .into_iter()
+            .zip(ys)
+            .enumerate()
+            .map(|(i, (a, y))| (i, a, y));
+        Constraints::with_selector(
+            selector,
+            full_round_constraints(&schedule.mds, &previous, constants, outputs),
+        )
     });
 }
 
@@ -380,43 +436,16 @@ fn configure_host_id_partial_groups(
 ) {
     meta.create_gate("host_id partial rounds", |meta| {
         let selector = meta.query_fixed(config.host_partial_group, Rotation::cur());
-        let t = schedule.width;
-        let input: Vec<Expression<Fr>> = (0..t)
-            .map(|j| meta.query_advice(config.advice[j], Rotation::prev()))
-            .collect();
-        let output: Vec<Expression<Fr>> = (0..t)
-            .map(|j| meta.query_advice(config.advice[j], Rotation::cur()))
-            .collect();
-        let ys: Vec<Expression<Fr>> = (0..schedule.group)
-            .map(|q| meta.query_advice(config.advice[t + q], Rotation::cur()))
-            .collect();
-        let mut constraints = Vec::new();
-        for q in 0..schedule.group {
-            let constant = if q == 0 {
-                selector.clone()
-            } else {
-                meta.query_fixed(config.constants[q - 1], Rotation::cur())
-            };
-            let x = linear(&schedule.group_alpha[q], &input, constant);
-            let x = linear(&schedule.group_beta[q], &ys[..q], x);
-            let a = meta.query_advice(config.advice[t + schedule.group + q], Rotation::cur());
-            constraints.extend(sbox_constraints(
-                &format!("partial round {q}"),
-                x,
-                a,
-                ys[q].clone(),
-            ));
-        }
-        for (i, out) in output.into_iter().enumerate() {
-            let expected = linear(
-                &schedule.group_gamma[i],
-                &input,
-                Expression::Constant(Fr::ZERO),
-            );
-            let expected = linear(&schedule.group_delta[i], &ys, expected);
-            constraints.push((format!("state element {i}"), out - expected));
-        }
-        Constraints::with_selector(selector, constraints)
+        let (t, g) = (schedule.width, schedule.group);
+        let input = row_cells(meta, config, 0, t, Rotation::prev());
+        let output = row_cells(meta, config, 0, t, Rotation::cur());
+        let ys = row_cells(meta, config, t, g, Rotation::cur());
+        let squares = row_cells(meta, config, t + g, g, Rotation::cur());
+        let constants = row_constants(meta, config, &selector, g);
+        Constraints::with_selector(
+            selector,
+            partial_group_constraints(schedule, &input, output, &ys, squares, constants),
+        )
     });
 }
 
@@ -452,18 +481,13 @@ fn configure_bindings(
 
         // At the host_id round 0 row: the last commitment block, just above.
         let last_block = block_row(COMMITMENT_LAST_BLOCK) as i32 - out_row as i32;
-        let commitment_state: Vec<Expression<Fr>> = (0..constants.commitment.width)
-            .map(|j| {
-                let (row, col) = state_cell(j);
-                meta.query_advice(config.advice[col], Rotation(row as i32 + last_block))
-            })
-            .collect();
+        let commitment_state = block_state(meta, config, last_block);
         let commitment = linear(
             &constants.commitment.mds[0],
             &commitment_state,
             Expression::Constant(Fr::ZERO),
         );
-        let here = |meta: &mut halo2_axiom::plonk::VirtualCells<'_, Fr>, col: usize| {
+        let here = |meta: &mut VirtualCells<'_, Fr>, col: usize| {
             meta.query_advice(config.advice[col], Rotation::cur())
         };
         let capacity = Expression::Constant(pow5(constants.host_id.full_constants[0][0]));

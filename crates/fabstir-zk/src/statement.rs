@@ -385,6 +385,21 @@ pub enum ModelRef {
 }
 
 impl ModelRef {
+    /// The model from the two optional JSON fields: exactly one must be given
+    /// (and a name must not be empty).
+    pub fn from_parts(
+        model: Option<String>,
+        model_hash: Option<Digest32>,
+    ) -> Result<Self, InputError> {
+        match (model, model_hash) {
+            (Some(_), Some(_)) => Err(InputError::ModelAmbiguous),
+            (None, None) => Err(InputError::ModelMissing),
+            (Some(name), None) if name.is_empty() => Err(InputError::ModelMissing),
+            (Some(name), None) => Ok(Self::Name(name)),
+            (None, Some(hash)) => Ok(Self::Hash(hash)),
+        }
+    }
+
     /// The committed model hash.
     pub fn hash(&self) -> Digest32 {
         match self {
@@ -431,13 +446,7 @@ impl InferenceResult {
     pub fn from_json(json: &[u8]) -> Result<Self, InputError> {
         let raw: InferenceResultJson =
             serde_json::from_slice(json).map_err(|e| InputError::Json(e.to_string()))?;
-        let model = match (raw.model, raw.model_hash) {
-            (Some(_), Some(_)) => return Err(InputError::ModelAmbiguous),
-            (None, None) => return Err(InputError::ModelMissing),
-            (Some(name), None) if name.is_empty() => return Err(InputError::ModelMissing),
-            (Some(name), None) => ModelRef::Name(name),
-            (None, Some(hash)) => ModelRef::Hash(hash),
-        };
+        let model = ModelRef::from_parts(raw.model, raw.model_hash)?;
         Ok(Self {
             job_id: raw.job_id,
             chain_id: raw.chain_id,

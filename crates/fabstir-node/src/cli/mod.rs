@@ -5,6 +5,7 @@ mod demo;
 mod io;
 mod keygen;
 mod prove;
+mod serve;
 mod verify;
 
 use std::path::PathBuf;
@@ -59,6 +60,39 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the node: the HTTP API on embedded defaults (data in ./data, 127.0.0.1:8080).
+    Serve {
+        /// Data directory (database, development keys and wallet).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Key directory (default: DATA_DIR/keys).
+        #[arg(long)]
+        keys_dir: Option<PathBuf>,
+        /// Refuse a development SRS, mock proofs and missing keys or wallet.
+        #[arg(long)]
+        production: bool,
+        /// Use mock proofs (tests only; refused with --production).
+        #[arg(long)]
+        mock_proofs: bool,
+        /// Proofs generated in parallel (default: the number of cores).
+        #[arg(long)]
+        prover_threads: Option<usize>,
+        /// Results waiting for a prover before new ones get 503.
+        #[arg(long)]
+        queue_capacity: Option<usize>,
+        /// Host wallet key file (0400) for checkpoint signatures.
+        #[arg(long)]
+        wallet_key: Option<PathBuf>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Run keygen, prove and verify end to end on a sample result and print the figures.
     Demo {
         /// Key directory to create (default: a fresh temporary directory).
@@ -124,6 +158,31 @@ enum Command {
 /// Runs a command.
 pub fn run(args: Args) -> Result<ExitCode, Failure> {
     match args.command {
+        Command::Serve {
+            data_dir,
+            listen,
+            config,
+            keys_dir,
+            production,
+            mock_proofs,
+            prover_threads,
+            queue_capacity,
+            wallet_key,
+            log_json,
+        } => serve::run(
+            crate::config::Overrides {
+                config_file: config,
+                data_dir,
+                listen,
+                production,
+                mock_proofs,
+                keys_dir,
+                prover_threads,
+                queue_capacity,
+                wallet_key,
+            },
+            log_json,
+        ),
         Command::Demo { dir } => demo::run(dir),
         Command::Keygen {
             dir,

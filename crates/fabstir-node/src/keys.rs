@@ -1,0 +1,113 @@
+//! KeyManager: the node's keys, loaded once and shared across threads,
+//! reloadable for rotation without failing requests in flight.
+//!
+//! Provers take an `Arc` of the current key set for the duration of a proof,
+//! so a reload swaps the set for new work while old work finishes with the
+//! old keys. Verifying keys are kept by `vk_id`, so proofs made before a
+//! rotation still verify.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use fabstir_zk::{KeyError, KeySet, SrsSource, SrsTrust, VerifyingKey, VkId};
+
+/// Why the keys cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("production mode needs existing keys in {0} (create them with `fabstir-node keygen --dir {0} --srs FILE --srs-sha256 HEX`)")]
+    Missing(String),
+    #[error("production mode refuses the insecure development SRS in {0}; generate keys from a ceremony SRS")]
+    InsecureSrs(String),
+}
+
+/// The node's keys.
+pub struct KeyManager {
+    dir: PathBuf,
+    current: RwLock<Arc<KeySet>>,
+    verifiers: RwLock<HashMap<VkId, VerifyingKey>>,
+}
+
+impl std::fmt::Debug for KeyManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyManager")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyManager {
+    /// Loads the key directory. Outside production a missing directory is
+    /// created with the insecure development SRS (reported loudly by the
+    /// caller); in production missing keys and a development SRS are refused.
+    pub fn open(dir: &Path, production: bool) -> Result<(Self, bool), KeysError> {
+        let manifest = dir.join(fabstir_zk::keystore::files::MANIFEST);
+        let mut created = false;
+        let keys = if std::fs::symlink_metadata(&manifest).is_ok() {
+            KeySet::load(dir)?
+        } else if production {
+            return Err(KeysError::Missing(dir.display().to_string()));
+        } else {
+            created = true;
+            KeySet::generate(dir, &SrsSource::InsecureDev, rand::rngs::OsRng)?
+        };
+        if production && keys.manifest.srs.trust == SrsTrust::InsecureDev {
+            return Err(KeysError::InsecureSrs(dir.display().to_string()));
+        }
+        let mut verifiers = HashMap::new();
+        verifiers.insert(keys.manifest.vk_id, keys.verifying_key().clone());
+        Ok((
+            Self {
+                dir: dir.to_path_buf(),
+                current: RwLock::new(Arc::new(keys)),
+                verifiers: RwLock::new(verifiers),
+            },
+            created,
+        ))
+    }
+
+    /// The key set new work uses.
+    pub fn current(&self) -> Arc<KeySet> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The verifying key with this id, current or retired.
+    pub fn verifier(&self, id: &VkId) -> Option<VerifyingKey> {
+        self.verifiers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Ids of every verifying key held.
+    pub fn verifier_ids(&self) -> Vec<VkId> {
+        self.verifiers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Reloads the key directory (after a rotation). The old verifying key
+    /// stays available. Returns the new current `vk_id`.
+    pub fn reload(&self, production: bool) -> Result<VkId, KeysError> {
+        let keys = KeySet::load(&self.dir)?;
+        if production && keys.manifest.srs.trust == SrsTrust::InsecureDev {
+            return Err(KeysError::InsecureSrs(self.dir.display().to_string()));
+        }
+        let id = keys.manifest.vk_id;
+        self.verifiers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, keys.verifying_key().clone());
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        Ok(id)
+    }
+}

@@ -1,0 +1,444 @@
+//! SettlementValidator: before anything is paid, re-derive the statement
+//! from the stored result, check every public input and verify the proof;
+//! settle each job at most once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use fabstir_zk::{verify_batch, Digest32, Instance, JobId, ProofEnvelope, VerifyError};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::keys::KeyManager;
+use crate::metrics::Metrics;
+use crate::prover::{mock_proof, MOCK_MAGIC};
+use crate::store::{now_ms, JobState, Settlement, Store, StoreError, StoredProof, StoredResult};
+
+/// Why a job is not paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// No result is stored for the job.
+    MissingResult,
+    /// The job has no proof (yet, or it failed).
+    MissingProof,
+    /// The stored response differs from the one proved.
+    OutputTampered,
+    /// The stored prompt differs from the one proved.
+    InputTampered,
+    /// The stored model differs from the one proved.
+    ModelMismatch,
+    /// The proof is for another host.
+    WrongHost,
+    /// The proof is for another chain.
+    WrongChain,
+    /// The proof is for another marketplace contract.
+    WrongMarketplace,
+    /// The proof was made for another job, or is already used by another job.
+    ReplayedProof,
+    /// The proof bytes are damaged or not a proof envelope.
+    CorruptProof,
+    /// The proof was made with a verifying key this node does not hold.
+    UnknownVerifyingKey,
+    /// A mock proof, refused in production.
+    MockProof,
+    /// The public inputs match but the proof does not verify.
+    InvalidProof,
+}
+
+impl Reason {
+    /// The reason's code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingResult => "missing_result",
+            Self::MissingProof => "missing_proof",
+            Self::OutputTampered => "output_tampered",
+            Self::InputTampered => "input_tampered",
+            Self::ModelMismatch => "model_mismatch",
+            Self::WrongHost => "wrong_host",
+            Self::WrongChain => "wrong_chain",
+            Self::WrongMarketplace => "wrong_marketplace",
+            Self::ReplayedProof => "replayed_proof",
+            Self::CorruptProof => "corrupt_proof",
+            Self::UnknownVerifyingKey => "unknown_verifying_key",
+            Self::MockProof => "mock_proof",
+            Self::InvalidProof => "invalid_proof",
+        }
+    }
+}
+
+/// The outcome of validating one job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    pub job_id: String,
+    pub passed: bool,
+    pub reason: Option<Reason>,
+    pub detail: Option<String>,
+    pub tokens: u64,
+}
+
+/// Settling failed or cannot happen yet.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error("job {0} is not proved yet (state {1:?}); settle it once its proof exists")]
+    NotReady(String, JobState),
+    #[error("no result is stored for job {0}")]
+    UnknownJob(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Validates and settles jobs.
+pub struct SettlementValidator {
+    store: Arc<Store>,
+    keys: Arc<KeyManager>,
+    metrics: Arc<Metrics>,
+    production: bool,
+    /// Striped locks: one settlement at a time per job (the database's
+    /// uniqueness is the final guard; this avoids validating twice).
+    locks: Vec<Mutex<()>>,
+}
+
+/// A job's stored data, read once per validation.
+struct Loaded {
+    result: Option<StoredResult>,
+    proof: Option<StoredProof>,
+}
+
+/// Everything checked before the cryptographic verification.
+enum Prechecked {
+    Done(Validation),
+    Verify {
+        validation: Validation,
+        envelope: Box<ProofEnvelope>,
+        expected: Instance,
+    },
+}
+
+impl SettlementValidator {
+    /// A validator; `production` refuses mock proofs.
+    pub fn new(
+        store: Arc<Store>,
+        keys: Arc<KeyManager>,
+        metrics: Arc<Metrics>,
+        production: bool,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            metrics,
+            production,
+            locks: (0..64).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn load(&self, job: &JobId) -> Result<Loaded, StoreError> {
+        Ok(Loaded {
+            result: self.store.result(job)?,
+            proof: self.store.proof(job)?,
+        })
+    }
+
+    fn precheck(&self, job: &JobId, loaded: Loaded) -> Result<Prechecked, StoreError> {
+        let reject = |reason: Reason, detail: String, tokens: u64| {
+            Prechecked::Done(Validation {
+                job_id: job.to_string(),
+                passed: false,
+                reason: Some(reason),
+                detail: Some(detail),
+                tokens,
+            })
+        };
+        let Some(stored) = loaded.result else {
+            return Ok(reject(Reason::MissingResult, "no result stored".into(), 0));
+        };
+        let tokens = stored.tokens_used;
+        let Some(proof) = loaded.proof else {
+            return Ok(reject(
+                Reason::MissingProof,
+                format!("job is {:?}", stored.state),
+                tokens,
+            ));
+        };
+        if Digest32::sha256(&proof.envelope) != proof.proof_sha256 {
+            return Ok(reject(
+                Reason::CorruptProof,
+                "stored proof does not match its recorded SHA-256".into(),
+                tokens,
+            ));
+        }
+        // The statement as the stored result says now.
+        let statement = stored.result.statement(stored.host_id);
+        let hashes_changed = [
+            (
+                proof.output_hash != statement.output_hash,
+                Reason::OutputTampered,
+                "response",
+            ),
+            (
+                proof.input_hash != statement.input_hash,
+                Reason::InputTampered,
+                "prompt",
+            ),
+            (
+                proof.model_hash != statement.model_hash,
+                Reason::ModelMismatch,
+                "model",
+            ),
+        ];
+        if let Some((_, reason, what)) = hashes_changed.iter().find(|(changed, _, _)| *changed) {
+            return Ok(reject(
+                *reason,
+                format!("the stored {what} is not the one that was proved"),
+                tokens,
+            ));
+        }
+        if let Some(other) = self.replayed_elsewhere(job, &proof.proof_sha256)? {
+            return Ok(reject(
+                Reason::ReplayedProof,
+                format!("the same proof is stored for job {other}"),
+                tokens,
+            ));
+        }
+        let expected = statement.instance();
+        let validation = Validation {
+            job_id: job.to_string(),
+            passed: true,
+            reason: None,
+            detail: None,
+            tokens,
+        };
+        if proof.mock || proof.envelope.starts_with(MOCK_MAGIC) {
+            if self.production {
+                return Ok(reject(
+                    Reason::MockProof,
+                    "mock proofs are refused in production mode".into(),
+                    tokens,
+                ));
+            }
+            if proof.envelope != mock_proof(&statement) {
+                return Ok(reject(
+                    Reason::InvalidProof,
+                    "mock proof does not bind this statement".into(),
+                    tokens,
+                ));
+            }
+            return Ok(Prechecked::Done(validation));
+        }
+        let envelope = match ProofEnvelope::from_bytes(&proof.envelope) {
+            Ok(envelope) => envelope,
+            Err(e) => return Ok(reject(Reason::CorruptProof, e.to_string(), tokens)),
+        };
+        let have = &envelope.instance;
+        let mismatch = if have.job_id != expected.job_id {
+            Some((Reason::ReplayedProof, "the proof was made for another job"))
+        } else if have.host_id != expected.host_id {
+            Some((Reason::WrongHost, "the proof was made by another host"))
+        } else if have.chain_id != expected.chain_id {
+            Some((Reason::WrongChain, "the proof was made for another chain"))
+        } else if have.marketplace != expected.marketplace {
+            Some((
+                Reason::WrongMarketplace,
+                "the proof was made for another marketplace",
+            ))
+        } else if have.commitment != expected.commitment {
+            Some((Reason::InvalidProof, "the proof commits to another result"))
+        } else {
+            None
+        };
+        if let Some((reason, detail)) = mismatch {
+            return Ok(reject(reason, detail.into(), tokens));
+        }
+        if self.keys.verifier(&envelope.vk_id).is_none() {
+            return Ok(reject(
+                Reason::UnknownVerifyingKey,
+                format!("vk_id {} is not held by this node", envelope.vk_id),
+                tokens,
+            ));
+        }
+        Ok(Prechecked::Verify {
+            validation,
+            envelope: Box::new(envelope),
+            expected,
+        })
+    }
+
+    /// Another job whose stored proof has the same bytes.
+    fn replayed_elsewhere(
+        &self,
+        job: &JobId,
+        sha: &Digest32,
+    ) -> Result<Option<String>, StoreError> {
+        self.store.durable(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT job_id FROM proofs WHERE proof_sha256 = ?1 AND job_id <> ?2 LIMIT 1",
+                    params![sha.to_string(), job.to_string()],
+                    |row| row.get::<_, String>(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn record_metrics(&self, validation: &Validation, started: Instant) {
+        let outcome = validation.reason.map_or("passed", Reason::code);
+        self.metrics
+            .settlement_validations
+            .with_label_values(&[outcome])
+            .inc();
+        self.metrics
+            .settlement_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match validation.reason {
+            None => tracing::info!(job_id = %validation.job_id, "settlement validation passed"),
+            Some(reason) => {
+                tracing::warn!(job_id = %validation.job_id, reason = reason.code(), "settlement validation rejected")
+            }
+        }
+    }
+
+    /// Validates one job.
+    pub fn validate(&self, job: &JobId) -> Result<Validation, StoreError> {
+        let started = Instant::now();
+        let validation = match self.precheck(job, self.load(job)?)? {
+            Prechecked::Done(validation) => validation,
+            Prechecked::Verify {
+                mut validation,
+                envelope,
+                expected,
+            } => {
+                let outcome = match self.keys.verifier(&envelope.vk_id) {
+                    Some(vk) => envelope.verify(&vk, &expected),
+                    None => Err(VerifyError::Invalid),
+                };
+                if let Err(e) = outcome {
+                    validation.passed = false;
+                    validation.reason = Some(Reason::InvalidProof);
+                    validation.detail = Some(e.to_string());
+                }
+                validation
+            }
+        };
+        self.record_metrics(&validation, started);
+        Ok(validation)
+    }
+
+    /// Validates many jobs, verifying their proofs together with batch
+    /// verification (one pairing check per core).
+    pub fn validate_many(&self, jobs: &[JobId]) -> Result<Vec<Validation>, StoreError> {
+        let started = Instant::now();
+        let mut out: Vec<Option<Validation>> = vec![None; jobs.len()];
+        let mut to_verify: Vec<(usize, ProofEnvelope, Instance)> = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            match self.precheck(job, self.load(job)?)? {
+                Prechecked::Done(validation) => out[i] = Some(validation),
+                Prechecked::Verify {
+                    validation,
+                    envelope,
+                    expected,
+                } => {
+                    out[i] = Some(validation);
+                    to_verify.push((i, *envelope, expected));
+                }
+            }
+        }
+        // Group by verifying key (usually one).
+        let mut ids: Vec<_> = to_verify.iter().map(|(_, e, _)| e.vk_id).collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let Some(vk) = self.keys.verifier(&id) else {
+                continue;
+            };
+            let group: Vec<&(usize, ProofEnvelope, Instance)> =
+                to_verify.iter().filter(|(_, e, _)| e.vk_id == id).collect();
+            let items: Vec<(&ProofEnvelope, &Instance)> =
+                group.iter().map(|(_, e, x)| (e, x)).collect();
+            for ((i, _, _), result) in group.iter().zip(verify_batch(&vk, &items)) {
+                if let (Err(e), Some(validation)) = (result, out[*i].as_mut()) {
+                    validation.passed = false;
+                    validation.reason = Some(Reason::InvalidProof);
+                    validation.detail = Some(e.to_string());
+                }
+            }
+        }
+        let validations: Vec<Validation> = out.into_iter().flatten().collect();
+        let per_job = started.elapsed() / validations.len().max(1) as u32;
+        for validation in &validations {
+            self.record_metrics(validation, Instant::now() - per_job);
+        }
+        Ok(validations)
+    }
+
+    /// The settlement of a job, if it has one.
+    pub fn settlement(&self, job: &JobId) -> Result<Option<Settlement>, StoreError> {
+        self.store
+            .durable(|tx| read_settlement(tx, &job.to_string()))
+    }
+
+    /// Settles a job at most once: validates it and records the outcome
+    /// (paid, or rejected with a reason). Repeated and concurrent calls get
+    /// the same settlement.
+    pub fn settle(&self, job: &JobId) -> Result<Settlement, SettleError> {
+        let stripe = &self.locks[(job.0[31] as usize) % self.locks.len()];
+        let _guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = self.settlement(job)? {
+            return Ok(existing);
+        }
+        let stored = self
+            .store
+            .result(job)?
+            .ok_or_else(|| SettleError::UnknownJob(job.to_string()))?;
+        if matches!(stored.state, JobState::Queued | JobState::Proving) {
+            return Err(SettleError::NotReady(job.to_string(), stored.state));
+        }
+        let validation = self.validate(job)?;
+        let proof_sha = self.store.proof(job)?.map(|p| p.proof_sha256.to_string());
+        let settlement_id = format!("stl_{}", hex::encode(rand::random::<[u8; 16]>()));
+        let settlement = self.store.durable(|tx| {
+            tx.execute(
+                "INSERT INTO settlements (job_id, settlement_id, outcome, reason, tokens, proof_sha256, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (job_id) DO NOTHING",
+                params![
+                    job.to_string(),
+                    settlement_id,
+                    if validation.passed { "settled" } else { "rejected" },
+                    validation.reason.map(Reason::code),
+                    if validation.passed { validation.tokens as i64 } else { 0 },
+                    proof_sha,
+                    now_ms()
+                ],
+            )?;
+            read_settlement(tx, &job.to_string())?
+                .ok_or_else(|| StoreError::Corrupt { job_id: job.to_string(), reason: "settlement vanished".into() })
+        })?;
+        if settlement.settlement_id == settlement_id && validation.passed {
+            self.metrics.settlements_paid.inc();
+            tracing::info!(job_id = %job, settlement_id = %settlement.settlement_id, tokens = settlement.tokens, "job settled");
+        }
+        Ok(settlement)
+    }
+}
+
+fn read_settlement(
+    tx: &rusqlite::Connection,
+    job_id: &str,
+) -> Result<Option<Settlement>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT settlement_id, outcome, reason, tokens, proof_sha256, created_at FROM settlements WHERE job_id = ?1",
+            params![job_id],
+            |row| {
+                Ok(Settlement {
+                    settlement_id: row.get(0)?,
+                    job_id: job_id.to_string(),
+                    outcome: row.get(1)?,
+                    reason: row.get(2)?,
+                    tokens: row.get::<_, i64>(3)? as u64,
+                    proof_sha256: row.get(4)?,
+                    created_at_ms: row.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}

@@ -1,0 +1,208 @@
+//! A real node on loopback for the service tests: `fabstir-node serve` in a
+//! temporary data directory on a free port, driven over HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A running node.
+pub struct Node {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub startup: Value,
+}
+
+/// The node binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_fabstir-node")
+}
+
+impl Node {
+    /// Starts a node on `data_dir` with extra flags; panics if it does not start.
+    pub fn start(data_dir: &Path, flags: &[&str]) -> Self {
+        Self::try_start(data_dir, flags, &[]).unwrap_or_else(|e| panic!("node did not start: {e}"))
+    }
+
+    /// Starts a node; on failure returns its stderr.
+    pub fn try_start(
+        data_dir: &Path,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(flags)
+            .env("FABSTIR_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            let output = child.wait_with_output().map_err(|e| e.to_string())?;
+            return Err(format!(
+                "exit {:?}: {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let startup: Value =
+            serde_json::from_str(line.trim()).map_err(|e| format!("{e}: {line}"))?;
+        if startup.get("listening").is_none() {
+            let _ = child.kill();
+            return Err(format!("unexpected first line: {line}"));
+        }
+        // Drain stderr so the node never blocks on a full pipe.
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stderr);
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+        }
+        let base = format!(
+            "http://{}",
+            startup["listening"].as_str().unwrap_or_default()
+        );
+        Ok(Self {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            startup,
+        })
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, no shutdown.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let response = client().get(self.url(path)).send().expect("request");
+        decode(response)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = client()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .expect("request");
+        decode(response)
+    }
+
+    /// Posts raw bytes as JSON.
+    pub fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = client()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("request");
+        decode(response)
+    }
+
+    /// Waits until the job is proved (or failed), returning its proof document.
+    pub fn wait_proved(&self, job: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(&format!("/v1/proofs/{job}"));
+            if status == 200 && matches!(body["state"].as_str(), Some("proved") | Some("failed")) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job} not proved in {timeout:?}: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Peak resident set size of the node, in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+fn decode(response: reqwest::blocking::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// A sample result for job `job`.
+pub fn result(job: u64) -> Value {
+    json!({
+        "job_id": job.to_string(),
+        "chain_id": 84532,
+        "marketplace": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "model": "TheBloke/Llama-2-7B-Chat-GGUF/llama-2-7b-chat.Q4_K_M.gguf",
+        "prompt": format!("Question number {job}: what is the capital of France?"),
+        "response": "The capital of France is Paris.",
+        "tokens_used": 100 + job,
+    })
+}
+
+/// A temporary data directory, removed on drop.
+pub struct DataDir(pub tempfile::TempDir);
+
+impl DataDir {
+    pub fn new() -> Self {
+        Self(tempfile::tempdir().expect("tempdir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// The node's SQLite database.
+    pub fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.path().join("node.db")).expect("open db");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn
+    }
+}

@@ -476,7 +476,9 @@ async fn post_reload_keys(State(app): State<Arc<App>>) -> Result<Json<Value>, Ap
 async fn health(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     let store = app.store.clone();
     let stats = blocking(move || Ok(store.stats()?)).await?;
-    Ok(Json(json!({ "status": "ok", "stats": stats })))
+    Ok(Json(
+        json!({ "status": "ok", "stats": stats, "peak_rss_kib": crate::metrics::peak_rss_kib() }),
+    ))
 }
 
 async fn health_ezkl(State(app): State<Arc<App>>) -> Json<Value> {

@@ -154,3 +154,10 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// Peak resident set size of this process in KiB (Linux), if known.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

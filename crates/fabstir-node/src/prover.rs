@@ -47,6 +47,8 @@ pub struct GeneratedProof {
 pub enum GenerateError {
     #[error(transparent)]
     Prove(#[from] ProveError),
+    #[error("the proof is {0} bytes, more than EZKL_MAX_PROOF_SIZE ({1})")]
+    TooLarge(usize, usize),
 }
 
 impl GenerateError {
@@ -56,6 +58,7 @@ impl GenerateError {
             Self::Prove(ProveError::Timeout(_)) => "timeout",
             Self::Prove(ProveError::WrongHostKey) => "wrong_host_key",
             Self::Prove(ProveError::Backend(_)) => "backend",
+            Self::TooLarge(..) => "proof_too_large",
         }
     }
 }
@@ -66,6 +69,7 @@ type CacheKey = (Digest32, bool);
 /// Makes proofs, with an LRU cache keyed by the statement.
 pub struct ProofGenerator {
     backend: Backend,
+    max_proof_size: usize,
     keys: Arc<KeyManager>,
     cache: Mutex<LruCache<CacheKey, GeneratedProof>>,
     timeout: Duration,
@@ -82,17 +86,20 @@ fn statement_key(statement: &Statement, vk_id: &str) -> Digest32 {
 }
 
 impl ProofGenerator {
-    /// A generator; `cache_size` 0 disables the cache.
+    /// A generator with an LRU cache of `cache_size` proofs (at least one),
+    /// refusing proofs larger than `max_proof_size` bytes.
     pub fn new(
         backend: Backend,
         keys: Arc<KeyManager>,
         cache_size: usize,
+        max_proof_size: usize,
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         let capacity = NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
             backend,
+            max_proof_size,
             keys,
             cache: Mutex::new(LruCache::new(capacity)),
             timeout,
@@ -174,6 +181,12 @@ impl ProofGenerator {
             .proof_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.proof_bytes.set(proof.bytes.len() as i64);
+        if proof.bytes.len() > self.max_proof_size {
+            return Err(GenerateError::TooLarge(
+                proof.bytes.len(),
+                self.max_proof_size,
+            ));
+        }
         Ok(proof)
     }
 }

@@ -12,6 +12,7 @@ use fabstir_zk::{verify_batch, Instance, JobId, KeySet, ProofEnvelope, ProvingKe
 use serde_json::{json, Value};
 
 use super::{demo::sample_result, Failure};
+use crate::metrics::peak_rss_kib;
 
 /// p50/p95/p99 of `samples` (nearest rank), in milliseconds.
 fn percentiles(mut samples: Vec<f64>) -> Value {
@@ -25,13 +26,6 @@ fn percentiles(mut samples: Vec<f64>) -> Value {
 
 fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
-}
-
-/// Peak resident set size of this process in KiB (Linux), if known.
-pub fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCode, Failure> {
@@ -97,6 +91,25 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
             ));
         }
     }
+    // Raw prover throughput with one proving thread per core (the node's
+    // prover pool does the same): the ceiling for the node's sustained rate.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let per_thread = iterations.div_ceil(cores).max(2);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..cores {
+            let prove = &prove;
+            scope.spawn(move || {
+                for i in 0..per_thread {
+                    let _ = prove(10_000 + t * per_thread + i);
+                }
+            });
+        }
+    });
+    let parallel_proofs_per_s = (cores * per_thread) as f64 / started.elapsed().as_secs_f64();
+
     let pk_path = dir.path().join("keys").join(files::PROVING_KEY);
     let mut load_ms = Vec::with_capacity(iterations);
     for _ in 0..iterations {
@@ -116,7 +129,8 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
         "batch_size": items.len(),
         "iterations": iterations,
         "peak_rss_kib": peak_rss_kib(),
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "threads": cores,
+        "parallel_proofs_per_s": (parallel_proofs_per_s * 100.0).round() / 100.0,
     });
     if json_output {
         println!("{report}");
@@ -138,6 +152,7 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
             );
         }
         println!("  proof_bytes                 {proof_bytes}");
+        println!("  parallel proofs/s ({cores} threads) {parallel_proofs_per_s:.1}");
         if let Some(rss) = peak_rss_kib() {
             println!(
                 "  peak RSS                    {:.1} MiB",

@@ -7,7 +7,8 @@ use std::time::Instant;
 use fabstir_zk::{verify_batch, HostKey, InferenceResult, JobId, KeySet, ProofEnvelope, SrsSource};
 use serde_json::json;
 
-use super::{bench::peak_rss_kib, Failure};
+use super::Failure;
+use crate::metrics::peak_rss_kib;
 
 /// The sample result the demo and the benchmark prove.
 pub const SAMPLE_RESULT: &str = r#"{

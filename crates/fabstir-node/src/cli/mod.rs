@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod io;
 mod keygen;
+mod load;
 mod prove;
 mod serve;
 mod verify;
@@ -141,6 +142,21 @@ enum Command {
         #[arg(long)]
         host_id: Option<String>,
     },
+    /// Load a running node: submit results, wait for proofs, validate settlements; report throughput.
+    Load {
+        /// The node's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Results to submit.
+        #[arg(long, default_value_t = 300)]
+        results: usize,
+        /// Client threads.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure prove, verify, batch verify and key load latency, and proof size.
     Bench {
         /// Print exactly one JSON object instead of a table.
@@ -206,5 +222,11 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
             iterations,
             batch,
         } => bench::run(json, iterations, batch),
+        Command::Load {
+            url,
+            results,
+            concurrency,
+            json,
+        } => load::run(&url, results, concurrency, json),
     }
 }

@@ -101,6 +101,7 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
         config.backend,
         keys.clone(),
         config.proof_cache_size,
+        config.max_proof_size,
         config.prove_timeout,
         metrics.clone(),
     ));

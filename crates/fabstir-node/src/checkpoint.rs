@@ -147,6 +147,9 @@ pub enum CheckpointError {
 
 /// The outbox and its chain client.
 pub struct Checkpoints {
+    /// Striped locks: one checkpoint submission at a time per job, so that
+    /// concurrent checkpoints of a job choose distinct proofs.
+    locks: Vec<std::sync::Mutex<()>>,
     store: Arc<Store>,
     generator: Arc<ProofGenerator>,
     wallet: HostWallet,
@@ -182,6 +185,7 @@ impl Checkpoints {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            locks: (0..64).map(|_| std::sync::Mutex::new(())).collect(),
             store,
             generator,
             wallet,
@@ -214,6 +218,8 @@ impl Checkpoints {
         model_id: Option<[u8; 32]>,
         delta_cid: &str,
     ) -> Result<(Checkpoint, bool), CheckpointError> {
+        let stripe = &self.locks[(job.0[31] as usize) % self.locks.len()];
+        let _guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
         let stored = self
             .store
             .result(job)?

@@ -152,6 +152,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health/ezkl", get(health_ezkl))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }
@@ -195,7 +202,21 @@ async fn post_result(
     JsonBody(request): JsonBody<ResultRequest>,
 ) -> Result<Response, ApiError> {
     let (result, tokens) = request.into_result()?;
-    if app.pool.reserve().is_err() {
+    // Without a place in the queue, a job that is already stored still gets
+    // its idempotent answer (duplicate or conflict); only new jobs get 503.
+    let reserved = app.pool.reserve().is_ok();
+    if !reserved {
+        let store = app.store.clone();
+        let job = result.job_id;
+        let hash = crate::store::content_hash(&result, tokens);
+        if let Some(stored) = blocking(move || Ok(store.result(&job)?)).await? {
+            if stored.content_hash == hash {
+                return Ok(
+                    (StatusCode::ACCEPTED, Json(accepted_body(&stored, true))).into_response()
+                );
+            }
+            return Err(conflict(&app, &stored));
+        }
         app.metrics.queue_full.inc();
         app.metrics
             .results_rejected
@@ -236,28 +257,38 @@ async fn post_result(
         }
         InsertOutcome::Conflict(stored) => {
             app.pool.release();
-            app.metrics
-                .results_rejected
-                .with_label_values(&["conflict"])
-                .inc();
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "job_conflict",
-                format!(
-                    "job {} is already stored with different content; nothing was changed",
-                    stored.result.job_id
-                ),
-            ));
+            return Err(conflict(&app, &stored));
         }
     };
-    let body = json!({
+    let body = accepted_body(&stored, duplicate);
+    Ok((status, Json(body)).into_response())
+}
+
+/// The 202 body for a stored result.
+fn accepted_body(stored: &crate::store::StoredResult, duplicate: bool) -> Value {
+    json!({
         "job_id": stored.result.job_id.to_string(),
         "job_id_decimal": stored.result.job_id.to_decimal(),
         "state": stored.state,
         "duplicate": duplicate,
         "host_id": stored.host_id.to_string(),
-    });
-    Ok((status, Json(body)).into_response())
+    })
+}
+
+/// The 409 for a job stored with other content.
+fn conflict(app: &App, stored: &crate::store::StoredResult) -> ApiError {
+    app.metrics
+        .results_rejected
+        .with_label_values(&["conflict"])
+        .inc();
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "job_conflict",
+        format!(
+            "job {} is already stored with different content; nothing was changed",
+            stored.result.job_id
+        ),
+    )
 }
 
 async fn get_proof(
@@ -390,7 +421,7 @@ async fn post_settlement(
     let validator = app.validator.clone();
     let settlement = blocking(move || {
         validator.settle(&job).map_err(|e| match e {
-            SettleError::NotReady(..) => {
+            SettleError::NotReady { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "not_ready", e.to_string())
             }
             SettleError::UnknownJob(_) => {

@@ -28,6 +28,9 @@ pub enum Reason {
     InputTampered,
     /// The stored model differs from the one proved.
     ModelMismatch,
+    /// The stored result differs from the one accepted in a field the proof
+    /// does not cover (such as `tokens_used`).
+    ResultTampered,
     /// The proof is for another host.
     WrongHost,
     /// The proof is for another chain.
@@ -55,6 +58,7 @@ impl Reason {
             Self::OutputTampered => "output_tampered",
             Self::InputTampered => "input_tampered",
             Self::ModelMismatch => "model_mismatch",
+            Self::ResultTampered => "result_tampered",
             Self::WrongHost => "wrong_host",
             Self::WrongChain => "wrong_chain",
             Self::WrongMarketplace => "wrong_marketplace",
@@ -80,8 +84,8 @@ pub struct Validation {
 /// Settling failed or cannot happen yet.
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
-    #[error("job {0} is not proved yet (state {1:?}); settle it once its proof exists")]
-    NotReady(String, JobState),
+    #[error("job {job} is not proved yet (state {}); settle it once its proof exists", .state.name())]
+    NotReady { job: String, state: JobState },
     #[error("no result is stored for job {0}")]
     UnknownJob(String),
     #[error(transparent)]
@@ -102,7 +106,9 @@ pub struct SettlementValidator {
 /// A job's stored data, read once per validation.
 struct Loaded {
     result: Option<StoredResult>,
-    proof: Option<StoredProof>,
+    /// The proof row, or why it cannot be read (a damaged row is a
+    /// `corrupt_proof` rejection for this job, not a failure of the request).
+    proof: Result<Option<StoredProof>, String>,
 }
 
 /// Everything checked before the cryptographic verification.
@@ -133,9 +139,14 @@ impl SettlementValidator {
     }
 
     fn load(&self, job: &JobId) -> Result<Loaded, StoreError> {
+        let proof = match self.store.proof(job) {
+            Ok(proof) => Ok(proof),
+            Err(StoreError::Corrupt { reason, .. }) => Err(reason),
+            Err(e) => return Err(e),
+        };
         Ok(Loaded {
             result: self.store.result(job)?,
-            proof: self.store.proof(job)?,
+            proof,
         })
     }
 
@@ -153,12 +164,22 @@ impl SettlementValidator {
             return Ok(reject(Reason::MissingResult, "no result stored".into(), 0));
         };
         let tokens = stored.tokens_used;
-        let Some(proof) = loaded.proof else {
-            return Ok(reject(
-                Reason::MissingProof,
-                format!("job is {:?}", stored.state),
-                tokens,
-            ));
+        let proof = match loaded.proof {
+            Ok(Some(proof)) => proof,
+            Ok(None) => {
+                return Ok(reject(
+                    Reason::MissingProof,
+                    format!("job is {}", stored.state.name()),
+                    tokens,
+                ))
+            }
+            Err(reason) => {
+                return Ok(reject(
+                    Reason::CorruptProof,
+                    format!("stored proof row is unreadable: {reason}"),
+                    tokens,
+                ))
+            }
         };
         if Digest32::sha256(&proof.envelope) != proof.proof_sha256 {
             return Ok(reject(
@@ -200,6 +221,19 @@ impl SettlementValidator {
                 tokens,
             ));
         }
+        // Checked after every specific reason: the content digest stored at
+        // acceptance, which covers fields the proof does not (tokens_used).
+        let content_rejection = || {
+            (crate::store::content_hash(&stored.result, stored.tokens_used) != stored.content_hash)
+                .then(|| {
+                    reject(
+                        Reason::ResultTampered,
+                        "the stored result no longer matches the digest recorded when it was accepted"
+                            .into(),
+                        tokens,
+                    )
+                })
+        };
         let expected = statement.instance();
         let validation = Validation {
             job_id: job.to_string(),
@@ -215,6 +249,9 @@ impl SettlementValidator {
                     "mock proofs are refused in production mode".into(),
                     tokens,
                 ));
+            }
+            if let Some(rejection) = content_rejection() {
+                return Ok(rejection);
             }
             if proof.envelope != mock_proof(&statement) {
                 return Ok(reject(
@@ -248,6 +285,9 @@ impl SettlementValidator {
         };
         if let Some((reason, detail)) = mismatch {
             return Ok(reject(reason, detail.into(), tokens));
+        }
+        if let Some(rejection) = content_rejection() {
+            return Ok(rejection);
         }
         if self.keys.verifier(&envelope.vk_id).is_none() {
             return Ok(reject(
@@ -390,10 +430,18 @@ impl SettlementValidator {
             .result(job)?
             .ok_or_else(|| SettleError::UnknownJob(job.to_string()))?;
         if matches!(stored.state, JobState::Queued | JobState::Proving) {
-            return Err(SettleError::NotReady(job.to_string(), stored.state));
+            return Err(SettleError::NotReady {
+                job: job.to_string(),
+                state: stored.state,
+            });
         }
         let validation = self.validate(job)?;
-        let proof_sha = self.store.proof(job)?.map(|p| p.proof_sha256.to_string());
+        // An unreadable proof row has no trustworthy digest to record.
+        let proof_sha = match self.store.proof(job) {
+            Ok(proof) => proof.map(|p| p.proof_sha256.to_string()),
+            Err(StoreError::Corrupt { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
         let settlement_id = format!("stl_{}", hex::encode(rand::random::<[u8; 16]>()));
         let settlement = self.store.durable(|tx| {
             tx.execute(

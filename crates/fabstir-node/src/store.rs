@@ -44,6 +44,16 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The state's name, as the API shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Proving => "proving",
+            Self::Proved => "proved",
+            Self::Failed => "failed",
+        }
+    }
+
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "queued" => Self::Queued,

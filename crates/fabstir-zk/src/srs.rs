@@ -97,6 +97,13 @@ impl Srs {
                 found: found.to_string(),
             });
         }
+        // The development parameters are public: they are never a ceremony SRS.
+        if found == Srs::insecure_dev().source_sha256 {
+            return Err(KeyError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "is the public insecure development SRS, not a ceremony SRS".into(),
+            });
+        }
         let params = parse_params(path, &bytes)?;
         Ok(Self {
             params,

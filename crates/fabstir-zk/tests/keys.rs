@@ -1215,18 +1215,17 @@ fn dev_srs_is_deterministic_and_labelled_insecure() {
 }
 
 #[test]
-fn ceremony_file_with_the_dev_bytes_loads_as_ceremony() {
+fn ceremony_file_with_the_dev_bytes_is_refused() {
     let _guard = shared();
+    // The development parameters are public: offered as a ceremony file,
+    // they are refused rather than relabelled as trusted.
     let bytes = dev_srs().to_bytes();
-    let srs = load_ceremony_bytes(&bytes).unwrap();
-    assert_eq!(srs.trust(), SrsTrust::Ceremony);
-    assert_eq!(srs.sha256(), dev_srs().sha256());
-    assert_eq!(srs.source_sha256(), Digest32::sha256(&bytes));
-    // Same parameters, so the same keys.
-    assert_eq!(
-        VerifyingKey::derive(Arc::new(srs)).unwrap().id(),
-        generated().vk_id
-    );
+    match load_ceremony_bytes(&bytes) {
+        Err(KeyError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("development SRS"), "{reason}")
+        }
+        other => panic!("expected the development SRS to be refused, got {other:?}"),
+    }
 }
 
 #[test]

@@ -206,3 +206,188 @@ impl DataDir {
         conn
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the disputes, recovery, crash and load suites.
+// ---------------------------------------------------------------------------
+
+/// A response, or the lack of one, from a request that may hit a dead node.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+/// Posts JSON to `base` + `path` without panicking on connection errors
+/// (the node may be killed while requests are in flight).
+pub fn post_to(base: &str, path: &str, body: &Value) -> Result<Reply, String> {
+    let response = client()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .map_err(|e| e.to_string())?;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (status, body) = decode(response);
+    Ok(Reply {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// `0x` and 64 hex digits: how the node names job `n` (in URLs, responses
+/// and the database).
+pub fn job_hex(n: u64) -> String {
+    format!("0x{n:064x}")
+}
+
+impl Node {
+    /// Posts JSON, keeping the `Retry-After` header; connection errors are `Err`.
+    pub fn try_post(&self, path: &str, body: &Value) -> Result<Reply, String> {
+        post_to(&self.base, path, body)
+    }
+
+    /// The text of `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .expect("metrics request")
+            .text()
+            .expect("metrics body")
+    }
+
+    /// The value of one sample in `/metrics`; `series` is the metric name
+    /// with its labels exactly as exported, e.g.
+    /// `fabstir_settlement_validations_total{outcome="passed"}`.
+    /// `None` when the series is absent.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics_text().lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+    }
+
+    /// Waits until no result is queued or being proved (per `/health`) and
+    /// the prover queue is empty (per `/health/ezkl`).
+    pub fn wait_idle(&self, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, health) = self.get("/health");
+            let (_, ezkl) = self.get("/health/ezkl");
+            if health["stats"]["queued"] == 0
+                && health["stats"]["proving"] == 0
+                && ezkl["queue_depth"] == 0
+            {
+                return health;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node not idle after {timeout:?}: {health} {ezkl}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// How a `serve` that was expected to refuse to start ended.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Refusal {
+    /// Standard output and standard error together, for message checks.
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `serve` on `data_dir` expecting it to refuse to start. Panics (after
+/// killing it) if the node starts listening instead.
+pub fn serve_refused(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Refusal {
+    let mut command = Command::new(binary());
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(flags)
+        .env("FABSTIR_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn fabstir-node serve");
+    // A node that neither starts nor exits would hang the test: kill it
+    // (by its pid, only while it has not been reaped) after two minutes.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        let pid = child.id().to_string();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < deadline {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        })
+    };
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    let _ = stdout.read_line(&mut first);
+    if first.contains("\"listening\"") {
+        let _ = child.kill();
+        let _ = child.wait();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        panic!("the node started although it should have refused: {first}");
+    }
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+    let output = child.wait_with_output().expect("wait for fabstir-node");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watchdog.join();
+    Refusal {
+        code: output.status.code(),
+        stdout: first + &rest,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs a `fabstir-node` command to completion.
+pub fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .env("FABSTIR_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fabstir-node")
+}
+
+impl DataDir {
+    /// Runs one SQL statement on the node's database; returns the rows changed.
+    pub fn execute(&self, sql: &str, params: impl rusqlite::Params) -> usize {
+        self.db()
+            .execute(sql, params)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The single integer a query returns (e.g. a `COUNT(*)`).
+    pub fn count(&self, sql: &str, params: impl rusqlite::Params) -> i64 {
+        self.db()
+            .query_row(sql, params, |row| row.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}

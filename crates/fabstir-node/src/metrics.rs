@@ -1,7 +1,7 @@
 //! Prometheus metrics, exported in text format at `/metrics`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
@@ -23,6 +23,9 @@ pub struct Metrics {
     pub verify_seconds: Histogram,
     pub settlement_validations: IntCounterVec,
     pub settlement_seconds: Histogram,
+    pub settlement_validations_total: IntCounter,
+    pub settlement_validations_passed: IntCounter,
+    pub settlement_success_ratio: Gauge,
     pub settlements_paid: IntCounter,
     pub checkpoints_submitted: IntCounter,
     pub key_load_failures: IntCounter,
@@ -124,6 +127,25 @@ impl Metrics {
                 "fabstir_settlement_validation_seconds",
                 "Time to validate one settlement",
             ),
+            settlement_validations_total: counter(
+                "fabstir_settlement_validations_all_total",
+                "Settlement validations, all outcomes",
+            ),
+            settlement_validations_passed: counter(
+                "fabstir_settlement_validations_passed_total",
+                "Settlement validations that passed",
+            ),
+            settlement_success_ratio: {
+                let g = Gauge::new(
+                    "fabstir_settlement_success_ratio",
+                    "Share of settlement validations that passed since start",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
             settlements_paid: counter(
                 "fabstir_settlements_paid_total",
                 "Settlements recorded as paid",

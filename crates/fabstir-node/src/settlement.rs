@@ -329,6 +329,15 @@ impl SettlementValidator {
         self.metrics
             .settlement_seconds
             .observe(started.elapsed().as_secs_f64());
+        self.metrics.settlement_validations_total.inc();
+        if validation.passed {
+            self.metrics.settlement_validations_passed.inc();
+        }
+        let total = self.metrics.settlement_validations_total.get() as f64;
+        let passed = self.metrics.settlement_validations_passed.get() as f64;
+        self.metrics
+            .settlement_success_ratio
+            .set(passed / total.max(1.0));
         match validation.reason {
             None => tracing::info!(job_id = %validation.job_id, "settlement validation passed"),
             Some(reason) => {

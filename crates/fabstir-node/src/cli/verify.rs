@@ -45,25 +45,9 @@ pub fn run(
         Err(e) => {
             report["valid"] = json!(false);
             report["reason"] = json!(e.to_string());
-            report["reason_code"] = json!(reason_code(&e));
+            report["reason_code"] = json!(crate::http::verify_reason_code(&e));
             println!("{report}");
             Ok(ExitCode::from(1))
         }
-    }
-}
-
-/// A stable machine-readable code for each rejection.
-fn reason_code(e: &VerifyError) -> &'static str {
-    match e {
-        VerifyError::Malformed(_) => "malformed_proof",
-        VerifyError::UnknownVerifyingKey { .. } => "unknown_verifying_key",
-        VerifyError::InstanceMismatch { field: "host_id" } => "wrong_host",
-        VerifyError::InstanceMismatch { field: "chain_id" } => "wrong_chain",
-        VerifyError::InstanceMismatch {
-            field: "marketplace",
-        } => "wrong_marketplace",
-        VerifyError::InstanceMismatch { field: "job_id" } => "wrong_job",
-        VerifyError::InstanceMismatch { .. } => "commitment_mismatch",
-        VerifyError::Invalid => "invalid_proof",
     }
 }

@@ -71,7 +71,7 @@ impl Metrics {
                 .expect("unique metric");
             h
         };
-        Self {
+        let metrics = Self {
             results_accepted: counter(
                 "fabstir_results_accepted_total",
                 "Inference results accepted and queued for proving",
@@ -160,6 +160,37 @@ impl Metrics {
             ),
             keys_loaded: gauge("fabstir_keys_loaded", "1 when proving keys are loaded"),
             registry,
+        };
+        metrics.register_label_values();
+        metrics
+    }
+
+    /// Creates every labelled series at zero, so that dashboards and alerts
+    /// see each series from the start rather than after its first event.
+    fn register_label_values(&self) {
+        for reason in ["queue_full", "conflict"] {
+            self.results_rejected.with_label_values(&[reason]);
+        }
+        for reason in ["timeout", "wrong_host_key", "backend", "proof_too_large"] {
+            self.proof_failures.with_label_values(&[reason]);
+        }
+        for outcome in [
+            "valid",
+            "commitment_mismatch",
+            "wrong_host",
+            "wrong_chain",
+            "wrong_marketplace",
+            "wrong_job",
+            "unknown_verifying_key",
+            "invalid_proof",
+            "malformed_proof",
+        ] {
+            self.verifications.with_label_values(&[outcome]);
+        }
+        for outcome in
+            std::iter::once("passed").chain(crate::settlement::Reason::ALL.iter().map(|r| r.code()))
+        {
+            self.settlement_validations.with_label_values(&[outcome]);
         }
     }
 

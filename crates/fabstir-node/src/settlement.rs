@@ -50,6 +50,24 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason.
+    pub const ALL: [Reason; 14] = [
+        Reason::MissingResult,
+        Reason::MissingProof,
+        Reason::OutputTampered,
+        Reason::InputTampered,
+        Reason::ModelMismatch,
+        Reason::ResultTampered,
+        Reason::WrongHost,
+        Reason::WrongChain,
+        Reason::WrongMarketplace,
+        Reason::ReplayedProof,
+        Reason::CorruptProof,
+        Reason::UnknownVerifyingKey,
+        Reason::MockProof,
+        Reason::InvalidProof,
+    ];
+
     /// The reason's code.
     pub fn code(self) -> &'static str {
         match self {

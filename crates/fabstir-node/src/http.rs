@@ -353,6 +353,7 @@ async fn post_verify(
         .map_err(|e| ApiError::bad_request("invalid_result", e.to_string()))?;
     let envelope = ProofEnvelope::from_json(request.proof.to_string().as_bytes())
         .map_err(|e| ApiError::bad_request("malformed_proof", e.to_string()))?;
+    let job_id = result.job_id;
     let host_id = match request.host_id {
         Some(s) => HostId::parse(&s)
             .map_err(|e| ApiError::bad_request("invalid_host_id", e.to_string()))?,
@@ -390,6 +391,11 @@ async fn post_verify(
         .and_then(Value::as_str)
         .unwrap_or("valid")
         .to_string();
+    if label == "valid" {
+        tracing::info!(job_id = %job_id, host_id = %host_id, "proof verified");
+    } else {
+        tracing::warn!(job_id = %job_id, host_id = %host_id, reason = %label, "proof rejected");
+    }
     app.metrics
         .verifications
         .with_label_values(&[label.as_str()])

@@ -56,7 +56,7 @@ impl KeyManager {
         if production && keys.manifest.srs.trust == SrsTrust::InsecureDev {
             return Err(KeysError::InsecureSrs(dir.display().to_string()));
         }
-        let mut verifiers = HashMap::new();
+        let mut verifiers = retired_verifiers(dir);
         verifiers.insert(keys.manifest.vk_id, keys.verifying_key().clone());
         Ok((
             Self {
@@ -103,11 +103,26 @@ impl KeyManager {
             return Err(KeysError::InsecureSrs(self.dir.display().to_string()));
         }
         let id = keys.manifest.vk_id;
+        let mut verifiers = retired_verifiers(&self.dir);
+        verifiers.insert(id, keys.verifying_key().clone());
         self.verifiers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, keys.verifying_key().clone());
+            .extend(verifiers);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
         Ok(id)
     }
+}
+
+/// Verifying keys of the retired key sets (after rotations), by id. A retired
+/// set that does not load is reported and skipped: it must not stop the node.
+fn retired_verifiers(dir: &Path) -> HashMap<VkId, VerifyingKey> {
+    let (loaded, failed) = fabstir_zk::keystore::load_retired_verifiers(dir);
+    for (path, e) in failed {
+        tracing::error!(path = %path.display(), error = %e, "cannot load retired verifying key");
+    }
+    loaded
+        .into_iter()
+        .map(|(vk, manifest)| (manifest.vk_id, vk))
+        .collect()
 }

@@ -12,6 +12,7 @@
 //! table). `keys` holds the key sets, `config` the configuration, `metrics`
 //! the Prometheus metrics.
 
+mod backup;
 pub mod chain;
 mod checkpoint;
 mod cli;

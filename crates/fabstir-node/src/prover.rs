@@ -107,6 +107,11 @@ impl ProofGenerator {
         }
     }
 
+    /// The current host's id.
+    pub fn host_id(&self) -> fabstir_zk::HostId {
+        self.keys.current().host_key.host_id()
+    }
+
     /// The configured backend.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -243,7 +248,16 @@ impl Worker {
             tracing::error!(job_id = %job, error = %e, "cannot mark job proving");
             return;
         }
-        let statement = stored.result.statement(stored.host_id);
+        // After a host key rotation, work accepted for the old host is proved
+        // (and recorded) for the current one.
+        let host_id = self.generator.host_id();
+        if stored.host_id != host_id {
+            if let Err(e) = self.store.reassign_host(job, host_id) {
+                tracing::error!(job_id = %job, error = %e, "cannot reassign job to the current host");
+                return;
+            }
+        }
+        let statement = stored.result.statement(host_id);
         match self.generator.prove(&statement) {
             Ok(proof) => {
                 let record = StoredProof {

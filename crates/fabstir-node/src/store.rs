@@ -359,6 +359,15 @@ impl Store {
         Ok(())
     }
 
+    /// Assigns a not-yet-proved job to another host (after a host key rotation).
+    pub fn reassign_host(&self, job_id: &JobId, host_id: HostId) -> Result<(), StoreError> {
+        lock(&self.fast).execute(
+            "UPDATE results SET host_id = ?2, updated_at = ?3 WHERE job_id = ?1 AND state IN ('queued', 'proving')",
+            params![job_id.to_string(), host_id.to_string(), now_ms()],
+        )?;
+        Ok(())
+    }
+
     /// Records a failure with its reason.
     pub fn mark_failed(&self, job_id: &JobId, reason: &str) -> Result<(), StoreError> {
         lock(&self.fast).execute(

@@ -37,6 +37,10 @@ pub mod files {
     pub const HOST_KEY: &str = "host.key";
     /// Manifest.
     pub const MANIFEST: &str = "keys.json";
+    /// Directory of retired key sets (one subdirectory each).
+    pub const RETIRED: &str = "retired";
+    /// Every file of a key set.
+    pub const ALL: [&str; 5] = [SRS, PROVING_KEY, VERIFYING_KEY, HOST_KEY, MANIFEST];
 }
 
 /// Largest manifest read.
@@ -54,6 +58,8 @@ pub enum SrsSource {
         /// Its expected SHA-256.
         sha256: Digest32,
     },
+    /// Parameters already loaded (rotation keeping the current SRS).
+    Loaded(Arc<Srs>),
 }
 
 impl SrsSource {
@@ -62,6 +68,7 @@ impl SrsSource {
         match self {
             Self::InsecureDev => Ok(Srs::insecure_dev()),
             Self::Ceremony { path, sha256 } => Srs::load_ceremony(path, sha256),
+            Self::Loaded(srs) => Ok(srs.as_ref().clone()),
         }
     }
 }
@@ -131,13 +138,16 @@ impl KeySet {
         source: &SrsSource,
         rng: R,
     ) -> Result<Self, KeyError> {
-        for name in [
-            files::SRS,
-            files::PROVING_KEY,
-            files::VERIFYING_KEY,
-            files::HOST_KEY,
-            files::MANIFEST,
-        ] {
+        Self::generate_with_host(dir, source, HostKey::generate(rng))
+    }
+
+    /// [`KeySet::generate`] with a given host key.
+    pub fn generate_with_host(
+        dir: &Path,
+        source: &SrsSource,
+        host_key: HostKey,
+    ) -> Result<Self, KeyError> {
+        for name in files::ALL {
             let path = dir.join(name);
             // symlink_metadata: a dangling symlink counts as present.
             if std::fs::symlink_metadata(&path).is_ok() {
@@ -147,7 +157,6 @@ impl KeySet {
         create_private_dir(dir)?;
         let srs = Arc::new(source.load()?);
         let proving_key = ProvingKey::build(srs.clone())?;
-        let host_key = HostKey::generate(rng);
         crate::fsutil::write_new(&dir.join(files::SRS), &srs.to_bytes(), 0o444)?;
         proving_key.write_new(&dir.join(files::PROVING_KEY))?;
         proving_key
@@ -212,6 +221,102 @@ impl KeySet {
     pub fn verifying_key(&self) -> &VerifyingKey {
         self.proving_key.verifying_key()
     }
+}
+
+/// What a rotation did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// Where the previous key set now lives.
+    pub retired_dir: PathBuf,
+    /// The previous verifying key's id.
+    pub previous_vk_id: VkId,
+    /// The previous host id.
+    pub previous_host_id: HostId,
+    /// The new key set.
+    pub keys: KeySet,
+}
+
+impl KeySet {
+    /// Replaces the key set in `dir` with a new one: keys from `source` (else
+    /// the current SRS) and, with `new_host_key`, a new host key (else the
+    /// current one). The new set is made and checked in a staging directory;
+    /// then the current set moves to `dir/retired/<vk_id>-<unix time>/`, where
+    /// its verifying key stays usable for proofs made before the rotation, and
+    /// the new set takes its place. Every step is a rename, so an interruption
+    /// leaves a complete set in `dir` or in the staging directory.
+    pub fn rotate<R: RngCore + CryptoRng>(
+        dir: &Path,
+        source: Option<&SrsSource>,
+        new_host_key: bool,
+        rng: R,
+    ) -> Result<Rotation, KeyError> {
+        let current = Self::load(dir)?;
+        let staging = dir.join(".rotate-staging");
+        if std::fs::symlink_metadata(&staging).is_ok() {
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        let host_key = if new_host_key {
+            HostKey::generate(rng)
+        } else {
+            HostKey::load(&dir.join(files::HOST_KEY))?
+        };
+        let source = match source {
+            Some(source) => source.clone(),
+            None => SrsSource::Loaded(current.srs.clone()),
+        };
+        Self::generate_with_host(&staging, &source, host_key)?;
+        let keys = Self::load(&staging)?;
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let id = current.manifest.vk_id.to_string();
+        let retired_dir = dir
+            .join(files::RETIRED)
+            .join(format!("{}-{seconds}", &id[2..18]));
+        create_private_dir(&retired_dir)?;
+        for name in files::ALL {
+            std::fs::rename(dir.join(name), retired_dir.join(name)).map_err(io(dir))?;
+        }
+        for name in files::ALL {
+            std::fs::rename(staging.join(name), dir.join(name)).map_err(io(dir))?;
+        }
+        std::fs::remove_dir(&staging).map_err(io(&staging))?;
+        sync_dir(&retired_dir);
+        sync_dir(dir);
+        Ok(Rotation {
+            retired_dir,
+            previous_vk_id: current.manifest.vk_id,
+            previous_host_id: current.manifest.host_id,
+            keys,
+        })
+    }
+}
+
+/// Retired key sets that loaded, and those that did not (with why).
+pub type RetiredVerifiers = (Vec<(VerifyingKey, Manifest)>, Vec<(PathBuf, KeyError)>);
+
+/// The verifying keys of every retired key set under `dir/retired/`, and the
+/// retired directories that could not be loaded (with why).
+pub fn load_retired_verifiers(dir: &Path) -> RetiredVerifiers {
+    let mut loaded = Vec::new();
+    let mut failed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir.join(files::RETIRED)) else {
+        return (loaded, failed);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for retired in dirs {
+        match load_verifier(&retired) {
+            Ok(pair) => loaded.push(pair),
+            Err(e) => failed.push((retired, e)),
+        }
+    }
+    (loaded, failed)
 }
 
 /// Loads only what verification needs (no secret is read).

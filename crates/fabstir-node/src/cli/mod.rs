@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod io;
 mod keygen;
+mod keys;
 mod load;
 mod prove;
 mod serve;
@@ -99,6 +100,11 @@ enum Command {
         /// Key directory to create (default: a fresh temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Key lifecycle: verify, backup, restore, rotate.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Create a key directory: SRS, proving and verifying keys, host key.
     Keygen {
@@ -200,6 +206,7 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
             log_json,
         ),
         Command::Demo { dir } => demo::run(dir),
+        Command::Keys { command } => keys::run(command),
         Command::Keygen {
             dir,
             srs,

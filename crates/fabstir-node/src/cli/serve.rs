@@ -175,12 +175,42 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
             metrics,
             checkpoints,
         });
+        reload_keys_on_sighup(app.clone());
         axum::serve(listener, router(app))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| Failure::other("serve", e.to_string()))
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads the keys (after `keys rotate`) on SIGHUP. Proofs in flight keep
+/// the key set they started with; new work uses the new one.
+fn reload_keys_on_sighup(app: Arc<App>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::error!(
+                "cannot listen for SIGHUP; use POST /v1/admin/keys/reload to reload keys"
+            );
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let (keys, metrics, production) =
+                (app.keys.clone(), app.metrics.clone(), app.config.production);
+            match tokio::task::spawn_blocking(move || keys.reload(production)).await {
+                Ok(Ok(id)) => tracing::info!(vk_id = %id, "keys reloaded on SIGHUP"),
+                Ok(Err(e)) => {
+                    metrics.key_load_failures.inc();
+                    tracing::error!(error = %e, "key reload on SIGHUP failed; the previous keys stay in use");
+                }
+                Err(e) => tracing::error!(error = %e, "key reload task failed"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = app;
 }
 
 async fn shutdown_signal() {

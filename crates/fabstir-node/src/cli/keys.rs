@@ -1,0 +1,305 @@
+//! `keys`: verify, back up, restore and rotate a key directory.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use fabstir_zk::keystore::{self, files};
+use fabstir_zk::{
+    Digest32, HostKey, InferenceResult, KeySet, ProofEnvelope, ProvingKey, Srs, SrsSource,
+    VerifyingKey,
+};
+use serde_json::{json, Value};
+
+use super::Failure;
+use crate::backup::{self, BackupError};
+
+/// Key lifecycle commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Check a key directory: manifest, SRS pin, key files, pairing, permissions, a canary proof.
+    Verify {
+        /// Key directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Write an encrypted backup of a key directory (passphrase from --passphrase-file or stdin).
+    Backup {
+        /// Key directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Backup file to create (mode 0400; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// File whose first line is the passphrase (else the first line of standard input).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup into a key directory (existing keys only with --force; they are moved aside).
+    Restore {
+        /// Backup file.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Key directory to restore into.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Replace existing keys (they are moved to DIR.replaced-<time>).
+        #[arg(long)]
+        force: bool,
+        /// File whose first line is the passphrase (else the first line of standard input).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Make new keys; the old set moves to DIR/retired/ and still verifies old proofs.
+    Rotate {
+        /// Key directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// New ceremony SRS file (else the current SRS is kept).
+        #[arg(long, requires = "srs_sha256")]
+        srs: Option<PathBuf>,
+        /// SHA-256 of the new ceremony SRS file.
+        #[arg(long, requires = "srs")]
+        srs_sha256: Option<String>,
+        /// Also make a new host key (a new host_id).
+        #[arg(long)]
+        new_host_key: bool,
+    },
+}
+
+/// Runs a `keys` command.
+pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
+    match command {
+        KeysCommand::Verify { dir } => verify(&dir),
+        KeysCommand::Backup {
+            dir,
+            out,
+            passphrase_file,
+        } => {
+            let passphrase =
+                backup::read_passphrase(passphrase_file.as_deref()).map_err(backup_failure)?;
+            let files = backup::backup(&dir, &out, &passphrase).map_err(backup_failure)?;
+            println!(
+                "{}",
+                json!({ "backup": out.display().to_string(), "files": files })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Restore {
+            input,
+            dir,
+            force,
+            passphrase_file,
+        } => {
+            let passphrase =
+                backup::read_passphrase(passphrase_file.as_deref()).map_err(backup_failure)?;
+            let restored =
+                backup::restore(&input, &dir, &passphrase, force).map_err(backup_failure)?;
+            println!(
+                "{}",
+                json!({
+                    "dir": dir.display().to_string(),
+                    "files": restored.files,
+                    "vk_id": restored.vk_id,
+                    "host_id": restored.host_id,
+                    "replaced": restored.replaced.map(|p| p.display().to_string()),
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Rotate {
+            dir,
+            srs,
+            srs_sha256,
+            new_host_key,
+        } => {
+            let source = match (srs, srs_sha256) {
+                (Some(path), Some(pin)) => Some(SrsSource::Ceremony {
+                    path,
+                    sha256: Digest32::parse("--srs-sha256", &pin)
+                        .map_err(|e| Failure::input("bad_argument", e.to_string()))?,
+                }),
+                _ => None,
+            };
+            let rotation = KeySet::rotate(&dir, source.as_ref(), new_host_key, rand::rngs::OsRng)?;
+            println!(
+                "{}",
+                json!({
+                    "dir": dir.display().to_string(),
+                    "vk_id": rotation.keys.manifest.vk_id.to_string(),
+                    "host_id": rotation.keys.manifest.host_id.to_string(),
+                    "previous_vk_id": rotation.previous_vk_id.to_string(),
+                    "previous_host_id": rotation.previous_host_id.to_string(),
+                    "vk_changed": rotation.keys.manifest.vk_id != rotation.previous_vk_id,
+                    "retired": rotation.retired_dir.display().to_string(),
+                    "srs_trust": rotation.keys.manifest.srs.trust.to_string(),
+                })
+            );
+            eprintln!("rotated; a running node picks the new keys up on SIGHUP or POST /v1/admin/keys/reload");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn backup_failure(e: BackupError) -> Failure {
+    let code = match e {
+        BackupError::Authentication(_) => "backup_authentication",
+        BackupError::Exists(_) => "keys_exist",
+        BackupError::WeakPassphrase | BackupError::NoPassphrase => "passphrase",
+        BackupError::NotABackup(_) | BackupError::Malformed(_) => "malformed_backup",
+        BackupError::Keys(_) => "keys",
+        BackupError::Io { .. } => "io",
+        BackupError::Kdf(_) => "kdf",
+    };
+    Failure::input(code, e.to_string())
+}
+
+/// One named check of `keys verify`.
+struct Checks {
+    list: Vec<Value>,
+    failed: Option<String>,
+}
+
+impl Checks {
+    fn record<T>(&mut self, name: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => {
+                self.list.push(json!({ "name": name, "ok": true }));
+                Some(value)
+            }
+            Err(detail) => {
+                self.list
+                    .push(json!({ "name": name, "ok": false, "detail": detail }));
+                self.failed.get_or_insert_with(|| name.to_string());
+                None
+            }
+        }
+    }
+}
+
+fn mode_of(path: &Path) -> Result<u32, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(0o400)
+    }
+}
+
+fn verify(dir: &Path) -> Result<ExitCode, Failure> {
+    let mut checks = Checks {
+        list: Vec::new(),
+        failed: None,
+    };
+    let manifest = checks.record(
+        "manifest",
+        keystore::read_manifest(dir).map_err(|e| e.to_string()),
+    );
+    let srs = manifest.as_ref().and_then(|m| {
+        checks.record(
+            "srs_pin",
+            Srs::load_stored(
+                &dir.join(files::SRS),
+                &m.srs.sha256,
+                m.srs.trust,
+                m.srs.source_sha256,
+            )
+            .map(Arc::new)
+            .map_err(|e| e.to_string()),
+        )
+    });
+    let permissions = (|| -> Result<(), String> {
+        for (path, limit) in [
+            (dir.to_path_buf(), 0o700),
+            (dir.join(files::PROVING_KEY), 0o400),
+            (dir.join(files::HOST_KEY), 0o400),
+        ] {
+            let mode = mode_of(&path)?;
+            if mode & !limit != 0 {
+                return Err(format!(
+                    "{} has mode {mode:04o}; expected at most {limit:04o}",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    })();
+    checks.record("permissions", permissions);
+    let keys = srs.as_ref().and_then(|srs| {
+        let pk = checks.record(
+            "proving_key",
+            ProvingKey::load(&dir.join(files::PROVING_KEY), srs.clone()).map_err(|e| e.to_string()),
+        );
+        let vk = checks.record(
+            "verifying_key",
+            VerifyingKey::load(&dir.join(files::VERIFYING_KEY), srs.clone())
+                .map_err(|e| e.to_string()),
+        );
+        pk.zip(vk)
+    });
+    let host = checks.record(
+        "host_key",
+        HostKey::load(&dir.join(files::HOST_KEY)).map_err(|e| e.to_string()),
+    );
+    if let (Some(manifest), Some((pk, vk)), Some(host)) = (&manifest, &keys, &host) {
+        let paired = if pk.vk_id() != vk.id() || vk.id() != manifest.vk_id {
+            Err(format!(
+                "proving key {}, verifying key {}, manifest {}",
+                pk.vk_id(),
+                vk.id(),
+                manifest.vk_id
+            ))
+        } else if host.host_id() != manifest.host_id {
+            Err(format!(
+                "host key {} but manifest names {}",
+                host.host_id(),
+                manifest.host_id
+            ))
+        } else {
+            Ok(())
+        };
+        checks.record("pairing", paired);
+        let canary = InferenceResult::from_json(
+            br#"{"job_id": "0", "chain_id": 0, "marketplace": "0x0000000000000000000000000000000000000000",
+                 "model": "fabstir canary", "prompt": "canary", "response": "canary"}"#,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|result| {
+            let statement = result.statement(host.host_id());
+            let proof = ProofEnvelope::create(pk, &statement, host, rand::rngs::OsRng).map_err(|e| e.to_string())?;
+            proof.verify(vk, &statement.instance()).map_err(|e| e.to_string())
+        });
+        checks.record("canary_proof", canary);
+    }
+    let (retired, failed) = keystore::load_retired_verifiers(dir);
+    let retired_result = match failed.first() {
+        Some((path, e)) => Err(format!("{}: {e}", path.display())),
+        None => Ok(()),
+    };
+    checks.record("retired_keys", retired_result);
+    let ok = checks.failed.is_none();
+    println!(
+        "{}",
+        json!({
+            "ok": ok,
+            "dir": dir.display().to_string(),
+            "failed_check": checks.failed,
+            "vk_id": manifest.as_ref().map(|m| m.vk_id.to_string()),
+            "srs_trust": manifest.as_ref().map(|m| m.srs.trust.to_string()),
+            "retired_verifying_keys": retired.iter().map(|(vk, _)| vk.id().to_string()).collect::<Vec<_>>(),
+            "checks": checks.list,
+        })
+    );
+    if let Some(name) = &checks.failed {
+        eprintln!("key check failed: {name}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

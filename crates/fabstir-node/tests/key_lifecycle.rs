@@ -1,0 +1,348 @@
+//! Key lifecycle as an operator runs it: `keys verify`, encrypted backup and
+//! restore, and rotation while the node serves (picked up on SIGHUP, with
+//! proofs made before the rotation still verifying, also after a restart).
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{binary, cli, result, DataDir, Node};
+use halo2_axiom::halo2curves::bn256::Bn256;
+use halo2_axiom::poly::kzg::commitment::ParamsKZG;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use sha2::Digest;
+
+fn stdout_json(output: &std::process::Output) -> Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs a command with `input` on standard input.
+fn cli_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn keys_verify_passes_and_names_the_failing_check() {
+    let dir = DataDir::new();
+    let keys = dir.path().join("keys");
+    assert!(cli(&["keygen", "--dir", s(&keys)]).status.success());
+    let output = cli(&["keys", "verify", "--dir", s(&keys)]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let report = stdout_json(&output);
+    assert_eq!(report["ok"], true);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "manifest",
+        "srs_pin",
+        "permissions",
+        "proving_key",
+        "verifying_key",
+        "host_key",
+        "pairing",
+        "canary_proof",
+    ] {
+        assert!(names.contains(&name), "missing check {name}: {names:?}");
+    }
+
+    // Each kind of damage is named.
+    chmod(&keys.join("host.key"), 0o644);
+    let report = stdout_json(&cli(&["keys", "verify", "--dir", s(&keys)]));
+    assert_eq!(report["failed_check"], "permissions");
+    chmod(&keys.join("host.key"), 0o400);
+
+    let srs = keys.join("srs.params");
+    chmod(&srs, 0o644);
+    let mut bytes = std::fs::read(&srs).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&srs, bytes).unwrap();
+    let output = cli(&["keys", "verify", "--dir", s(&keys)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout_json(&output)["failed_check"], "srs_pin");
+}
+
+#[test]
+fn backup_and_restore_with_passphrase_from_file_or_stdin() {
+    let dir = DataDir::new();
+    let keys = dir.path().join("keys");
+    let made = stdout_json(&cli(&["keygen", "--dir", s(&keys)]));
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "a long enough passphrase\n").unwrap();
+    let bak = dir.path().join("keys.bak");
+    let output = cli(&[
+        "keys",
+        "backup",
+        "--dir",
+        s(&keys),
+        "--out",
+        s(&bak),
+        "--passphrase-file",
+        s(&pass),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    // Restore into a new directory, passphrase on stdin.
+    let target = dir.path().join("restored");
+    let output = cli_with_stdin(
+        &["keys", "restore", "--in", s(&bak), "--dir", s(&target)],
+        "a long enough passphrase\n",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let restored = stdout_json(&output);
+    assert_eq!(restored["host_id"], made["host_id"]);
+    assert_eq!(
+        stdout_json(&cli(&["keys", "verify", "--dir", s(&target)]))["ok"],
+        true
+    );
+
+    // Wrong passphrase: refused, nothing installed; over existing keys only with --force.
+    let elsewhere = dir.path().join("elsewhere");
+    let output = cli_with_stdin(
+        &["keys", "restore", "--in", s(&bak), "--dir", s(&elsewhere)],
+        "not the passphrase\n",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout_json(&output)["code"], "backup_authentication");
+    assert!(!elsewhere.exists());
+    let output = cli(&[
+        "keys",
+        "restore",
+        "--in",
+        s(&bak),
+        "--dir",
+        s(&target),
+        "--passphrase-file",
+        s(&pass),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout_json(&output)["code"], "keys_exist");
+    let output = cli(&[
+        "keys",
+        "restore",
+        "--in",
+        s(&bak),
+        "--dir",
+        s(&target),
+        "--passphrase-file",
+        s(&pass),
+        "--force",
+    ]);
+    assert!(output.status.success());
+    assert!(stdout_json(&output)["replaced"].is_string());
+
+    // The passphrase is never taken from argv (there is no such flag).
+    let output = cli(&[
+        "keys",
+        "backup",
+        "--dir",
+        s(&keys),
+        "--out",
+        s(&dir.path().join("x.bak")),
+        "--passphrase",
+        "x",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+/// A ceremony-style SRS file (halo2 raw format) that is not the development one.
+fn ceremony_srs(dir: &Path) -> (String, String) {
+    let params = ParamsKZG::<Bn256>::setup(7, rand_chacha::ChaCha20Rng::seed_from_u64(4242));
+    let mut bytes = Vec::new();
+    params
+        .write_custom(&mut bytes, halo2_axiom::SerdeFormat::RawBytes)
+        .unwrap();
+    let path = dir.join("ceremony.params");
+    std::fs::write(&path, &bytes).unwrap();
+    let pin = format!("0x{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    (path.to_str().unwrap().to_string(), pin)
+}
+
+fn wait_for(node: &Node, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, health) = node.get("/health/ezkl");
+        if check(&health) {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "{what}: {health}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn rotation_while_serving_keeps_old_proofs_verifiable() {
+    let dir = DataDir::new();
+    let node = Node::start(dir.path(), &[]);
+    let old_vk = node.startup["vk_id"].as_str().unwrap().to_string();
+    let old_host = node.startup["host_id"].as_str().unwrap().to_string();
+    let (_, accepted) = node.post("/v1/results", &result(1));
+    let job1 = accepted["job_id"].as_str().unwrap().to_string();
+    let proof1 = node.wait_proved(&job1, Duration::from_secs(30));
+
+    // Traffic keeps flowing during the rotation: no request may fail.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let traffic = {
+        let (stop, failures, sent, base) = (
+            stop.clone(),
+            failures.clone(),
+            sent.clone(),
+            node.base.clone(),
+        );
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let mut job = 1000u64;
+            while !stop.load(Ordering::SeqCst) {
+                job += 1;
+                let status = client
+                    .post(format!("{base}/v1/results"))
+                    .json(&result(job))
+                    .send()
+                    .map(|r| r.status().as_u16());
+                sent.fetch_add(1, Ordering::SeqCst);
+                if !matches!(status, Ok(202) | Ok(503)) {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+
+    // Rotate to a new SRS and a new host key, then SIGHUP the node.
+    let (srs, pin) = ceremony_srs(dir.path());
+    let keys = dir.path().join("keys");
+    let output = cli(&[
+        "keys",
+        "rotate",
+        "--dir",
+        s(&keys),
+        "--srs",
+        &srs,
+        "--srs-sha256",
+        &pin,
+        "--new-host-key",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rotated = stdout_json(&output);
+    assert_eq!(rotated["previous_vk_id"], old_vk);
+    assert_eq!(rotated["vk_changed"], true);
+    let new_vk = rotated["vk_id"].as_str().unwrap().to_string();
+    let new_host = rotated["host_id"].as_str().unwrap().to_string();
+    assert_ne!(new_host, old_host);
+    assert_eq!(
+        Command::new("kill")
+            .args(["-HUP", &node.pid().to_string()])
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    let health = wait_for(&node, "new keys picked up", |h| {
+        h["vk_id"] == new_vk.as_str()
+    });
+    assert_eq!(health["host_id"], new_host);
+    assert_eq!(health["srs_trust"], "ceremony");
+    let held: Vec<&str> = health["verifying_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        held.contains(&old_vk.as_str()) && held.contains(&new_vk.as_str()),
+        "{held:?}"
+    );
+
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    traffic.join().unwrap();
+    assert!(sent.load(Ordering::SeqCst) > 5);
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "requests failed during the rotation"
+    );
+
+    // New work is proved with the new keys and host.
+    let (_, accepted) = node.post("/v1/results", &result(2));
+    let job2 = accepted["job_id"].as_str().unwrap().to_string();
+    let proof2 = node.wait_proved(&job2, Duration::from_secs(30));
+    assert_eq!(proof2["proof"]["vk_id"], new_vk.as_str());
+    assert_eq!(proof2["public_inputs"]["host_id"], new_host.as_str());
+
+    // The old proof still verifies (old key, old host) and settles.
+    let mut client_result = result(1);
+    client_result.as_object_mut().unwrap().remove("tokens_used");
+    let check_old = |node: &Node| {
+        let (_, verdict) = node.post(
+            "/v1/verify",
+            &json!({ "result": client_result, "proof": proof1["proof"], "host_id": old_host }),
+        );
+        assert_eq!(verdict["valid"], true, "{verdict}");
+    };
+    check_old(&node);
+    let (_, settlement) = node.post(&format!("/v1/settlements/{job1}"), &json!({}));
+    assert_eq!(settlement["outcome"], "settled", "{settlement}");
+
+    // After a restart the retired key is loaded from disk.
+    node.kill9();
+    let node = Node::start(dir.path(), &[]);
+    assert_eq!(node.startup["vk_id"], new_vk.as_str());
+    check_old(&node);
+    assert_eq!(
+        stdout_json(&cli(&["keys", "verify", "--dir", s(&keys)]))["ok"],
+        true
+    );
+}

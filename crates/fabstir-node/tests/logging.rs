@@ -1,0 +1,149 @@
+//! Structured logs: one JSON event per proof generated, verified, rejected
+//! (with its reason) and settled, and never a secret or the prompt or
+//! response text.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{binary, DataDir};
+use serde_json::{json, Value};
+
+const PROMPT: &str = "PROMPT-CANARY-7f3a what is in the vault?";
+const RESPONSE: &str = "RESPONSE-CANARY-91bc the vault holds gold";
+
+#[test]
+fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
+    let dir = DataDir::new();
+    let mut child = Command::new(binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("FABSTIR_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let startup: Value = serde_json::from_str(first.trim()).unwrap();
+    let base = format!("http://{}", startup["listening"].as_str().unwrap());
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let (stderr, pipe) = (stderr.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                stderr.lock().unwrap().push_str(&(line + "\n"));
+            }
+        })
+    };
+
+    let client = reqwest::blocking::Client::new();
+    let result = json!({
+        "job_id": "77", "chain_id": 84532, "marketplace": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "model": "llama", "prompt": PROMPT, "response": RESPONSE, "tokens_used": 9,
+    });
+    assert_eq!(
+        client
+            .post(format!("{base}/v1/results"))
+            .json(&result)
+            .send()
+            .unwrap()
+            .status(),
+        202
+    );
+    let proof = loop {
+        let doc: Value = client
+            .get(format!("{base}/v1/proofs/77"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if doc["state"] == "proved" {
+            break doc["proof"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut client_result = result.clone();
+    client_result.as_object_mut().unwrap().remove("tokens_used");
+    let verdict: Value = client
+        .post(format!("{base}/v1/verify"))
+        .json(&json!({ "result": client_result, "proof": proof }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(verdict["valid"], true);
+    let mut tampered = client_result.clone();
+    tampered["response"] = json!("something else");
+    let verdict: Value = client
+        .post(format!("{base}/v1/verify"))
+        .json(&json!({ "result": tampered, "proof": proof }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(verdict["valid"], false);
+    let settled: Value = client
+        .post(format!("{base}/v1/settlements/77"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(settled["outcome"], "settled");
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap();
+
+    let logs = stderr.lock().unwrap().clone();
+    let events: Vec<Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+        })
+        .collect();
+    let with_message = |message: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["fields"]["message"] == message)
+            .collect()
+    };
+    assert_eq!(with_message("proof generated").len(), 1, "{logs}");
+    assert_eq!(with_message("proof verified").len(), 1, "{logs}");
+    let rejected = with_message("proof rejected");
+    assert_eq!(rejected.len(), 1, "{logs}");
+    assert_eq!(rejected[0]["fields"]["reason"], "commitment_mismatch");
+    assert_eq!(with_message("job settled").len(), 1, "{logs}");
+    for event in &events {
+        assert!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "{event}"
+        );
+    }
+
+    // No prompt or response text, and no secret, anywhere in the logs.
+    for needle in ["PROMPT-CANARY", "RESPONSE-CANARY", "vault"] {
+        assert!(!logs.contains(needle), "logs contain {needle:?}");
+    }
+    let wallet = std::fs::read_to_string(dir.path().join("wallet.key")).unwrap();
+    let wallet_hex = wallet.trim().trim_start_matches("0x");
+    assert!(
+        wallet_hex.len() == 64 && !logs.contains(wallet_hex),
+        "logs contain the wallet key"
+    );
+    let host_key = std::fs::read(dir.path().join("keys").join("host.key")).unwrap();
+    let sk_hex = hex::encode(&host_key[8..40]);
+    assert!(!logs.contains(&sk_hex), "logs contain the host secret");
+}

@@ -122,6 +122,13 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
                 }),
                 _ => None,
             };
+            if source.is_none() && !new_host_key {
+                return Err(Failure::input(
+                    "bad_argument",
+                    "nothing to rotate: with the same SRS and host key the new keys would equal the current ones; \
+                     give --srs FILE --srs-sha256 HEX and/or --new-host-key",
+                ));
+            }
             let rotation = KeySet::rotate(&dir, source.as_ref(), new_host_key, rand::rngs::OsRng)?;
             println!(
                 "{}",

@@ -144,7 +144,7 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| {
-                Failure::input("listen", format!("cannot listen on {}: {e}", config.listen))
+                Failure::other("listen", format!("cannot listen on {}: {e}", config.listen))
             })?;
         let address = listener
             .local_addr()

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub cache_misses: IntCounter,
     pub cache_evictions: IntCounter,
     pub queue_depth: IntGauge,
+    pub queue_capacity: IntGauge,
     pub queue_full: IntCounter,
     pub verifications: IntCounterVec,
     pub verify_seconds: Histogram,
@@ -104,6 +105,10 @@ impl Metrics {
             queue_depth: gauge(
                 "fabstir_prover_queue_depth",
                 "Results waiting for or being proved",
+            ),
+            queue_capacity: gauge(
+                "fabstir_prover_queue_capacity",
+                "Results the prover queue holds before new ones are refused with 503",
             ),
             queue_full: counter(
                 "fabstir_prover_queue_full_total",

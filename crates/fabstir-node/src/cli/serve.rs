@@ -112,6 +112,7 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
         config.prover_threads,
         config.queue_capacity,
     ));
+    metrics.queue_capacity.set(config.queue_capacity as i64);
     let unfinished = store
         .unfinished_jobs()
         .map_err(|e| Failure::other("database", e.to_string()))?;

@@ -346,3 +346,53 @@ fn rotation_while_serving_keeps_old_proofs_verifiable() {
         true
     );
 }
+
+/// DEPLOYMENT.md's path: ceremony keys, a wallet, then `serve --production`.
+#[test]
+fn production_node_starts_with_ceremony_keys_and_a_wallet() {
+    let dir = DataDir::new();
+    let keys = dir.path().join("keys");
+    let (srs, pin) = ceremony_srs(dir.path());
+    let output = cli(&[
+        "keygen",
+        "--dir",
+        s(&keys),
+        "--srs",
+        &srs,
+        "--srs-sha256",
+        &pin,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout_json(&output)["srs_trust"], "ceremony");
+    assert_eq!(
+        stdout_json(&cli(&["keys", "verify", "--dir", s(&keys)]))["ok"],
+        true
+    );
+
+    // Without a wallet, production refuses to start (and names it).
+    let refused = common::serve_refused(dir.path(), &["--production"], &[]);
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stdout.contains("wallet"), "{}", refused.stdout);
+
+    let wallet = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+    let node = Node::try_start(
+        dir.path(),
+        &["--production"],
+        &[("HOST_PRIVATE_KEY", wallet)],
+    )
+    .unwrap_or_else(|e| panic!("production node did not start: {e}"));
+    assert_eq!(node.startup["production"], true);
+    assert_eq!(node.startup["srs_trust"], "ceremony");
+    let (_, health) = node.get("/health/ezkl");
+    assert_eq!(health["srs_insecure"], false);
+    assert_eq!(health["production"], true);
+    let (_, accepted) = node.post("/v1/results", &result(9));
+    let job = accepted["job_id"].as_str().unwrap().to_string();
+    node.wait_proved(&job, Duration::from_secs(30));
+    let (_, settlement) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
+    assert_eq!(settlement["outcome"], "settled", "{settlement}");
+}

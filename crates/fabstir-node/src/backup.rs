@@ -191,24 +191,24 @@ pub fn backup(dir: &Path, out: &Path, passphrase: &str) -> Result<usize, BackupE
         .map_err(|_| BackupError::Kdf("encryption failed".into()))?;
     let mut file_bytes = header;
     file_bytes.extend_from_slice(&ciphertext);
-    write_new(out, &file_bytes, 0o400)?;
+    fabstir_zk::fsutil::write_new(out, &file_bytes, 0o400).map_err(file_error)?;
     Ok(files.len())
 }
 
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BackupError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
+/// A file-system failure from the shared helpers, as a backup error (not as
+/// a key check failure).
+fn file_error(e: fabstir_zk::KeyError) -> BackupError {
+    match e {
+        fabstir_zk::KeyError::Io { path, source } => BackupError::Io { path, source },
+        fabstir_zk::KeyError::Exists { path } => BackupError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists; refusing to overwrite",
+            ),
+        },
+        other => BackupError::Keys(other),
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(bytes).map_err(io(path))?;
-    file.sync_all().map_err(io(path))
 }
 
 /// A safe relative path inside the key directory.
@@ -348,13 +348,13 @@ pub fn restore(
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
     let result = (|| {
-        create_private_dir(&staging)?;
+        fabstir_zk::fsutil::create_private_dir(&staging).map_err(file_error)?;
         for (path, mode, bytes) in &entries {
             let target = staging.join(path);
             if let Some(parent) = target.parent() {
-                create_private_dir(parent)?;
+                fabstir_zk::fsutil::create_private_dir(parent).map_err(file_error)?;
             }
-            write_new(&target, bytes, *mode)?;
+            fabstir_zk::fsutil::write_new(&target, bytes, *mode).map_err(file_error)?;
         }
         let keys = fabstir_zk::KeySet::load(&staging)?;
         let (_, failed) = fabstir_zk::keystore::load_retired_verifiers(&staging);
@@ -390,17 +390,6 @@ pub fn restore(
         host_id: keys.manifest.host_id.to_string(),
         replaced,
     })
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), BackupError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(io(dir))
 }
 
 #[cfg(test)]

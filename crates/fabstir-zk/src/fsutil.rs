@@ -1,5 +1,6 @@
-//! File helpers for key material: create-new with a mode, bounded reads,
-//! permission checks on secrets.
+//! File helpers for key material: create-new with a mode, private
+//! directories, bounded reads, permission checks on secrets. Public so the
+//! node's backups use the same rules.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -15,7 +16,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 
 /// Creates `path` with `mode` (never overwriting an existing file), writes
 /// `bytes` and syncs them to disk.
-pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -43,7 +44,7 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyE
 
 /// Reads a file of at most `limit` bytes; a larger file is refused before
 /// anything is allocated for it.
-pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, KeyError> {
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, KeyError> {
     let file = std::fs::File::open(path).map_err(io_error(path))?;
     let len = file.metadata().map_err(io_error(path))?.len();
     if len > limit {
@@ -60,7 +61,7 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, KeyError>
 }
 
 /// Refuses a secret file that group or others can read or write.
-pub(crate) fn check_secret_permissions(path: &Path) -> Result<(), KeyError> {
+pub fn check_secret_permissions(path: &Path) -> Result<(), KeyError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -78,5 +79,25 @@ pub(crate) fn check_secret_permissions(path: &Path) -> Result<(), KeyError> {
     }
     #[cfg(not(unix))]
     let _ = path;
+    Ok(())
+}
+
+/// Creates `dir` (and its parents) with mode 0700, and tightens an existing
+/// one to 0700 (an existing directory keeps its mode on create).
+pub fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io_error(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_error(dir))?;
+    }
     Ok(())
 }

@@ -154,7 +154,7 @@ impl KeySet {
                 return Err(KeyError::Exists { path });
             }
         }
-        create_private_dir(dir)?;
+        crate::fsutil::create_private_dir(dir)?;
         let srs = Arc::new(source.load()?);
         let proving_key = ProvingKey::build(srs.clone())?;
         crate::fsutil::write_new(&dir.join(files::SRS), &srs.to_bytes(), 0o444)?;
@@ -274,7 +274,7 @@ impl KeySet {
         let retired_dir = dir
             .join(files::RETIRED)
             .join(format!("{}-{seconds}", &id[2..18]));
-        create_private_dir(&retired_dir)?;
+        crate::fsutil::create_private_dir(&retired_dir)?;
         for name in files::ALL {
             std::fs::rename(dir.join(name), retired_dir.join(name)).map_err(io(dir))?;
         }
@@ -375,24 +375,6 @@ fn load_srs(dir: &Path, manifest: &Manifest) -> Result<Arc<Srs>, KeyError> {
         manifest.srs.source_sha256,
     )
     .map(Arc::new)
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(io(dir))?;
-    // An existing directory keeps its mode on create; tighten it too.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
-    }
-    Ok(())
 }
 
 /// Makes the new directory entries durable (best effort).

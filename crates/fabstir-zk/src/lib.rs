@@ -23,7 +23,7 @@
 pub mod circuit;
 pub mod envelope;
 pub mod error;
-mod fsutil;
+pub mod fsutil;
 pub mod host;
 pub mod keys;
 pub mod keystore;

@@ -6,7 +6,6 @@
 //! a crash are queued again), checkpoint reconciliation, then the listener.
 //! The first line on standard output is a JSON object with the bound address.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -22,22 +21,6 @@ use crate::metrics::Metrics;
 use crate::prover::{ProofGenerator, ProverPool};
 use crate::settlement::SettlementValidator;
 use crate::store::Store;
-
-fn create_private_dir(dir: &Path) -> Result<(), Failure> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(|e| {
-        Failure::other(
-            "data_dir",
-            format!("cannot create data directory {}: {e}", dir.display()),
-        )
-    })
-}
 
 /// The host wallet: a key file, `HOST_PRIVATE_KEY`, or (outside production)
 /// a development wallet kept in the data directory.
@@ -68,7 +51,9 @@ fn load_wallet(config: &Config) -> Result<HostWallet, Failure> {
 pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
     init_logging(log_json);
     let config = Config::load(overrides).map_err(|e| Failure::input("config", e.to_string()))?;
-    create_private_dir(&config.data_dir)?;
+    fabstir_zk::fsutil::create_private_dir(&config.data_dir).map_err(|e| {
+        Failure::other("data_dir", format!("cannot create the data directory: {e}"))
+    })?;
     let store = Arc::new(
         Store::open(&config.data_dir.join("node.db"))
             .map_err(|e| Failure::other("database", e.to_string()))?,

@@ -1,26 +1,15 @@
 //! `keygen`: create a key directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use fabstir_zk::{Digest32, KeySet, SrsSource, SrsTrust};
+use fabstir_zk::{KeySet, SrsSource, SrsTrust};
 use serde_json::json;
 
-use super::Failure;
+use super::{Failure, SrsArgs};
 
-pub fn run(
-    dir: &Path,
-    srs: Option<PathBuf>,
-    srs_sha256: Option<String>,
-) -> Result<ExitCode, Failure> {
-    let source = match (srs, srs_sha256) {
-        (Some(path), Some(pin)) => {
-            let sha256 = Digest32::parse("--srs-sha256", &pin)
-                .map_err(|e| Failure::input("bad_argument", e.to_string()))?;
-            SrsSource::Ceremony { path, sha256 }
-        }
-        _ => SrsSource::InsecureDev,
-    };
+pub fn run(dir: &Path, srs: &SrsArgs) -> Result<ExitCode, Failure> {
+    let source = srs.ceremony()?.unwrap_or(SrsSource::InsecureDev);
     let keys = KeySet::generate(dir, &source, rand::rngs::OsRng)?;
     if keys.manifest.srs.trust == SrsTrust::InsecureDev {
         eprintln!(

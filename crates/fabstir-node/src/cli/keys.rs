@@ -6,13 +6,10 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use fabstir_zk::keystore::{self, files};
-use fabstir_zk::{
-    Digest32, HostKey, InferenceResult, KeySet, ProofEnvelope, ProvingKey, Srs, SrsSource,
-    VerifyingKey,
-};
+use fabstir_zk::{HostKey, InferenceResult, KeySet, ProofEnvelope, ProvingKey, Srs, VerifyingKey};
 use serde_json::{json, Value};
 
-use super::Failure;
+use super::{Failure, SrsArgs};
 use crate::backup::{self, BackupError};
 
 /// Key lifecycle commands.
@@ -56,12 +53,9 @@ pub enum KeysCommand {
         /// Key directory.
         #[arg(long)]
         dir: PathBuf,
-        /// New ceremony SRS file (else the current SRS is kept).
-        #[arg(long, requires = "srs_sha256")]
-        srs: Option<PathBuf>,
-        /// SHA-256 of the new ceremony SRS file.
-        #[arg(long, requires = "srs")]
-        srs_sha256: Option<String>,
+        /// Without --srs, the current SRS is kept.
+        #[command(flatten)]
+        srs: SrsArgs,
         /// Also make a new host key (a new host_id).
         #[arg(long)]
         new_host_key: bool,
@@ -111,17 +105,9 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
         KeysCommand::Rotate {
             dir,
             srs,
-            srs_sha256,
             new_host_key,
         } => {
-            let source = match (srs, srs_sha256) {
-                (Some(path), Some(pin)) => Some(SrsSource::Ceremony {
-                    path,
-                    sha256: Digest32::parse("--srs-sha256", &pin)
-                        .map_err(|e| Failure::input("bad_argument", e.to_string()))?,
-                }),
-                _ => None,
-            };
+            let source = srs.ceremony()?;
             if source.is_none() && !new_host_key {
                 return Err(Failure::input(
                     "bad_argument",

@@ -52,6 +52,31 @@ impl From<fabstir_zk::KeyError> for Failure {
     }
 }
 
+/// A ceremony SRS file and the SHA-256 it must have (`keygen`, `keys rotate`).
+#[derive(Debug, clap::Args)]
+pub struct SrsArgs {
+    /// Ceremony SRS file (halo2 ParamsKZG raw format), pinned by --srs-sha256.
+    #[arg(long, requires = "srs_sha256")]
+    srs: Option<PathBuf>,
+    /// SHA-256 the ceremony SRS file must have (0x + 64 hex digits).
+    #[arg(long, requires = "srs")]
+    srs_sha256: Option<String>,
+}
+
+impl SrsArgs {
+    /// The pinned ceremony file, if given.
+    pub fn ceremony(&self) -> Result<Option<fabstir_zk::SrsSource>, Failure> {
+        match (&self.srs, &self.srs_sha256) {
+            (Some(path), Some(pin)) => Ok(Some(fabstir_zk::SrsSource::Ceremony {
+                path: path.clone(),
+                sha256: fabstir_zk::Digest32::parse("--srs-sha256", pin)
+                    .map_err(|e| Failure::input("bad_argument", e.to_string()))?,
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Fabstir LLM host node: real zero-knowledge proofs for inference results.
 #[derive(Debug, Parser)]
 #[command(name = "fabstir-node", version, about)]
@@ -111,12 +136,9 @@ enum Command {
         /// Directory to create the keys in (must not hold keys already).
         #[arg(long)]
         dir: PathBuf,
-        /// Ceremony SRS file (halo2 ParamsKZG raw format). Without it, an insecure development SRS is used.
-        #[arg(long, requires = "srs_sha256")]
-        srs: Option<PathBuf>,
-        /// SHA-256 the ceremony SRS file must have (0x + 64 hex digits).
-        #[arg(long, requires = "srs")]
-        srs_sha256: Option<String>,
+        /// Without --srs, an insecure development SRS is used.
+        #[command(flatten)]
+        srs: SrsArgs,
     },
     /// Prove an inference result with the keys in DIR.
     Prove {
@@ -207,11 +229,7 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
         ),
         Command::Demo { dir } => demo::run(dir),
         Command::Keys { command } => keys::run(command),
-        Command::Keygen {
-            dir,
-            srs,
-            srs_sha256,
-        } => keygen::run(&dir, srs, srs_sha256),
+        Command::Keygen { dir, srs } => keygen::run(&dir, &srs),
         Command::Prove {
             keys,
             result,

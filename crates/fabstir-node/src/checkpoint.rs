@@ -1,6 +1,17 @@
 //! Checkpoints: proof-of-work submissions recorded in an outbox and handed
 //! to a [`ChainClient`].
 //!
+//! Token semantics, defined once here: a checkpoint's `tokens_processed` is
+//! the job's **cumulative** token count at that point. The node claims and
+//! signs the **delta** over the job's last checkpoint that was not rejected
+//! (the marketplace adds every `tokensClaimed` it receives). A count that
+//! does not increase, that exceeds the result's `tokens_used`, or that comes
+//! after the job's settlement is refused and nothing is signed. Settlement
+//! pays only what checkpoints have not claimed (see `settlement`), so for
+//! every job: tokens claimed by checkpoints + tokens paid by settlement <=
+//! `tokens_used`, and no token is claimed twice. The rules are checked again
+//! inside the transaction that records the checkpoint.
+//!
 //! A checkpoint is the marketplace's `submitProofOfWork` payload (see
 //! [`crate::chain`]), signed by the host wallet and stored with its calldata
 //! before anything is sent, so an operator can also send it with any Ethereum
@@ -12,20 +23,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::Json;
 use fabstir_zk::{Digest32, JobId, ModelRef};
 use rusqlite::{params, OptionalExtension};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::chain::abi::{keccak256, u256_from_u64};
+use crate::chain::abi::{keccak256, u256_from_u64, u64_from_u256};
 use crate::chain::{HostWallet, ProofOfWorkSubmission};
-use crate::http::{ApiError, App, JsonBody};
 use crate::metrics::Metrics;
 use crate::prover::ProofGenerator;
-use crate::store::{now_ms, Checkpoint, Store, StoreError};
+use crate::store::{
+    now_ms, read_claims, tokens_from_sql, tokens_to_sql, Checkpoint, Claims, JobLocks, Store,
+    StoreError,
+};
 
 /// What the chain says about a submission.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -40,6 +49,8 @@ pub struct Receipt {
 pub enum ChainError {
     #[error("proofHash {0} was already submitted for another checkpoint")]
     ProofHashReused(String),
+    #[error("the submission is refused: {0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -101,9 +112,11 @@ impl ChainClient for LocalLedger {
                 .query_row("SELECT checkpoint_id FROM ledger WHERE proof_hash = ?1", params![proof_hash], |row| row.get(0))
                 .optional()?;
             if reused.is_some() {
-                return Ok(Err(()));
+                return Ok(Err(ChainError::ProofHashReused(proof_hash.clone())));
             }
-            let tokens = u128::from_be_bytes(submission.tokens_claimed[16..].try_into().unwrap_or([0; 16]));
+            let Some(tokens) = u64_from_u256(&submission.tokens_claimed) else {
+                return Ok(Err(ChainError::Refused("tokensClaimed does not fit in 64 bits".into())));
+            };
             tx.execute(
                 "INSERT INTO ledger (checkpoint_id, job_id, proof_hash, tokens_claimed, calldata, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -111,14 +124,14 @@ impl ChainClient for LocalLedger {
                     checkpoint_id,
                     format!("0x{}", hex::encode(submission.job_id)),
                     proof_hash,
-                    tokens as i64,
+                    tokens_to_sql(tokens)?,
                     format!("0x{}", hex::encode(&submission.calldata)),
                     now_ms()
                 ],
             )?;
             Ok(Ok(read_receipt(tx, checkpoint_id)?.unwrap_or(Receipt { id: String::new(), recorded_at_ms: 0 })))
         })?;
-        outcome.map_err(|()| ChainError::ProofHashReused(proof_hash))
+        outcome
     }
 
     fn receipt(&self, checkpoint_id: i64) -> Result<Option<Receipt>, ChainError> {
@@ -133,8 +146,14 @@ pub enum CheckpointError {
     UnknownJob(String),
     #[error("job {0} has no proof yet; submit the checkpoint once it is proved")]
     NotProved(String),
-    #[error("tokens_processed must be between 1 and the result's tokens_used ({0})")]
-    Tokens(u64),
+    #[error("tokens_processed {tokens} does not increase the job's count: its last checkpoint is at {last} (tokens_processed is the job's cumulative count); nothing was signed")]
+    NotIncreasing { tokens: u64, last: u64 },
+    #[error(
+        "tokens_processed {tokens} exceeds the result's tokens_used ({used}); nothing was signed"
+    )]
+    ExceedsUsed { tokens: u64, used: u64 },
+    #[error("job {0} is settled; no further checkpoint can claim tokens for it")]
+    Settled(String),
     #[error(
         "the result names its model by hash; give \"model_id\" (the registry's bytes32 modelId)"
     )]
@@ -147,9 +166,9 @@ pub enum CheckpointError {
 
 /// The outbox and its chain client.
 pub struct Checkpoints {
-    /// Striped locks: one checkpoint submission at a time per job, so that
-    /// concurrent checkpoints of a job choose distinct proofs.
-    locks: Vec<std::sync::Mutex<()>>,
+    /// One checkpoint submission at a time per job, so that concurrent
+    /// checkpoints of a job see each other's claims and choose distinct proofs.
+    locks: JobLocks,
     store: Arc<Store>,
     generator: Arc<ProofGenerator>,
     wallet: HostWallet,
@@ -159,10 +178,22 @@ pub struct Checkpoints {
 
 fn read_checkpoint(row: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
     let payload: String = row.get(6)?;
+    let job_id: String = row.get(1)?;
+    let tokens = |index: usize| -> rusqlite::Result<u64> {
+        let value: i64 = row.get(index)?;
+        tokens_from_sql(value, &job_id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                index,
+                rusqlite::types::Type::Integer,
+                Box::new(e),
+            )
+        })
+    };
     Ok(Checkpoint {
         id: row.get(0)?,
-        job_id: row.get(1)?,
-        tokens_processed: row.get::<_, i64>(2)? as u64,
+        tokens_processed: tokens(2)?,
+        tokens_claimed: tokens(10)?,
+        job_id,
         commitment: row.get(3)?,
         proof_hash: row.get(4)?,
         proof_cid: row.get(5)?,
@@ -174,7 +205,33 @@ fn read_checkpoint(row: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
 }
 
 const CHECKPOINT_COLUMNS: &str =
-    "id, job_id, tokens_processed, commitment, proof_hash, proof_cid, payload, status, created_at, submitted_at";
+    "id, job_id, tokens_processed, commitment, proof_hash, proof_cid, payload, status, created_at, submitted_at, tokens_claimed";
+
+/// The delta a checkpoint at cumulative count `tokens` may claim, given the
+/// job's `tokens_used` and its [`Claims`] so far; see the module documentation.
+pub fn claimable(
+    job: &JobId,
+    tokens: u64,
+    tokens_used: u64,
+    claims: &Claims,
+) -> Result<u64, CheckpointError> {
+    if claims.settled {
+        return Err(CheckpointError::Settled(job.to_string()));
+    }
+    if tokens > tokens_used {
+        return Err(CheckpointError::ExceedsUsed {
+            tokens,
+            used: tokens_used,
+        });
+    }
+    if tokens <= claims.last_cumulative {
+        return Err(CheckpointError::NotIncreasing {
+            tokens,
+            last: claims.last_cumulative,
+        });
+    }
+    Ok(tokens - claims.last_cumulative)
+}
 
 impl Checkpoints {
     pub fn new(
@@ -185,7 +242,7 @@ impl Checkpoints {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            locks: (0..64).map(|_| std::sync::Mutex::new(())).collect(),
+            locks: JobLocks::default(),
             store,
             generator,
             wallet,
@@ -210,7 +267,10 @@ impl Checkpoints {
         })
     }
 
-    /// Records (once) and submits the checkpoint `(job, tokens)`.
+    /// Records (once) and submits the checkpoint at cumulative count
+    /// `tokens`, claiming the delta over the job's last checkpoint. Returns
+    /// the checkpoint and whether it is new (a repeat of an existing count
+    /// returns the stored one).
     pub fn submit(
         &self,
         job: &JobId,
@@ -218,8 +278,7 @@ impl Checkpoints {
         model_id: Option<[u8; 32]>,
         delta_cid: &str,
     ) -> Result<(Checkpoint, bool), CheckpointError> {
-        let stripe = &self.locks[(job.0[31] as usize) % self.locks.len()];
-        let _guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.locks.lock(job);
         let stored = self
             .store
             .result(job)?
@@ -228,13 +287,12 @@ impl Checkpoints {
             .store
             .proof(job)?
             .ok_or_else(|| CheckpointError::NotProved(job.to_string()))?;
-        if tokens == 0 || tokens > stored.tokens_used {
-            return Err(CheckpointError::Tokens(stored.tokens_used));
-        }
-        let existing = self.existing(job, tokens)?;
-        if let Some(checkpoint) = existing {
+        if let Some(checkpoint) = self.existing(job, tokens)? {
             return Ok((self.send(checkpoint)?, false));
         }
+        let job_key = job.to_string();
+        let claims = self.store.durable(|tx| read_claims(tx, &job_key))?;
+        let delta = claimable(job, tokens, stored.tokens_used, &claims)?;
         let model_id = match (model_id, &stored.result.model) {
             (Some(id), _) => id,
             (None, ModelRef::Name(name)) => keccak256(name.as_bytes()),
@@ -243,20 +301,19 @@ impl Checkpoints {
         // Each submission needs its own proofHash: the job's first checkpoint
         // uses the stored proof, later ones a fresh proof of the same
         // statement (proofs are randomised, so the bytes differ).
-        let earlier = self.list(job)?.len();
-        let proof_bytes = if earlier == 0 {
+        let proof_bytes = if claims.checkpoints == 0 {
             proof.envelope.clone()
         } else {
             let statement = stored.result.statement(stored.host_id);
             self.generator
-                .prove_fresh(&statement)
+                .prove_another(&statement)
                 .map_err(|e| CheckpointError::Prove(e.to_string()))?
                 .bytes
         };
         let submission = ProofOfWorkSubmission::build(
             &self.wallet,
             &job.0,
-            &u256_from_u64(tokens),
+            &u256_from_u64(delta),
             &proof_bytes,
             &model_id,
             delta_cid,
@@ -266,13 +323,27 @@ impl Checkpoints {
             "proof": format!("0x{}", hex::encode(&proof_bytes)),
             "mock": proof.mock,
         });
-        let checkpoint = self.store.durable(|tx| {
+        let recorded = self.store.durable(|tx| {
+            // The rules again, in the transaction that records the claim: a
+            // settlement or another checkpoint written since is seen here.
+            let now = read_claims(tx, &job_key)?;
+            match claimable(job, tokens, stored.tokens_used, &now) {
+                Ok(again) if again == delta => {}
+                Ok(_) => {
+                    return Ok(Err(CheckpointError::NotIncreasing {
+                        tokens,
+                        last: now.last_cumulative,
+                    }))
+                }
+                Err(e) => return Ok(Err(e)),
+            }
             tx.execute(
-                "INSERT INTO checkpoints (job_id, tokens_processed, commitment, proof_hash, proof_cid, payload, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7) ON CONFLICT (job_id, tokens_processed) DO NOTHING",
+                "INSERT INTO checkpoints (job_id, tokens_processed, tokens_claimed, commitment, proof_hash, proof_cid, payload, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
                 params![
-                    job.to_string(),
-                    tokens as i64,
+                    job_key,
+                    tokens_to_sql(tokens)?,
+                    tokens_to_sql(delta)?,
                     proof.commitment,
                     Digest32(submission.proof_hash).to_string(),
                     submission.proof_cid,
@@ -282,20 +353,25 @@ impl Checkpoints {
             )?;
             let row = tx.query_row(
                 &format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE job_id = ?1 AND tokens_processed = ?2"),
-                params![job.to_string(), tokens as i64],
+                params![job_key, tokens_to_sql(tokens)?],
                 read_checkpoint,
             )?;
-            Ok(row)
+            Ok(Ok(row))
         })?;
+        let checkpoint = recorded?;
+        tracing::info!(job_id = %job, tokens_processed = tokens, tokens_claimed = delta, "checkpoint recorded");
         Ok((self.send(checkpoint)?, true))
     }
 
     fn existing(&self, job: &JobId, tokens: u64) -> Result<Option<Checkpoint>, StoreError> {
+        let Ok(tokens) = i64::try_from(tokens) else {
+            return Ok(None);
+        };
         self.store.durable(|tx| {
             Ok(tx
                 .query_row(
                     &format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE job_id = ?1 AND tokens_processed = ?2"),
-                    params![job.to_string(), tokens as i64],
+                    params![job.to_string(), tokens],
                     read_checkpoint,
                 )
                 .optional()?)
@@ -326,6 +402,10 @@ impl Checkpoints {
             Err(ChainError::ProofHashReused(hash)) => {
                 tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, "checkpoint refused: proofHash reused");
                 ("rejected", format!("proofHash {hash} already submitted"))
+            }
+            Err(ChainError::Refused(reason)) => {
+                tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, reason = %reason, "checkpoint refused by the chain");
+                ("rejected", reason)
             }
             Err(ChainError::Store(e)) => return Err(e),
         };
@@ -372,77 +452,4 @@ impl Checkpoints {
         }
         Ok(pending.len())
     }
-}
-
-/// `POST /v1/checkpoints` body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointRequest {
-    job_id: JobId,
-    tokens_processed: u64,
-    #[serde(default)]
-    model_id: Option<Digest32>,
-    #[serde(default)]
-    delta_cid: Option<String>,
-}
-
-/// `POST /v1/checkpoints`: record and submit a proof-of-work checkpoint.
-pub async fn post_checkpoint(
-    State(app): State<Arc<App>>,
-    JsonBody(request): JsonBody<CheckpointRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let checkpoints = app.checkpoints.clone();
-    let (checkpoint, created) = tokio::task::spawn_blocking(move || {
-        checkpoints.submit(
-            &request.job_id,
-            request.tokens_processed,
-            request.model_id.map(|d| d.0),
-            request.delta_cid.as_deref().unwrap_or(""),
-        )
-    })
-    .await?
-    .map_err(|e| match e {
-        CheckpointError::UnknownJob(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_job", e.to_string())
-        }
-        CheckpointError::NotProved(_) => {
-            ApiError::new(StatusCode::CONFLICT, "not_proved", e.to_string())
-        }
-        CheckpointError::Tokens(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_tokens",
-            e.to_string(),
-        ),
-        CheckpointError::ModelIdRequired => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "model_id_required",
-            e.to_string(),
-        ),
-        CheckpointError::Prove(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "prove_failed",
-            e.to_string(),
-        ),
-        CheckpointError::Store(e) => ApiError::from(e),
-    })?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(json!(checkpoint))))
-}
-
-/// `GET /v1/checkpoints/{job_id}`: the job's checkpoints.
-pub async fn get_checkpoints(
-    State(app): State<Arc<App>>,
-    Path(job_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let job = JobId::parse(&job_id)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_job_id", e.to_string()))?;
-    let checkpoints = app.checkpoints.clone();
-    let list = tokio::task::spawn_blocking(move || checkpoints.list(&job)).await??;
-    Ok(Json(
-        json!({ "job_id": job.to_string(), "checkpoints": list }),
-    ))
 }

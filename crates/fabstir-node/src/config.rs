@@ -46,6 +46,19 @@ pub struct Config {
     /// Host wallet key file for checkpoint signatures (else `HOST_PRIVATE_KEY`,
     /// else a development wallet created in the data directory).
     pub wallet_key: Option<PathBuf>,
+    /// Host names (besides the listen address, and `localhost` on loopback)
+    /// that requests may name in their `Host` header: the names a proxy or
+    /// DNS gives the node. Guards against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`https://app.example.com`) allowed to call the node from
+    /// a browser; they get CORS headers. Empty: every request carrying an
+    /// `Origin` is refused.
+    pub allowed_origins: Vec<String>,
+    /// File holding the admin bearer token (else `FABSTIR_ADMIN_TOKEN`, else
+    /// `DATA_DIR/admin.token`, created on first start).
+    pub admin_token_file: Option<PathBuf>,
+    /// How often the database and key-directory health checks run.
+    pub health_interval: Duration,
 }
 
 /// The TOML file's form; every field optional.
@@ -64,6 +77,10 @@ pub struct FileConfig {
     prove_timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
     wallet_key: Option<PathBuf>,
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    admin_token_file: Option<PathBuf>,
+    health_interval_ms: Option<u64>,
 }
 
 /// Command-line overrides (each `None` when the flag is absent).
@@ -78,6 +95,10 @@ pub struct Overrides {
     pub prover_threads: Option<usize>,
     pub queue_capacity: Option<usize>,
     pub wallet_key: Option<PathBuf>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub admin_token_file: Option<PathBuf>,
+    pub health_interval_ms: Option<u64>,
 }
 
 /// A configuration problem, named so the operator can fix it.
@@ -124,6 +145,34 @@ fn env_usize(name: &'static str) -> Result<Option<usize>, ConfigError> {
             reason: "expected a non-negative integer",
         }),
     }
+}
+
+fn env_list(name: &'static str) -> Option<Vec<String>> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+fn env_u64(name: &'static str) -> Result<Option<u64>, ConfigError> {
+    Ok(env_usize(name)?.map(|v| v as u64))
+}
+
+/// The first list given: flag, environment, file.
+fn first_list(
+    flag: Vec<String>,
+    env: Option<Vec<String>>,
+    file: Option<Vec<String>>,
+) -> Vec<String> {
+    if !flag.is_empty() {
+        return flag;
+    }
+    env.or(file).unwrap_or_default()
 }
 
 fn env_path(name: &'static str) -> Option<PathBuf> {
@@ -238,6 +287,24 @@ impl Config {
             prove_timeout: Duration::from_millis(file.prove_timeout_ms.unwrap_or(5000)),
             max_body_bytes: file.max_body_bytes.unwrap_or(4 << 20),
             wallet_key: overrides.wallet_key.or(file.wallet_key),
+            allowed_hosts: first_list(
+                overrides.allowed_hosts,
+                env_list("FABSTIR_ALLOWED_HOSTS"),
+                file.allowed_hosts,
+            ),
+            allowed_origins: first_list(
+                overrides.allowed_origins,
+                env_list("FABSTIR_ALLOWED_ORIGINS"),
+                file.allowed_origins,
+            ),
+            admin_token_file: overrides.admin_token_file.or(file.admin_token_file),
+            health_interval: Duration::from_millis(
+                overrides
+                    .health_interval_ms
+                    .or(env_u64("FABSTIR_HEALTH_INTERVAL_MS")?)
+                    .or(file.health_interval_ms)
+                    .unwrap_or(30_000),
+            ),
             data_dir,
         };
         config.validate()?;
@@ -245,6 +312,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.health_interval < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid(
+                "health_interval_ms must be at least 100".into(),
+            ));
+        }
+        for origin in &self.allowed_origins {
+            let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
+            if !scheme_ok || origin.trim_end_matches('/').matches('/').count() != 2 {
+                return Err(ConfigError::Invalid(format!(
+                    "allowed_origins: {origin:?} is not an origin (scheme://host[:port], no path)"
+                )));
+            }
+        }
         if self.queue_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "queue_capacity must be at least 1".into(),

@@ -1,8 +1,8 @@
 //! Prometheus metrics, exported in text format at `/metrics`.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every metric the node exports.
@@ -31,6 +31,7 @@ pub struct Metrics {
     pub checkpoints_submitted: IntCounter,
     pub key_load_failures: IntCounter,
     pub keys_loaded: IntGauge,
+    pub health_ok: IntGaugeVec,
 }
 
 fn seconds_buckets() -> Vec<f64> {
@@ -163,7 +164,24 @@ impl Metrics {
                 "fabstir_key_load_failures_total",
                 "Failed key loads or reloads",
             ),
-            keys_loaded: gauge("fabstir_keys_loaded", "1 when proving keys are loaded"),
+            keys_loaded: gauge(
+                "fabstir_keys_loaded",
+                "1 when the node holds usable keys that still load from disk and the last reload did not fail",
+            ),
+            health_ok: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "fabstir_health_ok",
+                        "1 when the health check passes, 0 when it fails (database, keys, key_reload, prover_queue)",
+                    ),
+                    &["check"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
             registry,
         };
         metrics.register_label_values();
@@ -179,21 +197,14 @@ impl Metrics {
         for reason in ["timeout", "wrong_host_key", "backend", "proof_too_large"] {
             self.proof_failures.with_label_values(&[reason]);
         }
-        for outcome in [
-            "valid",
-            "commitment_mismatch",
-            "wrong_host",
-            "wrong_chain",
-            "wrong_marketplace",
-            "wrong_job",
-            "unknown_verifying_key",
-            "invalid_proof",
-            "malformed_proof",
-        ] {
+        for outcome in std::iter::once("valid").chain(crate::reasons::VERIFY_REASON_CODES) {
             self.verifications.with_label_values(&[outcome]);
         }
+        for check in ["database", "keys", "key_reload", "prover_queue"] {
+            self.health_ok.with_label_values(&[check]).set(1);
+        }
         for outcome in
-            std::iter::once("passed").chain(crate::settlement::Reason::ALL.iter().map(|r| r.code()))
+            std::iter::once("passed").chain(crate::reasons::Reason::ALL.iter().map(|r| r.code()))
         {
             self.settlement_validations.with_label_values(&[outcome]);
         }

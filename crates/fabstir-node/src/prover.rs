@@ -42,6 +42,24 @@ pub struct GeneratedProof {
     pub prove_ms: f64,
 }
 
+impl GeneratedProof {
+    /// The proofs-table row for this proof of `statement`.
+    pub fn into_stored(self, statement: &Statement) -> StoredProof {
+        StoredProof {
+            proof_sha256: Digest32::sha256(&self.bytes),
+            envelope: self.bytes,
+            mock: self.mock,
+            vk_id: self.vk_id,
+            commitment: self.commitment,
+            model_hash: statement.model_hash,
+            input_hash: statement.input_hash,
+            output_hash: statement.output_hash,
+            prove_ms: self.prove_ms,
+            created_at_ms: now_ms(),
+        }
+    }
+}
+
 /// Why a proof could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
@@ -153,6 +171,18 @@ impl ProofGenerator {
         Ok(proof)
     }
 
+    /// Another proof of a statement already proved, with other bytes (for a
+    /// job's later checkpoints, each of which needs its own `proofHash`). A
+    /// real proof has fresh randomness; a mock proof gets a random suffix
+    /// after its binding (it stays a mock, refused in production).
+    pub fn prove_another(&self, statement: &Statement) -> Result<GeneratedProof, GenerateError> {
+        let mut proof = self.prove_fresh(statement)?;
+        if proof.mock {
+            proof.bytes.extend_from_slice(&rand::random::<[u8; 16]>());
+        }
+        Ok(proof)
+    }
+
     /// A new proof of `statement`, bypassing the cache (a fresh proof has
     /// fresh randomness, hence other bytes and another hash).
     pub fn prove_fresh(&self, statement: &Statement) -> Result<GeneratedProof, GenerateError> {
@@ -260,18 +290,7 @@ impl Worker {
         let statement = stored.result.statement(host_id);
         match self.generator.prove(&statement) {
             Ok(proof) => {
-                let record = StoredProof {
-                    proof_sha256: Digest32::sha256(&proof.bytes),
-                    envelope: proof.bytes,
-                    mock: proof.mock,
-                    vk_id: proof.vk_id,
-                    commitment: proof.commitment,
-                    model_hash: statement.model_hash,
-                    input_hash: statement.input_hash,
-                    output_hash: statement.output_hash,
-                    prove_ms: proof.prove_ms,
-                    created_at_ms: now_ms(),
-                };
+                let record = proof.into_stored(&statement);
                 match self.store.put_proof(job, &record) {
                     Ok(()) => {
                         self.metrics.proofs_generated.inc();

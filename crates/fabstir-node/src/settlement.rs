@@ -1,8 +1,9 @@
 //! SettlementValidator: before anything is paid, re-derive the statement
 //! from the stored result, check every public input and verify the proof;
-//! settle each job at most once.
+//! settle each job at most once, paying only the tokens its checkpoints have
+//! not already claimed (see `checkpoint` for the token semantics).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use fabstir_zk::{verify_batch, Digest32, Instance, JobId, ProofEnvelope, VerifyError};
@@ -12,82 +13,11 @@ use serde::Serialize;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
 use crate::prover::{mock_proof, MOCK_MAGIC};
-use crate::store::{now_ms, JobState, Settlement, Store, StoreError, StoredProof, StoredResult};
-
-/// Why a job is not paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// No result is stored for the job.
-    MissingResult,
-    /// The job has no proof (yet, or it failed).
-    MissingProof,
-    /// The stored response differs from the one proved.
-    OutputTampered,
-    /// The stored prompt differs from the one proved.
-    InputTampered,
-    /// The stored model differs from the one proved.
-    ModelMismatch,
-    /// The stored result differs from the one accepted in a field the proof
-    /// does not cover (such as `tokens_used`).
-    ResultTampered,
-    /// The proof is for another host.
-    WrongHost,
-    /// The proof is for another chain.
-    WrongChain,
-    /// The proof is for another marketplace contract.
-    WrongMarketplace,
-    /// The proof was made for another job, or is already used by another job.
-    ReplayedProof,
-    /// The proof bytes are damaged or not a proof envelope.
-    CorruptProof,
-    /// The proof was made with a verifying key this node does not hold.
-    UnknownVerifyingKey,
-    /// A mock proof, refused in production.
-    MockProof,
-    /// The public inputs match but the proof does not verify.
-    InvalidProof,
-}
-
-impl Reason {
-    /// Every reason.
-    pub const ALL: [Reason; 14] = [
-        Reason::MissingResult,
-        Reason::MissingProof,
-        Reason::OutputTampered,
-        Reason::InputTampered,
-        Reason::ModelMismatch,
-        Reason::ResultTampered,
-        Reason::WrongHost,
-        Reason::WrongChain,
-        Reason::WrongMarketplace,
-        Reason::ReplayedProof,
-        Reason::CorruptProof,
-        Reason::UnknownVerifyingKey,
-        Reason::MockProof,
-        Reason::InvalidProof,
-    ];
-
-    /// The reason's code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::MissingResult => "missing_result",
-            Self::MissingProof => "missing_proof",
-            Self::OutputTampered => "output_tampered",
-            Self::InputTampered => "input_tampered",
-            Self::ModelMismatch => "model_mismatch",
-            Self::ResultTampered => "result_tampered",
-            Self::WrongHost => "wrong_host",
-            Self::WrongChain => "wrong_chain",
-            Self::WrongMarketplace => "wrong_marketplace",
-            Self::ReplayedProof => "replayed_proof",
-            Self::CorruptProof => "corrupt_proof",
-            Self::UnknownVerifyingKey => "unknown_verifying_key",
-            Self::MockProof => "mock_proof",
-            Self::InvalidProof => "invalid_proof",
-        }
-    }
-}
+pub use crate::reasons::Reason;
+use crate::store::{
+    now_ms, read_claims, tokens_from_sql, tokens_to_sql, JobLocks, JobState, Settlement, Store,
+    StoreError, StoredProof, StoredResult,
+};
 
 /// The outcome of validating one job.
 #[derive(Debug, Clone, Serialize)]
@@ -116,9 +46,9 @@ pub struct SettlementValidator {
     keys: Arc<KeyManager>,
     metrics: Arc<Metrics>,
     production: bool,
-    /// Striped locks: one settlement at a time per job (the database's
-    /// uniqueness is the final guard; this avoids validating twice).
-    locks: Vec<Mutex<()>>,
+    /// One settlement at a time per job (the database's uniqueness is the
+    /// final guard; this avoids validating twice).
+    locks: JobLocks,
 }
 
 /// A job's stored data, read once per validation.
@@ -152,7 +82,7 @@ impl SettlementValidator {
             keys,
             metrics,
             production,
-            locks: (0..64).map(|_| Mutex::new(())).collect(),
+            locks: JobLocks::default(),
         }
     }
 
@@ -444,11 +374,12 @@ impl SettlementValidator {
     }
 
     /// Settles a job at most once: validates it and records the outcome
-    /// (paid, or rejected with a reason). Repeated and concurrent calls get
-    /// the same settlement.
+    /// (paid, or rejected with a reason). A passed job is paid its
+    /// `tokens_used` minus what its checkpoints claimed, computed in the
+    /// transaction that records the settlement (after which no checkpoint
+    /// can claim more). Repeated and concurrent calls get the same settlement.
     pub fn settle(&self, job: &JobId) -> Result<Settlement, SettleError> {
-        let stripe = &self.locks[(job.0[31] as usize) % self.locks.len()];
-        let _guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.locks.lock(job);
         if let Some(existing) = self.settlement(job)? {
             return Ok(existing);
         }
@@ -470,16 +401,24 @@ impl SettlementValidator {
             Err(e) => return Err(e.into()),
         };
         let settlement_id = format!("stl_{}", hex::encode(rand::random::<[u8; 16]>()));
+        let job_key = job.to_string();
         let settlement = self.store.durable(|tx| {
+            let claimed = read_claims(tx, &job_key)?.claimed;
+            let paid = if validation.passed {
+                stored.tokens_used.saturating_sub(claimed)
+            } else {
+                0
+            };
             tx.execute(
-                "INSERT INTO settlements (job_id, settlement_id, outcome, reason, tokens, proof_sha256, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (job_id) DO NOTHING",
+                "INSERT INTO settlements (job_id, settlement_id, outcome, reason, tokens, checkpoint_tokens, proof_sha256, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (job_id) DO NOTHING",
                 params![
-                    job.to_string(),
+                    job_key,
                     settlement_id,
                     if validation.passed { "settled" } else { "rejected" },
                     validation.reason.map(Reason::code),
-                    if validation.passed { validation.tokens as i64 } else { 0 },
+                    tokens_to_sql(paid)?,
+                    tokens_to_sql(claimed)?,
                     proof_sha,
                     now_ms()
                 ],
@@ -499,21 +438,35 @@ fn read_settlement(
     tx: &rusqlite::Connection,
     job_id: &str,
 ) -> Result<Option<Settlement>, StoreError> {
-    Ok(tx
-        .query_row(
-            "SELECT settlement_id, outcome, reason, tokens, proof_sha256, created_at FROM settlements WHERE job_id = ?1",
+    tx.query_row(
+            "SELECT settlement_id, outcome, reason, tokens, checkpoint_tokens, proof_sha256, created_at FROM settlements WHERE job_id = ?1",
             params![job_id],
             |row| {
-                Ok(Settlement {
-                    settlement_id: row.get(0)?,
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, Option<String>>(5)?,
+                    row.get::<_, i64>(6)?,
+                ))
+            },
+        )
+        .optional()?
+        .map(
+            |(settlement_id, outcome, reason, tokens, checkpoint_tokens, proof_sha256, created)| {
+                Ok::<_, StoreError>(Settlement {
+                    settlement_id,
                     job_id: job_id.to_string(),
-                    outcome: row.get(1)?,
-                    reason: row.get(2)?,
-                    tokens: row.get::<_, i64>(3)? as u64,
-                    proof_sha256: row.get(4)?,
-                    created_at_ms: row.get(5)?,
+                    outcome,
+                    reason,
+                    tokens: tokens_from_sql(tokens, job_id)?,
+                    checkpoint_tokens: tokens_from_sql(checkpoint_tokens, job_id)?,
+                    proof_sha256,
+                    created_at_ms: created,
                 })
             },
         )
-        .optional()?)
+        .transpose()
 }

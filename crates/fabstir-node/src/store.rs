@@ -31,6 +31,27 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("stored row for job {job_id} is unreadable: {reason}")]
     Corrupt { job_id: String, reason: String },
+    #[error("token count {0} is above {MAX_TOKENS} (2^63 - 1), the largest the database stores")]
+    TokensOutOfRange(u64),
+    #[error("the database has schema version {found}, newer than this node's {supported}; run a newer fabstir-node or restore a backup")]
+    NewerSchema { found: i64, supported: i64 },
+}
+
+/// The largest token count the node stores (SQLite integers are signed 64-bit).
+/// Larger counts are refused where they enter, never wrapped.
+pub const MAX_TOKENS: u64 = i64::MAX as u64;
+
+/// A token count as SQLite stores it; refuses counts above [`MAX_TOKENS`].
+pub fn tokens_to_sql(tokens: u64) -> Result<i64, StoreError> {
+    i64::try_from(tokens).map_err(|_| StoreError::TokensOutOfRange(tokens))
+}
+
+/// A stored token count; a negative value means the row was damaged.
+pub fn tokens_from_sql(value: i64, job_id: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        job_id: job_id.to_string(),
+        reason: format!("negative token count {value}"),
+    })
 }
 
 /// Where a job stands.
@@ -112,7 +133,11 @@ pub enum InsertOutcome {
 pub struct Checkpoint {
     pub id: i64,
     pub job_id: String,
+    /// The job's cumulative token count at this checkpoint.
     pub tokens_processed: u64,
+    /// What this checkpoint claims and signs: `tokens_processed` minus the
+    /// job's previous (not rejected) checkpoint's.
+    pub tokens_claimed: u64,
     pub commitment: String,
     pub proof_hash: String,
     pub proof_cid: String,
@@ -130,7 +155,11 @@ pub struct Settlement {
     pub job_id: String,
     pub outcome: String,
     pub reason: Option<String>,
+    /// Tokens this settlement pays: the result's `tokens_used` minus what
+    /// checkpoints already claimed (0 when rejected).
     pub tokens: u64,
+    /// Tokens the job's checkpoints had claimed when it was settled.
+    pub checkpoint_tokens: u64,
     pub proof_sha256: Option<String>,
     pub created_at_ms: i64,
 }
@@ -177,7 +206,10 @@ pub fn content_hash(result: &InferenceResult, tokens_used: u64) -> Digest32 {
     Digest32::sha256(canonical.as_bytes())
 }
 
-const SCHEMA: &str = r#"
+/// Schema version 1: the tables as the first node wrote them (databases
+/// from before versioning have these tables and `user_version` 0; every
+/// statement is `IF NOT EXISTS`, so applying it to them changes nothing).
+const SCHEMA_V1: &str = r#"
 CREATE TABLE IF NOT EXISTS results (
     job_id        TEXT PRIMARY KEY,
     chain_id      INTEGER NOT NULL,
@@ -242,6 +274,42 @@ CREATE TABLE IF NOT EXISTS settlements (
 );
 "#;
 
+/// Version 2: a checkpoint records the delta it claims (`tokens_claimed`;
+/// checkpoints written before signed their `tokens_processed`), and a
+/// settlement what checkpoints had claimed before it.
+const SCHEMA_V2: &str = r#"
+ALTER TABLE checkpoints ADD COLUMN tokens_claimed INTEGER;
+UPDATE checkpoints SET tokens_claimed = tokens_processed;
+ALTER TABLE settlements ADD COLUMN checkpoint_tokens INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// Every migration, in order: `(version it produces, SQL)`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2)];
+
+/// The schema version this node writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Brings the database to [`SCHEMA_VERSION`], one transaction per step.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        if found > 0 || *version > 1 {
+            tracing::info!(version, "database schema migrated");
+        }
+    }
+    Ok(())
+}
+
 /// The node's database.
 pub struct Store {
     path: PathBuf,
@@ -274,27 +342,41 @@ fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, StoreEr
     Ok(conn)
 }
 
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a half-applied change (every
     // change is one transaction), so a poisoned lock is safe to reuse.
-    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Store {
     /// Opens (creating if needed) the database and runs an integrity check.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let fast = open_connection(path, "NORMAL")?;
-        fast.execute_batch(SCHEMA)?;
-        let check: String = fast.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
-        if check != "ok" {
-            return Err(StoreError::Integrity(check));
-        }
+        let mut fast = open_connection(path, "NORMAL")?;
+        quick_check(&fast)?;
+        migrate(&mut fast)?;
         let durable = open_connection(path, "FULL")?;
         Ok(Self {
             path: path.to_path_buf(),
             fast: Mutex::new(fast),
             durable: Mutex::new(durable),
         })
+    }
+
+    /// Runs `PRAGMA quick_check` on a fresh connection (so that it reads
+    /// what is on disk, not a cache), without blocking writers.
+    pub fn quick_check(&self) -> Result<(), StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        quick_check(&conn)
     }
 
     /// Stores a result (queued) unless the job exists; see [`InsertOutcome`].
@@ -325,13 +407,14 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?11)",
             params![
                 result.job_id.to_string(),
+                // Bit-cast: every u64 chain id round-trips (read back `as u64`).
                 result.chain_id as i64,
                 result.marketplace.to_string(),
                 model_name,
                 model_hash,
                 result.prompt,
                 result.response,
-                tokens_used as i64,
+                tokens_to_sql(tokens_used)?,
                 host_id.to_string(),
                 hash.to_string(),
                 now
@@ -377,14 +460,16 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a proof and marks the job proved, in one transaction.
+    /// Stores a proof and marks the job proved, in one transaction. A job
+    /// that already has a proof keeps it (it may have been checkpointed or
+    /// settled already); the new one is dropped.
     pub fn put_proof(&self, job_id: &JobId, proof: &StoredProof) -> Result<(), StoreError> {
         let mut conn = lock(&self.fast);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT OR REPLACE INTO proofs (job_id, envelope, mock, vk_id, commitment, proof_sha256, model_hash,
+            "INSERT INTO proofs (job_id, envelope, mock, vk_id, commitment, proof_sha256, model_hash,
                 input_hash, output_hash, prove_ms, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (job_id) DO NOTHING",
             params![
                 job_id.to_string(),
                 proof.envelope,
@@ -528,6 +613,94 @@ impl Store {
     }
 }
 
+/// Striped per-job locks: one state change at a time per job inside this
+/// process (checkpoints, settlements), so that concurrent requests for a job
+/// see each other's effects. The database's transactions remain the final
+/// guard.
+pub struct JobLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl Default for JobLocks {
+    fn default() -> Self {
+        Self {
+            stripes: (0..64).map(|_| Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl JobLocks {
+    /// Holds the lock of `job` until the guard is dropped.
+    pub fn lock(&self, job: &JobId) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = &self.stripes[usize::from(job.0[31]) % self.stripes.len()];
+        lock(stripe)
+    }
+}
+
+/// What a job's checkpoints and settlement have claimed, read together in
+/// one transaction (the rules that use it are in `checkpoint` and
+/// `settlement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Claims {
+    /// The highest cumulative count of a checkpoint that was not rejected
+    /// (0 without checkpoints).
+    pub last_cumulative: u64,
+    /// Tokens claimed by checkpoints that were not rejected (pending ones
+    /// count: they may still reach the chain).
+    pub claimed: u64,
+    /// Checkpoints of the job, rejected ones included.
+    pub checkpoints: u64,
+    /// Whether the job has a settlement (of any outcome).
+    pub settled: bool,
+}
+
+/// Reads the [`Claims`] of `job_id`.
+pub fn read_claims(conn: &Connection, job_id: &str) -> Result<Claims, StoreError> {
+    let mut claims = Claims {
+        settled: conn
+            .query_row(
+                "SELECT 1 FROM settlements WHERE job_id = ?1",
+                params![job_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some(),
+        ..Claims::default()
+    };
+    let mut stmt = conn.prepare(
+        "SELECT tokens_processed, tokens_claimed, status FROM checkpoints WHERE job_id = ?1",
+    )?;
+    let mut claimed: u128 = 0;
+    for row in stmt.query_map(params![job_id], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, Option<i64>>(1)?,
+            row.get::<_, String>(2)?,
+        ))
+    })? {
+        let (cumulative, delta, status) = row?;
+        claims.checkpoints += 1;
+        if status == "rejected" {
+            continue;
+        }
+        let cumulative = tokens_from_sql(cumulative, job_id)?;
+        let delta = tokens_from_sql(delta.unwrap_or(i64::MAX), job_id)?;
+        claims.last_cumulative = claims.last_cumulative.max(cumulative);
+        claimed += u128::from(delta);
+    }
+    claims.claimed = u64::try_from(claimed).unwrap_or(u64::MAX);
+    Ok(claims)
+}
+
+fn quick_check(conn: &Connection) -> Result<(), StoreError> {
+    let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+    if check == "ok" {
+        Ok(())
+    } else {
+        Err(StoreError::Integrity(check))
+    }
+}
+
 fn read_result(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, StoreError> {
     let row = conn
         .query_row(
@@ -594,7 +767,7 @@ fn read_result(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>
             prompt,
             response,
         },
-        tokens_used: tokens as u64,
+        tokens_used: tokens_from_sql(tokens, &job_id.to_string())?,
         host_id: HostId::parse(&host).map_err(|e| corrupt(e.to_string()))?,
         content_hash: Digest32::parse("content_hash", &content)
             .map_err(|e| corrupt(e.to_string()))?,

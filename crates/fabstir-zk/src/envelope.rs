@@ -267,7 +267,8 @@ impl ProofEnvelope {
         serde_json::to_string_pretty(&json).unwrap_or_default()
     }
 
-    /// Parses the JSON form with the same checks as the binary form.
+    /// Parses the JSON form with the same checks as the binary form; a key
+    /// repeated anywhere in the document is refused.
     pub fn from_json(json: &[u8]) -> Result<Self, EnvelopeError> {
         if json.len() > MAX_JSON_LEN {
             return Err(EnvelopeError::TooLarge {
@@ -275,6 +276,7 @@ impl ProofEnvelope {
                 limit: MAX_JSON_LEN,
             });
         }
+        crate::json::check_unique_keys(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
         let raw: EnvelopeJson =
             serde_json::from_slice(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
         if raw.format != ENVELOPE_FORMAT_VERSION {

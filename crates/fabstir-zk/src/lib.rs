@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod error;
 pub mod fsutil;
 pub mod host;
+pub mod json;
 pub mod keys;
 pub mod keystore;
 pub mod poseidon;

@@ -443,7 +443,9 @@ struct InferenceResultJson {
 
 impl InferenceResult {
     /// Parses the JSON form, with a typed error naming the offending field.
+    /// A key repeated anywhere in the document is refused.
     pub fn from_json(json: &[u8]) -> Result<Self, InputError> {
+        crate::json::check_unique_keys(json).map_err(|e| InputError::Json(e.to_string()))?;
         let raw: InferenceResultJson =
             serde_json::from_slice(json).map_err(|e| InputError::Json(e.to_string()))?;
         let model = ModelRef::from_parts(raw.model, raw.model_hash)?;

@@ -53,6 +53,16 @@ pub fn u256_from_u64(value: u64) -> [u8; 32] {
     word
 }
 
+/// The `u64` a `uint256` word holds, or `None` when it is larger.
+pub fn u64_from_u256(word: &[u8; 32]) -> Option<u64> {
+    if word[..24].iter().any(|b| *b != 0) {
+        return None;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&word[24..]);
+    Some(u64::from_be_bytes(low))
+}
+
 /// The packed message the contract rebuilds before checking the host's
 /// signature: `abi.encodePacked(proofHash, hostAddress, uint256 tokensClaimed,
 /// bytes32 modelId)`, i.e. `proof_hash (32) || host (20) || tokens_claimed (32,
@@ -323,6 +333,18 @@ mod tests {
             U256::from(0x0102_0304_0506_0708u64)
         );
         assert_eq!(&word[..24], &[0u8; 24]);
+    }
+
+    #[test]
+    fn u64_from_u256_round_trips_and_refuses_larger_words() {
+        for value in [0, 1, 255, 1 << 40, u64::MAX - 1, u64::MAX] {
+            assert_eq!(u64_from_u256(&u256_from_u64(value)), Some(value));
+        }
+        for byte in 0..24 {
+            let mut word = u256_from_u64(5);
+            word[byte] = 1;
+            assert_eq!(u64_from_u256(&word), None, "byte {byte}");
+        }
     }
 
     #[test]

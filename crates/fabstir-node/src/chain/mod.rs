@@ -16,8 +16,8 @@ pub mod wallet;
 
 pub use abi::{
     eip191_digest, encode_submit_proof_of_work, keccak256, proof_cid, proof_cid_from_sha256,
-    proof_of_work_message, proof_of_work_packed, sha256, u256_from_u64, PROOF_OF_WORK_PACKED_LEN,
-    SUBMIT_PROOF_OF_WORK_SELECTOR, SUBMIT_PROOF_OF_WORK_SIGNATURE,
+    proof_of_work_message, proof_of_work_packed, sha256, u256_from_u64, u64_from_u256,
+    PROOF_OF_WORK_PACKED_LEN, SUBMIT_PROOF_OF_WORK_SELECTOR, SUBMIT_PROOF_OF_WORK_SIGNATURE,
 };
 pub use wallet::{
     to_checksum_address, HostWallet, KeyFormatError, WalletError, HOST_KEY_ENV, MAX_KEY_FILE_LEN,

@@ -16,9 +16,28 @@ use serde_json::{json, Value};
 
 use super::Failure;
 
+/// The HTTP client; it sends the admin token of `FABSTIR_ADMIN_TOKEN` as a
+/// bearer token when set (a node in production mode requires one to accept
+/// results).
 fn client() -> Result<reqwest::blocking::Client, Failure> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var(crate::datadir::TOKEN_ENV) {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| {
+                Failure::input(
+                    "bad_argument",
+                    format!(
+                        "{} holds characters a header cannot carry",
+                        crate::datadir::TOKEN_ENV
+                    ),
+                )
+            })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
+        .default_headers(headers)
         .build()
         .map_err(|e| Failure::other("http_client", e.to_string()))
 }

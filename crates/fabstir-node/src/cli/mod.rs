@@ -116,6 +116,21 @@ enum Command {
         /// Host wallet key file (0400) for checkpoint signatures.
         #[arg(long)]
         wallet_key: Option<PathBuf>,
+        /// A host name requests may use besides the listen address (repeatable;
+        /// env FABSTIR_ALLOWED_HOSTS, comma-separated).
+        #[arg(long = "allowed-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
+        /// A web origin allowed to call the node from a browser, e.g.
+        /// https://app.example.com (repeatable; env FABSTIR_ALLOWED_ORIGINS).
+        #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+        allowed_origins: Vec<String>,
+        /// File holding the admin bearer token (default: env FABSTIR_ADMIN_TOKEN,
+        /// else DATA_DIR/admin.token, created on first start).
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// Milliseconds between database and key-directory health checks (default 30000).
+        #[arg(long)]
+        health_interval_ms: Option<u64>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
@@ -212,6 +227,10 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
             prover_threads,
             queue_capacity,
             wallet_key,
+            allowed_hosts,
+            allowed_origins,
+            admin_token_file,
+            health_interval_ms,
             log_json,
         } => serve::run(
             crate::config::Overrides {
@@ -224,6 +243,10 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
                 prover_threads,
                 queue_capacity,
                 wallet_key,
+                allowed_hosts,
+                allowed_origins,
+                admin_token_file,
+                health_interval_ms,
             },
             log_json,
         ),

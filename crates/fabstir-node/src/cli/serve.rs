@@ -1,9 +1,11 @@
 //! `serve`: the node's main job, an HTTP service.
 //!
-//! Start-up: configuration, data directory, database (with its integrity
-//! check), keys (created with the insecure development SRS on first start
-//! outside production), host wallet, prover workers (results accepted before
-//! a crash are queued again), checkpoint reconciliation, then the listener.
+//! Start-up: configuration, the listening socket (a node that cannot bind
+//! its port touches nothing), the data directory's lock (one node per data
+//! directory), the admin token, database (integrity check, migrations),
+//! keys (created with the insecure development SRS on first start outside
+//! production), host wallet, prover workers (results accepted before a crash
+//! are queued again), checkpoint reconciliation, health checks, then serving.
 //! The first line on standard output is a JSON object with the bound address.
 
 use std::process::ExitCode;
@@ -12,10 +14,13 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::Failure;
+use crate::api::guard::Access;
+use crate::api::{router, App};
 use crate::chain::HostWallet;
 use crate::checkpoint::{Checkpoints, LocalLedger};
 use crate::config::{Backend, Config, Overrides};
-use crate::http::{router, App};
+use crate::datadir::{AdminToken, DataDirLock};
+use crate::health::Health;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
 use crate::prover::{ProofGenerator, ProverPool};
@@ -51,9 +56,27 @@ fn load_wallet(config: &Config) -> Result<HostWallet, Failure> {
 pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
     init_logging(log_json);
     let config = Config::load(overrides).map_err(|e| Failure::input("config", e.to_string()))?;
-    fabstir_zk::fsutil::create_private_dir(&config.data_dir).map_err(|e| {
-        Failure::other("data_dir", format!("cannot create the data directory: {e}"))
+    // Bind before touching the data directory: a node that cannot listen
+    // creates no keys, wallet or database and resumes no jobs.
+    let listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })
+        .map_err(|e| {
+            Failure::other("listen", format!("cannot listen on {}: {e}", config.listen))
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Failure::other("listen", e.to_string()))?;
+    let lock = DataDirLock::acquire(&config.data_dir).map_err(|e| match e {
+        crate::datadir::DataDirError::Locked { .. } => {
+            Failure::other("data_dir_locked", e.to_string())
+        }
+        _ => Failure::other("data_dir", e.to_string()),
     })?;
+    let token = AdminToken::load(config.admin_token_file.as_deref(), &config.data_dir)
+        .map_err(|e| Failure::input("admin_token", e.to_string()))?;
     let store = Arc::new(
         Store::open(&config.data_dir.join("node.db"))
             .map_err(|e| Failure::other("database", e.to_string()))?,
@@ -80,7 +103,11 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
     if config.backend == Backend::Mock {
         eprintln!("WARNING: MOCK proofs are enabled (ENABLE_REAL_EZKL=false or --mock-proofs): they prove nothing.");
     }
-    metrics.keys_loaded.set(1);
+    let health = Arc::new(Health::new(
+        store.clone(),
+        config.keys_dir.clone(),
+        metrics.clone(),
+    ));
     let wallet = load_wallet(&config)?;
     let generator = Arc::new(ProofGenerator::new(
         config.backend,
@@ -121,19 +148,23 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
     let reconciled = checkpoints
         .reconcile()
         .map_err(|e| Failure::other("database", e.to_string()))?;
+    health.spawn_periodic(config.health_interval);
+    let token_source = token.source.clone();
+    let lock_path = lock.path().display().to_string();
+    let access = Arc::new(Access::new(
+        address,
+        &config.allowed_hosts,
+        &config.allowed_origins,
+        token,
+        config.production,
+    ));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::other("runtime", e.to_string()))?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| {
-                Failure::other("listen", format!("cannot listen on {}: {e}", config.listen))
-            })?;
-        let address = listener
-            .local_addr()
+        let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Failure::other("listen", e.to_string()))?;
         println!(
             "{}",
@@ -148,6 +179,8 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
                 "production": config.production,
                 "resumed_jobs": unfinished.len(),
                 "reconciled_checkpoints": reconciled,
+                "admin_token": token_source,
+                "lock": lock_path,
             })
         );
         tracing::info!(%address, resumed = unfinished.len(), "listening");
@@ -160,6 +193,8 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
             validator,
             metrics,
             checkpoints,
+            health,
+            access,
         });
         reload_keys_on_sighup(app.clone());
         axum::serve(listener, router(app))
@@ -167,6 +202,7 @@ pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
             .await
             .map_err(|e| Failure::other("serve", e.to_string()))
     })?;
+    drop(lock);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -183,14 +219,14 @@ fn reload_keys_on_sighup(app: Arc<App>) {
             return;
         };
         while hangup.recv().await.is_some() {
-            let (keys, metrics, production) =
-                (app.keys.clone(), app.metrics.clone(), app.config.production);
-            match tokio::task::spawn_blocking(move || keys.reload(production)).await {
+            let (keys, health, production) =
+                (app.keys.clone(), app.health.clone(), app.config.production);
+            match tokio::task::spawn_blocking(move || health.record_reload(keys.reload(production)))
+                .await
+            {
                 Ok(Ok(id)) => tracing::info!(vk_id = %id, "keys reloaded on SIGHUP"),
-                Ok(Err(e)) => {
-                    metrics.key_load_failures.inc();
-                    tracing::error!(error = %e, "key reload on SIGHUP failed; the previous keys stay in use");
-                }
+                // record_reload logged the failure and counted it.
+                Ok(Err(_)) => {}
                 Err(e) => tracing::error!(error = %e, "key reload task failed"),
             }
         }

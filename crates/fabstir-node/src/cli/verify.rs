@@ -45,7 +45,7 @@ pub fn run(
         Err(e) => {
             report["valid"] = json!(false);
             report["reason"] = json!(e.to_string());
-            report["reason_code"] = json!(crate::http::verify_reason_code(&e));
+            report["reason_code"] = json!(crate::reasons::verify_reason_code(&e));
             println!("{report}");
             Ok(ExitCode::from(1))
         }

@@ -117,6 +117,25 @@ impl Node {
         decode(response)
     }
 
+    /// The admin bearer token the node created in its data directory.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .expect("admin.token in the data directory")
+            .trim()
+            .to_string()
+    }
+
+    /// Posts JSON with the admin bearer token.
+    pub fn post_with_token(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = client()
+            .post(self.url(path))
+            .bearer_auth(self.admin_token())
+            .json(body)
+            .send()
+            .expect("request");
+        decode(response)
+    }
+
     /// Posts raw bytes as JSON.
     pub fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
         let response = client()

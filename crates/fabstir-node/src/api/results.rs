@@ -1,0 +1,262 @@
+//! `POST /v1/results`, `GET /v1/proofs/{job_id}`, `POST /v1/verify`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use fabstir_zk::{Address, Digest32, HostId, InferenceResult, JobId, ModelRef, ProofEnvelope};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ErrorCode};
+use super::extract::{JobPath, JsonBody};
+use super::{blocking, App};
+use crate::store::{self, InsertOutcome, JobState, StoredResult};
+
+/// `POST /v1/results` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultRequest {
+    job_id: JobId,
+    chain_id: u64,
+    marketplace: Address,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    model_hash: Option<Digest32>,
+    prompt: String,
+    response: String,
+    tokens_used: u64,
+}
+
+impl ResultRequest {
+    fn into_result(self) -> Result<(InferenceResult, u64), ApiError> {
+        if self.tokens_used > store::MAX_TOKENS {
+            return Err(ApiError::new(
+                ErrorCode::TokensOutOfRange,
+                format!(
+                    "tokens_used {} is above {} (2^63 - 1), the largest count the node stores",
+                    self.tokens_used,
+                    store::MAX_TOKENS
+                ),
+            ));
+        }
+        let model = ModelRef::from_parts(self.model, self.model_hash)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
+        Ok((
+            InferenceResult {
+                job_id: self.job_id,
+                chain_id: self.chain_id,
+                marketplace: self.marketplace,
+                model,
+                prompt: self.prompt,
+                response: self.response,
+            },
+            self.tokens_used,
+        ))
+    }
+}
+
+/// Stores a result and queues it for proving (202), idempotently.
+pub async fn post_result(
+    State(app): State<Arc<App>>,
+    JsonBody(request): JsonBody<ResultRequest>,
+) -> Result<Response, ApiError> {
+    let (result, tokens) = request.into_result()?;
+    // Without a place in the queue, a job that is already stored still gets
+    // its idempotent answer (duplicate or conflict); only new jobs get 503.
+    let reserved = app.pool.reserve().is_ok();
+    if !reserved {
+        let store = app.store.clone();
+        let job = result.job_id;
+        let hash = store::content_hash(&result, tokens);
+        if let Some(stored) = blocking(move || Ok(store.result(&job)?)).await? {
+            if stored.content_hash == hash {
+                return Ok(
+                    (StatusCode::ACCEPTED, Json(accepted_body(&stored, true))).into_response()
+                );
+            }
+            return Err(conflict(&app, &stored));
+        }
+        app.metrics.queue_full.inc();
+        app.metrics
+            .results_rejected
+            .with_label_values(&["queue_full"])
+            .inc();
+        return Err(ApiError::new(
+            ErrorCode::QueueFull,
+            format!(
+                "the prover queue is full ({} results); retry later",
+                app.pool.capacity()
+            ),
+        )
+        .retry_after(1));
+    }
+    let host_id = app.keys.current().host_key.host_id();
+    let store = app.store.clone();
+    let outcome = blocking(move || Ok(store.insert_result(&result, tokens, host_id)?)).await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            app.pool.release();
+            return Err(e);
+        }
+    };
+    let (stored, duplicate) = match outcome {
+        InsertOutcome::Inserted(stored) => {
+            app.pool.submit(stored.result.job_id);
+            app.metrics.results_accepted.inc();
+            app.metrics.queue_depth.set(app.pool.depth() as i64);
+            tracing::info!(job_id = %stored.result.job_id, "result accepted");
+            (stored, false)
+        }
+        InsertOutcome::Duplicate(stored) => {
+            app.pool.release();
+            (stored, true)
+        }
+        InsertOutcome::Conflict(stored) => {
+            app.pool.release();
+            return Err(conflict(&app, &stored));
+        }
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(accepted_body(&stored, duplicate)),
+    )
+        .into_response())
+}
+
+/// The 202 body for a stored result.
+fn accepted_body(stored: &StoredResult, duplicate: bool) -> Value {
+    json!({
+        "job_id": stored.result.job_id.to_string(),
+        "job_id_decimal": stored.result.job_id.to_decimal(),
+        "state": stored.state,
+        "duplicate": duplicate,
+        "host_id": stored.host_id.to_string(),
+    })
+}
+
+/// The 409 for a job stored with other content.
+fn conflict(app: &App, stored: &StoredResult) -> ApiError {
+    app.metrics
+        .results_rejected
+        .with_label_values(&["conflict"])
+        .inc();
+    ApiError::new(
+        ErrorCode::JobConflict,
+        format!(
+            "job {} is already stored with different content; nothing was changed",
+            stored.result.job_id
+        ),
+    )
+}
+
+/// A job's state and, once proved, its proof.
+pub async fn get_proof(
+    State(app): State<Arc<App>>,
+    JobPath(job): JobPath,
+) -> Result<Json<Value>, ApiError> {
+    let store = app.store.clone();
+    let (stored, proof) = blocking(move || Ok((store.result(&job)?, store.proof(&job)?))).await?;
+    let stored = stored
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownJob, format!("no result for job {job}")))?;
+    let mut body = json!({
+        "job_id": job.to_string(),
+        "state": stored.state,
+        "attempts": stored.attempts,
+        "host_id": stored.host_id.to_string(),
+        "tokens_used": stored.tokens_used,
+        "created_at_ms": stored.created_at_ms,
+        "updated_at_ms": stored.updated_at_ms,
+    });
+    if let Some(failure) = &stored.failure {
+        body["failure"] = json!(failure);
+    }
+    if let (JobState::Proved, Some(proof)) = (stored.state, proof) {
+        body["mock"] = json!(proof.mock);
+        body["prove_ms"] = json!(proof.prove_ms);
+        body["proof_sha256"] = json!(proof.proof_sha256.to_string());
+        if proof.mock {
+            body["proof"] =
+                json!({ "mock": true, "bytes": format!("0x{}", hex::encode(&proof.envelope)) });
+        } else {
+            let envelope = ProofEnvelope::from_bytes(&proof.envelope).map_err(|e| {
+                ApiError::internal(format!("stored proof for job {job} is unreadable: {e}"))
+            })?;
+            body["public_inputs"] = json!(envelope.instance);
+            body["proof"] = serde_json::from_str(&envelope.to_json()).unwrap_or(Value::Null);
+        }
+    }
+    Ok(Json(body))
+}
+
+/// `POST /v1/verify` body. `result` and `proof` are kept as JSON values and
+/// handed to the library's strict parsers (the whole body was already
+/// checked for repeated keys).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    result: Value,
+    proof: Value,
+    #[serde(default)]
+    host_id: Option<String>,
+}
+
+/// Verifies a proof against a result the caller holds (stateless).
+pub async fn post_verify(
+    State(app): State<Arc<App>>,
+    JsonBody(request): JsonBody<VerifyRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let result = InferenceResult::from_json(request.result.to_string().as_bytes())
+        .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
+    let envelope = ProofEnvelope::from_json(request.proof.to_string().as_bytes())
+        .map_err(|e| ApiError::new(ErrorCode::MalformedProof, e.to_string()))?;
+    let job_id = result.job_id;
+    let host_id = match request.host_id {
+        Some(s) => {
+            HostId::parse(&s).map_err(|e| ApiError::new(ErrorCode::InvalidHostId, e.to_string()))?
+        }
+        None => app.keys.current().host_key.host_id(),
+    };
+    let Some(vk) = app.keys.verifier(&envelope.vk_id) else {
+        app.metrics
+            .verifications
+            .with_label_values(&["unknown_verifying_key"])
+            .inc();
+        return Ok(Json(json!({
+            "valid": false,
+            "reason": format!("the proof was made for verifying key {}, which this node does not hold", envelope.vk_id),
+            "reason_code": "unknown_verifying_key",
+        })));
+    };
+    let metrics = app.metrics.clone();
+    let outcome = blocking(move || {
+        let started = std::time::Instant::now();
+        let outcome = envelope.verify(&vk, &result.statement(host_id).instance());
+        metrics
+            .verify_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(outcome)
+    })
+    .await?;
+    let (body, label) = match outcome {
+        Ok(()) => (json!({ "valid": true }), "valid"),
+        Err(e) => {
+            let code = crate::reasons::verify_reason_code(&e);
+            (
+                json!({ "valid": false, "reason": e.to_string(), "reason_code": code }),
+                code,
+            )
+        }
+    };
+    if label == "valid" {
+        tracing::info!(job_id = %job_id, host_id = %host_id, "proof verified");
+    } else {
+        tracing::warn!(job_id = %job_id, host_id = %host_id, reason = %label, "proof rejected");
+    }
+    app.metrics.verifications.with_label_values(&[label]).inc();
+    Ok(Json(body))
+}

@@ -1,0 +1,76 @@
+//! `GET /health`, `GET /health/ezkl`, `GET /metrics`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{blocking, App};
+use crate::config::Backend;
+use crate::health::Status;
+
+/// Every health check, the job counts and peak memory: 200 when `ok` or
+/// `degraded`, 503 when `failing`.
+pub async fn health(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let store = app.store.clone();
+    let stats = blocking(move || Ok(store.stats()?)).await?;
+    let report = app.health.report(app.pool.depth(), app.pool.capacity());
+    let status = if report.status == Status::Failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": report.status,
+        "checks": {
+            "database": report.database,
+            "keys": report.keys,
+            "key_reload": report.key_reload,
+            "prover_queue": report.prover_queue,
+        },
+        "stats": stats,
+        "peak_rss_kib": crate::metrics::peak_rss_kib(),
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+/// Prover, keys and queue status.
+pub async fn health_ezkl(State(app): State<Arc<App>>) -> Json<Value> {
+    let keys = app.keys.current();
+    let real = app.generator.backend() == Backend::Real;
+    let report = app.health.report(app.pool.depth(), app.pool.capacity());
+    Json(json!({
+        "status": report.status,
+        "backend": app.generator.backend(),
+        "real_proofs": real,
+        "keys_loaded": report.keys_loaded(),
+        "keys": report.keys,
+        "key_reload": report.key_reload,
+        "vk_id": keys.manifest.vk_id.to_string(),
+        "host_id": keys.manifest.host_id.to_string(),
+        "srs_trust": keys.manifest.srs.trust.to_string(),
+        "srs_insecure": keys.manifest.srs.trust == fabstir_zk::SrsTrust::InsecureDev,
+        "production": app.config.production,
+        "queue_depth": app.pool.depth(),
+        "queue_capacity": app.pool.capacity(),
+        "last_proof_ms": app.pool.last_proof_ms(),
+        "proof_cache_entries": app.generator.cache_len(),
+        "verifying_keys": app.keys.verifier_ids().iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+    }))
+}
+
+/// The Prometheus text format.
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.metrics.queue_depth.set(app.pool.depth() as i64);
+    app.health
+        .publish_queue(app.pool.depth(), app.pool.capacity());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,240 @@
+//! Health that can go red: what `/health`, `/health/ezkl` and the
+//! `fabstir_health_ok` / `fabstir_keys_loaded` gauges report.
+//!
+//! Four checks, each true or false with a reason:
+//! - `database`: `PRAGMA quick_check` on a fresh connection passes;
+//! - `keys`: the key directory on disk still loads (a restart would work);
+//! - `key_reload`: the last reload (SIGHUP or the admin route) succeeded;
+//! - `prover_queue`: the queue is not full.
+//!
+//! The first two run at start-up and then every `health_interval`
+//! (a background thread); the reload outcome is recorded when it happens;
+//! the queue is read live. A failing `database` makes the node `failing`
+//! (`/health` answers 503); any other failed check makes it `degraded`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fabstir_zk::{KeySet, VkId};
+use serde::Serialize;
+
+use crate::keys::KeysError;
+use crate::metrics::Metrics;
+use crate::store::{now_ms, Store};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    /// Why it failed (none when it passed).
+    pub detail: Option<String>,
+    /// When it last ran (ms since the epoch; `null` if it never ran).
+    pub checked_at_ms: Option<i64>,
+}
+
+impl Check {
+    fn passed() -> Self {
+        Self {
+            ok: true,
+            detail: None,
+            checked_at_ms: Some(now_ms()),
+        }
+    }
+
+    fn failed(detail: String) -> Self {
+        Self {
+            ok: false,
+            detail: Some(detail),
+            checked_at_ms: Some(now_ms()),
+        }
+    }
+
+    fn from_result<T, E: std::fmt::Display>(result: &Result<T, E>) -> Self {
+        match result {
+            Ok(_) => Self::passed(),
+            Err(e) => Self::failed(e.to_string()),
+        }
+    }
+}
+
+/// The node's overall state.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every check passes.
+    Ok,
+    /// The node serves, but an operator must act (see the failed checks).
+    Degraded,
+    /// The node cannot be trusted to keep what it accepts (database).
+    Failing,
+}
+
+/// Every check, as `/health` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub status: Status,
+    pub database: Check,
+    pub keys: Check,
+    pub key_reload: Check,
+    pub prover_queue: Check,
+}
+
+impl Report {
+    /// Whether the node holds usable keys that would also load after a
+    /// restart, and the last reload did not fail.
+    pub fn keys_loaded(&self) -> bool {
+        self.keys.ok && self.key_reload.ok
+    }
+}
+
+#[derive(Debug)]
+struct Checks {
+    database: Check,
+    keys: Check,
+    key_reload: Check,
+}
+
+/// The checks and their last outcomes.
+pub struct Health {
+    store: Arc<Store>,
+    keys_dir: PathBuf,
+    metrics: Arc<Metrics>,
+    checks: Mutex<Checks>,
+}
+
+impl Health {
+    /// Health of a node whose keys were just loaded from `keys_dir`.
+    pub fn new(store: Arc<Store>, keys_dir: PathBuf, metrics: Arc<Metrics>) -> Self {
+        let never = Check {
+            ok: true,
+            detail: None,
+            checked_at_ms: None,
+        };
+        let health = Self {
+            store,
+            keys_dir,
+            metrics,
+            checks: Mutex::new(Checks {
+                database: Check::passed(),
+                keys: Check::passed(),
+                key_reload: never,
+            }),
+        };
+        health.publish();
+        health
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Checks> {
+        self.checks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the outcome of a key reload (and passes it through).
+    pub fn record_reload(&self, outcome: Result<VkId, KeysError>) -> Result<VkId, KeysError> {
+        if let Err(e) = &outcome {
+            self.metrics.key_load_failures.inc();
+            tracing::error!(error = %e, "key reload failed; the previous keys stay in use");
+        }
+        let check = Check::from_result(&outcome);
+        // A reload that works shows the directory loads again.
+        let keys_ok = outcome.is_ok().then(Check::passed);
+        {
+            let mut checks = self.lock();
+            checks.key_reload = check;
+            if let Some(keys) = keys_ok {
+                checks.keys = keys;
+            }
+        }
+        self.publish();
+        outcome
+    }
+
+    /// Runs the database and key-directory checks now.
+    pub fn run_checks(&self) {
+        let database = Check::from_result(&self.store.quick_check());
+        let loaded = KeySet::load(&self.keys_dir);
+        if let Err(e) = &loaded {
+            self.metrics.key_load_failures.inc();
+            tracing::error!(error = %e, dir = %self.keys_dir.display(), "the key directory no longer loads; a restart would fail");
+        }
+        if let Some(detail) = &database.detail {
+            tracing::error!(error = %detail, "database integrity check failed");
+        }
+        let keys = Check::from_result(&loaded);
+        {
+            let mut checks = self.lock();
+            checks.database = database;
+            checks.keys = keys;
+        }
+        self.publish();
+    }
+
+    /// Runs [`Health::run_checks`] every `interval` on a background thread.
+    pub fn spawn_periodic(self: &Arc<Self>, interval: Duration) {
+        let health = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("health".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                match health.upgrade() {
+                    Some(health) => health.run_checks(),
+                    None => return,
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the health checks");
+        }
+    }
+
+    /// Every check now, with the queue's live state.
+    pub fn report(&self, queue_depth: usize, queue_capacity: usize) -> Report {
+        let checks = self.lock();
+        let prover_queue = if queue_depth >= queue_capacity {
+            Check::failed(format!(
+                "the prover queue is full ({queue_depth} of {queue_capacity}); new results get 503"
+            ))
+        } else {
+            Check::passed()
+        };
+        let status = if !checks.database.ok {
+            Status::Failing
+        } else if checks.keys.ok && checks.key_reload.ok && prover_queue.ok {
+            Status::Ok
+        } else {
+            Status::Degraded
+        };
+        Report {
+            status,
+            database: checks.database.clone(),
+            keys: checks.keys.clone(),
+            key_reload: checks.key_reload.clone(),
+            prover_queue,
+        }
+    }
+
+    /// Sets the gauges from the stored checks (the queue gauge is set by
+    /// [`Health::publish_queue`]).
+    fn publish(&self) {
+        let checks = self.lock();
+        let gauge = |check: &str, ok: bool| {
+            self.metrics
+                .health_ok
+                .with_label_values(&[check])
+                .set(i64::from(ok));
+        };
+        gauge("database", checks.database.ok);
+        gauge("keys", checks.keys.ok);
+        gauge("key_reload", checks.key_reload.ok);
+        self.metrics
+            .keys_loaded
+            .set(i64::from(checks.keys.ok && checks.key_reload.ok));
+    }
+
+    /// Sets the queue's gauge (called when metrics are scraped).
+    pub fn publish_queue(&self, queue_depth: usize, queue_capacity: usize) {
+        self.metrics
+            .health_ok
+            .with_label_values(&["prover_queue"])
+            .set(i64::from(queue_depth < queue_capacity));
+    }
+}

@@ -390,9 +390,31 @@ fn production_node_starts_with_ceremony_keys_and_a_wallet() {
     let (_, health) = node.get("/health/ezkl");
     assert_eq!(health["srs_insecure"], false);
     assert_eq!(health["production"], true);
-    let (_, accepted) = node.post("/v1/results", &result(9));
+    // In production every state-changing route needs the admin token.
+    let (status, refused) = node.post("/v1/results", &result(9));
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(refused["error"]["code"], "unauthorized");
+    let (status, accepted) = node.post_with_token("/v1/results", &result(9));
+    assert_eq!(status, 202, "{accepted}");
     let job = accepted["job_id"].as_str().unwrap().to_string();
     node.wait_proved(&job, Duration::from_secs(30));
-    let (_, settlement) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
+    let checkpoint = json!({ "job_id": job, "tokens_processed": 10 });
+    let (status, refused) = node.post("/v1/checkpoints", &checkpoint);
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+    let (status, recorded) = node.post_with_token("/v1/checkpoints", &checkpoint);
+    assert_eq!(status, 201, "{recorded}");
+    let (status, refused) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+    let (_, settlement) = node.post_with_token(&format!("/v1/settlements/{job}"), &json!({}));
     assert_eq!(settlement["outcome"], "settled", "{settlement}");
+    assert_eq!(settlement["tokens"], 109 - 10, "{settlement}");
+    // Reading and verifying need no token.
+    let (status, _) = node.get(&format!("/v1/proofs/{job}"));
+    assert_eq!(status, 200);
 }

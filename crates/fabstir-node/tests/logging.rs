@@ -96,11 +96,30 @@ fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
     assert_eq!(verdict["valid"], false);
     let settled: Value = client
         .post(format!("{base}/v1/settlements/77"))
+        .json(&json!({}))
         .send()
         .unwrap()
         .json()
         .unwrap();
     assert_eq!(settled["outcome"], "settled");
+    // The admin token travels in a request (and a wrong one is refused):
+    // neither may reach the logs.
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    let token = token.trim().to_string();
+    let reloaded = client
+        .post(format!("{base}/v1/admin/keys/reload"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(reloaded.status(), 200);
+    let wrong = client
+        .post(format!("{base}/v1/admin/keys/reload"))
+        .bearer_auth("wrong-token-0123456789-CANARY")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
     std::thread::sleep(Duration::from_millis(200));
     let _ = child.kill();
     let _ = child.wait();
@@ -146,4 +165,10 @@ fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
     let host_key = std::fs::read(dir.path().join("keys").join("host.key")).unwrap();
     let sk_hex = hex::encode(&host_key[8..40]);
     assert!(!logs.contains(&sk_hex), "logs contain the host secret");
+    assert_eq!(token.len(), 64);
+    assert!(
+        !logs.contains(&token) && !first.contains(&token),
+        "logs or the start-up line contain the admin token"
+    );
+    assert!(!logs.contains("CANARY"), "logs contain a presented token");
 }

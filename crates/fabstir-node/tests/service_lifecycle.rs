@@ -65,7 +65,9 @@ fn result_to_settlement() {
     let (status, settlement) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
     assert_eq!(status, 200, "{settlement}");
     assert_eq!(settlement["outcome"], "settled");
-    assert_eq!(settlement["tokens"], 142);
+    // 142 used, 50 already claimed by the checkpoint: the settlement pays the rest.
+    assert_eq!(settlement["checkpoint_tokens"], 50);
+    assert_eq!(settlement["tokens"], 92);
     for _ in 0..3 {
         let (_, repeat) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
         assert_eq!(repeat["settlement_id"], settlement["settlement_id"]);

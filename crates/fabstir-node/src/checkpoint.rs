@@ -24,17 +24,15 @@
 use std::sync::Arc;
 
 use fabstir_zk::{Digest32, JobId, ModelRef};
-use rusqlite::{params, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::chain::abi::{keccak256, u256_from_u64, u64_from_u256};
 use crate::chain::{HostWallet, ProofOfWorkSubmission};
 use crate::metrics::Metrics;
 use crate::prover::ProofGenerator;
-use crate::store::{
-    now_ms, read_claims, tokens_from_sql, tokens_to_sql, Checkpoint, Claims, JobLocks, Store,
-    StoreError,
-};
+use crate::store::checkpoints::{self, CheckpointStatus, NewCheckpoint};
+use crate::store::ledger::{self, LedgerEntry};
+use crate::store::{Checkpoint, Claims, JobLocks, Store, StoreError};
 
 /// What the chain says about a submission.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -83,18 +81,12 @@ fn read_receipt(
     tx: &rusqlite::Connection,
     checkpoint_id: i64,
 ) -> Result<Option<Receipt>, StoreError> {
-    Ok(tx
-        .query_row(
-            "SELECT id, created_at FROM ledger WHERE checkpoint_id = ?1",
-            params![checkpoint_id],
-            |row| {
-                Ok(Receipt {
-                    id: format!("ledger-{}", row.get::<_, i64>(0)?),
-                    recorded_at_ms: row.get(1)?,
-                })
-            },
-        )
-        .optional()?)
+    Ok(
+        ledger::entry_of(tx, checkpoint_id)?.map(|(id, recorded_at_ms)| Receipt {
+            id: format!("ledger-{id}"),
+            recorded_at_ms,
+        }),
+    )
 }
 
 impl ChainClient for LocalLedger {
@@ -108,28 +100,29 @@ impl ChainClient for LocalLedger {
             if let Some(receipt) = read_receipt(tx, checkpoint_id)? {
                 return Ok(Ok(receipt));
             }
-            let reused: Option<i64> = tx
-                .query_row("SELECT checkpoint_id FROM ledger WHERE proof_hash = ?1", params![proof_hash], |row| row.get(0))
-                .optional()?;
-            if reused.is_some() {
+            if ledger::checkpoint_with_proof_hash(tx, &proof_hash)?.is_some() {
                 return Ok(Err(ChainError::ProofHashReused(proof_hash.clone())));
             }
             let Some(tokens) = u64_from_u256(&submission.tokens_claimed) else {
-                return Ok(Err(ChainError::Refused("tokensClaimed does not fit in 64 bits".into())));
+                return Ok(Err(ChainError::Refused(
+                    "tokensClaimed does not fit in 64 bits".into(),
+                )));
             };
-            tx.execute(
-                "INSERT INTO ledger (checkpoint_id, job_id, proof_hash, tokens_claimed, calldata, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+            ledger::insert(
+                tx,
+                &LedgerEntry {
                     checkpoint_id,
-                    format!("0x{}", hex::encode(submission.job_id)),
-                    proof_hash,
-                    tokens_to_sql(tokens)?,
-                    format!("0x{}", hex::encode(&submission.calldata)),
-                    now_ms()
-                ],
+                    job_id: &format!("0x{}", hex::encode(submission.job_id)),
+                    proof_hash: &proof_hash,
+                    tokens_claimed: tokens,
+                    calldata: &format!("0x{}", hex::encode(&submission.calldata)),
+                },
             )?;
-            Ok(Ok(read_receipt(tx, checkpoint_id)?.unwrap_or(Receipt { id: String::new(), recorded_at_ms: 0 })))
+            let receipt = read_receipt(tx, checkpoint_id)?.ok_or_else(|| StoreError::Corrupt {
+                job_id: format!("0x{}", hex::encode(submission.job_id)),
+                reason: "ledger entry vanished after insert".into(),
+            })?;
+            Ok(Ok(receipt))
         })?;
         outcome
     }
@@ -175,37 +168,6 @@ pub struct Checkpoints {
     chain: Arc<dyn ChainClient>,
     metrics: Arc<Metrics>,
 }
-
-fn read_checkpoint(row: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
-    let payload: String = row.get(6)?;
-    let job_id: String = row.get(1)?;
-    let tokens = |index: usize| -> rusqlite::Result<u64> {
-        let value: i64 = row.get(index)?;
-        tokens_from_sql(value, &job_id).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                index,
-                rusqlite::types::Type::Integer,
-                Box::new(e),
-            )
-        })
-    };
-    Ok(Checkpoint {
-        id: row.get(0)?,
-        tokens_processed: tokens(2)?,
-        tokens_claimed: tokens(10)?,
-        job_id,
-        commitment: row.get(3)?,
-        proof_hash: row.get(4)?,
-        proof_cid: row.get(5)?,
-        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
-        status: row.get(7)?,
-        created_at_ms: row.get(8)?,
-        submitted_at_ms: row.get(9)?,
-    })
-}
-
-const CHECKPOINT_COLUMNS: &str =
-    "id, job_id, tokens_processed, commitment, proof_hash, proof_cid, payload, status, created_at, submitted_at, tokens_claimed";
 
 /// The delta a checkpoint at cumulative count `tokens` may claim, given the
 /// job's `tokens_used` and its [`Claims`] so far; see the module documentation.
@@ -258,13 +220,7 @@ impl Checkpoints {
 
     /// Checkpoints of a job, oldest first.
     pub fn list(&self, job: &JobId) -> Result<Vec<Checkpoint>, StoreError> {
-        self.store.durable(|tx| {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE job_id = ?1 ORDER BY id"
-            ))?;
-            let rows = stmt.query_map(params![job.to_string()], read_checkpoint)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.store.durable(|tx| checkpoints::list(tx, job))
     }
 
     /// Records (once) and submits the checkpoint at cumulative count
@@ -287,11 +243,13 @@ impl Checkpoints {
             .store
             .proof(job)?
             .ok_or_else(|| CheckpointError::NotProved(job.to_string()))?;
-        if let Some(checkpoint) = self.existing(job, tokens)? {
+        if let Some(checkpoint) = self
+            .store
+            .durable(|tx| checkpoints::by_tokens(tx, job, tokens))?
+        {
             return Ok((self.send(checkpoint)?, false));
         }
-        let job_key = job.to_string();
-        let claims = self.store.durable(|tx| read_claims(tx, &job_key))?;
+        let claims = self.store.durable(|tx| checkpoints::claims(tx, job))?;
         let delta = claimable(job, tokens, stored.tokens_used, &claims)?;
         let model_id = match (model_id, &stored.result.model) {
             (Some(id), _) => id,
@@ -326,7 +284,7 @@ impl Checkpoints {
         let recorded = self.store.durable(|tx| {
             // The rules again, in the transaction that records the claim: a
             // settlement or another checkpoint written since is seen here.
-            let now = read_claims(tx, &job_key)?;
+            let now = checkpoints::claims(tx, job)?;
             match claimable(job, tokens, stored.tokens_used, &now) {
                 Ok(again) if again == delta => {}
                 Ok(_) => {
@@ -337,24 +295,17 @@ impl Checkpoints {
                 }
                 Err(e) => return Ok(Err(e)),
             }
-            tx.execute(
-                "INSERT INTO checkpoints (job_id, tokens_processed, tokens_claimed, commitment, proof_hash, proof_cid, payload, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
-                params![
-                    job_key,
-                    tokens_to_sql(tokens)?,
-                    tokens_to_sql(delta)?,
-                    proof.commitment,
-                    Digest32(submission.proof_hash).to_string(),
-                    submission.proof_cid,
-                    payload.to_string(),
-                    now_ms()
-                ],
-            )?;
-            let row = tx.query_row(
-                &format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE job_id = ?1 AND tokens_processed = ?2"),
-                params![job_key, tokens_to_sql(tokens)?],
-                read_checkpoint,
+            let row = checkpoints::insert(
+                tx,
+                &NewCheckpoint {
+                    job_id: job,
+                    tokens_processed: tokens,
+                    tokens_claimed: delta,
+                    commitment: &proof.commitment,
+                    proof_hash: &Digest32(submission.proof_hash).to_string(),
+                    proof_cid: &submission.proof_cid,
+                    payload: &payload,
+                },
             )?;
             Ok(Ok(row))
         })?;
@@ -363,24 +314,9 @@ impl Checkpoints {
         Ok((self.send(checkpoint)?, true))
     }
 
-    fn existing(&self, job: &JobId, tokens: u64) -> Result<Option<Checkpoint>, StoreError> {
-        let Ok(tokens) = i64::try_from(tokens) else {
-            return Ok(None);
-        };
-        self.store.durable(|tx| {
-            Ok(tx
-                .query_row(
-                    &format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE job_id = ?1 AND tokens_processed = ?2"),
-                    params![job.to_string(), tokens],
-                    read_checkpoint,
-                )
-                .optional()?)
-        })
-    }
-
     /// Hands a pending checkpoint to the chain client and records the outcome.
     fn send(&self, checkpoint: Checkpoint) -> Result<Checkpoint, StoreError> {
-        if checkpoint.status != "pending" {
+        if checkpoint.status != CheckpointStatus::Pending {
             return Ok(checkpoint);
         }
         let submission: ProofOfWorkSubmission =
@@ -397,15 +333,18 @@ impl Checkpoints {
             Ok(receipt) => {
                 self.metrics.checkpoints_submitted.inc();
                 tracing::info!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, receipt = %receipt.id, "checkpoint submitted");
-                ("submitted", receipt.id)
+                (CheckpointStatus::Submitted, receipt.id)
             }
             Err(ChainError::ProofHashReused(hash)) => {
                 tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, "checkpoint refused: proofHash reused");
-                ("rejected", format!("proofHash {hash} already submitted"))
+                (
+                    CheckpointStatus::Rejected,
+                    format!("proofHash {hash} already submitted"),
+                )
             }
             Err(ChainError::Refused(reason)) => {
                 tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, reason = %reason, "checkpoint refused by the chain");
-                ("rejected", reason)
+                (CheckpointStatus::Rejected, reason)
             }
             Err(ChainError::Store(e)) => return Err(e),
         };
@@ -413,35 +352,26 @@ impl Checkpoints {
     }
 
     /// Records the chain's answer for a checkpoint.
-    fn mark(&self, id: i64, status: &str, note: &str) -> Result<Checkpoint, StoreError> {
-        self.store.durable(|tx| {
-            tx.execute(
-                "UPDATE checkpoints SET status = ?2, submitted_at = ?3,
-                    payload = json_set(payload, '$.chain', ?4) WHERE id = ?1",
-                params![id, status, now_ms(), note],
-            )?;
-            Ok(tx.query_row(
-                &format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE id = ?1"),
-                params![id],
-                read_checkpoint,
-            )?)
-        })
+    fn mark(
+        &self,
+        id: i64,
+        status: CheckpointStatus,
+        note: &str,
+    ) -> Result<Checkpoint, StoreError> {
+        self.store
+            .durable(|tx| checkpoints::mark(tx, id, status, note))
     }
 
     /// At start-up: every pending outbox entry is checked against the chain
     /// and submitted if it is not there yet. Returns how many were pending.
     pub fn reconcile(&self) -> Result<usize, StoreError> {
-        let pending: Vec<Checkpoint> = self.store.durable(|tx| {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE status = 'pending' ORDER BY id"
-            ))?;
-            let rows = stmt.query_map([], read_checkpoint)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })?;
+        let pending = self.store.durable(|tx| checkpoints::pending(tx))?;
         for checkpoint in &pending {
             match self.chain.receipt(checkpoint.id) {
                 // Submitted before a crash, not yet recorded here.
-                Ok(Some(receipt)) => self.mark(checkpoint.id, "submitted", &receipt.id)?,
+                Ok(Some(receipt)) => {
+                    self.mark(checkpoint.id, CheckpointStatus::Submitted, &receipt.id)?
+                }
                 Ok(None) => self.send(checkpoint.clone())?,
                 Err(ChainError::Store(e)) => return Err(e),
                 Err(e) => {

@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fabstir_zk::{verify_batch, Digest32, Instance, JobId, ProofEnvelope, VerifyError};
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
 use crate::prover::{mock_proof, MOCK_MAGIC};
 pub use crate::reasons::Reason;
+use crate::store::settlements::{self, NewSettlement};
 use crate::store::{
-    now_ms, read_claims, tokens_from_sql, tokens_to_sql, JobLocks, JobState, Settlement, Store,
-    StoreError, StoredProof, StoredResult,
+    checkpoints, JobLocks, JobState, Settlement, Store, StoreError, StoredProof, StoredResult,
 };
 
 /// The outcome of validating one job.
@@ -162,7 +161,7 @@ impl SettlementValidator {
                 tokens,
             ));
         }
-        if let Some(other) = self.replayed_elsewhere(job, &proof.proof_sha256)? {
+        if let Some(other) = self.store.proof_reused_by(job, &proof.proof_sha256)? {
             return Ok(reject(
                 Reason::ReplayedProof,
                 format!("the same proof is stored for job {other}"),
@@ -248,23 +247,6 @@ impl SettlementValidator {
             validation,
             envelope: Box::new(envelope),
             expected,
-        })
-    }
-
-    /// Another job whose stored proof has the same bytes.
-    fn replayed_elsewhere(
-        &self,
-        job: &JobId,
-        sha: &Digest32,
-    ) -> Result<Option<String>, StoreError> {
-        self.store.durable(|tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT job_id FROM proofs WHERE proof_sha256 = ?1 AND job_id <> ?2 LIMIT 1",
-                    params![sha.to_string(), job.to_string()],
-                    |row| row.get::<_, String>(0),
-                )
-                .optional()?)
         })
     }
 
@@ -369,8 +351,7 @@ impl SettlementValidator {
 
     /// The settlement of a job, if it has one.
     pub fn settlement(&self, job: &JobId) -> Result<Option<Settlement>, StoreError> {
-        self.store
-            .durable(|tx| read_settlement(tx, &job.to_string()))
+        self.store.durable(|tx| settlements::get(tx, job))
     }
 
     /// Settles a job at most once: validates it and records the outcome
@@ -401,30 +382,25 @@ impl SettlementValidator {
             Err(e) => return Err(e.into()),
         };
         let settlement_id = format!("stl_{}", hex::encode(rand::random::<[u8; 16]>()));
-        let job_key = job.to_string();
         let settlement = self.store.durable(|tx| {
-            let claimed = read_claims(tx, &job_key)?.claimed;
+            let claimed = checkpoints::claims(tx, job)?.claimed;
             let paid = if validation.passed {
                 stored.tokens_used.saturating_sub(claimed)
             } else {
                 0
             };
-            tx.execute(
-                "INSERT INTO settlements (job_id, settlement_id, outcome, reason, tokens, checkpoint_tokens, proof_sha256, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (job_id) DO NOTHING",
-                params![
-                    job_key,
-                    settlement_id,
-                    if validation.passed { "settled" } else { "rejected" },
-                    validation.reason.map(Reason::code),
-                    tokens_to_sql(paid)?,
-                    tokens_to_sql(claimed)?,
-                    proof_sha,
-                    now_ms()
-                ],
-            )?;
-            read_settlement(tx, &job.to_string())?
-                .ok_or_else(|| StoreError::Corrupt { job_id: job.to_string(), reason: "settlement vanished".into() })
+            settlements::insert(
+                tx,
+                &NewSettlement {
+                    job_id: job,
+                    settlement_id: &settlement_id,
+                    passed: validation.passed,
+                    reason: validation.reason.map(Reason::code),
+                    tokens: paid,
+                    checkpoint_tokens: claimed,
+                    proof_sha256: proof_sha.as_deref(),
+                },
+            )
         })?;
         if settlement.settlement_id == settlement_id && validation.passed {
             self.metrics.settlements_paid.inc();
@@ -432,41 +408,4 @@ impl SettlementValidator {
         }
         Ok(settlement)
     }
-}
-
-fn read_settlement(
-    tx: &rusqlite::Connection,
-    job_id: &str,
-) -> Result<Option<Settlement>, StoreError> {
-    tx.query_row(
-            "SELECT settlement_id, outcome, reason, tokens, checkpoint_tokens, proof_sha256, created_at FROM settlements WHERE job_id = ?1",
-            params![job_id],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, i64>(4)?,
-                    row.get::<_, Option<String>>(5)?,
-                    row.get::<_, i64>(6)?,
-                ))
-            },
-        )
-        .optional()?
-        .map(
-            |(settlement_id, outcome, reason, tokens, checkpoint_tokens, proof_sha256, created)| {
-                Ok::<_, StoreError>(Settlement {
-                    settlement_id,
-                    job_id: job_id.to_string(),
-                    outcome,
-                    reason,
-                    tokens: tokens_from_sql(tokens, job_id)?,
-                    checkpoint_tokens: tokens_from_sql(checkpoint_tokens, job_id)?,
-                    proof_sha256,
-                    created_at_ms: created,
-                })
-            },
-        )
-        .transpose()
 }

@@ -1,0 +1,314 @@
+//! Durable state in an embedded SQLite database (WAL mode).
+//!
+//! One file per table, each with its schema, row type and queries:
+//! [`results`], [`proofs`], [`checkpoints`], [`ledger`], [`settlements`];
+//! [`schema`] orders their migrations. This file holds the [`Store`] (the
+//! connections), the errors and the token-count conversions.
+//!
+//! Two connections: results and proofs are written with `synchronous=NORMAL`
+//! (in WAL mode a commit survives a process crash, the failure the node must
+//! tolerate); checkpoints, the ledger and settlements, which move money, with
+//! `synchronous=FULL` (a commit also survives power loss). Every state change
+//! is one transaction, so a crash at any point loses nothing and applies
+//! nothing twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fabstir_zk::{Digest32, HostId, InferenceResult, JobId};
+use rusqlite::{Connection, TransactionBehavior};
+use serde::Serialize;
+
+pub mod checkpoints;
+pub mod ledger;
+pub mod proofs;
+pub mod results;
+pub mod schema;
+pub mod settlements;
+
+pub use checkpoints::{Checkpoint, CheckpointStatus, Claims};
+pub use proofs::StoredProof;
+pub use results::{content_hash, InsertOutcome, JobState, StoredResult};
+pub use schema::SCHEMA_VERSION;
+pub use settlements::Settlement;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database integrity check failed: {0} (restore from backup or move the database away)"
+    )]
+    Integrity(String),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored row for job {job_id} is unreadable: {reason}")]
+    Corrupt { job_id: String, reason: String },
+    #[error("token count {0} is above {MAX_TOKENS} (2^63 - 1), the largest the database stores")]
+    TokensOutOfRange(u64),
+    #[error("the database has schema version {found}, newer than this node's {supported}; run a newer fabstir-node or restore a backup")]
+    NewerSchema { found: i64, supported: i64 },
+}
+
+/// The largest token count the node stores (SQLite integers are signed 64-bit).
+/// Larger counts are refused where they enter, never wrapped.
+pub const MAX_TOKENS: u64 = i64::MAX as u64;
+
+/// A token count as SQLite stores it; refuses counts above [`MAX_TOKENS`].
+pub fn tokens_to_sql(tokens: u64) -> Result<i64, StoreError> {
+    i64::try_from(tokens).map_err(|_| StoreError::TokensOutOfRange(tokens))
+}
+
+/// A stored token count; a negative value means the row was damaged.
+pub fn tokens_from_sql(value: i64, job_id: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        job_id: job_id.to_string(),
+        reason: format!("negative token count {value}"),
+    })
+}
+
+/// Counts for `/health` and metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub queued: u64,
+    pub proving: u64,
+    pub proved: u64,
+    pub failed: u64,
+    pub proofs: u64,
+    pub checkpoints_pending: u64,
+    pub checkpoints_submitted: u64,
+    pub settlements_settled: u64,
+    pub settlements_rejected: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The node's database.
+pub struct Store {
+    path: PathBuf,
+    /// `synchronous=NORMAL`: results and proofs.
+    fast: Mutex<Connection>,
+    /// `synchronous=FULL`: checkpoints, ledger, settlements.
+    durable: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {
+    let open = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(open)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open)?;
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(open)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open)?;
+    Ok(conn)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a half-applied change (every
+    // change is one transaction), so a poisoned lock is safe to reuse.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and runs an integrity check.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut fast = open_connection(path, "NORMAL")?;
+        quick_check(&fast)?;
+        schema::migrate(&mut fast)?;
+        let durable = open_connection(path, "FULL")?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            fast: Mutex::new(fast),
+            durable: Mutex::new(durable),
+        })
+    }
+
+    /// Runs `PRAGMA quick_check` on a fresh connection (so that it reads
+    /// what is on disk, not a cache), without blocking writers.
+    pub fn quick_check(&self) -> Result<(), StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        quick_check(&conn)
+    }
+
+    /// Runs `f` on the fast connection (results and proofs).
+    fn fast<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&lock(&self.fast))
+    }
+
+    /// Runs `f` in an immediate transaction on the fast connection.
+    fn fast_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.fast);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Stores a result (queued) unless the job exists; see [`InsertOutcome`].
+    pub fn insert_result(
+        &self,
+        result: &InferenceResult,
+        tokens_used: u64,
+        host_id: HostId,
+    ) -> Result<InsertOutcome, StoreError> {
+        self.fast_tx(|tx| results::insert(tx, result, tokens_used, host_id))
+    }
+
+    /// The stored result of a job.
+    pub fn result(&self, job_id: &JobId) -> Result<Option<StoredResult>, StoreError> {
+        self.fast(|conn| results::get(conn, job_id))
+    }
+
+    /// Moves a job to `proving` (counting the attempt).
+    pub fn mark_proving(&self, job_id: &JobId) -> Result<(), StoreError> {
+        self.fast(|conn| results::mark_proving(conn, job_id))
+    }
+
+    /// Assigns a not-yet-proved job to another host (after a host key rotation).
+    pub fn reassign_host(&self, job_id: &JobId, host_id: HostId) -> Result<(), StoreError> {
+        self.fast(|conn| results::reassign_host(conn, job_id, host_id))
+    }
+
+    /// Records a failure with its reason.
+    pub fn mark_failed(&self, job_id: &JobId, reason: &str) -> Result<(), StoreError> {
+        self.fast(|conn| results::mark_failed(conn, job_id, reason))
+    }
+
+    /// Stores a proof (unless the job has one) and marks the job proved, in
+    /// one transaction.
+    pub fn put_proof(&self, job_id: &JobId, proof: &StoredProof) -> Result<(), StoreError> {
+        self.fast_tx(|tx| {
+            proofs::insert(tx, job_id, proof)?;
+            results::mark_proved(tx, job_id)
+        })
+    }
+
+    /// The stored proof of a job.
+    pub fn proof(&self, job_id: &JobId) -> Result<Option<StoredProof>, StoreError> {
+        self.fast(|conn| proofs::get(conn, job_id))
+    }
+
+    /// Another job whose stored proof has these bytes.
+    pub fn proof_reused_by(
+        &self,
+        job_id: &JobId,
+        sha: &Digest32,
+    ) -> Result<Option<String>, StoreError> {
+        self.fast(|conn| proofs::other_job_with(conn, job_id, sha))
+    }
+
+    /// Jobs accepted but not yet proved (after a crash, also those that were
+    /// being proved), oldest first; they are put back in the queue.
+    pub fn unfinished_jobs(&self) -> Result<Vec<JobId>, StoreError> {
+        self.fast(results::requeue_unfinished)
+    }
+
+    /// Counts by state.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let mut stats = self.fast(|conn| {
+            let mut stats = Stats::default();
+            for (state, count) in results::count_by_state(conn)? {
+                *match state {
+                    JobState::Queued => &mut stats.queued,
+                    JobState::Proving => &mut stats.proving,
+                    JobState::Proved => &mut stats.proved,
+                    JobState::Failed => &mut stats.failed,
+                } = count;
+            }
+            stats.proofs = proofs::count(conn)?;
+            Ok(stats)
+        })?;
+        self.durable(|tx| {
+            stats.checkpoints_pending = checkpoints::count(tx, CheckpointStatus::Pending)?;
+            stats.checkpoints_submitted = checkpoints::count(tx, CheckpointStatus::Submitted)?;
+            stats.settlements_settled = settlements::count(tx, "settled")?;
+            stats.settlements_rejected = settlements::count(tx, "rejected")?;
+            Ok(())
+        })?;
+        Ok(stats)
+    }
+
+    /// Runs `f` in an immediate transaction on the durable connection.
+    pub fn durable<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.durable);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Striped per-job locks: one state change at a time per job inside this
+/// process (checkpoints, settlements), so that concurrent requests for a job
+/// see each other's effects. The database's transactions remain the final
+/// guard.
+pub struct JobLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl Default for JobLocks {
+    fn default() -> Self {
+        Self {
+            stripes: (0..64).map(|_| Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl JobLocks {
+    /// Holds the lock of `job` until the guard is dropped.
+    pub fn lock(&self, job: &JobId) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = &self.stripes[usize::from(job.0[31]) % self.stripes.len()];
+        lock(stripe)
+    }
+}
+
+fn quick_check(conn: &Connection) -> Result<(), StoreError> {
+    let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+    if check == "ok" {
+        Ok(())
+    } else {
+        Err(StoreError::Integrity(check))
+    }
+}

@@ -1,10 +1,13 @@
-//! Node configuration: embedded defaults, then a TOML file, then the
-//! environment (the seed's variable names), then command-line flags.
+//! Node configuration. Each setting is defined once, in [`Settings`]: its
+//! flag, environment variable and TOML key share one name. [`Config::load`]
+//! resolves them (flag, environment, legacy variables, TOML file, default)
+//! into a [`Config`] and checks it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
 /// Which proof backend produces proofs.
@@ -59,46 +62,96 @@ pub struct Config {
     pub admin_token_file: Option<PathBuf>,
     /// How often the database and key-directory health checks run.
     pub health_interval: Duration,
+    /// Log JSON lines instead of text.
+    pub log_json: bool,
 }
 
-/// The TOML file's form; every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    production: Option<bool>,
-    enable_real_ezkl: Option<bool>,
-    keys_dir: Option<PathBuf>,
-    max_proof_size: Option<usize>,
-    proof_cache_size: Option<usize>,
-    prover_threads: Option<usize>,
-    queue_capacity: Option<usize>,
-    prove_timeout_ms: Option<u64>,
-    max_body_bytes: Option<usize>,
-    wallet_key: Option<PathBuf>,
-    allowed_hosts: Option<Vec<String>>,
-    allowed_origins: Option<Vec<String>>,
-    admin_token_file: Option<PathBuf>,
-    health_interval_ms: Option<u64>,
-}
-
-/// Command-line overrides (each `None` when the flag is absent).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub config_file: Option<PathBuf>,
+/// Every setting of `serve`, defined once: the same field is the flag
+/// (`--data-dir`), the environment variable (`FABSTIR_DATA_DIR`) and the TOML
+/// key (`data_dir`). Precedence: flag, then environment, then the seed's
+/// legacy variables (`EZKL_*`, `PROOF_CACHE_SIZE`, `ENABLE_REAL_EZKL`), then
+/// the TOML file, then the default (see [`Config::load`]).
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// TOML configuration file; its keys are these settings' names (data_dir, listen, ...).
+    #[arg(long, env = "FABSTIR_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Data directory: database, development keys and wallet, admin token, lock [default: ./data].
+    #[arg(long, env = "FABSTIR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8080].
+    #[arg(long, env = "FABSTIR_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    pub production: bool,
-    pub mock_proofs: bool,
+    /// Production mode: refuse the development SRS, mock proofs, missing keys or wallet, and
+    /// require the admin token on state-changing routes [default: false].
+    #[arg(long, env = "FABSTIR_PRODUCTION", num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub production: Option<bool>,
+    /// Mock proofs, for tests only; refused with --production [default: false]. Also set by
+    /// ENABLE_REAL_EZKL=false.
+    #[arg(long, env = "FABSTIR_MOCK_PROOFS", num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub mock_proofs: Option<bool>,
+    /// The seed's TOML key: `enable_real_ezkl = false` means mock proofs (prefer mock_proofs).
+    #[arg(skip)]
+    pub enable_real_ezkl: Option<bool>,
+    /// Key directory [default: DATA_DIR/keys]. Also set by EZKL_PROVING_KEY_PATH or
+    /// EZKL_VERIFYING_KEY_PATH (a key file inside it).
+    #[arg(long, env = "FABSTIR_KEYS_DIR", value_name = "DIR")]
     pub keys_dir: Option<PathBuf>,
+    /// Largest proof envelope stored, in bytes [default: 16384]. Also EZKL_MAX_PROOF_SIZE.
+    #[arg(long, env = "FABSTIR_MAX_PROOF_SIZE", value_name = "BYTES")]
+    pub max_proof_size: Option<usize>,
+    /// Entries of the LRU proof cache [default: 1000]. Also PROOF_CACHE_SIZE.
+    #[arg(long, env = "FABSTIR_PROOF_CACHE_SIZE", value_name = "N")]
+    pub proof_cache_size: Option<usize>,
+    /// Proofs generated in parallel (prover workers) [default: the number of cores].
+    #[arg(long, env = "FABSTIR_PROVER_THREADS", value_name = "N")]
     pub prover_threads: Option<usize>,
+    /// Results waiting for a prover before new ones get 503 [default: 256].
+    #[arg(long, env = "FABSTIR_QUEUE_CAPACITY", value_name = "N")]
     pub queue_capacity: Option<usize>,
+    /// Time allowed for one proof, in milliseconds [default: 5000].
+    #[arg(long, env = "FABSTIR_PROVE_TIMEOUT_MS", value_name = "MS")]
+    pub prove_timeout_ms: Option<u64>,
+    /// Largest request body, in bytes [default: 4194304].
+    #[arg(long, env = "FABSTIR_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Host wallet key file (0400) that signs checkpoints [default: HOST_PRIVATE_KEY, else a
+    /// development wallet in DATA_DIR, refused in production].
+    #[arg(long, env = "FABSTIR_WALLET_KEY", value_name = "FILE")]
     pub wallet_key: Option<PathBuf>,
-    pub allowed_hosts: Vec<String>,
-    pub allowed_origins: Vec<String>,
+    /// Host names requests may use besides the listen address, comma-separated or repeated
+    /// (the names a proxy or DNS gives the node) [default: none].
+    #[arg(
+        long,
+        env = "FABSTIR_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Web origins allowed to call the node from a browser (they get CORS headers),
+    /// comma-separated or repeated, e.g. https://app.example.com [default: none].
+    #[arg(
+        long,
+        env = "FABSTIR_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGINS"
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+    /// File holding the admin bearer token [default: FABSTIR_ADMIN_TOKEN (the token itself),
+    /// else DATA_DIR/admin.token, created on first start].
+    #[arg(long, env = "FABSTIR_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Milliseconds between the database and key-directory health checks [default: 30000].
+    #[arg(long, env = "FABSTIR_HEALTH_INTERVAL_MS", value_name = "MS")]
     pub health_interval_ms: Option<u64>,
+    /// Log as JSON lines instead of text [default: false]; FABSTIR_LOG sets the filter.
+    #[arg(long, env = "FABSTIR_LOG_JSON", num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub log_json: Option<bool>,
 }
 
 /// A configuration problem, named so the operator can fix it.
@@ -147,34 +200,6 @@ fn env_usize(name: &'static str) -> Result<Option<usize>, ConfigError> {
     }
 }
 
-fn env_list(name: &'static str) -> Option<Vec<String>> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-    )
-}
-
-fn env_u64(name: &'static str) -> Result<Option<u64>, ConfigError> {
-    Ok(env_usize(name)?.map(|v| v as u64))
-}
-
-/// The first list given: flag, environment, file.
-fn first_list(
-    flag: Vec<String>,
-    env: Option<Vec<String>>,
-    file: Option<Vec<String>>,
-) -> Vec<String> {
-    if !flag.is_empty() {
-        return flag;
-    }
-    env.or(file).unwrap_or_default()
-}
-
 fn env_path(name: &'static str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
@@ -194,11 +219,37 @@ fn key_dir_of(name: &'static str, file: &Path, expected: &str) -> Result<PathBuf
     Ok(file.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
+/// The embedded defaults.
+pub mod defaults {
+    use std::net::SocketAddr;
+
+    /// `data_dir`.
+    pub const DATA_DIR: &str = "./data";
+    /// `listen`.
+    pub const LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+    /// `max_proof_size`.
+    pub const MAX_PROOF_SIZE: usize = 16 * 1024;
+    /// `proof_cache_size`.
+    pub const PROOF_CACHE_SIZE: usize = 1000;
+    /// `queue_capacity`.
+    pub const QUEUE_CAPACITY: usize = 256;
+    /// `prove_timeout_ms`.
+    pub const PROVE_TIMEOUT_MS: u64 = 5000;
+    /// `max_body_bytes`.
+    pub const MAX_BODY_BYTES: usize = 4 << 20;
+    /// `health_interval_ms`.
+    pub const HEALTH_INTERVAL_MS: u64 = 30_000;
+}
+
 impl Config {
-    /// Builds the configuration from all sources, in increasing precedence.
-    pub fn load(overrides: Overrides) -> Result<Self, ConfigError> {
-        let file = match &overrides.config_file {
-            None => FileConfig::default(),
+    /// Builds the configuration from `cli` (flags and `FABSTIR_*` variables,
+    /// as clap read them), the seed's legacy variables, the TOML file named
+    /// by `cli.config`, and the defaults, in that order of precedence.
+    /// `production` is on when any source turns it on.
+    pub fn load(cli: Settings) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            None => Settings::default(),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.clone(),
@@ -213,12 +264,12 @@ impl Config {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let data_dir = overrides
+        let data_dir = cli
             .data_dir
             .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data"));
+            .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
 
-        // Keys: flag, then the seed's environment variables, then the file, then data_dir/keys.
+        // Keys: flag/env, then the seed's variables, then the file, then data_dir/keys.
         let env_pk = env_path("EZKL_PROVING_KEY_PATH")
             .map(|p| {
                 key_dir_of(
@@ -244,67 +295,66 @@ impl Config {
                 ));
             }
         }
-        let keys_dir = overrides
+        let keys_dir = cli
             .keys_dir
             .or(env_pk)
             .or(env_vk)
             .or(file.keys_dir)
             .unwrap_or_else(|| data_dir.join("keys"));
 
-        let real = match (
-            overrides.mock_proofs,
-            env_bool("ENABLE_REAL_EZKL")?,
-            file.enable_real_ezkl,
-        ) {
-            (true, _, _) => false,
-            (false, Some(env), _) => env,
-            (false, None, Some(file)) => file,
-            (false, None, None) => true,
-        };
+        let legacy_real = env_bool("ENABLE_REAL_EZKL")?;
+        let mock = cli
+            .mock_proofs
+            .or(legacy_real.map(|real| !real))
+            .or(file.mock_proofs)
+            .or(file.enable_real_ezkl.map(|real| !real))
+            .unwrap_or(false);
         let config = Self {
-            listen: overrides
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            production: overrides.production || file.production.unwrap_or(false),
-            backend: if real { Backend::Real } else { Backend::Mock },
+            listen: cli.listen.or(file.listen).unwrap_or(defaults::LISTEN),
+            production: cli.production.unwrap_or(false) || file.production.unwrap_or(false),
+            backend: if mock { Backend::Mock } else { Backend::Real },
             keys_dir,
-            max_proof_size: env_usize("EZKL_MAX_PROOF_SIZE")?
+            max_proof_size: cli
+                .max_proof_size
+                .or(env_usize("EZKL_MAX_PROOF_SIZE")?)
                 .or(file.max_proof_size)
-                .unwrap_or(16 * 1024),
-            proof_cache_size: env_usize("PROOF_CACHE_SIZE")?
+                .unwrap_or(defaults::MAX_PROOF_SIZE),
+            proof_cache_size: cli
+                .proof_cache_size
+                .or(env_usize("PROOF_CACHE_SIZE")?)
                 .or(file.proof_cache_size)
-                .unwrap_or(1000),
-            prover_threads: overrides
+                .unwrap_or(defaults::PROOF_CACHE_SIZE),
+            prover_threads: cli
                 .prover_threads
                 .or(file.prover_threads)
                 .unwrap_or(cores)
                 .max(1),
-            queue_capacity: overrides
+            queue_capacity: cli
                 .queue_capacity
                 .or(file.queue_capacity)
-                .unwrap_or(256),
-            prove_timeout: Duration::from_millis(file.prove_timeout_ms.unwrap_or(5000)),
-            max_body_bytes: file.max_body_bytes.unwrap_or(4 << 20),
-            wallet_key: overrides.wallet_key.or(file.wallet_key),
-            allowed_hosts: first_list(
-                overrides.allowed_hosts,
-                env_list("FABSTIR_ALLOWED_HOSTS"),
-                file.allowed_hosts,
+                .unwrap_or(defaults::QUEUE_CAPACITY),
+            prove_timeout: Duration::from_millis(
+                cli.prove_timeout_ms
+                    .or(file.prove_timeout_ms)
+                    .unwrap_or(defaults::PROVE_TIMEOUT_MS),
             ),
-            allowed_origins: first_list(
-                overrides.allowed_origins,
-                env_list("FABSTIR_ALLOWED_ORIGINS"),
-                file.allowed_origins,
-            ),
-            admin_token_file: overrides.admin_token_file.or(file.admin_token_file),
+            max_body_bytes: cli
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(defaults::MAX_BODY_BYTES),
+            wallet_key: cli.wallet_key.or(file.wallet_key),
+            allowed_hosts: cli.allowed_hosts.or(file.allowed_hosts).unwrap_or_default(),
+            allowed_origins: cli
+                .allowed_origins
+                .or(file.allowed_origins)
+                .unwrap_or_default(),
+            admin_token_file: cli.admin_token_file.or(file.admin_token_file),
             health_interval: Duration::from_millis(
-                overrides
-                    .health_interval_ms
-                    .or(env_u64("FABSTIR_HEALTH_INTERVAL_MS")?)
+                cli.health_interval_ms
                     .or(file.health_interval_ms)
-                    .unwrap_or(30_000),
+                    .unwrap_or(defaults::HEALTH_INTERVAL_MS),
             ),
+            log_json: cli.log_json.or(file.log_json).unwrap_or(false),
             data_dir,
         };
         config.validate()?;

@@ -88,52 +88,12 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node: the HTTP API on embedded defaults (data in ./data, 127.0.0.1:8080).
+    ///
+    /// Every setting is a flag, an environment variable (shown) and a TOML key of the
+    /// same name (--config FILE); precedence: flag, environment, TOML, default.
     Serve {
-        /// Data directory (database, development keys and wallet).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Address to listen on (port 0 picks a free port).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// TOML configuration file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Key directory (default: DATA_DIR/keys).
-        #[arg(long)]
-        keys_dir: Option<PathBuf>,
-        /// Refuse a development SRS, mock proofs and missing keys or wallet.
-        #[arg(long)]
-        production: bool,
-        /// Use mock proofs (tests only; refused with --production).
-        #[arg(long)]
-        mock_proofs: bool,
-        /// Proofs generated in parallel (default: the number of cores).
-        #[arg(long)]
-        prover_threads: Option<usize>,
-        /// Results waiting for a prover before new ones get 503.
-        #[arg(long)]
-        queue_capacity: Option<usize>,
-        /// Host wallet key file (0400) for checkpoint signatures.
-        #[arg(long)]
-        wallet_key: Option<PathBuf>,
-        /// A host name requests may use besides the listen address (repeatable;
-        /// env FABSTIR_ALLOWED_HOSTS, comma-separated).
-        #[arg(long = "allowed-host", value_name = "NAME")]
-        allowed_hosts: Vec<String>,
-        /// A web origin allowed to call the node from a browser, e.g.
-        /// https://app.example.com (repeatable; env FABSTIR_ALLOWED_ORIGINS).
-        #[arg(long = "allowed-origin", value_name = "ORIGIN")]
-        allowed_origins: Vec<String>,
-        /// File holding the admin bearer token (default: env FABSTIR_ADMIN_TOKEN,
-        /// else DATA_DIR/admin.token, created on first start).
-        #[arg(long)]
-        admin_token_file: Option<PathBuf>,
-        /// Milliseconds between database and key-directory health checks (default 30000).
-        #[arg(long)]
-        health_interval_ms: Option<u64>,
-        /// Log as JSON lines instead of text.
-        #[arg(long)]
-        log_json: bool,
+        #[command(flatten)]
+        settings: Box<crate::config::Settings>,
     },
     /// Run keygen, prove and verify end to end on a sample result and print the figures.
     Demo {
@@ -217,39 +177,7 @@ enum Command {
 /// Runs a command.
 pub fn run(args: Args) -> Result<ExitCode, Failure> {
     match args.command {
-        Command::Serve {
-            data_dir,
-            listen,
-            config,
-            keys_dir,
-            production,
-            mock_proofs,
-            prover_threads,
-            queue_capacity,
-            wallet_key,
-            allowed_hosts,
-            allowed_origins,
-            admin_token_file,
-            health_interval_ms,
-            log_json,
-        } => serve::run(
-            crate::config::Overrides {
-                config_file: config,
-                data_dir,
-                listen,
-                production,
-                mock_proofs,
-                keys_dir,
-                prover_threads,
-                queue_capacity,
-                wallet_key,
-                allowed_hosts,
-                allowed_origins,
-                admin_token_file,
-                health_interval_ms,
-            },
-            log_json,
-        ),
+        Command::Serve { settings } => serve::run(*settings),
         Command::Demo { dir } => demo::run(dir),
         Command::Keys { command } => keys::run(command),
         Command::Keygen { dir, srs } => keygen::run(&dir, &srs),

@@ -18,7 +18,7 @@ use crate::api::guard::Access;
 use crate::api::{router, App};
 use crate::chain::HostWallet;
 use crate::checkpoint::{Checkpoints, LocalLedger};
-use crate::config::{Backend, Config, Overrides};
+use crate::config::{Backend, Config, Settings};
 use crate::datadir::{AdminToken, DataDirLock};
 use crate::health::Health;
 use crate::keys::KeyManager;
@@ -53,9 +53,10 @@ fn load_wallet(config: &Config) -> Result<HostWallet, Failure> {
     Ok(wallet)
 }
 
-pub fn run(overrides: Overrides, log_json: bool) -> Result<ExitCode, Failure> {
-    init_logging(log_json);
-    let config = Config::load(overrides).map_err(|e| Failure::input("config", e.to_string()))?;
+pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
+    let config = Config::load(settings);
+    init_logging(config.as_ref().is_ok_and(|c| c.log_json));
+    let config = config.map_err(|e| Failure::input("config", e.to_string()))?;
     // Bind before touching the data directory: a node that cannot listen
     // creates no keys, wallet or database and resumes no jobs.
     let listener = std::net::TcpListener::bind(config.listen)
@@ -260,8 +261,11 @@ async fn shutdown_signal() {
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FABSTIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only on a terminal: logs written to a file or a pipe
+    // (journald, a collector) stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

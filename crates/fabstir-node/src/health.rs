@@ -121,7 +121,7 @@ impl Health {
                 key_reload: never,
             }),
         };
-        health.publish();
+        health.publish(&health.lock());
         health
     }
 
@@ -138,14 +138,13 @@ impl Health {
         let check = Check::from_result(&outcome);
         // A reload that works shows the directory loads again.
         let keys_ok = outcome.is_ok().then(Check::passed);
-        {
-            let mut checks = self.lock();
-            checks.key_reload = check;
-            if let Some(keys) = keys_ok {
-                checks.keys = keys;
-            }
+        let mut checks = self.lock();
+        checks.key_reload = check;
+        if let Some(keys) = keys_ok {
+            checks.keys = keys;
         }
-        self.publish();
+        self.publish(&checks);
+        drop(checks);
         outcome
     }
 
@@ -161,12 +160,10 @@ impl Health {
             tracing::error!(error = %detail, "database integrity check failed");
         }
         let keys = Check::from_result(&loaded);
-        {
-            let mut checks = self.lock();
-            checks.database = database;
-            checks.keys = keys;
-        }
-        self.publish();
+        let mut checks = self.lock();
+        checks.database = database;
+        checks.keys = keys;
+        self.publish(&checks);
     }
 
     /// Runs [`Health::run_checks`] every `interval` on a background thread.
@@ -212,10 +209,10 @@ impl Health {
         }
     }
 
-    /// Sets the gauges from the stored checks (the queue gauge is set by
+    /// Sets the gauges from `checks` (called with the lock held, so that the
+    /// gauges and `/health` never disagree; the queue gauge is set by
     /// [`Health::publish_queue`]).
-    fn publish(&self) {
-        let checks = self.lock();
+    fn publish(&self, checks: &Checks) {
         let gauge = |check: &str, ok: bool| {
             self.metrics
                 .health_ok

@@ -5,78 +5,63 @@
 use fabstir_zk::VerifyError;
 use serde::Serialize;
 
-/// Why a job is not paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// No result is stored for the job.
-    MissingResult,
-    /// The job has no proof (yet, or it failed).
-    MissingProof,
-    /// The stored response differs from the one proved.
-    OutputTampered,
-    /// The stored prompt differs from the one proved.
-    InputTampered,
-    /// The stored model differs from the one proved.
-    ModelMismatch,
-    /// The stored result differs from the one accepted in a field the proof
-    /// does not cover (such as `tokens_used`).
-    ResultTampered,
-    /// The proof is for another host.
-    WrongHost,
-    /// The proof is for another chain.
-    WrongChain,
-    /// The proof is for another marketplace contract.
-    WrongMarketplace,
-    /// The proof was made for another job, or is already used by another job.
-    ReplayedProof,
-    /// The proof bytes are damaged or not a proof envelope.
-    CorruptProof,
-    /// The proof was made with a verifying key this node does not hold.
-    UnknownVerifyingKey,
-    /// A mock proof, refused in production.
-    MockProof,
-    /// The public inputs match but the proof does not verify.
-    InvalidProof,
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal,)*) => {
+        /// Why a job is not paid.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Reason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Reason {
+            /// Every reason (generated with the enum, so none can be missing).
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            /// The reason's code.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $code,)*
+                }
+            }
+        }
+    };
 }
 
-impl Reason {
-    /// Every reason.
-    pub const ALL: [Reason; 14] = [
-        Reason::MissingResult,
-        Reason::MissingProof,
-        Reason::OutputTampered,
-        Reason::InputTampered,
-        Reason::ModelMismatch,
-        Reason::ResultTampered,
-        Reason::WrongHost,
-        Reason::WrongChain,
-        Reason::WrongMarketplace,
-        Reason::ReplayedProof,
-        Reason::CorruptProof,
-        Reason::UnknownVerifyingKey,
-        Reason::MockProof,
-        Reason::InvalidProof,
-    ];
+reasons! {
+    /// No result is stored for the job.
+    MissingResult = "missing_result",
+    /// The job has no proof (yet, or it failed).
+    MissingProof = "missing_proof",
+    /// The stored response differs from the one proved.
+    OutputTampered = "output_tampered",
+    /// The stored prompt differs from the one proved.
+    InputTampered = "input_tampered",
+    /// The stored model differs from the one proved.
+    ModelMismatch = "model_mismatch",
+    /// The stored result differs from the one accepted in a field the proof
+    /// does not cover (such as `tokens_used`).
+    ResultTampered = "result_tampered",
+    /// The proof is for another host.
+    WrongHost = "wrong_host",
+    /// The proof is for another chain.
+    WrongChain = "wrong_chain",
+    /// The proof is for another marketplace contract.
+    WrongMarketplace = "wrong_marketplace",
+    /// The proof was made for another job, or is already used by another job.
+    ReplayedProof = "replayed_proof",
+    /// The proof bytes are damaged or not a proof envelope.
+    CorruptProof = "corrupt_proof",
+    /// The proof was made with a verifying key this node does not hold.
+    UnknownVerifyingKey = "unknown_verifying_key",
+    /// A mock proof, refused in production.
+    MockProof = "mock_proof",
+    /// The public inputs match but the proof does not verify.
+    InvalidProof = "invalid_proof",
+}
 
-    /// The reason's code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::MissingResult => "missing_result",
-            Self::MissingProof => "missing_proof",
-            Self::OutputTampered => "output_tampered",
-            Self::InputTampered => "input_tampered",
-            Self::ModelMismatch => "model_mismatch",
-            Self::ResultTampered => "result_tampered",
-            Self::WrongHost => "wrong_host",
-            Self::WrongChain => "wrong_chain",
-            Self::WrongMarketplace => "wrong_marketplace",
-            Self::ReplayedProof => "replayed_proof",
-            Self::CorruptProof => "corrupt_proof",
-            Self::UnknownVerifyingKey => "unknown_verifying_key",
-            Self::MockProof => "mock_proof",
-            Self::InvalidProof => "invalid_proof",
-        }
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
     }
 }
 
@@ -105,5 +90,46 @@ pub fn verify_reason_code(e: &VerifyError) -> &'static str {
         VerifyError::InstanceMismatch { field: "job_id" } => "wrong_job",
         VerifyError::InstanceMismatch { .. } => "commitment_mismatch",
         VerifyError::Invalid => "invalid_proof",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verify_error_has_a_listed_code_and_every_listed_code_is_reached() {
+        let errors = [
+            VerifyError::Malformed(fabstir_zk::EnvelopeError::Empty),
+            VerifyError::UnknownVerifyingKey {
+                expected: "a".into(),
+                found: "b".into(),
+            },
+            VerifyError::InstanceMismatch { field: "host_id" },
+            VerifyError::InstanceMismatch { field: "chain_id" },
+            VerifyError::InstanceMismatch {
+                field: "marketplace",
+            },
+            VerifyError::InstanceMismatch { field: "job_id" },
+            VerifyError::InstanceMismatch {
+                field: "commitment",
+            },
+            VerifyError::Invalid,
+        ];
+        let reached: std::collections::BTreeSet<&str> =
+            errors.iter().map(verify_reason_code).collect();
+        let listed: std::collections::BTreeSet<&str> =
+            VERIFY_REASON_CODES.iter().copied().collect();
+        assert_eq!(reached, listed);
+    }
+
+    #[test]
+    fn reasons_serialise_as_their_codes() {
+        for reason in Reason::ALL {
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                serde_json::json!(reason.code())
+            );
+        }
     }
 }

@@ -1,14 +1,18 @@
 //! Keeps the operator documentation honest: each test fails when a document
 //! drifts from the code it describes.
 //!
-//! - `docs/TROUBLESHOOTING.md` names every HTTP error code, verification and
-//!   settlement reason code, proof failure code, CLI failure code (with its
-//!   exit code), every error message of the node and the proof library, and
-//!   every warning or error log event; the messages it quotes exist in the code.
+//! - `docs/TROUBLESHOOTING.md` names every HTTP error code (one row each in
+//!   its table with a Status column, giving `ErrorCode::status()`, and no
+//!   row for a code that does not exist), verification and settlement reason
+//!   code (`fabstir_node::reasons`), proof failure code, CLI failure code
+//!   (with its exit code), every error message of the node and the proof
+//!   library, and every warning or error log event; the messages it quotes
+//!   exist in the code.
 //! - Every `fabstir-node <command> --flag` in the README and the operator
 //!   documents names a real command and flag (asked of the binary with
 //!   `--help`); every environment variable they name is read by the code
-//!   (or is documented as no longer read); every HTTP path is a route.
+//!   (or is documented as no longer read); every HTTP path is a route of
+//!   `router()` in `src/api/mod.rs`.
 //! - The figures of `docs/CIRCUIT_SPEC.md` equal the code's and the pinned
 //!   files'; its hex values are test vectors; its Mermaid diagram is the
 //!   README's.
@@ -27,6 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fabstir_node::api::ErrorCode;
+use fabstir_node::reasons::{Reason, VERIFY_REASON_CODES};
 use fabstir_zk::circuit::layout;
 use fabstir_zk::{poseidon, ProofLayout};
 
@@ -224,29 +230,14 @@ fn is_code(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Every HTTP error code the node can answer with (as `openapi.rs` finds them).
-fn http_error_codes() -> BTreeSet<String> {
-    let mut files = Vec::new();
-    rust_files(&repo_root().join("crates/fabstir-node/src"), &mut files);
-    let mut codes = BTreeSet::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).expect("source file");
-        let mut names = vec!["ApiError::new(", "ApiError::bad_request("];
-        if file.ends_with("http.rs") {
-            names.push("Self::new(");
-        }
-        for name in names {
-            codes.extend(
-                first_literal_args(&text, name)
-                    .into_iter()
-                    .filter(|s| is_code(s)),
-            );
-        }
-    }
-    assert!(
-        codes.contains("not_found") && codes.contains("queue_full") && codes.len() >= 15,
-        "HTTP error codes parsed badly: {codes:?}"
-    );
+/// Every HTTP error code the node can answer with, and its status (the
+/// library's one mapping, `ErrorCode::status()`).
+fn http_error_codes() -> BTreeMap<String, u16> {
+    let codes: BTreeMap<String, u16> = ErrorCode::ALL
+        .iter()
+        .map(|code| (code.as_str().to_string(), code.status().as_u16()))
+        .collect();
+    assert_eq!(codes.len(), ErrorCode::ALL.len(), "an error code twice");
     codes
 }
 
@@ -536,18 +527,48 @@ fn assert_codes_named(doc: &str, codes: &BTreeSet<String>, what: &str) {
 #[test]
 fn troubleshooting_names_every_http_error_and_reason_code() {
     let doc = troubleshooting();
-    assert_codes_named(&doc, &http_error_codes(), "HTTP error codes");
+    let http = http_error_codes();
+    assert_codes_named(&doc, &http.keys().cloned().collect(), "HTTP error codes");
+    // The table of HTTP error codes gives each code its status, once.
+    let mut documented: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for table in tables(&doc) {
+        if table.header.first().map(String::as_str) != Some("Code") {
+            continue;
+        }
+        let Some(status) = table.header.iter().position(|h| h == "Status") else {
+            continue;
+        };
+        for row in &table.rows {
+            documented
+                .entry(bare(&row[0]))
+                .or_default()
+                .push(row.get(status).cloned().unwrap_or_default());
+        }
+    }
+    for (code, status) in &http {
+        assert_eq!(
+            documented.get(code),
+            Some(&vec![status.to_string()]),
+            "docs/TROUBLESHOOTING.md: `{code}` needs one row in the table with a Status column, giving {status}"
+        );
+    }
+    let stale: Vec<&String> = documented
+        .keys()
+        .filter(|c| !http.contains_key(*c))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "docs/TROUBLESHOOTING.md lists HTTP error codes that do not exist: {stale:?}"
+    );
 
-    let http = node_source("http.rs");
-    let verify = arm_literals(function_body(&http, "pub fn verify_reason_code("));
+    let verify: BTreeSet<String> = VERIFY_REASON_CODES.iter().map(|c| c.to_string()).collect();
     assert!(
         verify.contains("wrong_host") && verify.len() >= 6,
         "{verify:?}"
     );
     assert_codes_named(&doc, &verify, "verification reason codes");
 
-    let settlement = node_source("settlement.rs");
-    let reasons = arm_literals(function_body(&settlement, "pub fn code(self)"));
+    let reasons: BTreeSet<String> = Reason::ALL.iter().map(|r| r.code().to_string()).collect();
     assert!(
         reasons.contains("replayed_proof") && reasons.len() >= 10,
         "{reasons:?}"
@@ -951,10 +972,11 @@ fn documented_environment_variables_are_read_by_the_code() {
     }
 }
 
-/// The router's routes, as path segment lists (`{…}` matches any segment).
+/// The router's routes (`router()` in `src/api/mod.rs`), as path segment
+/// lists (`{…}` matches any segment).
 fn routes() -> Vec<Vec<String>> {
-    let http = node_source("http.rs");
-    let body = function_body(&http, "pub fn router(");
+    let api = node_source("api/mod.rs");
+    let body = function_body(&api, "pub fn router(");
     let routes: Vec<Vec<String>> = body
         .split(".route(")
         .skip(1)

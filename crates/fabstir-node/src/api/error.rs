@@ -61,7 +61,8 @@ error_codes! {
     InvalidHostId = ("invalid_host_id", BAD_REQUEST),
     /// Too many job ids in one validation request.
     BatchTooLarge = ("batch_too_large", BAD_REQUEST),
-    /// A request the HTTP layer itself could not accept (malformed request line or headers).
+    /// A request refused by the HTTP framework before a route saw it, with a
+    /// client-error status that has no code of its own.
     BadRequest = ("bad_request", BAD_REQUEST),
     /// The route needs `Authorization: Bearer <token>` and it is missing or wrong.
     Unauthorized = ("unauthorized", UNAUTHORIZED),
@@ -111,9 +112,6 @@ error_codes! {
 #[derive(Debug)]
 pub struct ApiError {
     code: ErrorCode,
-    /// The code's status, except for the framework's own rejections mapped
-    /// by [`ApiError::from_status`], which keep theirs.
-    status: StatusCode,
     message: String,
     retry_after: Option<u64>,
 }
@@ -123,7 +121,6 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            status: code.status(),
             message: message.into(),
             retry_after: None,
         }
@@ -146,7 +143,9 @@ impl ApiError {
     }
 
     /// The JSON form of a response the HTTP framework produced itself (a
-    /// rejection without our body): the code that fits its status.
+    /// rejection without our body): the code that fits its status. A status
+    /// without a code of its own becomes `bad_request` (400) or
+    /// `internal_error` (500), so every code keeps exactly one status.
     pub fn from_status(status: StatusCode, message: String) -> Self {
         let code = match status {
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
@@ -165,19 +164,14 @@ impl ApiError {
         } else {
             message
         };
-        Self {
-            code,
-            status,
-            message,
-            retry_after: None,
-        }
+        Self::new(code, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.code.status(), Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -270,10 +264,14 @@ mod tests {
             let error = ApiError::from_status(status, String::new());
             assert_eq!(error.code.status(), status, "{status}");
             assert!(!error.message.is_empty());
+            assert_eq!(error.into_response().status(), status);
         }
-        // Statuses without a code of their own keep their status.
+        // Statuses without a code of their own take a generic code, and
+        // that code's one status.
         let error = ApiError::from_status(StatusCode::REQUEST_TIMEOUT, "slow".into());
         assert_eq!(error.code, ErrorCode::BadRequest);
-        assert_eq!(error.status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(error.into_response().status(), StatusCode::BAD_REQUEST);
+        let error = ApiError::from_status(StatusCode::BAD_GATEWAY, String::new());
+        assert_eq!(error.code, ErrorCode::InternalError);
     }
 }

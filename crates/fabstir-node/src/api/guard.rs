@@ -8,7 +8,8 @@
 //!   or a configured name (`allowed_hosts`), else 403 `forbidden_host`;
 //! - an `Origin`, when present, must be in `allowed_origins`, else 403
 //!   `forbidden_origin`; only allowed origins get CORS headers (none by default);
-//! - every `POST` must say `Content-Type: application/json`, else 415;
+//! - every `POST` to a route must say `Content-Type: application/json`, else
+//!   415 ([`require_json`], after routing);
 //! - routes wrapped in [`require_token`] need `Authorization: Bearer <token>`.
 //!
 //! [`json_errors`] turns any error response the framework produced itself
@@ -182,13 +183,6 @@ pub async fn check_request(
         );
         return response;
     }
-    if request.method() == Method::POST && !is_json(request.headers()) {
-        return ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "POST bodies must be sent with Content-Type: application/json",
-        )
-        .into_response();
-    }
     let mut response = next.run(request).await;
     if let Some(origin) = &origin {
         add_cors(response.headers_mut(), origin);
@@ -203,6 +197,20 @@ fn add_cors(headers: &mut HeaderMap, origin: &HeaderValue) {
         HeaderValue::from_static("retry-after"),
     );
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// Refuses a `POST` to a route unless it says `Content-Type: application/json`
+/// (a cross-site form or `text/plain` post needs no CORS preflight). Runs
+/// after routing, so an unknown path is still 404 and a wrong method 405.
+pub async fn require_json(request: Request, next: Next) -> Response {
+    if request.method() == Method::POST && !is_json(request.headers()) {
+        return ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "POST bodies must be sent with Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Requires `Authorization: Bearer <admin token>` (see [`AdminToken`]).

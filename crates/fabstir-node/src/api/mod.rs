@@ -95,6 +95,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(status::health))
         .route("/health/ezkl", get(status::health_ezkl))
         .route("/metrics", get(status::metrics))
+        .route_layer(from_fn(guard::require_json))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

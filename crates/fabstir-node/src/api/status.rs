@@ -14,10 +14,17 @@ use crate::config::Backend;
 use crate::health::Status;
 
 /// Every health check, the job counts and peak memory: 200 when `ok` or
-/// `degraded`, 503 when `failing`.
+/// `degraded`, 503 when `failing`. Counts that cannot be read are `null`
+/// (with `stats_error`); the checks are reported all the same.
 pub async fn health(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    // The counts come from the database; when it is damaged they may not
+    // be readable, and the checks must still be reported.
     let store = app.store.clone();
-    let stats = blocking(move || Ok(store.stats()?)).await?;
+    let stats = blocking(move || Ok(store.stats())).await?;
+    let (stats, stats_error) = match stats {
+        Ok(stats) => (json!(stats), Value::Null),
+        Err(e) => (Value::Null, json!(e.to_string())),
+    };
     let report = app.health.report(app.pool.depth(), app.pool.capacity());
     let status = if report.status == Status::Failing {
         StatusCode::SERVICE_UNAVAILABLE
@@ -33,6 +40,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
             "prover_queue": report.prover_queue,
         },
         "stats": stats,
+        "stats_error": stats_error,
         "peak_rss_kib": crate::metrics::peak_rss_kib(),
     });
     Ok((status, Json(body)).into_response())

@@ -231,7 +231,7 @@ pub mod defaults {
     /// `max_proof_size`.
     pub const MAX_PROOF_SIZE: usize = 16 * 1024;
     /// `proof_cache_size`.
-    pub const PROOF_CACHE_SIZE: usize = 1000;
+    pub const PROOF_CACHE_ENTRIES: usize = 1000;
     /// `queue_capacity`.
     pub const QUEUE_CAPACITY: usize = 256;
     /// `prove_timeout_ms`.
@@ -323,7 +323,7 @@ impl Config {
                 .proof_cache_size
                 .or(env_usize("PROOF_CACHE_SIZE")?)
                 .or(file.proof_cache_size)
-                .unwrap_or(defaults::PROOF_CACHE_SIZE),
+                .unwrap_or(defaults::PROOF_CACHE_ENTRIES),
             prover_threads: cli
                 .prover_threads
                 .or(file.prover_threads)
@@ -394,5 +394,119 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// `serve`'s settings as a command of their own.
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap()
+            .settings
+    }
+
+    #[test]
+    fn every_setting_is_a_flag_an_environment_variable_and_a_toml_key_of_one_name() {
+        let command = Serve::command();
+        let mut seen = 0;
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" {
+                continue;
+            }
+            seen += 1;
+            let long = arg.get_long().unwrap_or_else(|| panic!("{id} has no flag"));
+            assert_eq!(long, id.replace('_', "-"), "flag of {id}");
+            let env = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("{id} has no environment variable"));
+            assert_eq!(
+                env.to_str().unwrap(),
+                format!("FABSTIR_{}", id.to_ascii_uppercase()),
+                "environment variable of {id}"
+            );
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(
+                id == "config" || help.contains("[default:"),
+                "{id}: the help does not give the default"
+            );
+            if id != "config" {
+                // The TOML key exists (a wrong type is another error than
+                // an unknown key).
+                let error = toml::from_str::<Settings>(&format!("{id} = \"?\""))
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(!error.contains("unknown field"), "{id}: {error}");
+            }
+        }
+        assert!(seen >= 18, "only {seen} settings parsed");
+        let unknown = toml::from_str::<Settings>("no_such_setting = 1").unwrap_err();
+        assert!(unknown.to_string().contains("unknown field"), "{unknown}");
+    }
+
+    #[test]
+    fn precedence_is_flag_then_environment_then_file_then_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "queue_capacity = 7\nprove_timeout_ms = 1234\nmax_body_bytes = 99999\nproduction = true\nmock_proofs = false\n",
+        )
+        .unwrap();
+        let config_arg = file.to_str().unwrap();
+        let from_file = Config::load(parse(&["--config", config_arg])).unwrap();
+        assert_eq!(from_file.queue_capacity, 7);
+        assert_eq!(from_file.prove_timeout, Duration::from_millis(1234));
+        assert_eq!(from_file.max_body_bytes, 99999);
+        assert!(from_file.production);
+        let flag = Config::load(parse(&[
+            "--config",
+            config_arg,
+            "--queue-capacity",
+            "9",
+            "--max-body-bytes",
+            "5000",
+        ]))
+        .unwrap();
+        assert_eq!((flag.queue_capacity, flag.max_body_bytes), (9, 5000));
+        assert_eq!(flag.prove_timeout, Duration::from_millis(1234));
+        // Production stays on when any source turns it on.
+        let off = Config::load(parse(&["--config", config_arg, "--production", "false"])).unwrap();
+        assert!(off.production);
+        let defaults = Config::load(parse(&[])).unwrap();
+        assert_eq!(defaults.queue_capacity, defaults::QUEUE_CAPACITY);
+        assert_eq!(defaults.listen, defaults::LISTEN);
+        assert_eq!(
+            defaults.prove_timeout,
+            Duration::from_millis(defaults::PROVE_TIMEOUT_MS)
+        );
+        assert!(!defaults.production && !defaults.log_json);
+        // Boolean flags: bare, or with a value.
+        assert_eq!(parse(&["--log-json"]).log_json, Some(true));
+        assert_eq!(parse(&["--log-json", "no"]).log_json, Some(false));
+        assert_eq!(parse(&["--mock-proofs=1"]).mock_proofs, Some(true));
+        // Lists: comma-separated or repeated.
+        assert_eq!(
+            parse(&[
+                "--allowed-hosts",
+                "a.example,b.example",
+                "--allowed-hosts",
+                "c"
+            ])
+            .allowed_hosts
+            .unwrap(),
+            ["a.example", "b.example", "c"]
+        );
     }
 }

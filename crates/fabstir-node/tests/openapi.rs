@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 
 const METHODS: [&str; 7] = ["get", "post", "put", "delete", "patch", "head", "options"];
 
-/// A web origin the test node allows (`--allowed-origin`).
+/// A web origin the test node allows (`--allowed-origins`).
 const ALLOWED_ORIGIN: &str = "https://app.example.test";
 
 /// The router's answer to a path it does not know.
@@ -1082,7 +1082,7 @@ fn the_node_answers_every_documented_route_and_accepts_the_examples() {
     let dir = DataDir::new();
     let node = Node::start(
         dir.path(),
-        &["--mock-proofs", "--allowed-origin", ALLOWED_ORIGIN],
+        &["--mock-proofs", "--allowed-origins", ALLOWED_ORIGIN],
     );
     let mut checker = Checker {
         spec: &spec,

@@ -211,7 +211,7 @@ fn a_web_page_cannot_drive_the_node() {
     let dir = DataDir::new();
     let node = Node::start(
         dir.path(),
-        &["--mock-proofs", "--allowed-origin", "https://app.example"],
+        &["--mock-proofs", "--allowed-origins", "https://app.example"],
     );
     let http = client();
     let body = serde_json::to_vec(&result(5)).unwrap();

@@ -15,6 +15,8 @@
 //! zero; [`CircuitConstants::new`] checks it), which saves one fixed column per
 //! gate.
 
+#[cfg(test)]
+mod forgery_tests;
 pub mod layout;
 #[cfg(test)]
 mod tests;

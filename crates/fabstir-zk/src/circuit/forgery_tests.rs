@@ -317,27 +317,38 @@ fn backwards_from_another_host_id() -> Forgery {
 
 /// Proves each forgery with the real prover and verifies it with the real
 /// verifying key, in parallel; returns the names of those that verified.
+/// (Failures are collected and reported on the test's thread, where the
+/// test harness shows them.)
 fn accepted(forgeries: &[Forgery]) -> Vec<String> {
     let pk = test_proving_key();
     let vk = pk.verifying_key();
-    forgeries
+    let outcomes: Vec<Result<bool, String>> = forgeries
         .par_iter()
         .enumerate()
-        .filter_map(|(i, f)| {
+        .map(|(i, f)| {
             let rng = ChaCha20Rng::seed_from_u64(i as u64);
             let proof = crate::proof::prove_grid(pk, f.grid.clone(), &f.instances, rng)
-                .unwrap_or_else(|e| panic!("{}: the prover failed: {e}", f.name));
-            let instance = Instance::from_field_elements(&f.instances).unwrap();
+                .map_err(|e| format!("{}: the prover failed: {e}", f.name))?;
+            let instance = Instance::from_field_elements(&f.instances)
+                .map_err(|e| format!("{}: {e}", f.name))?;
             let envelope = ProofEnvelope {
                 vk_id: pk.vk_id(),
                 instance,
                 proof,
             };
             match envelope.verify(vk, &instance) {
-                Ok(()) => Some(f.name.clone()),
-                Err(VerifyError::Invalid) => None,
-                Err(e) => panic!("{}: refused before the pairing check: {e}", f.name),
+                Ok(()) => Ok(true),
+                Err(VerifyError::Invalid) => Ok(false),
+                Err(e) => Err(format!("{}: refused before the pairing check: {e}", f.name)),
             }
+        })
+        .collect();
+    forgeries
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(f, outcome)| match outcome {
+            Ok(verified) => verified.then(|| f.name.clone()),
+            Err(e) => panic!("{e}"),
         })
         .collect()
 }
@@ -383,14 +394,15 @@ fn host_id_run_backwards_without_the_secret_is_rejected_by_the_real_verifier() {
     assert!(accepted.is_empty(), "forgeries accepted: {accepted:?}");
 }
 
-/// The (gate, constraint, row) of each unsatisfied constraint under MockProver.
-fn broken_constraints(f: &Forgery) -> Vec<(String, String, usize)> {
+/// The (gate, constraint, row) of each unsatisfied constraint under
+/// MockProver; `Err` for any other kind of failure.
+fn broken_constraints(f: &Forgery) -> Result<Vec<(String, String, usize)>, String> {
     let circuit = CommitmentCircuit::with_grid(f.grid.clone());
     let failures = match MockProver::run(K, &circuit, vec![f.instances.to_vec()])
-        .expect("mock prover runs")
+        .map_err(|e| format!("{}: MockProver failed: {e}", f.name))?
         .verify()
     {
-        Ok(()) => return Vec::new(),
+        Ok(()) => return Ok(Vec::new()),
         Err(failures) => failures,
     };
     failures
@@ -408,9 +420,12 @@ fn broken_constraints(f: &Forgery) -> Vec<(String, String, usize)> {
                     halo2_axiom::dev::FailureLocation::InRegion { offset, .. } => *offset,
                     halo2_axiom::dev::FailureLocation::OutsideRegion { row } => *row,
                 };
-                (parts[3].to_string(), parts[1].to_string(), row)
+                Ok((parts[3].to_string(), parts[1].to_string(), row))
             }
-            other => panic!("{}: expected only constraint failures, got {other}", f.name),
+            other => Err(format!(
+                "{}: expected only constraint failures, got {other}",
+                f.name
+            )),
         })
         .collect()
 }
@@ -424,11 +439,13 @@ fn each_forgery_breaks_exactly_one_constraint_and_all_are_covered() {
     let mut forgeries = single_constraint_forgeries();
     forgeries.push(another_hosts_commitment());
     forgeries.push(backwards_from_another_host_id());
-    assert!(broken_constraints(&honest()).is_empty());
+    assert_eq!(broken_constraints(&honest()), Ok(vec![]));
+    let found: Vec<Result<Vec<_>, String>> = forgeries.par_iter().map(broken_constraints).collect();
     let broken: Vec<(String, String)> = forgeries
-        .par_iter()
-        .map(|f| {
-            let found = broken_constraints(f);
+        .iter()
+        .zip(found)
+        .map(|(f, found)| {
+            let found = found.unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(found.len(), 1, "{}: broke {found:?}", f.name);
             (found[0].0.clone(), found[0].1.clone())
         })
@@ -460,7 +477,7 @@ fn round_0_faults_hit_the_element_they_name() {
         Some(Fault::Output(0)),
     );
     assert_eq!(
-        broken_constraints(&capacity),
+        broken_constraints(&capacity).unwrap(),
         [(
             "commitment round 0".into(),
             "capacity".into(),
@@ -474,7 +491,7 @@ fn round_0_faults_hit_the_element_they_name() {
         Some(Fault::Output(11)),
     );
     assert_eq!(
-        broken_constraints(&host_id_input),
+        broken_constraints(&host_id_input).unwrap(),
         [(
             "commitment round 0".into(),
             "public input 11: y = a^2 * x".into(),
@@ -488,7 +505,7 @@ fn round_0_faults_hit_the_element_they_name() {
         None,
     );
     assert_eq!(
-        broken_constraints(&host_capacity),
+        broken_constraints(&host_capacity).unwrap(),
         [(
             "bindings".into(),
             "host_id capacity".into(),

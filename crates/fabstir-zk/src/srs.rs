@@ -101,7 +101,8 @@ impl Srs {
     ///
     /// Refused as well: a file with the development SRS's secret (the
     /// development setup at any size), and a file whose points are not a KZG
-    /// setup (see [`check_setup`]).
+    /// setup: `s·G2` not holding the secret of `g[1]`, or G1 points that are
+    /// not successive powers of one secret.
     pub fn load_ceremony(path: &Path, pin: &Digest32) -> Result<Self, KeyError> {
         let file = read_params_file(path)?;
         if file.sha256 != *pin {

@@ -248,3 +248,109 @@ pub enum KeyError {
     #[error("key generation failed: {0}")]
     Backend(String),
 }
+
+/// A constraint at one row: which gate, which of its constraints, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintAt {
+    /// Gate name.
+    pub gate: String,
+    /// Constraint (polynomial) name within the gate.
+    pub constraint: String,
+    /// Row the gate is evaluated at.
+    pub row: usize,
+}
+
+impl std::fmt::Display for ConstraintAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "'{}' of gate '{}' at row {}",
+            self.constraint, self.gate, self.row
+        )
+    }
+}
+
+/// A cell the constraints read (or a public input) that they do not
+/// determine, with its readers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndeterminedCell {
+    /// The cell.
+    pub cell: crate::circuit::layout::Cell,
+    /// Whether some active constraint could determine it (it then waits for
+    /// another undetermined cell); if not, this is where a constraint or a
+    /// free input is missing.
+    pub determinable: bool,
+    /// The active constraints that read it.
+    pub read_by: Vec<ConstraintAt>,
+}
+
+/// Lists at most a few items, then how many more there are.
+fn some_of<T: std::fmt::Display>(items: &[T]) -> String {
+    const SHOWN: usize = 6;
+    let mut out: Vec<String> = items.iter().take(SHOWN).map(T::to_string).collect();
+    if items.len() > SHOWN {
+        out.push(format!("and {} more", items.len() - SHOWN));
+    }
+    out.join("; ")
+}
+
+impl std::fmt::Display for UndeterminedCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let determined_by = if self.determinable {
+            "waits for other cells"
+        } else {
+            "no constraint determines it"
+        };
+        if self.read_by.is_empty() {
+            write!(f, "{} ({determined_by}; read by no constraint)", self.cell)
+        } else {
+            write!(
+                f,
+                "{} ({determined_by}; read by {})",
+                self.cell,
+                some_of(&self.read_by)
+            )
+        }
+    }
+}
+
+/// Why the circuit's constraints do not determine its witness from the free
+/// inputs (see `circuit::uniqueness`): a missing or redundant constraint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UniquenessError {
+    /// The constraint system uses a construct the check does not model.
+    #[error("constraint '{constraint}' of gate '{gate}' uses {what}, which the uniqueness check does not model (it handles fixed, advice and instance queries only)")]
+    Unsupported {
+        /// Gate name.
+        gate: String,
+        /// Constraint name.
+        constraint: String,
+        /// The construct.
+        what: &'static str,
+    },
+    /// The fixed columns given do not match the constraint system.
+    #[error("the constraint system has {expected} fixed columns of {rows} rows, but {found} columns were given or one has another length")]
+    FixedColumns {
+        /// Fixed columns of the constraint system.
+        expected: usize,
+        /// Columns given.
+        found: usize,
+        /// Rows expected.
+        rows: usize,
+    },
+    /// Some read cells are not determined, some active constraints determine
+    /// no cell, or some free cells are read by no constraint.
+    #[error("the constraints do not determine the witness from the free inputs: {} undetermined cells [{}]; {} constraints that determine no cell [{}]; {} free cells that no constraint reads [{}]", .undetermined.len(), some_of(.undetermined), .redundant.len(), some_of(.redundant), .unread_free.len(), some_of(.unread_free))]
+    NotDetermined {
+        /// Cells read by an active constraint, and public inputs, that are
+        /// neither free nor determined (a constraint is missing, or a free
+        /// input is not listed); those no constraint could determine first.
+        undetermined: Vec<UndeterminedCell>,
+        /// Active constraints whose cells were all determined before they
+        /// could determine one (redundant, or unsatisfiable for some inputs).
+        redundant: Vec<ConstraintAt>,
+        /// Free cells that no active constraint reads (an input that is not
+        /// bound to anything).
+        unread_free: Vec<crate::circuit::layout::Cell>,
+    },
+}

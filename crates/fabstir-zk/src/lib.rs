@@ -34,7 +34,7 @@ pub mod srs;
 pub mod statement;
 
 pub use envelope::{ProofEnvelope, ProofLayout};
-pub use error::{EnvelopeError, InputError, KeyError, ProveError, VerifyError};
+pub use error::{EnvelopeError, InputError, KeyError, ProveError, UniquenessError, VerifyError};
 pub use halo2_axiom::halo2curves::bn256::Fr;
 pub use host::HostKey;
 pub use keys::{ProvingKey, VerifyingKey, VkId};

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use halo2_axiom::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_axiom::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_axiom::plonk::{create_proof_from_advice, verify_proof};
 use halo2_axiom::poly::commitment::ParamsProver;
 use halo2_axiom::poly::kzg::commitment::KZGCommitmentScheme;
@@ -55,32 +55,8 @@ impl ProofEnvelope {
             return Err(ProveError::WrongHostKey);
         }
         let instance = statement.instance();
-        let instances = instance.to_field_elements();
         let grid = Grid::build(&statement.commitment_inputs(), host_key.secret());
-        let params = pk.verifying_key().srs.params();
-        // Unlike verification, proving measured slower on a worker thread
-        // (34 ms vs 49 ms), so it runs on the caller's thread.
-        let proof = catch_unwind(AssertUnwindSafe(|| {
-            let mut transcript =
-                EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
-            create_proof_from_advice::<
-                    KZGCommitmentScheme<Bn256>,
-                    ProverSHPLONK<'_, Bn256>,
-                    _,
-                    _,
-                    _,
-                >(
-                    params,
-                    &pk.pk,
-                    &[&instances],
-                    grid.into_columns(),
-                    rng,
-                    &mut transcript,
-                )
-                .map(|()| transcript.finalize())
-        }))
-        .map_err(|_| ProveError::Backend("prover panicked".into()))?
-        .map_err(|e| ProveError::Backend(e.to_string()))?;
+        let proof = prove_grid(pk, grid, &instance.to_field_elements(), rng)?;
         Ok(Self {
             vk_id: pk.vk_id(),
             instance,
@@ -168,6 +144,38 @@ impl ProofEnvelope {
             Err(VerifyError::Invalid)
         }
     }
+}
+
+/// Proves a complete witness grid for `instances` (the instance column).
+///
+/// halo2's prover does not check the constraints: a grid that breaks one
+/// still gives proof bytes, which the verifier must reject. The soundness
+/// tests prove tampered grids through this, exactly as
+/// [`ProofEnvelope::create`] proves honest ones.
+pub(crate) fn prove_grid<R: RngCore + CryptoRng>(
+    pk: &ProvingKey,
+    grid: Grid,
+    instances: &[Fr],
+    rng: R,
+) -> Result<Vec<u8>, ProveError> {
+    let params = pk.verifying_key().srs.params();
+    // Unlike verification, proving measured slower on a worker thread
+    // (34 ms vs 49 ms), so it runs on the caller's thread.
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut transcript =
+            EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
+        create_proof_from_advice::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _>(
+            params,
+            &pk.pk,
+            &[instances],
+            grid.into_columns(),
+            rng,
+            &mut transcript,
+        )
+        .map(|()| transcript.finalize())
+    }))
+    .map_err(|_| ProveError::Backend("prover panicked".into()))?
+    .map_err(|e| ProveError::Backend(e.to_string()))
 }
 
 /// Verifies many proofs, amortising the pairing check.

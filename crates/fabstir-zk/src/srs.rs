@@ -4,12 +4,23 @@
 //! the toxic waste and forge proofs, so they are labelled insecure everywhere
 //! they surface. Production uses a ceremony file in halo2's `ParamsKZG` raw
 //! format, pinned by its SHA-256.
+//!
+//! Every loaded file is checked to be a KZG setup (the G1 points are
+//! successive powers of the secret that `s·G2` holds) and, unless it is
+//! explicitly the development SRS, not to have the development secret: the
+//! development setup regenerated at another size hashes differently but has
+//! the same secret (halo2 draws it first from the seeded generator, whatever
+//! `k`), so its SHA-256 alone does not recognise it.
 
 use std::fmt;
 use std::path::Path;
 
-use halo2_axiom::halo2curves::bn256::Bn256;
-use halo2_axiom::poly::commitment::Params;
+use halo2_axiom::halo2curves::bn256::{Bn256, Fr, G1Affine, G2Prepared};
+use halo2_axiom::halo2curves::ff::Field;
+use halo2_axiom::halo2curves::group::prime::PrimeCurveAffine;
+use halo2_axiom::halo2curves::group::{Curve, Group};
+use halo2_axiom::halo2curves::pairing::{MillerLoopResult, MultiMillerLoop};
+use halo2_axiom::poly::commitment::{Params, ParamsProver};
 use halo2_axiom::poly::kzg::commitment::ParamsKZG;
 use halo2_axiom::SerdeFormat;
 use rand::SeedableRng;
@@ -74,8 +85,7 @@ impl Srs {
     pub fn insecure_dev() -> Self {
         static DEV: std::sync::OnceLock<Srs> = std::sync::OnceLock::new();
         DEV.get_or_init(|| {
-            let seed: [u8; 32] = Sha256::digest(DEV_SRS_SEED.as_bytes()).into();
-            let params = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::from_seed(seed));
+            let params = ParamsKZG::<Bn256>::setup(K, dev_rng());
             let source_sha256 = Digest32::sha256(&raw_bytes(&params));
             Self {
                 params,
@@ -88,23 +98,35 @@ impl Srs {
 
     /// Loads a ceremony parameters file (halo2 `ParamsKZG`, raw format) whose
     /// SHA-256 must equal `pin`, and downsizes it to the circuit's size.
+    ///
+    /// Refused as well: a file with the development SRS's secret (the
+    /// development setup at any size), and a file whose points are not a KZG
+    /// setup: `s·G2` not holding the secret of `g[1]`, or G1 points that are
+    /// not successive powers of one secret.
     pub fn load_ceremony(path: &Path, pin: &Digest32) -> Result<Self, KeyError> {
-        let (found, bytes) = read_params_file(path)?;
-        if found != *pin {
+        let file = read_params_file(path)?;
+        if file.sha256 != *pin {
             return Err(KeyError::SrsPin {
                 path: path.to_path_buf(),
                 expected: pin.to_string(),
-                found: found.to_string(),
+                found: file.sha256.to_string(),
             });
         }
-        // The development parameters are public: they are never a ceremony SRS.
-        if found == Srs::insecure_dev().source_sha256 {
+        let params = parse_params(path, &file.raw)?;
+        // The development parameters are public: they are never a ceremony
+        // SRS, whatever size they were generated at.
+        if has_development_secret(&params) {
             return Err(KeyError::Corrupt {
                 path: path.to_path_buf(),
-                reason: "is the public insecure development SRS, not a ceremony SRS".into(),
+                reason: format!(
+                    "is the public insecure development SRS, not a ceremony SRS \
+                     (this file has k = {}, but its secret is the development seed's)",
+                    file.k
+                ),
             });
         }
-        let params = parse_params(path, &bytes)?;
+        check_setup(path, &params)?;
+        let found = file.sha256;
         Ok(Self {
             params,
             trust: SrsTrust::Ceremony,
@@ -121,29 +143,30 @@ impl Srs {
         trust: SrsTrust,
         source_sha256: Digest32,
     ) -> Result<Self, KeyError> {
-        let (found, bytes) = read_params_file(path)?;
-        if found != *expected {
+        let file = read_params_file(path)?;
+        if file.sha256 != *expected {
             return Err(KeyError::SrsPin {
                 path: path.to_path_buf(),
                 expected: expected.to_string(),
-                found: found.to_string(),
+                found: file.sha256.to_string(),
             });
         }
-        if std::fs::metadata(path).map(|m| m.len()).ok() != Some(raw_file_len(K)) {
+        if file.k != K {
             return Err(KeyError::Corrupt {
                 path: path.to_path_buf(),
                 reason: format!("stored SRS must have k = {K}"),
             });
         }
-        let params = parse_params(path, &bytes)?;
+        let params = parse_params(path, &file.raw)?;
         // The development parameters are public: whatever a manifest says,
         // they are never reported as a ceremony SRS.
-        if trust != SrsTrust::InsecureDev && found == Srs::insecure_dev().source_sha256 {
+        if trust != SrsTrust::InsecureDev && has_development_secret(&params) {
             return Err(KeyError::Corrupt {
                 path: path.to_path_buf(),
                 reason: "is the public insecure development SRS, but the manifest labels it a ceremony SRS".into(),
             });
         }
+        check_setup(path, &params)?;
         Ok(Self {
             params,
             trust,
@@ -177,6 +200,79 @@ impl Srs {
     }
 }
 
+/// The seeded generator the development SRS is drawn from.
+fn dev_rng() -> rand_chacha::ChaCha20Rng {
+    let seed: [u8; 32] = Sha256::digest(DEV_SRS_SEED.as_bytes()).into();
+    rand_chacha::ChaCha20Rng::from_seed(seed)
+}
+
+/// `g[1]` of the development SRS, the same at every size: `ParamsKZG::setup`
+/// draws its secret as the first value of the generator, before anything
+/// that depends on `k`, so this is `secret · G1` for that first value.
+pub(crate) fn dev_g1() -> G1Affine {
+    static G1: std::sync::OnceLock<G1Affine> = std::sync::OnceLock::new();
+    *G1.get_or_init(|| (G1Affine::generator() * dev_secret()).to_affine())
+}
+
+/// The development SRS's secret (see [`dev_g1`]).
+fn dev_secret() -> Fr {
+    Fr::random(dev_rng())
+}
+
+/// Whether the parameters have the development secret: `g[1]` is the
+/// development `g[1]`, or `g[1] = secret · g[0]` (a copy rescaled to another
+/// generator, equally forgeable).
+fn has_development_secret(params: &ParamsKZG<Bn256>) -> bool {
+    let g = params.get_g();
+    g[1] == dev_g1() || g[1] == (g[0] * dev_secret()).to_affine()
+}
+
+/// Checks that the parameters are a KZG setup: `s·G2` holds the secret of
+/// `g[1] = secret · g[0]` (`e(g[1], G2) = e(g[0], s·G2)`), and every G1
+/// point is the previous one times that secret. The second check is folded
+/// into the first with random weights, so loading costs one pairing check
+/// (a second one, on failure only, tells the two cases apart).
+fn check_setup(path: &Path, params: &ParamsKZG<Bn256>) -> Result<(), KeyError> {
+    use halo2_axiom::arithmetic::best_multiexp;
+    let g = params.get_g();
+    let corrupt = |reason: &str| KeyError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    // e(left, G2) = e(right, s·G2), checked as e(left, -G2) · e(right, s·G2) = 1.
+    let pairs_up = |left: G1Affine, right: G1Affine| -> bool {
+        let minus_g2 = G2Prepared::from(-params.g2());
+        let s_g2 = G2Prepared::from(params.s_g2());
+        bool::from(
+            Bn256::multi_miller_loop(&[(&left, &minus_g2), (&right, &s_g2)])
+                .final_exponentiation()
+                .is_identity(),
+        )
+    };
+    // sum_i w_i g[i+1] = secret · sum_i w_i g[i], with w_0 = 1.
+    let mut rng = rand::rngs::OsRng;
+    let weights: Vec<Fr> = std::iter::once(Fr::ONE)
+        .chain((2..g.len()).map(|_| Fr::random(&mut rng)))
+        .collect();
+    let shifted = best_multiexp(&weights, &g[1..]).to_affine();
+    let base = best_multiexp(&weights, &g[..g.len() - 1]).to_affine();
+    if pairs_up(shifted, base) {
+        return Ok(());
+    }
+    if !pairs_up(g[1], g[0]) {
+        return Err(corrupt(
+            "is not a KZG setup: s·G2 does not hold the secret of g[1] \
+             (e(g[1], G2) != e(g[0], s·G2)); the file was assembled from \
+             different setups or damaged: use the ceremony file as published",
+        ));
+    }
+    Err(corrupt(
+        "is not a KZG setup: its G1 points are not successive powers of one \
+         secret; the file was assembled from different setups or damaged: \
+         use the ceremony file as published",
+    ))
+}
+
 fn raw_bytes(params: &ParamsKZG<Bn256>) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw_file_len(params.k()) as usize);
     // Writing to a Vec cannot fail.
@@ -184,14 +280,24 @@ fn raw_bytes(params: &ParamsKZG<Bn256>) -> Vec<u8> {
     out
 }
 
+/// A parameters file as read by [`read_params_file`].
+struct ParamsFile {
+    /// SHA-256 of the whole file.
+    sha256: Digest32,
+    /// The `k` its header declares.
+    k: u32,
+    /// The parts the circuit needs, as a raw `k = K` parameters buffer.
+    raw: Vec<u8>,
+}
+
 /// Streams a parameters file: checks its size against the `k` in its header
 /// (so a damaged or hostile file cannot trigger a large allocation), hashes
 /// all of it, and keeps only what the circuit needs: the first `2^K` G1
-/// points and the two G2 points. Returns the file's SHA-256 and those parts
-/// as a raw `k = K` parameters buffer (the Lagrange bases are recomputed by
+/// points and the two G2 points. Returns the file's SHA-256, its `k` and
+/// those parts as a raw `k = K` parameters buffer (the Lagrange bases are recomputed by
 /// [`parse_params`], so the buffer repeats the monomial ones in their place).
 /// Memory stays at a few KiB whatever the ceremony's size.
-fn read_params_file(path: &Path) -> Result<(Digest32, Vec<u8>), KeyError> {
+fn read_params_file(path: &Path) -> Result<ParamsFile, KeyError> {
     use std::io::Read;
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
@@ -261,7 +367,11 @@ fn read_params_file(path: &Path) -> Result<(Digest32, Vec<u8>), KeyError> {
     raw.extend_from_slice(&g);
     raw.extend_from_slice(&g);
     raw.extend_from_slice(&g2);
-    Ok((Digest32(hasher.finalize().into()), raw))
+    Ok(ParamsFile {
+        sha256: Digest32(hasher.finalize().into()),
+        k,
+        raw,
+    })
 }
 
 /// Parses the parameters, rebuilds the Lagrange bases from the monomial ones
@@ -270,9 +380,7 @@ fn read_params_file(path: &Path) -> Result<(Digest32, Vec<u8>), KeyError> {
 /// the circuit's `k`.
 fn parse_params(path: &Path, bytes: &[u8]) -> Result<ParamsKZG<Bn256>, KeyError> {
     use halo2_axiom::halo2curves::group::cofactor::CofactorGroup;
-    use halo2_axiom::halo2curves::group::prime::PrimeCurveAffine;
     use halo2_axiom::halo2curves::CurveAffine;
-    use halo2_axiom::poly::commitment::ParamsProver;
     let corrupt = |reason: String| KeyError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -295,4 +403,25 @@ fn parse_params(path: &Path, bytes: &[u8]) -> Result<ParamsKZG<Bn256>, KeyError>
         }
     }
     Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The development SRS's `g[1]` does not depend on `k`: the secret is the
+    /// generator's first draw. This is what lets [`has_development_secret`]
+    /// recognise the development setup at any size from one point.
+    #[test]
+    fn dev_g1_is_the_same_at_every_size() {
+        let at = |k: u32| ParamsKZG::<Bn256>::setup(k, dev_rng()).get_g()[1];
+        assert_eq!(at(K), dev_g1());
+        assert_eq!(at(K + 1), dev_g1());
+        assert_eq!(Srs::insecure_dev().params().get_g()[1], dev_g1());
+        // Another seed has another secret.
+        let other = ParamsKZG::<Bn256>::setup(K + 1, rand_chacha::ChaCha20Rng::from_seed([7; 32]));
+        assert_ne!(other.get_g()[1], dev_g1());
+        assert!(!has_development_secret(&other));
+        assert!(has_development_secret(Srs::insecure_dev().params()));
+    }
 }

@@ -25,7 +25,9 @@ use fabstir_zk::{
     Digest32, HostId, HostKey, KeyError, KeySet, Manifest, ProofEnvelope, ProvingKey, Srs,
     SrsSource, SrsTrust, VerifyError, VerifyingKey, VkId, CIRCUIT_VERSION,
 };
-use halo2_axiom::halo2curves::bn256::Bn256;
+use halo2_axiom::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_axiom::halo2curves::group::Curve;
+use halo2_axiom::poly::commitment::ParamsProver;
 use halo2_axiom::poly::kzg::commitment::ParamsKZG;
 use halo2_axiom::SerdeFormat;
 use rand::SeedableRng;
@@ -231,6 +233,20 @@ fn params_bytes(k: u32, seed: u64) -> Vec<u8> {
         .write_custom(&mut buf, SerdeFormat::RawBytes)
         .unwrap();
     buf
+}
+
+/// `params` in halo2's raw format.
+fn raw_params(params: &ParamsKZG<Bn256>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    params
+        .write_custom(&mut buf, SerdeFormat::RawBytes)
+        .unwrap();
+    buf
+}
+
+/// The generator the development SRS is drawn from (its seed is public).
+fn dev_rng() -> ChaCha20Rng {
+    ChaCha20Rng::from_seed(Sha256::digest(fabstir_zk::srs::DEV_SRS_SEED.as_bytes()).into())
 }
 
 /// Size of a raw-format parameters file for `k`.
@@ -1225,6 +1241,90 @@ fn ceremony_file_with_the_dev_bytes_is_refused() {
             assert!(reason.contains("development SRS"), "{reason}")
         }
         other => panic!("expected the development SRS to be refused, got {other:?}"),
+    }
+}
+
+/// The development setup regenerated at k = 8 from the public seed hashes
+/// differently from the k = 7 one, but has the same secret (and, downsized,
+/// the same keys and vk_id): it is refused by its `g[1]`, with its real pin,
+/// and so is a copy rescaled to another generator.
+#[test]
+fn dev_srs_regenerated_at_another_size_is_refused() {
+    let _guard = shared();
+    let params = ParamsKZG::<Bn256>::setup(K + 1, dev_rng());
+    let bytes = raw_params(&params);
+    assert_ne!(Digest32::sha256(&bytes), dev_srs().source_sha256());
+    // Same g[1] as the development SRS (bytes 4.. hold g[0], g[1], ...).
+    assert_eq!(bytes[68..132], dev_srs().to_bytes()[68..132]);
+    match load_ceremony_bytes(&bytes) {
+        Err(KeyError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("development SRS"), "{reason}");
+            assert!(reason.contains(&format!("k = {}", K + 1)), "{reason}");
+        }
+        other => panic!("expected the k = 8 development SRS to be refused, got {other:?}"),
+    }
+    // Generating keys from it is refused.
+    let dir = TempDir::create("dev-k8");
+    let path = dir.join("dev-k8.params");
+    write_file(&path, &bytes, 0o444);
+    let keys = TempDir::fresh("dev-k8-keys");
+    let source = SrsSource::Ceremony {
+        path,
+        sha256: Digest32::sha256(&bytes),
+    };
+    let result = KeySet::generate(keys.path(), &source, ChaCha20Rng::seed_from_u64(12));
+    expect_corrupt(result, "development SRS");
+    assert!(!keys.join(files::PROVING_KEY).exists());
+
+    // Every point doubled: another g[0] and g[1], the same (public) secret.
+    let dev = ParamsKZG::<Bn256>::setup(K, dev_rng());
+    let doubled: Vec<G1Affine> = dev
+        .get_g()
+        .iter()
+        .map(|p| (p * Fr::from(2)).to_affine())
+        .collect();
+    let doubled = raw_params(&dev.from_parts(K, doubled, None, dev.g2(), dev.s_g2()));
+    expect_corrupt(load_ceremony_bytes(&doubled), "development SRS");
+    // Stored in a key directory, it may only be labelled insecure-dev.
+    let path = dir.join("doubled.params");
+    write_file(&path, &doubled, 0o444);
+    let digest = Digest32::sha256(&doubled);
+    expect_corrupt(
+        Srs::load_stored(&path, &digest, SrsTrust::Ceremony, digest),
+        "manifest labels it a ceremony SRS",
+    );
+    let srs = Srs::load_stored(&path, &digest, SrsTrust::InsecureDev, digest).unwrap();
+    assert_eq!(srs.trust(), SrsTrust::InsecureDev);
+}
+
+/// An SRS whose `s·G2` belongs to another secret than its G1 points (both
+/// halves valid setups) is refused wherever it is loaded; so is one whose
+/// G1 points are not the powers of one secret. The intact setup loads.
+#[test]
+fn srs_file_that_is_not_one_kzg_setup_is_refused() {
+    let _guard = shared();
+    let a = ParamsKZG::<Bn256>::setup(K, ChaCha20Rng::seed_from_u64(41));
+    let b = ParamsKZG::<Bn256>::setup(K, ChaCha20Rng::seed_from_u64(42));
+    let srs = load_ceremony_bytes(&raw_params(&a)).unwrap();
+    assert_eq!(srs.trust(), SrsTrust::Ceremony);
+
+    let mixed_s_g2 = raw_params(&a.from_parts(K, a.get_g().to_vec(), None, a.g2(), b.s_g2()));
+    let mut g = a.get_g().to_vec();
+    g[5] = b.get_g()[5];
+    let mixed_g1 = raw_params(&a.from_parts(K, g, None, a.g2(), a.s_g2()));
+    let dir = TempDir::create("mixed-srs");
+    for (bytes, needle) in [
+        (mixed_s_g2, "s·G2 does not hold the secret of g[1]"),
+        (mixed_g1, "not successive powers of one secret"),
+    ] {
+        expect_corrupt(load_ceremony_bytes(&bytes), needle);
+        let path = dir.join("srs.params");
+        let _ = fs::remove_file(&path);
+        write_file(&path, &bytes, 0o444);
+        let digest = Digest32::sha256(&bytes);
+        for trust in [SrsTrust::Ceremony, SrsTrust::InsecureDev] {
+            expect_corrupt(Srs::load_stored(&path, &digest, trust, digest), needle);
+        }
     }
 }
 

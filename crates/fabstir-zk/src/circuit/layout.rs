@@ -133,3 +133,71 @@ pub const COMMITMENT_BOUND_INPUTS: [(usize, usize, i32, usize); 5] = [
     (4, instance::JOB_LO, -1, 7),
     (11, instance::HOST_ID, 0, 4),
 ];
+
+/// Commitment elements holding the private hash limbs (model, input, output,
+/// high then low). Their round-0 S-box outputs are free cells of block 0:
+/// nothing in the circuit computes them, the next round consumes them.
+pub const COMMITMENT_PRIVATE_INPUTS: [usize; 6] = [5, 6, 7, 8, 9, 10];
+
+/// Element of the host_id state holding the secret: its round-0 S-box output
+/// `(sk + c)^5` is a free cell at row [`HOST_ID_FIRST_ROW`].
+pub const HOST_ID_SECRET_ELEMENT: usize = 1;
+
+/// A cell that constraints read: an advice cell, or a row of the instance
+/// column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cell {
+    /// Advice column `column` at `row`.
+    Advice {
+        /// Advice column index.
+        column: usize,
+        /// Row.
+        row: usize,
+    },
+    /// The instance column at `row`.
+    Instance {
+        /// Row (see [`instance`]).
+        row: usize,
+    },
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Advice { column, row } => write!(f, "advice column {column}, row {row}"),
+            Self::Instance { row } => write!(f, "instance row {row}"),
+        }
+    }
+}
+
+/// The cells a prover chooses freely: the public inputs other than the two
+/// outputs (instance rows 0..=3: chain id, marketplace, job limbs), the six
+/// private limbs (round-0 S-box outputs in block 0) and the secret's S-box
+/// output (round 0 of host_id). The constraints must determine every other
+/// cell they read from these, `host_id` and `commitment` (instance rows 4
+/// and 5) included; `circuit::uniqueness` checks it.
+pub fn free_cells() -> Vec<Cell> {
+    let public = [
+        instance::CHAIN_ID,
+        instance::MARKETPLACE,
+        instance::JOB_HI,
+        instance::JOB_LO,
+    ]
+    .map(|row| Cell::Instance { row });
+    let limbs = COMMITMENT_PRIVATE_INPUTS.map(|i| {
+        let (row, column) = state_cell(i);
+        Cell::Advice {
+            column,
+            row: block_row(COMMITMENT_INPUT_BLOCK) + row,
+        }
+    });
+    let secret = Cell::Advice {
+        column: HOST_ID_SECRET_ELEMENT,
+        row: HOST_ID_FIRST_ROW,
+    };
+    public
+        .into_iter()
+        .chain(limbs)
+        .chain(std::iter::once(secret))
+        .collect()
+}

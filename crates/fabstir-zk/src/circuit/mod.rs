@@ -15,9 +15,12 @@
 //! zero; [`CircuitConstants::new`] checks it), which saves one fixed column per
 //! gate.
 
+#[cfg(test)]
+mod forgery_tests;
 pub mod layout;
 #[cfg(test)]
 mod tests;
+pub mod uniqueness;
 mod witness;
 
 use std::sync::OnceLock;
@@ -593,6 +596,16 @@ fn fixed_assignments(
         Fr::from(binding::HOST_ID_ROUND0),
     ));
     cells
+}
+
+/// The proving key under the development SRS, built once for the tests.
+#[cfg(test)]
+pub(crate) fn test_proving_key() -> &'static crate::keys::ProvingKey {
+    static PK: OnceLock<crate::keys::ProvingKey> = OnceLock::new();
+    PK.get_or_init(|| {
+        let srs = std::sync::Arc::new(crate::srs::Srs::insecure_dev());
+        crate::keys::ProvingKey::build(srs).expect("key generation")
+    })
 }
 
 /// The circuit's fixed columns (index order), as key generation assigns them.

@@ -54,9 +54,18 @@ impl Grid {
     /// Computes every cell from the inputs of both permutations.
     pub fn build(commitment_inputs: &[Fr; 11], sk: Fr) -> Self {
         let constants = CircuitConstants::get();
+        Self::from_traces(
+            &constants.commitment.trace(commitment_inputs),
+            &constants.host_id.trace(&[sk]),
+        )
+    }
+
+    /// Places the traces of both permutations, as they are (the soundness
+    /// tests pass faulted traces).
+    pub fn from_traces(commitment: &Trace, host_id: &Trace) -> Self {
         let mut grid = Self::default();
-        grid.place_commitment(&constants.commitment.trace(commitment_inputs));
-        grid.place_host_id(&constants.host_id.trace(&[sk]));
+        grid.place_commitment(commitment);
+        grid.place_host_id(host_id);
         grid
     }
 
@@ -75,22 +84,22 @@ impl Grid {
         let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK);
         for (i, _, aux_rotation, aux_column) in COMMITMENT_BOUND_INPUTS {
             let row = (anchor as i32 + aux_rotation) as usize;
-            self.set(row, aux_column, round0.inputs[i].square());
+            self.set(row, aux_column, round0.squares[i]);
         }
         for (round, block) in trace.full[1..].iter().zip(COMMITMENT_FULL_BLOCKS) {
             self.place_block_state(block, &round.outputs);
-            for (i, x) in round.inputs.iter().enumerate() {
+            for (i, square) in round.squares.iter().enumerate() {
                 let (row, col) = state_cell(i);
-                self.set(block_row(block) + row, STATE_COLUMNS + col, x.square());
+                self.set(block_row(block) + row, STATE_COLUMNS + col, *square);
             }
         }
         for (g, group) in trace.groups.iter().enumerate() {
             let block = COMMITMENT_FIRST_GROUP_BLOCK + g;
             self.place_block_state(block, &group.state);
             let anchor = last_row_of_block(block);
-            for (q, (x, y)) in group.inputs.iter().zip(&group.outputs).enumerate() {
+            for (q, (square, y)) in group.squares.iter().zip(&group.outputs).enumerate() {
                 self.set(anchor - 1, STATE_COLUMNS + q, *y);
-                self.set(anchor, STATE_COLUMNS + q, x.square());
+                self.set(anchor, STATE_COLUMNS + q, *square);
             }
         }
     }
@@ -101,9 +110,9 @@ impl Grid {
             self.set(HOST_ID_FIRST_ROW, col, *value);
         }
         for (round, row) in trace.full[1..].iter().zip(host_id_full_rows()) {
-            for (i, (x, y)) in round.inputs.iter().zip(&round.outputs).enumerate() {
+            for (i, (square, y)) in round.squares.iter().zip(&round.outputs).enumerate() {
                 self.set(row, i, *y);
-                self.set(row, t + i, x.square());
+                self.set(row, t + i, *square);
             }
         }
         for (g, group) in trace.groups.iter().enumerate() {
@@ -112,9 +121,9 @@ impl Grid {
                 self.set(row, i, *value);
             }
             let width = group.outputs.len();
-            for (q, (x, y)) in group.inputs.iter().zip(&group.outputs).enumerate() {
+            for (q, (square, y)) in group.squares.iter().zip(&group.outputs).enumerate() {
                 self.set(row, t + q, *y);
-                self.set(row, t + width + q, x.square());
+                self.set(row, t + width + q, *square);
             }
         }
     }

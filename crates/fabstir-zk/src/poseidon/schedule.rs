@@ -40,19 +40,63 @@ pub(crate) struct Schedule {
     pub group_delta: Vec<Vec<Fr>>,
 }
 
-/// One full round of a trace: S-box inputs and outputs of every element.
+/// One full round of a trace: the squares of the S-box inputs (the
+/// circuit's auxiliary cells) and the S-box outputs of every element.
 #[derive(Debug, Clone)]
 pub(crate) struct FullRoundTrace {
-    pub inputs: Vec<Fr>,
+    pub squares: Vec<Fr>,
     pub outputs: Vec<Fr>,
 }
 
-/// One group of partial rounds: S-box inputs and outputs, and the state after.
+/// One group of partial rounds: squares of the S-box inputs, S-box outputs,
+/// and the state after.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupTrace {
-    pub inputs: Vec<Fr>,
+    pub squares: Vec<Fr>,
     pub outputs: Vec<Fr>,
     pub state: Vec<Fr>,
+}
+
+/// One wrong value in a trace, with everything after it recomputed from it,
+/// so that the trace breaks exactly one constraint of the circuit. S-boxes
+/// are numbered in evaluation order: round 0 (element by element), the
+/// first full rounds, the partial rounds, the last full rounds.
+///
+/// Only the soundness tests build faults: they prove such traces with the
+/// real prover and require the verifier to reject them.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// S-box `n` outputs `x^5 + 1` (its square `x^2` stays right).
+    Output(usize),
+    /// S-box `n` has the square `x^2 + 1` and outputs `square^2 * x`.
+    Square(usize),
+    /// State element `element` after partial-round group `group` is one more
+    /// than the group's linear map gives.
+    GroupState { group: usize, element: usize },
+}
+
+/// Evaluates S-boxes in order, applying a fault to the one it names.
+struct Sboxes {
+    next: usize,
+    fault: Option<Fault>,
+}
+
+impl Sboxes {
+    /// `(x^2, x^5)` for the next S-box, faulted if it is the one.
+    fn apply(&mut self, x: Fr) -> (Fr, Fr) {
+        let n = self.next;
+        self.next += 1;
+        let mut square = x.square();
+        if self.fault == Some(Fault::Square(n)) {
+            square += Fr::ONE;
+        }
+        let mut y = square.square() * x;
+        if self.fault == Some(Fault::Output(n)) {
+            y += Fr::ONE;
+        }
+        (square, y)
+    }
 }
 
 /// Every value the circuit stores for one permutation.
@@ -141,55 +185,79 @@ impl Schedule {
 
     /// Evaluates the permutation on `[0, inputs...]` in the stored form.
     pub fn trace(&self, inputs: &[Fr]) -> Trace {
-        let t = self.width;
-        assert_eq!(inputs.len() + 1, t, "input count must be width - 1");
-        let half = self.full_constants.len() / 2;
-        let mut state: Vec<Fr> = std::iter::once(Fr::ZERO)
+        assert_eq!(
+            inputs.len() + 1,
+            self.width,
+            "input count must be width - 1"
+        );
+        let initial: Vec<Fr> = std::iter::once(Fr::ZERO)
             .chain(inputs.iter().copied())
             .collect();
+        self.trace_from(&initial, None)
+    }
+
+    /// Number of S-boxes of the permutation (the range of [`Fault`] numbers).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn sbox_count(&self) -> usize {
+        self.full_constants.len() * self.width + self.partial_constants.len()
+    }
+
+    /// Evaluates the permutation on any initial state (the capacity element
+    /// included), with an optional fault, in the stored form.
+    pub fn trace_from(&self, initial: &[Fr], fault: Option<Fault>) -> Trace {
+        let t = self.width;
+        assert_eq!(
+            initial.len(),
+            t,
+            "the initial state has the permutation's width"
+        );
+        let half = self.full_constants.len() / 2;
+        let mut sboxes = Sboxes { next: 0, fault };
         let mut full = Vec::with_capacity(self.full_constants.len());
 
         // The first round has no MDS before it.
-        let x: Vec<Fr> = state
+        let x: Vec<Fr> = initial
             .iter()
             .zip(&self.full_constants[0])
             .map(|(s, c)| *s + c)
             .collect();
-        state = x.iter().map(|v| pow5(*v)).collect();
-        full.push(FullRoundTrace {
-            inputs: x,
-            outputs: state.clone(),
-        });
+        let mut state = Self::sbox_layer(&x, &mut sboxes, &mut full);
         for constants in &self.full_constants[1..half] {
-            state = self.full_round(&state, constants, &mut full);
+            state = self.full_round(&state, constants, &mut sboxes, &mut full);
         }
 
         let mut groups = Vec::with_capacity(self.partial_constants.len() / self.group);
-        for constants in self.partial_constants.chunks(self.group) {
+        for (g, constants) in self.partial_constants.chunks(self.group).enumerate() {
             let mut group = GroupTrace {
-                inputs: Vec::new(),
+                squares: Vec::new(),
                 outputs: Vec::new(),
                 state: Vec::new(),
             };
             for c in constants {
                 let x = dot(&self.mds[0], &state) + c;
-                let y = pow5(x);
+                let (square, y) = sboxes.apply(x);
                 let mut next = vec![Fr::ZERO; t];
                 next[0] = y;
                 for (i, value) in next.iter_mut().enumerate().skip(1) {
                     *value = dot(&self.mds[i], &state);
                 }
                 state = next;
-                group.inputs.push(x);
+                group.squares.push(square);
                 group.outputs.push(y);
+            }
+            if let Some(Fault::GroupState { group, element }) = fault {
+                if group == g {
+                    state[element] += Fr::ONE;
+                }
             }
             group.state = state.clone();
             groups.push(group);
         }
 
         for constants in &self.full_constants[half..] {
-            state = self.full_round(&state, constants, &mut full);
+            state = self.full_round(&state, constants, &mut sboxes, &mut full);
         }
+        debug_assert_eq!(sboxes.next, self.sbox_count());
         let output = dot(&self.mds[0], &state);
         Trace {
             full,
@@ -198,10 +266,22 @@ impl Schedule {
         }
     }
 
+    /// The S-boxes of a full round on inputs `x`; returns the outputs.
+    fn sbox_layer(x: &[Fr], sboxes: &mut Sboxes, full: &mut Vec<FullRoundTrace>) -> Vec<Fr> {
+        let (squares, outputs): (Vec<Fr>, Vec<Fr>) = x.iter().map(|v| sboxes.apply(*v)).unzip();
+        debug_assert!(sboxes.fault.is_some() || outputs.iter().zip(x).all(|(y, v)| *y == pow5(*v)));
+        full.push(FullRoundTrace {
+            squares,
+            outputs: outputs.clone(),
+        });
+        outputs
+    }
+
     fn full_round(
         &self,
         state: &[Fr],
         constants: &[Fr],
+        sboxes: &mut Sboxes,
         full: &mut Vec<FullRoundTrace>,
     ) -> Vec<Fr> {
         let x: Vec<Fr> = mat_vec(&self.mds, state)
@@ -209,12 +289,7 @@ impl Schedule {
             .zip(constants)
             .map(|(v, c)| *v + c)
             .collect();
-        let y: Vec<Fr> = x.iter().map(|v| pow5(*v)).collect();
-        full.push(FullRoundTrace {
-            inputs: x,
-            outputs: y.clone(),
-        });
-        y
+        Self::sbox_layer(&x, sboxes, full)
     }
 }
 

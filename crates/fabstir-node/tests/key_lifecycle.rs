@@ -79,6 +79,7 @@ fn keys_verify_passes_and_names_the_failing_check() {
         "verifying_key",
         "host_key",
         "pairing",
+        "constraints",
         "canary_proof",
     ] {
         assert!(names.contains(&name), "missing check {name}: {names:?}");

@@ -941,8 +941,17 @@ fn json_duplicate_field_is_refused() {
     let json = fixture().json.replacen('{', "{\"format\": 1,", 1);
     assert_json_error(
         json_err(json.as_bytes()),
-        "duplicate field",
+        "duplicate key \"format\" at $",
         "duplicate format",
+    );
+    // Nested, and a key the envelope does not know: refused for the repeat.
+    let json = fixture()
+        .json
+        .replacen("\"instance\": {", "\"instance\": {\"x\": 1, \"x\": 2, ", 1);
+    assert_json_error(
+        json_err(json.as_bytes()),
+        "duplicate key \"x\" at $.instance",
+        "duplicate nested key",
     );
 }
 
@@ -1275,7 +1284,11 @@ fn check_binary_error(
                 && found < needed
                 && (needed == HEADER_LEN || needed == l.envelope_len())
         }
-        EnvelopeError::BadMagic => input.len() >= 4 && input[..4] != *b"FZKP",
+        // Short non-magic input is BadMagic too: the bytes present must
+        // differ from the magic's start.
+        EnvelopeError::BadMagic => {
+            !input.is_empty() && input[..input.len().min(4)] != b"FZKP"[..input.len().min(4)]
+        }
         EnvelopeError::UnsupportedVersion(v) => {
             input.get(4) == Some(&v) && v != ENVELOPE_FORMAT_VERSION
         }

@@ -259,6 +259,15 @@ fn verify(dir: &Path) -> Result<ExitCode, Failure> {
             Ok(())
         };
         checks.record("pairing", paired);
+        // The proving key's own constraints must determine every cell of the
+        // witness from the free inputs (a missing constraint would let
+        // proofs be forged for any key made from this circuit).
+        checks.record(
+            "constraints",
+            fabstir_zk::circuit::uniqueness::check_unique_witness(pk)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        );
         let canary = InferenceResult::from_json(
             br#"{"job_id": "0", "chain_id": 0, "marketplace": "0x0000000000000000000000000000000000000000",
                  "model": "fabstir canary", "prompt": "canary", "response": "canary"}"#,

@@ -213,23 +213,39 @@ impl SettlementValidator {
             Ok(envelope) => envelope,
             Err(e) => return Ok(reject(Reason::CorruptProof, e.to_string(), tokens)),
         };
-        let have = &envelope.instance;
-        let mismatch = if have.job_id != expected.job_id {
-            Some((Reason::ReplayedProof, "the proof was made for another job"))
-        } else if have.host_id != expected.host_id {
-            Some((Reason::WrongHost, "the proof was made by another host"))
-        } else if have.chain_id != expected.chain_id {
-            Some((Reason::WrongChain, "the proof was made for another chain"))
-        } else if have.marketplace != expected.marketplace {
-            Some((
+        // The envelope's public inputs against the re-derived ones; the most
+        // specific reason wins (another job first: that is a replay).
+        let differences = envelope.instance.differences(&expected);
+        let mismatch = [
+            (
+                "job_id",
+                Reason::ReplayedProof,
+                "the proof was made for another job",
+            ),
+            (
+                "host_id",
+                Reason::WrongHost,
+                "the proof was made by another host",
+            ),
+            (
+                "chain_id",
+                Reason::WrongChain,
+                "the proof was made for another chain",
+            ),
+            (
+                "marketplace",
                 Reason::WrongMarketplace,
                 "the proof was made for another marketplace",
-            ))
-        } else if have.commitment != expected.commitment {
-            Some((Reason::InvalidProof, "the proof commits to another result"))
-        } else {
-            None
-        };
+            ),
+            (
+                "commitment",
+                Reason::InvalidProof,
+                "the proof commits to another result",
+            ),
+        ]
+        .into_iter()
+        .find(|(field, _, _)| differences.contains(field))
+        .map(|(_, reason, detail)| (reason, detail));
         if let Some((reason, detail)) = mismatch {
             return Ok(reject(reason, detail.into(), tokens));
         }

@@ -478,6 +478,23 @@ fn input_is_strict_and_every_error_is_json() {
     );
     assert_error(&r, 400, "invalid_json");
     assert_eq!(dir.count("SELECT COUNT(*) FROM checkpoints", []), 0);
+    // A job id of the wrong JSON type names the field and the accepted forms.
+    for bad in ["-1", "1.5", "true", "null", "18446744073709551616", "[1]"] {
+        let body = serde_json::to_string(&result(32)).unwrap().replacen(
+            "\"job_id\":\"32\"",
+            &format!("\"job_id\":{bad}"),
+            1,
+        );
+        assert!(body.contains(&format!("\"job_id\":{bad}")), "{body}");
+        let r = post_raw("/v1/results", &body);
+        assert_error(&r, 400, "invalid_json");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("$.job_id: ")
+                && message.contains("decimal digits or 0x-prefixed hex"),
+            "{bad}: {message}"
+        );
+    }
     // A route without a body takes nothing but {}.
     let r = post_raw(&format!("/v1/settlements/{job}"), "{\"force\": true}");
     assert_error(&r, 400, "invalid_json");

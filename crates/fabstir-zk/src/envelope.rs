@@ -276,9 +276,8 @@ impl ProofEnvelope {
                 limit: MAX_JSON_LEN,
             });
         }
-        crate::json::check_unique_keys(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
         let raw: EnvelopeJson =
-            serde_json::from_slice(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+            crate::json::from_slice(json).map_err(|e| EnvelopeError::Json(e.to_string()))?;
         if raw.format != ENVELOPE_FORMAT_VERSION {
             return Err(EnvelopeError::UnsupportedVersion(raw.format));
         }

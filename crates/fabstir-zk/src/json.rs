@@ -25,6 +25,38 @@ pub enum StrictJsonError {
     /// The document is not JSON at all.
     #[error("{0}")]
     Syntax(String),
+    /// The document is JSON but a value does not fit: a missing, unknown or
+    /// malformed field, named by its path.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The offending value, e.g. `$.job_id` (`$` is the whole document).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Parses `bytes` strictly: repeated keys are refused ([`check_unique_keys`]),
+/// and a value that does not fit is reported with its path (`$.job_id: ...`).
+pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StrictJsonError> {
+    check_unique_keys(bytes)?;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "$".to_string()
+        } else {
+            format!("$.{path}")
+        };
+        StrictJsonError::Invalid {
+            path,
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| StrictJsonError::Syntax(e.to_string()))?;
+    Ok(value)
 }
 
 /// Checks that no object in the JSON document `bytes` repeats a key.
@@ -192,6 +224,34 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_is_named_by_its_path() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Inner {
+            #[allow(dead_code)]
+            n: u8,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Outer {
+            #[allow(dead_code)]
+            inner: Inner,
+        }
+        match from_slice::<Outer>(br#"{"inner": {"n": 300}}"#) {
+            Err(StrictJsonError::Invalid { path, message }) => {
+                assert_eq!(path, "$.inner.n");
+                assert!(message.contains("300"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            from_slice::<Outer>(br#"{"inner": {"n": 1, "n": 2}}"#),
+            Err(StrictJsonError::DuplicateKey { .. })
+        ));
+        assert!(from_slice::<Outer>(br#"{"inner": {"n": 1}}"#).is_ok());
     }
 
     #[test]

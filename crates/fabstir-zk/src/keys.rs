@@ -139,6 +139,14 @@ impl VerifyingKey {
         &self.srs
     }
 
+    /// halo2's own description of the verifying key (`vk.pinned()`, pretty
+    /// debug form): the domain, the full constraint system with every gate
+    /// polynomial and its coefficients, and the fixed commitments. Checked in
+    /// like orchard's, so that any changed coefficient shows as a diff.
+    pub fn pinned(&self) -> String {
+        format!("{:#?}\n", self.vk.pinned())
+    }
+
     /// A readable description of the verifying key: shape of the constraint
     /// system, every query, every gate, the fixed commitments, and halo2's
     /// transcript representation (a hash of the full pinned key, gate

@@ -2,7 +2,8 @@
 //!
 //! A proof shows that the holder of a host's secret key bound an inference
 //! result (model, prompt, response) to its on-chain job, chain and
-//! marketplace. It does not show that the model was run; see `DESIGN.md`.
+//! marketplace. It does not show that the model was run; see
+//! `docs/CIRCUIT_SPEC.md` (what a proof guarantees and what it does not).
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -2,7 +2,7 @@
 //!
 //! The transcript is snark-verifier's Keccak-based EVM transcript, so the
 //! same proof bytes can be checked by a Solidity verifier generated with
-//! `snark-verifier` (see `docs/TRANSCRIPT.md` for the measured cost).
+//! `snark-verifier` (see `docs/PROOF-SYSTEM.md` for the choice and its cost).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -99,21 +99,7 @@ impl ProofEnvelope {
                 found: self.vk_id.to_string(),
             });
         }
-        let (have, want) = (&self.instance, expected);
-        let field = if have.chain_id != want.chain_id {
-            Some("chain_id")
-        } else if have.marketplace != want.marketplace {
-            Some("marketplace")
-        } else if have.job_id != want.job_id {
-            Some("job_id")
-        } else if have.host_id != want.host_id {
-            Some("host_id")
-        } else if have.commitment != want.commitment {
-            Some("commitment")
-        } else {
-            None
-        };
-        if let Some(field) = field {
+        if let Some(field) = self.instance.differences(expected).first() {
             return Err(VerifyError::InstanceMismatch { field });
         }
         ProofLayout::get().validate(&self.proof)?;

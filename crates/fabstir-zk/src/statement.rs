@@ -170,18 +170,43 @@ impl Serialize for JobId {
 }
 
 impl<'de> Deserialize<'de> for JobId {
-    /// Accepts a JSON string (decimal or hex) or a non-negative JSON integer.
+    /// Accepts a JSON string (decimal or hex) or a non-negative JSON integer
+    /// below 2^64; anything else is refused with a message naming the
+    /// accepted forms.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Number(u64),
-            Text(String),
+        struct JobIdVisitor;
+
+        const EXPECTED: &str = "a job id: a string of decimal digits or 0x-prefixed hex (up to 2^256 - 1), or a non-negative JSON integer below 2^64";
+
+        impl serde::de::Visitor<'_> for JobIdVisitor {
+            type Value = JobId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<JobId, E> {
+                Ok(JobId::from_u64(n))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<JobId, E> {
+                u64::try_from(n)
+                    .map(JobId::from_u64)
+                    .map_err(|_| E::custom(format!("job id {n} is negative; expected {EXPECTED}")))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<JobId, E> {
+                Err(E::custom(format!(
+                    "job id {n} is not an integer below 2^64 (large numbers lose precision in JSON): give it as a string; expected {EXPECTED}"
+                )))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<JobId, E> {
+                JobId::parse(s).map_err(E::custom)
+            }
         }
-        match Repr::deserialize(deserializer)? {
-            Repr::Number(n) => Ok(Self::from_u64(n)),
-            Repr::Text(s) => Self::parse(&s).map_err(serde::de::Error::custom),
-        }
+
+        deserializer.deserialize_any(JobIdVisitor)
     }
 }
 
@@ -445,9 +470,8 @@ impl InferenceResult {
     /// Parses the JSON form, with a typed error naming the offending field.
     /// A key repeated anywhere in the document is refused.
     pub fn from_json(json: &[u8]) -> Result<Self, InputError> {
-        crate::json::check_unique_keys(json).map_err(|e| InputError::Json(e.to_string()))?;
         let raw: InferenceResultJson =
-            serde_json::from_slice(json).map_err(|e| InputError::Json(e.to_string()))?;
+            crate::json::from_slice(json).map_err(|e| InputError::Json(e.to_string()))?;
         let model = ModelRef::from_parts(raw.model, raw.model_hash)?;
         Ok(Self {
             job_id: raw.job_id,
@@ -577,6 +601,22 @@ fn de_field<'de, D: Deserializer<'de>>(d: D) -> Result<FieldHex, D::Error> {
 }
 
 impl Instance {
+    /// The names of the public inputs in which `self` differs from `other`,
+    /// in this order: `chain_id`, `marketplace`, `job_id`, `host_id`,
+    /// `commitment` (the one comparison every verifier uses).
+    pub fn differences(&self, other: &Instance) -> Vec<&'static str> {
+        [
+            ("chain_id", self.chain_id != other.chain_id),
+            ("marketplace", self.marketplace != other.marketplace),
+            ("job_id", self.job_id != other.job_id),
+            ("host_id", self.host_id != other.host_id),
+            ("commitment", self.commitment != other.commitment),
+        ]
+        .into_iter()
+        .filter_map(|(field, differs)| differs.then_some(field))
+        .collect()
+    }
+
     /// The instance column, in circuit order.
     pub fn to_field_elements(&self) -> [Fr; instance::COUNT] {
         let (job_hi, job_lo) = limbs(&self.job_id.0);

@@ -1,6 +1,8 @@
 //! Pinned artefacts: an accidental change of circuit, parameters, transcript
 //! or proof format fails here.
 //!
+//! - `tests/data/vk_pinned.txt`: halo2's own `vk.pinned()` description of
+//!   the development verifying key (every gate polynomial and coefficient);
 //! - `tests/data/vk_description.txt`: the verifying key under the development
 //!   SRS (constraint system shape, queries, gates, fixed commitments, and
 //!   halo2's transcript representation, which hashes every gate polynomial),
@@ -56,11 +58,42 @@ fn pinned(path: PathBuf, actual: &str) {
             path.display()
         )
     });
-    assert!(
-        expected == actual,
-        "{} changed. If the change is intended, regenerate with FABSTIR_REGENERATE_VECTORS=1 and bump CIRCUIT_VERSION.",
-        path.display()
-    );
+    if expected != actual {
+        panic!(
+            "{} changed. If the change is intended, regenerate with FABSTIR_REGENERATE_VECTORS=1 and bump CIRCUIT_VERSION.\n{}",
+            path.display(),
+            line_diff(&expected, actual)
+        );
+    }
+}
+
+/// The lines that differ (at most 40), as `-` expected / `+` actual with
+/// their line numbers: enough to see which coefficient or query changed.
+fn line_diff(expected: &str, actual: &str) -> String {
+    let (old, new): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let mut out = Vec::new();
+    for i in 0..old.len().max(new.len()) {
+        let (a, b) = (old.get(i), new.get(i));
+        if a != b {
+            if let Some(a) = a {
+                out.push(format!("{:>6} - {a}", i + 1));
+            }
+            if let Some(b) = b {
+                out.push(format!("{:>6} + {b}", i + 1));
+            }
+        }
+        if out.len() >= 40 {
+            out.push("       ...".into());
+            break;
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn line_diff_names_the_changed_lines() {
+    let diff = line_diff("a\nb\nc\n", "a\nB\nc\nd\n");
+    assert_eq!(diff, "     2 - b\n     2 + B\n     4 + d");
 }
 
 fn hex32(x: &Fr) -> String {
@@ -71,6 +104,7 @@ fn hex32(x: &Fr) -> String {
 fn verifying_key_is_pinned() {
     let vk = common::proving_key().verifying_key();
     pinned(data("vk_description.txt"), &vk.description());
+    pinned(data("vk_pinned.txt"), &vk.pinned());
     pinned(data("vk_id.txt"), &format!("{}\n", vk.id()));
 }
 

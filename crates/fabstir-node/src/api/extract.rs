@@ -30,10 +30,10 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 
 /// Parses a JSON request body strictly: a key repeated at any depth is
 /// refused before anything is deserialized (see [`fabstir_zk::json`]).
+/// A value that does not fit is named by its path (`$.job_id: ...`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    fabstir_zk::json::check_unique_keys(bytes)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
-    serde_json::from_slice(bytes).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
+    fabstir_zk::json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
 }
 
 /// A JSON body, parsed with [`parse_json`].

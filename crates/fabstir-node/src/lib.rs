@@ -8,7 +8,8 @@
 //! (outbox, [`chain`] payload, ledger) -> [`settlement`] (validator,
 //! settlements table). [`keys`] holds the key sets, [`config`] the
 //! configuration, [`metrics`] the Prometheus metrics, [`health`] the checks
-//! behind `/health`, [`datadir`] the data directory's lock and admin token.
+//! behind `/health`, [`datadir`] the data directory's lock and admin token,
+//! [`mock`] the test-only mock proofs, [`reasons`] the stable reason codes.
 //! Domain modules know nothing of HTTP; [`api`] maps their errors to status
 //! codes in one place.
 
@@ -22,6 +23,7 @@ pub mod datadir;
 pub mod health;
 pub mod keys;
 pub mod metrics;
+pub mod mock;
 pub mod prover;
 pub mod reasons;
 pub mod settlement;

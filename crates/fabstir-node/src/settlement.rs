@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
-use crate::prover::{mock_proof, MOCK_MAGIC};
+use crate::mock::{mock_proof, MOCK_MAGIC};
 pub use crate::reasons::Reason;
 use crate::store::settlements::{self, NewSettlement};
 use crate::store::{

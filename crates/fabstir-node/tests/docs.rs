@@ -27,6 +27,9 @@
 //! `` `crates/<crate>/<path>.rs::<test name>` ``; a variable the code does not
 //! read appears only on lines saying "no longer read" or "not read".
 
+mod common;
+
+use common::{read_repo_file as read, repo_root};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,15 +48,6 @@ const DOCS: [&str; 6] = [
     "docs/SECURITY.md",
     "docs/CIRCUIT_SPEC.md",
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_root().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// Every `*.rs` file under `dir`.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

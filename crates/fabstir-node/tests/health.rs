@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{post_to, result, DataDir, Node};
+use common::{post_to, repo_root, result, DataDir, Node};
 use serde_json::{json, Value};
 
 /// How long a periodic check may take to notice a change (interval 200 ms,
@@ -501,13 +501,6 @@ fn results_posted_faster_than_proved_fill_the_queue_and_the_health_says_so() {
 // ---------------------------------------------------------------------------
 // Alert tests: the node's own scrapes replayed through promtool
 // ---------------------------------------------------------------------------
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
-}
 
 /// Scrape interval of the replay, and its timeline: the "before" samples
 /// from 0 to 4m45s, the "after" samples from 5m on.

@@ -24,9 +24,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::read_repo_file as read;
 use common::{DataDir, Node};
 use fabstir_node::api::ErrorCode;
 use fabstir_node::reasons::{Reason, VERIFY_REASON_CODES};
@@ -40,15 +41,6 @@ const ALLOWED_ORIGIN: &str = "https://app.example.test";
 /// The router's answer to a path it does not know.
 fn is_fallback(status: u16, body: &Value) -> bool {
     status == 404 && *body == json!({"error": {"code": "not_found", "message": "no such route"}})
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_root().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// `docs/openapi.yaml` as JSON (map keys such as status codes become strings).

@@ -212,6 +212,22 @@ pub enum KeyError {
         /// Its mode bits.
         mode: u32,
     },
+    /// A file is larger than any file of its kind (probably the wrong path).
+    #[error("{path}: is {len} bytes, more than the {limit} expected")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+        /// The largest size accepted.
+        limit: u64,
+    },
+    /// A path that must name a regular file names a directory, device or pipe.
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// A file is not the expected kind of file or is damaged.
     #[error("{path}: {reason}")]
     Corrupt {

@@ -285,6 +285,18 @@ fn expect_corrupt<T: Debug>(result: Result<T, KeyError>, needle: &str) -> PathBu
             );
             path
         }
+        // A file far too large is its own kind of corrupt file.
+        Err(e @ KeyError::TooLarge { .. }) => {
+            let reason = e.to_string();
+            assert!(
+                reason.contains(needle),
+                "TooLarge {reason:?} does not mention {needle:?}"
+            );
+            match e {
+                KeyError::TooLarge { path, .. } => path,
+                _ => unreachable!(),
+            }
+        }
         other => panic!("expected KeyError::Corrupt mentioning {needle:?}, got {other:?}"),
     }
 }

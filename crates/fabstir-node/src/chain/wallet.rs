@@ -7,8 +7,6 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use k256::ecdsa::{RecoveryId, SigningKey, VerifyingKey};
@@ -121,7 +119,7 @@ pub enum WalletError {
     /// Any other I/O failure on the key file.
     #[error("cannot {action} key file {}: {source}", path.display())]
     Io {
-        /// What was being done: "open", "read", "create", "write".
+        /// What was being done: "read" or "create".
         action: &'static str,
         /// The key file.
         path: PathBuf,
@@ -198,40 +196,10 @@ impl HostWallet {
     /// `0o077` set) and a file larger than [`MAX_KEY_FILE_LEN`] bytes.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, WalletError> {
         let path = path.as_ref();
-        let io_err = |action, source| WalletError::Io {
-            action,
-            path: path.to_owned(),
-            source,
-        };
-        let file = File::open(path).map_err(|e| io_err("open", e))?;
-        // Checked on the open handle, so the file checked is the file read.
-        let metadata = file.metadata().map_err(|e| io_err("read", e))?;
-        if !metadata.is_file() {
-            return Err(WalletError::NotAFile {
-                path: path.to_owned(),
-            });
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = metadata.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                return Err(WalletError::InsecurePermissions {
-                    path: path.to_owned(),
-                    mode,
-                });
-            }
-        }
-        let mut content = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
-        file.take(MAX_KEY_FILE_LEN + 1)
-            .read_to_end(&mut content)
-            .map_err(|e| io_err("read", e))?;
-        if content.len() as u64 > MAX_KEY_FILE_LEN {
-            return Err(WalletError::KeyFileTooLarge {
-                path: path.to_owned(),
-                max: MAX_KEY_FILE_LEN,
-            });
-        }
+        let content = Zeroizing::new(
+            fabstir_zk::fsutil::read_secret(path, MAX_KEY_FILE_LEN)
+                .map_err(|e| file_error(path, "read", e))?,
+        );
         let invalid = |source| WalletError::InvalidKeyFile {
             path: path.to_owned(),
             source,
@@ -253,43 +221,12 @@ impl HostWallet {
     /// partial file is removed.
     pub fn write_new(&self, path: impl AsRef<Path>) -> Result<(), WalletError> {
         let path = path.as_ref();
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o400);
-        }
-        let mut file = options.open(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                WalletError::AlreadyExists {
-                    path: path.to_owned(),
-                }
-            } else {
-                WalletError::Io {
-                    action: "create",
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })?;
         let mut text = Zeroizing::new(String::with_capacity(67));
         text.push_str("0x");
         text.push_str(&hex::encode(self.key.to_bytes()));
         text.push('\n');
-        let written = file
-            .write_all(text.as_bytes())
-            .and_then(|()| file.sync_all());
-        if let Err(source) = written {
-            drop(file);
-            let _ = std::fs::remove_file(path);
-            return Err(WalletError::Io {
-                action: "write",
-                path: path.to_owned(),
-                source,
-            });
-        }
-        Ok(())
+        fabstir_zk::fsutil::write_new(path, text.as_bytes(), 0o400)
+            .map_err(|e| file_error(path, "create", e))
     }
 
     /// The wallet's 20-byte Ethereum address: the last 20 bytes of the
@@ -368,6 +305,28 @@ impl fmt::Debug for HostWallet {
     }
 }
 
+/// The wallet's error for a failure of the shared file helpers.
+fn file_error(path: &Path, action: &'static str, e: fabstir_zk::KeyError) -> WalletError {
+    use fabstir_zk::KeyError;
+    let path = path.to_owned();
+    match e {
+        KeyError::Permissions { mode, .. } => WalletError::InsecurePermissions { path, mode },
+        KeyError::Exists { .. } => WalletError::AlreadyExists { path },
+        KeyError::NotAFile { .. } => WalletError::NotAFile { path },
+        KeyError::TooLarge { limit, .. } => WalletError::KeyFileTooLarge { path, max: limit },
+        KeyError::Io { source, .. } => WalletError::Io {
+            action,
+            path,
+            source,
+        },
+        other => WalletError::Io {
+            action,
+            path,
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
 /// The Ethereum address of a secp256k1 public key.
 fn address_of(key: &VerifyingKey) -> [u8; 20] {
     let point = key.to_encoded_point(false);
@@ -377,22 +336,10 @@ fn address_of(key: &VerifyingKey) -> [u8; 20] {
     address
 }
 
-/// EIP-55 checksummed hex form of an address: a hex letter is upper case when
-/// the matching nibble of `keccak256(lowercase hex)` is 8 or more.
+/// EIP-55 checksummed hex form of an address (the one implementation is
+/// `fabstir_zk::Address::to_checksummed`, which also checks it on input).
 pub fn to_checksum_address(address: &[u8; 20]) -> String {
-    let lower = hex::encode(address);
-    let hash = keccak256(lower.as_bytes());
-    let mut out = String::with_capacity(42);
-    out.push_str("0x");
-    for (i, c) in lower.chars().enumerate() {
-        let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
-        if c.is_ascii_alphabetic() && nibble >= 8 {
-            out.push(c.to_ascii_uppercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    fabstir_zk::Address(*address).to_checksummed()
 }
 
 #[cfg(test)]
@@ -659,7 +606,7 @@ mod tests {
         ));
         assert!(matches!(
             HostWallet::load(dir.path().join("missing")),
-            Err(WalletError::Io { action: "open", .. })
+            Err(WalletError::Io { action: "read", .. })
         ));
         assert!(matches!(
             HostWallet::load(dir.path()),

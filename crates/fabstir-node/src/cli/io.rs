@@ -1,6 +1,5 @@
 //! Reading inputs with bounds, writing outputs without overwriting.
 
-use std::io::Read;
 use std::path::Path;
 
 use fabstir_zk::{InferenceResult, ProofEnvelope};
@@ -10,30 +9,19 @@ use super::Failure;
 /// Largest inference result file accepted.
 pub const MAX_RESULT_BYTES: u64 = 16 << 20;
 
-/// Reads at most `limit` bytes of `path`, refusing larger files.
+/// Reads at most `limit` bytes of `path`, refusing larger files
+/// (`fabstir_zk::fsutil::read_bounded`, with the command's failure codes).
 pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Failure> {
-    let unreadable = |e: std::io::Error| {
-        Failure::input(
-            "unreadable_input",
-            format!("cannot read {what} {}: {e}", path.display()),
-        )
-    };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let len = file.metadata().map_err(unreadable)?.len();
-    if len > limit {
-        return Err(Failure::input(
+    fabstir_zk::fsutil::read_bounded(path, limit).map_err(|e| match e {
+        fabstir_zk::KeyError::TooLarge { len, limit, .. } => Failure::input(
             "input_too_large",
             format!(
                 "{what} {} is {len} bytes; the limit is {limit}",
                 path.display()
             ),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(limit)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    Ok(bytes)
+        ),
+        e => Failure::input("unreadable_input", format!("cannot read {what}: {e}")),
+    })
 }
 
 /// Reads and parses an inference result JSON file.
@@ -57,18 +45,10 @@ pub fn read_proof(path: &Path) -> Result<ProofEnvelope, Failure> {
 
 /// Writes a new file (never overwriting), synced to disk.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write;
-    let fail = |e: std::io::Error| {
+    fabstir_zk::fsutil::write_new(path, bytes, 0o644).map_err(|e| {
         Failure::other(
             "write_failed",
             format!("cannot write {}: {e}", path.display()),
         )
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)
+    })
 }

@@ -18,6 +18,20 @@ pub struct Node {
     pub startup: Value,
 }
 
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// A file of the repository (path relative to its root), as text.
+pub fn read_repo_file(relative: &str) -> String {
+    let path = repo_root().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The node binary.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_fabstir-node")

@@ -164,6 +164,8 @@ pub struct Checkpoints {
     locks: JobLocks,
     store: Arc<Store>,
     generator: Arc<ProofGenerator>,
+    /// Where the fresh proofs of later checkpoints are made.
+    pool: Arc<rayon::ThreadPool>,
     wallet: HostWallet,
     chain: Arc<dyn ChainClient>,
     metrics: Arc<Metrics>,
@@ -196,9 +198,11 @@ pub fn claimable(
 }
 
 impl Checkpoints {
+    /// The outbox on `store`; later checkpoints' proofs are made on `pool`.
     pub fn new(
         store: Arc<Store>,
         generator: Arc<ProofGenerator>,
+        pool: Arc<rayon::ThreadPool>,
         wallet: HostWallet,
         chain: Arc<dyn ChainClient>,
         metrics: Arc<Metrics>,
@@ -207,6 +211,7 @@ impl Checkpoints {
             locks: JobLocks::default(),
             store,
             generator,
+            pool,
             wallet,
             chain,
             metrics,
@@ -264,7 +269,7 @@ impl Checkpoints {
         } else {
             let statement = stored.result.statement(stored.host_id);
             self.generator
-                .prove_another(&statement)
+                .prove_another(&statement, &self.pool)
                 .map_err(|e| CheckpointError::Prove(e.to_string()))?
                 .bytes
         };

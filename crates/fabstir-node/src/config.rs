@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
+use crate::threads::ThreadLayout;
+
 /// Which proof backend produces proofs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,8 +40,8 @@ pub struct Config {
     pub max_proof_size: usize,
     /// Entries of the proof cache.
     pub proof_cache_size: usize,
-    /// Proofs generated in parallel.
-    pub prover_threads: usize,
+    /// Prover workers and their threads, and the verification pool.
+    pub threads: ThreadLayout,
     /// Results waiting for a prover before new ones are refused with 503.
     pub queue_capacity: usize,
     /// Time allowed for one proof.
@@ -107,9 +109,17 @@ pub struct Settings {
     /// Entries of the LRU proof cache [default: 1000]. Also PROOF_CACHE_SIZE.
     #[arg(long, env = "FABSTIR_PROOF_CACHE_SIZE", value_name = "N")]
     pub proof_cache_size: Option<usize>,
-    /// Proofs generated in parallel (prover workers) [default: the number of cores].
+    /// Proofs generated in parallel: prover workers, each with a thread pool of its own
+    /// [default: cores / threads_per_prover].
     #[arg(long, env = "FABSTIR_PROVER_THREADS", value_name = "N")]
     pub prover_threads: Option<usize>,
+    /// Threads each prover worker proves with [default: 1].
+    #[arg(long, env = "FABSTIR_THREADS_PER_PROVER", value_name = "N")]
+    pub threads_per_prover: Option<usize>,
+    /// Threads of the proof verification pool (settlement validation, /v1/verify)
+    /// [default: the number of cores].
+    #[arg(long, env = "FABSTIR_VERIFY_THREADS", value_name = "N")]
+    pub verify_threads: Option<usize>,
     /// Results waiting for a prover before new ones get 503 [default: 256].
     #[arg(long, env = "FABSTIR_QUEUE_CAPACITY", value_name = "N")]
     pub queue_capacity: Option<usize>,
@@ -324,11 +334,26 @@ impl Config {
                 .or(env_usize("PROOF_CACHE_SIZE")?)
                 .or(file.proof_cache_size)
                 .unwrap_or(defaults::PROOF_CACHE_ENTRIES),
-            prover_threads: cli
-                .prover_threads
-                .or(file.prover_threads)
-                .unwrap_or(cores)
-                .max(1),
+            threads: {
+                let per_prover = cli
+                    .threads_per_prover
+                    .or(file.threads_per_prover)
+                    .unwrap_or(1)
+                    .max(1);
+                ThreadLayout {
+                    prover_workers: cli
+                        .prover_threads
+                        .or(file.prover_threads)
+                        .unwrap_or((cores / per_prover).max(1))
+                        .max(1),
+                    threads_per_prover: per_prover,
+                    verify_threads: cli
+                        .verify_threads
+                        .or(file.verify_threads)
+                        .unwrap_or(cores)
+                        .max(1),
+                }
+            },
             queue_capacity: cli
                 .queue_capacity
                 .or(file.queue_capacity)

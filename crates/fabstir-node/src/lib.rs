@@ -28,3 +28,4 @@ pub mod prover;
 pub mod reasons;
 pub mod settlement;
 pub mod store;
+pub mod threads;

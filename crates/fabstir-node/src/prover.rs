@@ -15,6 +15,7 @@ use crate::keys::KeyManager;
 use crate::metrics::Metrics;
 use crate::mock::mock_proof;
 use crate::store::{now_ms, Store, StoredProof};
+use crate::threads::Pools;
 
 /// A proof made for a statement.
 #[derive(Debug, Clone)]
@@ -127,7 +128,12 @@ impl ProofGenerator {
 
     /// Proves `statement` with the current keys (blocking; call off the async
     /// runtime), from the cache when the same statement was proved before.
-    pub fn prove(&self, statement: &Statement) -> Result<GeneratedProof, GenerateError> {
+    /// The proof's parallel work runs on `pool`.
+    pub fn prove(
+        &self,
+        statement: &Statement,
+        pool: &rayon::ThreadPool,
+    ) -> Result<GeneratedProof, GenerateError> {
         let keys = self.keys.current();
         let mock = self.backend == Backend::Mock;
         let key = (
@@ -144,7 +150,7 @@ impl ProofGenerator {
             return Ok(hit);
         }
         self.metrics.cache_misses.inc();
-        let proof = self.prove_fresh(statement)?;
+        let proof = self.prove_fresh(statement, pool)?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache
                 .push(key, proof.clone())
@@ -160,8 +166,12 @@ impl ProofGenerator {
     /// job's later checkpoints, each of which needs its own `proofHash`). A
     /// real proof has fresh randomness; a mock proof gets a random suffix
     /// after its binding (it stays a mock, refused in production).
-    pub fn prove_another(&self, statement: &Statement) -> Result<GeneratedProof, GenerateError> {
-        let mut proof = self.prove_fresh(statement)?;
+    pub fn prove_another(
+        &self,
+        statement: &Statement,
+        pool: &rayon::ThreadPool,
+    ) -> Result<GeneratedProof, GenerateError> {
+        let mut proof = self.prove_fresh(statement, pool)?;
         if proof.mock {
             proof.bytes.extend_from_slice(&rand::random::<[u8; 16]>());
         }
@@ -170,7 +180,11 @@ impl ProofGenerator {
 
     /// A new proof of `statement`, bypassing the cache (a fresh proof has
     /// fresh randomness, hence other bytes and another hash).
-    pub fn prove_fresh(&self, statement: &Statement) -> Result<GeneratedProof, GenerateError> {
+    pub fn prove_fresh(
+        &self,
+        statement: &Statement,
+        pool: &rayon::ThreadPool,
+    ) -> Result<GeneratedProof, GenerateError> {
         let keys = self.keys.current();
         let mock = self.backend == Backend::Mock;
         let started = Instant::now();
@@ -183,7 +197,8 @@ impl ProofGenerator {
                 prove_ms: 0.0,
             }
         } else {
-            let envelope = ProofEnvelope::create_with_timeout(
+            let envelope = ProofEnvelope::create_in(
+                pool,
                 keys.proving_key.clone(),
                 *statement,
                 keys.host_key.clone(),
@@ -224,6 +239,8 @@ pub struct ProverPool {
 pub struct QueueFull;
 
 struct Worker {
+    /// This worker's own thread pool (see `threads`).
+    pool: Arc<rayon::ThreadPool>,
     store: Arc<Store>,
     generator: Arc<ProofGenerator>,
     metrics: Arc<Metrics>,
@@ -273,7 +290,7 @@ impl Worker {
             }
         }
         let statement = stored.result.statement(host_id);
-        match self.generator.prove(&statement) {
+        match self.generator.prove(&statement, &self.pool) {
             Ok(proof) => {
                 let record = proof.into_stored(&statement);
                 match self.store.put_proof(job, &record) {
@@ -305,20 +322,21 @@ impl Worker {
 }
 
 impl ProverPool {
-    /// Starts `threads` workers.
+    /// Starts one worker per prover pool of `pools`.
     pub fn start(
         store: Arc<Store>,
         generator: Arc<ProofGenerator>,
         metrics: Arc<Metrics>,
-        threads: usize,
+        pools: &Pools,
         capacity: usize,
     ) -> Self {
         let (sender, receiver) = mpsc::channel();
         let receiver = Arc::new(Mutex::new(receiver));
         let pending = Arc::new(AtomicUsize::new(0));
         let last_proof_ms = Arc::new(Mutex::new(None));
-        for i in 0..threads {
+        for i in 0..pools.layout().prover_workers {
             let worker = Worker {
+                pool: pools.prover(i),
                 store: store.clone(),
                 generator: generator.clone(),
                 metrics: metrics.clone(),

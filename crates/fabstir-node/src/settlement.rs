@@ -44,6 +44,8 @@ pub struct SettlementValidator {
     store: Arc<Store>,
     keys: Arc<KeyManager>,
     metrics: Arc<Metrics>,
+    /// The verification pool.
+    pool: Arc<rayon::ThreadPool>,
     production: bool,
     /// One settlement at a time per job (the database's uniqueness is the
     /// final guard; this avoids validating twice).
@@ -70,16 +72,19 @@ enum Prechecked {
 
 impl SettlementValidator {
     /// A validator; `production` refuses mock proofs.
+    /// `pool` does the cryptographic verification (see `threads`).
     pub fn new(
         store: Arc<Store>,
         keys: Arc<KeyManager>,
         metrics: Arc<Metrics>,
+        pool: Arc<rayon::ThreadPool>,
         production: bool,
     ) -> Self {
         Self {
             store,
             keys,
             metrics,
+            pool,
             production,
             locks: JobLocks::default(),
         }
@@ -303,7 +308,7 @@ impl SettlementValidator {
                 expected,
             } => {
                 let outcome = match self.keys.verifier(&envelope.vk_id) {
-                    Some(vk) => envelope.verify(&vk, &expected),
+                    Some(vk) => self.pool.install(|| envelope.verify(&vk, &expected)),
                     None => Err(VerifyError::Invalid),
                 };
                 if let Err(e) = outcome {
@@ -349,7 +354,10 @@ impl SettlementValidator {
                 to_verify.iter().filter(|(_, e, _)| e.vk_id == id).collect();
             let items: Vec<(&ProofEnvelope, &Instance)> =
                 group.iter().map(|(_, e, x)| (e, x)).collect();
-            for ((i, _, _), result) in group.iter().zip(verify_batch(&vk, &items)) {
+            for ((i, _, _), result) in group
+                .iter()
+                .zip(self.pool.install(|| verify_batch(&vk, &items)))
+            {
                 if let (Err(e), Some(validation)) = (result, out[*i].as_mut()) {
                     validation.passed = false;
                     validation.reason = Some(Reason::InvalidProof);

@@ -19,6 +19,7 @@ use fabstir_node::metrics::Metrics;
 use fabstir_node::prover::ProofGenerator;
 use fabstir_node::settlement::SettlementValidator;
 use fabstir_node::store::{checkpoints, schema, Store, StoreError, SCHEMA_VERSION};
+use fabstir_node::threads::{Pools, ThreadLayout};
 use fabstir_zk::JobId;
 use rand::SeedableRng;
 
@@ -67,7 +68,14 @@ fn a_version_1_database_is_migrated_and_keeps_every_row() {
     let metrics = Arc::new(Metrics::new());
     let (keys, _) = KeyManager::open(&dir.path().join("keys"), false).unwrap();
     let keys = Arc::new(keys);
-    let validator = SettlementValidator::new(store.clone(), keys.clone(), metrics.clone(), false);
+    let pools = Pools::new(ThreadLayout::default_for(1)).unwrap();
+    let validator = SettlementValidator::new(
+        store.clone(),
+        keys.clone(),
+        metrics.clone(),
+        pools.verify(),
+        false,
+    );
     // Job 1 was over-claimed by the old release: nothing more is paid.
     let settled = validator.settle(&job(1)).unwrap();
     assert_eq!(settled.outcome, "settled", "{settled:?}");
@@ -89,6 +97,7 @@ fn a_version_1_database_is_migrated_and_keeps_every_row() {
     let checkpoints = Checkpoints::new(
         store.clone(),
         generator,
+        pools.prover(0),
         wallet,
         Arc::new(LocalLedger::new(store.clone())),
         metrics,

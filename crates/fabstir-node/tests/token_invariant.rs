@@ -24,6 +24,7 @@ use fabstir_node::metrics::Metrics;
 use fabstir_node::prover::ProofGenerator;
 use fabstir_node::settlement::SettlementValidator;
 use fabstir_node::store::{Store, MAX_TOKENS};
+use fabstir_node::threads::{Pools, ThreadLayout};
 use fabstir_zk::{Address, InferenceResult, JobId, ModelRef};
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -66,15 +67,18 @@ impl Node {
             Duration::from_secs(5),
             metrics.clone(),
         ));
+        let pools = Pools::new(ThreadLayout::default_for(1)).expect("pools");
         let checkpoints = Checkpoints::new(
             store.clone(),
             generator,
+            pools.prover(0),
             wallet(),
             Arc::new(LocalLedger::new(store.clone())),
             metrics.clone(),
         );
         checkpoints.reconcile().expect("reconcile");
-        let validator = SettlementValidator::new(store.clone(), keys, metrics, false);
+        let validator =
+            SettlementValidator::new(store.clone(), keys, metrics, pools.verify(), false);
         Self {
             store,
             checkpoints,
@@ -102,7 +106,11 @@ fn add_job(node: &Node, generator: &ProofGenerator, index: usize, tokens_used: u
         .insert_result(&result, tokens_used, host_id)
         .expect("insert result");
     let statement = result.statement(host_id);
-    let proof = generator.prove(&statement).expect("mock proof");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let proof = generator.prove(&statement, &pool).expect("mock proof");
     node.store
         .put_proof(&result.job_id, &proof.into_stored(&statement))
         .expect("store proof");

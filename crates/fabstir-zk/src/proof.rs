@@ -91,6 +91,36 @@ impl ProofEnvelope {
         }
     }
 
+    /// [`ProofEnvelope::create`] with OS randomness on `pool` (its threads do
+    /// all of the proof's parallel work), giving up after `timeout`.
+    ///
+    /// A node gives each prover worker a pool of its own: proofs that share
+    /// one pool contend for its queues, and throughput stops growing with
+    /// cores. On timeout the proof finishes on the pool and is discarded.
+    pub fn create_in(
+        pool: &rayon::ThreadPool,
+        pk: Arc<ProvingKey>,
+        statement: Statement,
+        host_key: Arc<HostKey>,
+        timeout: Duration,
+    ) -> Result<Self, ProveError> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        pool.spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                Self::create(&pk, &statement, &host_key, rand::rngs::OsRng)
+            }))
+            .unwrap_or_else(|_| Err(ProveError::Backend("the prover panicked".into())));
+            let _ = sender.send(result);
+        });
+        match receiver.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ProveError::Timeout(timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(ProveError::Backend("prover thread died".into()))
+            }
+        }
+    }
+
     /// Checks everything but the pairing: key, public inputs, encoding.
     fn precheck(&self, vk: &VerifyingKey, expected: &Instance) -> Result<(), VerifyError> {
         if self.vk_id != vk.id() {

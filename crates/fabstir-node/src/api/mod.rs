@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::prover::{ProofGenerator, ProverPool};
 use crate::settlement::SettlementValidator;
 use crate::store::Store;
+use crate::threads::Pools;
 use guard::Access;
 
 /// Shared state of the service.
@@ -47,6 +48,7 @@ pub struct App {
     pub checkpoints: Arc<Checkpoints>,
     pub health: Arc<Health>,
     pub access: Arc<Access>,
+    pub pools: Arc<Pools>,
 }
 
 /// Runs blocking work (database, proving, verification) off the async runtime.

@@ -212,6 +212,12 @@ pub async fn post_verify(
 ) -> Result<Json<Value>, ApiError> {
     let result = InferenceResult::from_json(request.result.to_string().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
+    if request.proof.is_null() {
+        return Err(ApiError::new(
+            ErrorCode::MalformedProof,
+            "proof is null: the job has no proof yet; GET /v1/proofs/{job_id} gives `proof` once its state is proved",
+        ));
+    }
     let envelope = ProofEnvelope::from_json(request.proof.to_string().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::MalformedProof, e.to_string()))?;
     let job_id = result.job_id;
@@ -233,9 +239,10 @@ pub async fn post_verify(
         })));
     };
     let metrics = app.metrics.clone();
+    let pool = app.pools.verify();
     let outcome = blocking(move || {
         let started = std::time::Instant::now();
-        let outcome = envelope.verify(&vk, &result.statement(host_id).instance());
+        let outcome = pool.install(|| envelope.verify(&vk, &result.statement(host_id).instance()));
         metrics
             .verify_seconds
             .observe(started.elapsed().as_secs_f64());

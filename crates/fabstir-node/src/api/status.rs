@@ -68,6 +68,8 @@ pub async fn health_ezkl(State(app): State<Arc<App>>) -> Json<Value> {
         "last_proof_ms": app.pool.last_proof_ms(),
         "proof_cache_entries": app.generator.cache_len(),
         "verifying_keys": app.keys.verifier_ids().iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        "thread_layout": app.pools.layout(),
+        "cores": crate::threads::ThreadLayout::cores(),
     }))
 }
 

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::{demo::sample_result, Failure};
 use crate::metrics::peak_rss_kib;
+use crate::threads::{Pools, ThreadLayout};
 
 /// p50/p95/p99 of `samples` (nearest rank), in milliseconds.
 fn percentiles(mut samples: Vec<f64>) -> Value {
@@ -28,11 +29,29 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCode, Failure> {
-    if iterations == 0 || batch == 0 {
+/// How `bench` measures parallel proving.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Proofs in parallel (default: cores / threads per worker).
+    pub workers: Option<usize>,
+    /// Threads of each worker's pool (default 1).
+    pub threads_per_worker: usize,
+    /// Prove through the one global pool instead, as nodes before the
+    /// per-worker pools did (to compare).
+    pub shared_pool: bool,
+}
+
+pub fn run(
+    json_output: bool,
+    iterations: usize,
+    batch: usize,
+    layout: Layout,
+) -> Result<ExitCode, Failure> {
+    if iterations == 0 || batch == 0 || layout.threads_per_worker == 0 || layout.workers == Some(0)
+    {
         return Err(Failure::input(
             "bad_argument",
-            "--iterations and --batch must be at least 1",
+            "--iterations, --batch, --workers and --threads-per-worker must be at least 1",
         ));
     }
     let dir = tempfile::tempdir().map_err(|e| Failure::other("tempdir", e.to_string()))?;
@@ -91,24 +110,39 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
             ));
         }
     }
-    // Raw prover throughput with one proving thread per core (the node's
-    // prover pool does the same): the ceiling for the node's sustained rate.
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let per_thread = iterations.div_ceil(cores).max(2);
+    // Raw prover throughput with the node's thread layout: one worker per
+    // pool, each proving on its own pool (or all through the global pool,
+    // with --shared-pool): the ceiling for the node's sustained rate.
+    let cores = ThreadLayout::cores();
+    let thread_layout = ThreadLayout {
+        prover_workers: layout
+            .workers
+            .unwrap_or((cores / layout.threads_per_worker).max(1)),
+        threads_per_prover: layout.threads_per_worker,
+        verify_threads: cores,
+    };
+    let workers = thread_layout.prover_workers;
+    let per_worker = iterations.div_ceil(workers).max(2);
+    let pools = (!layout.shared_pool)
+        .then(|| Pools::new(thread_layout))
+        .transpose()
+        .map_err(|e| Failure::other("threads", e.to_string()))?;
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for t in 0..cores {
-            let prove = &prove;
+        for t in 0..workers {
+            let (prove, pools) = (&prove, &pools);
             scope.spawn(move || {
-                for i in 0..per_thread {
-                    let _ = prove(10_000 + t * per_thread + i);
+                for i in 0..per_worker {
+                    let job = 10_000 + t * per_worker + i;
+                    let _ = match pools {
+                        Some(pools) => pools.prover(t).install(|| prove(job)),
+                        None => prove(job),
+                    };
                 }
             });
         }
     });
-    let parallel_proofs_per_s = (cores * per_thread) as f64 / started.elapsed().as_secs_f64();
+    let parallel_proofs_per_s = (workers * per_worker) as f64 / started.elapsed().as_secs_f64();
 
     let pk_path = dir.path().join("keys").join(files::PROVING_KEY);
     let mut load_ms = Vec::with_capacity(iterations);
@@ -129,7 +163,9 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
         "batch_size": items.len(),
         "iterations": iterations,
         "peak_rss_kib": peak_rss_kib(),
-        "threads": cores,
+        "cores": cores,
+        "thread_layout": thread_layout,
+        "shared_pool": layout.shared_pool,
         "parallel_proofs_per_s": (parallel_proofs_per_s * 100.0).round() / 100.0,
     });
     if json_output {
@@ -152,7 +188,11 @@ pub fn run(json_output: bool, iterations: usize, batch: usize) -> Result<ExitCod
             );
         }
         println!("  proof_bytes                 {proof_bytes}");
-        println!("  parallel proofs/s ({cores} threads) {parallel_proofs_per_s:.1}");
+        println!(
+            "  parallel proofs/s           {parallel_proofs_per_s:.1} ({workers} workers x {} threads{}, {cores} cores)",
+            thread_layout.threads_per_prover,
+            if layout.shared_pool { ", one shared pool" } else { ", a pool each" }
+        );
         if let Some(rss) = peak_rss_kib() {
             println!(
                 "  peak RSS                    {:.1} MiB",

@@ -174,6 +174,8 @@ pub fn run(
         "results": results,
         "concurrency": concurrency,
         "backend": health["backend"],
+        "node_thread_layout": health["thread_layout"],
+        "node_cores": health["cores"],
         "refused_503": refused.load(Ordering::SeqCst),
         "failed": failed,
         "submit_seconds": (submitted_s * 1000.0).round() / 1000.0,

@@ -171,6 +171,15 @@ enum Command {
         /// Proofs per batch for batch verification.
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// Proofs made in parallel for the throughput figure (default: cores / --threads-per-worker).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Threads of each worker's pool.
+        #[arg(long, default_value_t = 1)]
+        threads_per_worker: usize,
+        /// Prove in parallel through one shared global pool (how nodes before per-worker pools did), to compare.
+        #[arg(long)]
+        shared_pool: bool,
     },
 }
 
@@ -197,7 +206,19 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
             json,
             iterations,
             batch,
-        } => bench::run(json, iterations, batch),
+            workers,
+            threads_per_worker,
+            shared_pool,
+        } => bench::run(
+            json,
+            iterations,
+            batch,
+            bench::Layout {
+                workers,
+                threads_per_worker,
+                shared_pool,
+            },
+        ),
         Command::Load {
             url,
             results,

@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::prover::{ProofGenerator, ProverPool};
 use crate::settlement::SettlementValidator;
 use crate::store::Store;
+use crate::threads::Pools;
 
 /// The host wallet: a key file, `HOST_PRIVATE_KEY`, or (outside production)
 /// a development wallet kept in the data directory.
@@ -118,11 +119,13 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         config.prove_timeout,
         metrics.clone(),
     ));
+    let pools =
+        Arc::new(Pools::new(config.threads).map_err(|e| Failure::other("threads", e.to_string()))?);
     let pool = Arc::new(ProverPool::start(
         store.clone(),
         generator.clone(),
         metrics.clone(),
-        config.prover_threads,
+        &pools,
         config.queue_capacity,
     ));
     metrics.queue_capacity.set(config.queue_capacity as i64);
@@ -136,12 +139,14 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         store.clone(),
         keys.clone(),
         metrics.clone(),
+        pools.verify(),
         config.production,
     ));
     let ledger = Arc::new(LocalLedger::new(store.clone()));
     let checkpoints = Arc::new(Checkpoints::new(
         store.clone(),
         generator.clone(),
+        pools.prover(0),
         wallet,
         ledger,
         metrics.clone(),
@@ -182,6 +187,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
                 "reconciled_checkpoints": reconciled,
                 "admin_token": token_source,
                 "lock": lock_path,
+                "thread_layout": config.threads,
             })
         );
         tracing::info!(%address, resumed = unfinished.len(), "listening");
@@ -196,6 +202,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
             checkpoints,
             health,
             access,
+            pools,
         });
         reload_keys_on_sighup(app.clone());
         axum::serve(listener, router(app))

@@ -272,16 +272,8 @@ fn damaged_database(dir: &DataDir) -> (Node, Scrapes, DamagedPage) {
         dir.path(),
         &["--mock-proofs", "--health-interval-ms", "200"],
     );
-    let (status, accepted) = node.post("/v1/results", &result(11));
-    assert_eq!(status, 202, "{accepted}");
-    let job = accepted["job_id"].as_str().expect("job_id").to_string();
-    let proved = node.wait_proved(&job, Duration::from_secs(60));
-    assert_eq!(proved["state"], "proved", "{proved}");
-    let (status, checkpoint) = node.post(
-        "/v1/checkpoints",
-        &json!({ "job_id": job, "tokens_processed": 50 }),
-    );
-    assert_eq!(status, 201, "{checkpoint}");
+    let job = node.submit_and_prove(&result(11));
+    node.checkpoint(&job, 50);
     node.wait_idle(Duration::from_secs(30));
     assert!(dir.count("SELECT COUNT(*) FROM ledger", []) >= 1);
     assert_all_green(&node);

@@ -654,16 +654,8 @@ fn scrape_after_one_job() -> Scrape {
     assert_eq!(before.sample("fabstir_keys_loaded"), 1.0);
     assert_eq!(before.sample("fabstir_results_accepted_total"), 0.0);
 
-    let (status, accepted) = node.post("/v1/results", &result(7));
-    assert_eq!(status, 202, "{accepted}");
-    let job = accepted["job_id"].as_str().expect("job_id").to_string();
-    let proved = node.wait_proved(&job, Duration::from_secs(60));
-    assert_eq!(proved["state"], "proved", "{proved}");
-    let (status, checkpoint) = node.post(
-        "/v1/checkpoints",
-        &json!({ "job_id": job, "tokens_processed": 50 }),
-    );
-    assert_eq!(status, 201, "{checkpoint}");
+    let job = node.submit_and_prove(&result(7));
+    node.checkpoint(&job, 50);
     let (status, settlement) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
     assert_eq!(status, 200, "{settlement}");
     assert_eq!(settlement["outcome"], "settled", "{settlement}");

@@ -43,6 +43,20 @@ fn in_worker<T: Send>(op: impl FnOnce() -> T + Send) -> std::thread::Result<T> {
     rayon::scope(|_| catch_unwind(AssertUnwindSafe(op)))
 }
 
+/// The proof a prover thread sends, or why none came within `timeout`.
+fn await_proof(
+    receiver: &mpsc::Receiver<Result<ProofEnvelope, ProveError>>,
+    timeout: Duration,
+) -> Result<ProofEnvelope, ProveError> {
+    match receiver.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(ProveError::Timeout(timeout)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(ProveError::Backend("prover thread died".into()))
+        }
+    }
+}
+
 impl ProofEnvelope {
     /// Proves `statement` for the holder of `host_key`, with randomness from `rng`.
     pub fn create<R: RngCore + CryptoRng>(
@@ -82,13 +96,7 @@ impl ProofEnvelope {
                 let _ = sender.send(result);
             })
             .map_err(|e| ProveError::Backend(format!("cannot start prover thread: {e}")))?;
-        match receiver.recv_timeout(timeout) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(ProveError::Timeout(timeout)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(ProveError::Backend("prover thread died".into()))
-            }
-        }
+        await_proof(&receiver, timeout)
     }
 
     /// [`ProofEnvelope::create`] with OS randomness on `pool` (its threads do
@@ -112,13 +120,7 @@ impl ProofEnvelope {
             .unwrap_or_else(|_| Err(ProveError::Backend("the prover panicked".into())));
             let _ = sender.send(result);
         });
-        match receiver.recv_timeout(timeout) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(ProveError::Timeout(timeout)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(ProveError::Backend("prover thread died".into()))
-            }
-        }
+        await_proof(&receiver, timeout)
     }
 
     /// Checks everything but the pairing: key, public inputs, encoding.

@@ -177,6 +177,26 @@ impl Node {
         }
     }
 
+    /// Submits `result`, waits until its job is proved, and returns the job id.
+    pub fn submit_and_prove(&self, result: &Value) -> String {
+        let (status, accepted) = self.post("/v1/results", result);
+        assert_eq!(status, 202, "{accepted}");
+        let job = accepted["job_id"].as_str().expect("job_id").to_string();
+        let proved = self.wait_proved(&job, Duration::from_secs(60));
+        assert_eq!(proved["state"], "proved", "{proved}");
+        job
+    }
+
+    /// Records the checkpoint of `job` at cumulative count `tokens` (201).
+    pub fn checkpoint(&self, job: &str, tokens: u64) -> Value {
+        let (status, checkpoint) = self.post(
+            "/v1/checkpoints",
+            &json!({ "job_id": job, "tokens_processed": tokens }),
+        );
+        assert_eq!(status, 201, "{checkpoint}");
+        checkpoint
+    }
+
     /// Peak resident set size of the node, in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;

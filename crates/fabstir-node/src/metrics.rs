@@ -1,193 +1,147 @@
 //! Prometheus metrics, exported in text format at `/metrics`.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
 
-/// Every metric the node exports.
-pub struct Metrics {
-    registry: Registry,
-    pub results_accepted: IntCounter,
-    pub results_rejected: IntCounterVec,
-    pub proofs_generated: IntCounter,
-    pub proof_failures: IntCounterVec,
-    pub proof_seconds: Histogram,
-    pub proof_bytes: IntGauge,
-    pub cache_hits: IntCounter,
-    pub cache_misses: IntCounter,
-    pub cache_evictions: IntCounter,
-    pub queue_depth: IntGauge,
-    pub queue_capacity: IntGauge,
-    pub queue_full: IntCounter,
-    pub verifications: IntCounterVec,
-    pub verify_seconds: Histogram,
-    pub settlement_validations: IntCounterVec,
-    pub settlement_seconds: Histogram,
-    pub settlement_validations_total: IntCounter,
-    pub settlement_validations_passed: IntCounter,
-    pub settlement_success_ratio: Gauge,
-    pub settlements_paid: IntCounter,
-    pub checkpoints_submitted: IntCounter,
-    pub key_load_failures: IntCounter,
-    pub keys_loaded: IntGauge,
-    pub health_ok: IntGaugeVec,
+/// A metric type the [`metrics!`] table can declare.
+trait Declare: Collector + Clone + 'static {
+    fn declare(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self>;
 }
 
-fn seconds_buckets() -> Vec<f64> {
-    vec![
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ]
+impl Declare for IntCounter {
+    fn declare(name: &str, help: &str, _: &[&str]) -> prometheus::Result<Self> {
+        IntCounter::new(name, help)
+    }
+}
+
+impl Declare for IntCounterVec {
+    fn declare(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self> {
+        IntCounterVec::new(Opts::new(name, help), labels)
+    }
+}
+
+impl Declare for IntGauge {
+    fn declare(name: &str, help: &str, _: &[&str]) -> prometheus::Result<Self> {
+        IntGauge::new(name, help)
+    }
+}
+
+impl Declare for IntGaugeVec {
+    fn declare(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self> {
+        IntGaugeVec::new(Opts::new(name, help), labels)
+    }
+}
+
+impl Declare for Gauge {
+    fn declare(name: &str, help: &str, _: &[&str]) -> prometheus::Result<Self> {
+        Gauge::new(name, help)
+    }
+}
+
+/// Histograms are latencies in seconds, from 1 ms to 5 s.
+impl Declare for Histogram {
+    fn declare(name: &str, help: &str, _: &[&str]) -> prometheus::Result<Self> {
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]))
+    }
+}
+
+/// Creates and registers one metric (names and labels are fixed in the
+/// table below, so a failure is a programming error caught by every test).
+fn register<M: Declare>(registry: &Registry, name: &str, help: &[&str], labels: &[&str]) -> M {
+    let help = help
+        .iter()
+        .map(|line| line.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let metric = M::declare(name, &help, labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+/// Declares [`Metrics`]: each field's documentation is its help text.
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])+ $field:ident: $ty:ty = $name:literal $([$($label:literal),+])?;)*) => {
+        /// Every metric the node exports; each field's documentation is the
+        /// metric's help text.
+        pub struct Metrics {
+            registry: Registry,
+            $($(#[doc = $doc])+ pub $field: $ty,)*
+        }
+
+        impl Metrics {
+            /// Creates and registers every metric.
+            pub fn new() -> Self {
+                let registry = Registry::new();
+                $(let $field: $ty = register(&registry, $name, &[$($doc),+], &[$($($label),+)?]);)*
+                let metrics = Self { registry, $($field,)* };
+                metrics.register_label_values();
+                metrics
+            }
+        }
+    };
+}
+
+metrics! {
+    /// Inference results accepted and queued for proving
+    results_accepted: IntCounter = "fabstir_results_accepted_total";
+    /// Inference results refused, by reason
+    results_rejected: IntCounterVec = "fabstir_results_rejected_total" ["reason"];
+    /// Proofs generated
+    proofs_generated: IntCounter = "fabstir_proofs_generated_total";
+    /// Proof generation failures, by reason
+    proof_failures: IntCounterVec = "fabstir_proof_generation_failures_total" ["reason"];
+    /// Time to generate one proof
+    proof_seconds: Histogram = "fabstir_proof_generation_seconds";
+    /// Size of the last proof envelope
+    proof_bytes: IntGauge = "fabstir_proof_size_bytes";
+    /// Proof cache hits
+    cache_hits: IntCounter = "fabstir_proof_cache_hits_total";
+    /// Proof cache misses
+    cache_misses: IntCounter = "fabstir_proof_cache_misses_total";
+    /// Proof cache evictions
+    cache_evictions: IntCounter = "fabstir_proof_cache_evictions_total";
+    /// Results waiting for or being proved
+    queue_depth: IntGauge = "fabstir_prover_queue_depth";
+    /// Results the prover queue holds before new ones are refused with 503
+    queue_capacity: IntGauge = "fabstir_prover_queue_capacity";
+    /// Results refused because the prover queue was full
+    queue_full: IntCounter = "fabstir_prover_queue_full_total";
+    /// Proof verifications, by outcome
+    verifications: IntCounterVec = "fabstir_proof_verifications_total" ["outcome"];
+    /// Time to verify one proof
+    verify_seconds: Histogram = "fabstir_proof_verification_seconds";
+    /// Settlement validations, by outcome (passed or the rejection reason)
+    settlement_validations: IntCounterVec = "fabstir_settlement_validations_total" ["outcome"];
+    /// Time to validate one settlement
+    settlement_seconds: Histogram = "fabstir_settlement_validation_seconds";
+    /// Settlement validations, all outcomes
+    settlement_validations_total: IntCounter = "fabstir_settlement_validations_all_total";
+    /// Settlement validations that passed
+    settlement_validations_passed: IntCounter = "fabstir_settlement_validations_passed_total";
+    /// Share of settlement validations that passed since start
+    settlement_success_ratio: Gauge = "fabstir_settlement_success_ratio";
+    /// Settlements recorded as paid
+    settlements_paid: IntCounter = "fabstir_settlements_paid_total";
+    /// Proof-of-work submissions handed to the chain client
+    checkpoints_submitted: IntCounter = "fabstir_checkpoints_submitted_total";
+    /// Failed key loads or reloads
+    key_load_failures: IntCounter = "fabstir_key_load_failures_total";
+    /// 1 when the node holds usable keys that still load from disk and the
+    /// last reload did not fail
+    keys_loaded: IntGauge = "fabstir_keys_loaded";
+    /// 1 when the health check passes, 0 when it fails (database, keys,
+    /// key_reload, prover_queue)
+    health_ok: IntGaugeVec = "fabstir_health_ok" ["check"];
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
-        let histogram = |name: &str, help: &str| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(seconds_buckets()))
-                .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
-            h
-        };
-        let metrics = Self {
-            results_accepted: counter(
-                "fabstir_results_accepted_total",
-                "Inference results accepted and queued for proving",
-            ),
-            results_rejected: counter_vec(
-                "fabstir_results_rejected_total",
-                "Inference results refused, by reason",
-                &["reason"],
-            ),
-            proofs_generated: counter("fabstir_proofs_generated_total", "Proofs generated"),
-            proof_failures: counter_vec(
-                "fabstir_proof_generation_failures_total",
-                "Proof generation failures, by reason",
-                &["reason"],
-            ),
-            proof_seconds: histogram(
-                "fabstir_proof_generation_seconds",
-                "Time to generate one proof",
-            ),
-            proof_bytes: gauge(
-                "fabstir_proof_size_bytes",
-                "Size of the last proof envelope",
-            ),
-            cache_hits: counter("fabstir_proof_cache_hits_total", "Proof cache hits"),
-            cache_misses: counter("fabstir_proof_cache_misses_total", "Proof cache misses"),
-            cache_evictions: counter(
-                "fabstir_proof_cache_evictions_total",
-                "Proof cache evictions",
-            ),
-            queue_depth: gauge(
-                "fabstir_prover_queue_depth",
-                "Results waiting for or being proved",
-            ),
-            queue_capacity: gauge(
-                "fabstir_prover_queue_capacity",
-                "Results the prover queue holds before new ones are refused with 503",
-            ),
-            queue_full: counter(
-                "fabstir_prover_queue_full_total",
-                "Results refused because the prover queue was full",
-            ),
-            verifications: counter_vec(
-                "fabstir_proof_verifications_total",
-                "Proof verifications, by outcome",
-                &["outcome"],
-            ),
-            verify_seconds: histogram(
-                "fabstir_proof_verification_seconds",
-                "Time to verify one proof",
-            ),
-            settlement_validations: counter_vec(
-                "fabstir_settlement_validations_total",
-                "Settlement validations, by outcome (passed or the rejection reason)",
-                &["outcome"],
-            ),
-            settlement_seconds: histogram(
-                "fabstir_settlement_validation_seconds",
-                "Time to validate one settlement",
-            ),
-            settlement_validations_total: counter(
-                "fabstir_settlement_validations_all_total",
-                "Settlement validations, all outcomes",
-            ),
-            settlement_validations_passed: counter(
-                "fabstir_settlement_validations_passed_total",
-                "Settlement validations that passed",
-            ),
-            settlement_success_ratio: {
-                let g = Gauge::new(
-                    "fabstir_settlement_success_ratio",
-                    "Share of settlement validations that passed since start",
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("unique metric");
-                g
-            },
-            settlements_paid: counter(
-                "fabstir_settlements_paid_total",
-                "Settlements recorded as paid",
-            ),
-            checkpoints_submitted: counter(
-                "fabstir_checkpoints_submitted_total",
-                "Proof-of-work submissions handed to the chain client",
-            ),
-            key_load_failures: counter(
-                "fabstir_key_load_failures_total",
-                "Failed key loads or reloads",
-            ),
-            keys_loaded: gauge(
-                "fabstir_keys_loaded",
-                "1 when the node holds usable keys that still load from disk and the last reload did not fail",
-            ),
-            health_ok: {
-                let g = IntGaugeVec::new(
-                    Opts::new(
-                        "fabstir_health_ok",
-                        "1 when the health check passes, 0 when it fails (database, keys, key_reload, prover_queue)",
-                    ),
-                    &["check"],
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("unique metric");
-                g
-            },
-            registry,
-        };
-        metrics.register_label_values();
-        metrics
-    }
-
     /// Creates every labelled series at zero, so that dashboards and alerts
     /// see each series from the start rather than after its first event.
     fn register_label_values(&self) {

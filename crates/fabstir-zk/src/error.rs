@@ -370,3 +370,19 @@ pub enum UniquenessError {
         unread_free: Vec<crate::circuit::layout::Cell>,
     },
 }
+
+/// Why an EVM verifier or its calldata cannot be produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvmError {
+    /// The verifying key uses a feature the generated verifier does not implement.
+    #[error("the EVM verifier does not support {0} (supported: one advice phase, one instance column, no permutation argument, no lookups)")]
+    Unsupported(String),
+    /// The proof does not have the length the verifying key implies.
+    #[error("proof is {actual} bytes; the verifying key's proofs are {expected} bytes")]
+    ProofLength {
+        /// Length the key implies.
+        expected: usize,
+        /// Length given.
+        actual: usize,
+    },
+}

@@ -24,6 +24,7 @@
 pub mod circuit;
 pub mod envelope;
 pub mod error;
+pub mod evm;
 pub mod fsutil;
 pub mod host;
 pub mod json;
@@ -35,7 +36,9 @@ pub mod srs;
 pub mod statement;
 
 pub use envelope::{ProofEnvelope, ProofLayout};
-pub use error::{EnvelopeError, InputError, KeyError, ProveError, UniquenessError, VerifyError};
+pub use error::{
+    EnvelopeError, EvmError, InputError, KeyError, ProveError, UniquenessError, VerifyError,
+};
 pub use halo2_axiom::halo2curves::bn256::Fr;
 pub use host::HostKey;
 pub use keys::{ProvingKey, VerifyingKey, VkId};

@@ -142,26 +142,35 @@ impl ProofEnvelope {
     /// computed itself from the result it holds (never those in the envelope).
     pub fn verify(&self, vk: &VerifyingKey, expected: &Instance) -> Result<(), VerifyError> {
         self.precheck(vk, expected)?;
-        let instances = expected.to_field_elements();
-        let params = vk.srs.params();
-        let ok = in_worker(|| {
-            let mut transcript = ReadTranscript::new(self.proof.as_slice());
-            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-                params.verifier_params(),
-                &vk.vk,
-                SingleStrategy::new(params),
-                &[&[&instances]],
-                &mut transcript,
-            )
-            .is_ok()
-        })
-        .unwrap_or(false);
-        if ok {
+        if halo2_verify(vk, &expected.to_field_elements(), &self.proof) {
             Ok(())
         } else {
             Err(VerifyError::Invalid)
         }
     }
+}
+
+/// halo2's verdict on raw proof bytes for raw public inputs (the proof
+/// must also have exactly the key's proof length: halo2 ignores trailing
+/// bytes). The envelope checks come first in [`ProofEnvelope::verify`]; the
+/// EVM verifier's tests compare their verdicts with this one.
+pub(crate) fn halo2_verify(vk: &VerifyingKey, instances: &[Fr], proof: &[u8]) -> bool {
+    if proof.len() != ProofLayout::get().proof_len() {
+        return false;
+    }
+    let params = vk.srs.params();
+    in_worker(|| {
+        let mut transcript = ReadTranscript::new(proof);
+        verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+            params.verifier_params(),
+            &vk.vk,
+            SingleStrategy::new(params),
+            &[&[instances]],
+            &mut transcript,
+        )
+        .is_ok()
+    })
+    .unwrap_or(false)
 }
 
 /// Proves a complete witness grid for `instances` (the instance column).

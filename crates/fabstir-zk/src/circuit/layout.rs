@@ -120,6 +120,10 @@ pub mod instance {
     pub const COMMITMENT: usize = 5;
     /// Number of public inputs.
     pub const COUNT: usize = 6;
+    /// Size bound of each public input, in bits (the value is below
+    /// `2^bits`; 254 means any canonical field element). Verifiers check
+    /// these natively before verifying.
+    pub const BITS: [u32; COUNT] = [64, 160, 128, 128, 254, 254];
 }
 
 /// Commitment elements bound to public inputs in round 0, with their instance

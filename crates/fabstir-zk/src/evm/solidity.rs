@@ -1,0 +1,945 @@
+//! The Solidity source of a verifier for one verifying key.
+//!
+//! The contract follows [`super::native`] step by step (that module is its
+//! specification and its test oracle). Design, for gas and for EIP-170's
+//! 24,576-byte limit on runtime code:
+//! - everything is straight-line inline assembly generated from the
+//!   [`Plan`]: no loops over the constraint system, no generic MSM;
+//! - the gates' ~350 distinct constants live in a second contract, deployed
+//!   by the verifier's constructor, and are copied into memory once per call
+//!   (`extcodecopy`): in code they would cost 33 bytes per use;
+//! - every input is checked before any precompile sees it (exact length,
+//!   canonical scalars and coordinates, points on the curve, public inputs
+//!   within their bounds), so an invalid proof returns `false` early and no
+//!   precompile fails and burns the gas it was given;
+//! - batches weight each proof's KZG pair by powers of one challenge and
+//!   check them with one pairing; the fixed commitments' and the
+//!   generator's scalars are summed across the batch first.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use halo2_axiom::halo2curves::bn256::{Fq, Fr, G1Affine, G2Affine};
+use halo2_axiom::halo2curves::ff::{Field, PrimeField};
+
+use super::native::be;
+use super::plan::{Commitment, Eval, Node, Plan};
+
+/// Largest constant written inline rather than loaded from the constants
+/// contract (a `PUSH` of up to 4 bytes).
+const SMALL: u64 = 1 << 32;
+
+/// Nesting depth at which an expression is stored to memory, so that the
+/// modulus (a stack variable) stays within reach of `DUP16`.
+const MAX_INLINE_HEIGHT: usize = 4;
+
+/// The generated files.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    /// Solidity source of the contract `FabstirVerifier`.
+    pub source: String,
+    /// Number of constants held by the constants contract.
+    pub constants: usize,
+}
+
+/// Generates the verifier contract for `plan`.
+pub fn generate(plan: &Plan) -> Verifier {
+    let mut g = Gen::new(plan);
+    g.gates();
+    let source = g.contract();
+    Verifier {
+        source,
+        constants: g.consts.len(),
+    }
+}
+
+fn hex_fr(f: &Fr) -> String {
+    format!("0x{}", hex::encode(be(f)))
+}
+
+fn hex_fq(f: &Fq) -> String {
+    let mut b = f.to_repr();
+    b.as_mut().reverse();
+    format!("0x{}", hex::encode(b.as_ref()))
+}
+
+fn small(f: &Fr) -> Option<u64> {
+    let b = be(f);
+    if b[..24].iter().any(|x| *x != 0) {
+        return None;
+    }
+    let v = u64::from_be_bytes(b[24..].try_into().unwrap_or([0xff; 8]));
+    (v < SMALL).then_some(v)
+}
+
+/// Memory slots, allocated once per contract.
+struct Memory {
+    next: usize,
+    named: HashMap<String, usize>,
+}
+
+impl Memory {
+    fn alloc(&mut self, name: &str, words: usize) -> usize {
+        let at = self.next;
+        self.next += 32 * words;
+        self.named.insert(name.to_string(), at);
+        at
+    }
+
+    fn get(&self, name: &str) -> usize {
+        self.named[name]
+    }
+}
+
+struct Gen<'a> {
+    plan: &'a Plan,
+    mem: Memory,
+    /// Distinct large constants, in data-contract order.
+    consts: Vec<Fr>,
+    const_index: HashMap<[u8; 32], usize>,
+    /// Expression of each graph node, and its nesting height.
+    exprs: Vec<(String, usize)>,
+    rotations: Vec<i32>,
+    lagrange: Vec<i32>,
+    /// Values to invert, in batch order: their memory slots.
+    inverses: Vec<(String, usize)>,
+    /// The gates' code.
+    gate_lines: Vec<String>,
+    /// Memory words the gates store intermediate values in.
+    spill_words: usize,
+}
+
+impl<'a> Gen<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        let mut mem = Memory {
+            next: 0x80,
+            named: HashMap::new(),
+        };
+        let mut consts = Vec::new();
+        let mut const_index = HashMap::new();
+        for node in &plan.nodes {
+            if let Node::Const(c) = node {
+                if small(c).is_none() && !const_index.contains_key(&be(c)) {
+                    const_index.insert(be(c), consts.len());
+                    consts.push(*c);
+                }
+            }
+        }
+        mem.alloc("CONSTS", consts.len());
+        for name in [
+            "FAIL", "PROOF", "INST", "WEIGHT", "Y", "X", "SY", "V", "U", "XN", "HEVAL", "ROUTER",
+        ] {
+            mem.alloc(name, 1);
+        }
+        let rotations = plan.all_rotations();
+        for (j, _) in rotations.iter().enumerate() {
+            mem.alloc(&format!("D{j}"), 1);
+        }
+        for (s, _) in plan.sets.iter().enumerate() {
+            mem.alloc(&format!("ZDIFF{s}"), 1);
+        }
+        mem.alloc("Z0", 1);
+        let lagrange: Vec<i32> = plan.lagrange_indices().collect();
+        let mut inverses = vec![
+            ("xn - 1".to_string(), mem.alloc("INV_XN1", 1)),
+            ("x".to_string(), mem.alloc("INV_X", 1)),
+            ("z_diff_0".to_string(), mem.alloc("INV_ZDIFF0", 1)),
+        ];
+        for i in &lagrange {
+            let name = format!("INV_L{}", i - lagrange[0]);
+            inverses.push((format!("x - w^{i}"), mem.alloc(&name, 1)));
+        }
+        mem.alloc("PREFIX", inverses.len());
+        mem.alloc("VPOW", 1);
+        let max_points = plan
+            .sets
+            .iter()
+            .map(|s| s.rotations.len())
+            .max()
+            .unwrap_or(1);
+        for t in 0..max_points {
+            mem.alloc(&format!("BASIS{t}"), 1);
+        }
+        for (q, _) in plan.instance_rotations.iter().enumerate() {
+            mem.alloc(&format!("IE{q}"), 1);
+        }
+        let evals = plan.advice_queries.len() + plan.fixed_queries.len() + 1;
+        mem.alloc("EV", evals);
+        mem.alloc("FACC", plan.fixed_commitments.len());
+        mem.alloc("GACC", 1);
+        mem.alloc("RIGHT", 2);
+        mem.alloc("LEFT", 2);
+        mem.alloc("EC", 4);
+        Self {
+            plan,
+            mem,
+            consts,
+            const_index,
+            exprs: Vec::new(),
+            rotations,
+            lagrange,
+            inverses,
+            gate_lines: Vec::new(),
+            spill_words: 0,
+        }
+    }
+
+    fn m(&self, name: &str) -> String {
+        format!("0x{:x}", self.mem.get(name))
+    }
+
+    /// Memory address of evaluation `e` (advice, fixed or random) in `EV`.
+    fn eval_addr(&self, e: Eval) -> String {
+        let ev = self.mem.get("EV");
+        let n_adv = self.plan.advice_queries.len();
+        let n_fix = self.plan.fixed_queries.len();
+        match e {
+            Eval::Advice(i) => format!("mload(0x{:x})", ev + 32 * i),
+            Eval::Fixed(i) => format!("mload(0x{:x})", ev + 32 * (n_adv + i)),
+            Eval::Random => format!("mload(0x{:x})", ev + 32 * (n_adv + n_fix)),
+            Eval::Quotient => format!("mload({})", self.m("HEVAL")),
+        }
+    }
+
+    fn contract(&mut self) -> String {
+        let plan = self.plan;
+        let n = plan.num_instances();
+        let layout = plan.layout();
+        let mut s = String::new();
+        let data: String = self.consts.iter().map(|c| hex::encode(be(c))).collect();
+        let data_len = 32 * self.consts.len() + 1;
+        let _ = write!(
+            s,
+            r#"// SPDX-License-Identifier: MIT OR Apache-2.0
+// Generated by `fabstir-node evm verifier` for verifying key {vk_id}
+// (circuit version {version}). Do not edit: regenerate it from the key.
+pragma solidity ^0.8.24;
+
+/// @title Verifier of Fabstir inference proofs (halo2, KZG on BN254, SHPLONK)
+/// @notice `verify` checks one proof for its public inputs; `verifyBatch`
+/// checks many with one pairing. Both return false for any invalid or
+/// malformed proof, after bounded work, and revert only on malformed ABI.
+contract FabstirVerifier {{
+    /// @notice Identity of the verifying key this contract checks.
+    bytes32 public constant VK_ID = {vk_id};
+    /// @notice Circuit version of that key.
+    uint8 public constant CIRCUIT_VERSION = {version};
+    /// @notice Number of public inputs of a proof.
+    uint256 public constant NUM_INSTANCES = {n};
+    /// @notice Length in bytes of a proof.
+    uint256 public constant PROOF_LENGTH = {proof_len};
+    /// @notice Contract whose code holds the gates' constants (created by the constructor).
+    address public immutable CONSTANTS;
+
+    uint256 private constant R = 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
+
+    constructor() {{
+        // Creation code of a contract whose runtime code is a STOP byte
+        // followed by the constants.
+        bytes memory init = abi.encodePacked(
+            hex"61", uint16({data_len}), hex"80600c6000396000f3", hex"00",
+            hex"{data}"
+        );
+        address constants;
+        assembly {{
+            constants := create(0, add(init, 0x20), mload(init))
+        }}
+        require(constants != address(0), "FabstirVerifier: constants not deployed");
+        CONSTANTS = constants;
+    }}
+
+    /// @notice True if `proof` is valid for `instances` under VK_ID.
+    function verify(uint256[{n}] calldata instances, bytes calldata proof) external view returns (bool) {{
+        _init();
+        uint256 instancesPtr;
+        uint256 proofPtr;
+        assembly {{
+            instancesPtr := instances
+            proofPtr := proof.offset
+        }}
+        if (!_accumulate(instancesPtr, proofPtr, proof.length, 1)) return false;
+        return _finish();
+    }}
+
+    /// @notice True if every proof is valid for its instances, checked with one pairing.
+    function verifyBatch(uint256[{n}][] calldata instances, bytes[] calldata proofs) external view returns (bool) {{
+        uint256 count = proofs.length;
+        if (count == 0 || instances.length != count) return false;
+        _init();
+        uint256 weight = 1;
+        if (count > 1) {{
+            bytes32 chain = VK_ID;
+            for (uint256 k = 0; k < count; ++k) {{
+                chain = _chain(chain, instances[k], proofs[k]);
+            }}
+            weight = uint256(chain) % R;
+        }}
+        uint256 w = 1;
+        for (uint256 k = 0; k < count; ++k) {{
+            bytes calldata proof = proofs[k];
+            uint256 instancesPtr;
+            uint256 proofPtr;
+            assembly {{
+                instancesPtr := add(instances.offset, mul(k, {inst_bytes}))
+                proofPtr := proof.offset
+            }}
+            if (!_accumulate(instancesPtr, proofPtr, proof.length, w)) return false;
+            w = mulmod(w, weight, R);
+        }}
+        return _finish();
+    }}
+
+    /// keccak256(chain || instances || proof), computed past the verifier's memory.
+    function _chain(bytes32 chain, uint256[{n}] calldata instances, bytes calldata proof) private pure returns (bytes32 h) {{
+        assembly {{
+            let buf := {end}
+            mstore(buf, chain)
+            calldatacopy(add(buf, 0x20), instances, {inst_bytes})
+            calldatacopy(add(buf, {after_inst}), proof.offset, proof.length)
+            h := keccak256(buf, add({after_inst}, proof.length))
+        }}
+    }}
+
+    /// Reserves the verifier's memory, loads the constants, clears the sums.
+    function _init() private view {{
+        address constants = CONSTANTS;
+        assembly {{
+            mstore(0x40, {end_plus})
+            extcodecopy(constants, {consts}, 1, {consts_len})
+            calldatacopy({facc}, calldatasize(), {acc_len})
+        }}
+    }}
+"#,
+            vk_id = format_args!("0x{}", hex::encode(plan.vk_id.0)),
+            version = plan.circuit_version,
+            proof_len = layout.len,
+            inst_bytes = 32 * n,
+            after_inst = 32 + 32 * n,
+            end = format_args!("0x{:x}", self.tb()),
+            end_plus = format_args!("0x{:x}", self.tb() + self.tb_len() + 32 * self.spill_words),
+            consts = self.m("CONSTS"),
+            consts_len = 32 * self.consts.len(),
+            facc = self.m("FACC"),
+            acc_len = self.mem.get("EC") - self.mem.get("FACC"),
+        );
+        s.push_str(&self.accumulate_fn());
+        s.push_str(&self.finish_fn());
+        s.push_str("}\n");
+        s
+    }
+
+    /// Start of the transcript buffer (after every named slot).
+    fn tb(&self) -> usize {
+        self.mem.next
+    }
+
+    fn tb_len(&self) -> usize {
+        let plan = self.plan;
+        let l = plan.layout();
+        [
+            32 + 32 * plan.num_instances() + 64 * plan.num_advice,
+            32 + 64 * plan.quotient_pieces,
+            32 + (l.w - l.advice_evals),
+            384,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(384)
+    }
+
+    /// Yul helpers shared by both assembly blocks.
+    fn helpers(&self) -> String {
+        let ec = self.m("EC");
+        let fail = self.m("FAIL");
+        format!(
+            r#"            // acc += s * (px, py); FAIL is set if a precompile fails.
+            function ecmulAdd(px, py, s, acc) {{
+                mstore({ec}, px)
+                mstore(add({ec}, 0x20), py)
+                mstore(add({ec}, 0x40), s)
+                if iszero(staticcall(gas(), 7, {ec}, 0x60, {ec}, 0x40)) {{ mstore({fail}, 1) }}
+                mstore(add({ec}, 0x40), mload(acc))
+                mstore(add({ec}, 0x60), mload(add(acc, 0x20)))
+                if iszero(staticcall(gas(), 6, {ec}, 0x80, acc, 0x40)) {{ mstore({fail}, 1) }}
+            }}
+            // acc += (px, py)
+            function ecAddTo(px, py, acc) {{
+                mstore({ec}, px)
+                mstore(add({ec}, 0x20), py)
+                mstore(add({ec}, 0x40), mload(acc))
+                mstore(add({ec}, 0x60), mload(add(acc, 0x20)))
+                if iszero(staticcall(gas(), 6, {ec}, 0x80, acc, 0x40)) {{ mstore({fail}, 1) }}
+            }}
+"#
+        )
+    }
+
+    fn accumulate_fn(&mut self) -> String {
+        let plan = self.plan;
+        let l = plan.layout();
+        let n = plan.num_instances();
+        let tb = self.tb();
+        let p = |off: usize| format!("add(mload({}), 0x{:x})", self.m("PROOF"), off);
+        let mut f = Funcs::default();
+
+        // 1. Encoding checks.
+        f.open("checks(len) -> good");
+        f.line(format!("if iszero(eq(len, {})) {{ leave }}", l.len));
+        for (i, bits) in plan.instance_bits.iter().enumerate() {
+            let word = format!(
+                "calldataload(add(mload({}), 0x{:x}))",
+                self.m("INST"),
+                32 * i
+            );
+            if *bits < 254 {
+                f.line(format!("if shr({bits}, {word}) {{ leave }}"));
+            } else {
+                f.line(format!("if iszero(lt({word}, r)) {{ leave }}"));
+            }
+        }
+        let points: Vec<usize> = (0..plan.num_advice)
+            .map(|i| l.advice + 64 * i)
+            .chain([l.random])
+            .chain((0..plan.quotient_pieces).map(|i| l.quotient + 64 * i))
+            .chain([l.w, l.w_prime])
+            .collect();
+        for at in &points {
+            f.line(format!("if iszero(pointOk({})) {{ leave }}", p(*at)));
+        }
+        f.line(format!(
+            "for {{ let e := {} }} lt(e, {}) {{ e := add(e, 0x20) }} {{ if iszero(lt(calldataload(e), r)) {{ leave }} }}",
+            p(l.advice_evals),
+            p(l.w)
+        ));
+        f.line("good := 1".into());
+        f.close();
+
+        // 2. Transcript.
+        f.open("transcript()");
+        f.line(format!(
+            "mstore(0x{tb:x}, {})",
+            hex_fr(&plan.transcript_repr)
+        ));
+        f.line(format!(
+            "calldatacopy(0x{:x}, mload({}), 0x{:x})",
+            tb + 32,
+            self.m("INST"),
+            32 * n
+        ));
+        let adv_len = l.random - l.advice;
+        f.line(format!(
+            "calldatacopy(0x{:x}, {}, 0x{:x})",
+            tb + 32 + 32 * n,
+            p(l.advice),
+            adv_len
+        ));
+        f.line(format!(
+            "mstore(0x{tb:x}, keccak256(0x{tb:x}, 0x{:x})) // theta",
+            32 + 32 * n + adv_len
+        ));
+        for name in ["beta", "gamma"] {
+            f.line(format!("mstore8(0x{:x}, 1)", tb + 32));
+            f.line(format!(
+                "mstore(0x{tb:x}, keccak256(0x{tb:x}, 0x21)) // {name}"
+            ));
+        }
+        let squeeze_after = |f: &mut Funcs, from: usize, to: usize, slot: &str| {
+            f.line(format!(
+                "calldatacopy(0x{:x}, {}, 0x{:x})",
+                tb + 32,
+                p(from),
+                to - from
+            ));
+            f.line(format!(
+                "mstore(0x{tb:x}, keccak256(0x{tb:x}, 0x{:x}))",
+                32 + to - from
+            ));
+            f.line(format!("mstore({}, mod(mload(0x{tb:x}), R))", self.m(slot)));
+        };
+        squeeze_after(&mut f, l.random, l.quotient, "Y");
+        squeeze_after(&mut f, l.quotient, l.advice_evals, "X");
+        squeeze_after(&mut f, l.advice_evals, l.w, "SY");
+        f.line(format!(
+            "calldatacopy({}, {}, 0x{:x})",
+            self.m("EV"),
+            p(l.advice_evals),
+            l.w - l.advice_evals
+        ));
+        f.line(format!("mstore8(0x{:x}, 1)", tb + 32));
+        f.line(format!("mstore(0x{tb:x}, keccak256(0x{tb:x}, 0x21))"));
+        f.line(format!("mstore({}, mod(mload(0x{tb:x}), R))", self.m("V")));
+        squeeze_after(&mut f, l.w, l.w_prime, "U");
+        f.close();
+
+        // 3. x^n, the points' distances to u, the vanishing products, and
+        //    the values to invert.
+        f.open("points()");
+        f.line(format!("let x := mload({})", self.m("X")));
+        f.line("let t := x".into());
+        for _ in 0..plan.k {
+            f.line("t := mulmod(t, t, r)".into());
+        }
+        f.line(format!("mstore({}, t)", self.m("XN")));
+        f.line(format!(
+            "mstore({}, addmod(t, sub(r, 1), r))",
+            self.m("INV_XN1")
+        ));
+        f.line(format!("mstore({}, x)", self.m("INV_X")));
+        f.line(format!("let u := mload({})", self.m("U")));
+        for (j, rot) in self.rotations.iter().enumerate() {
+            let pt = if *rot == 0 {
+                "x".to_string()
+            } else {
+                format!("mulmod(x, {}, r)", hex_fr(&plan.omega_pow(*rot)))
+            };
+            f.line(format!(
+                "mstore({}, addmod(u, sub(r, {pt}), r))",
+                self.m(&format!("D{j}"))
+            ));
+        }
+        let d = |r: &i32| {
+            self.m(&format!(
+                "D{}",
+                self.rotations.iter().position(|x| x == r).unwrap_or(0)
+            ))
+        };
+        for (s, set) in plan.sets.iter().enumerate() {
+            f.line("t := 1".into());
+            for r in self.rotations.iter().filter(|r| !set.rotations.contains(r)) {
+                f.line(format!("t := mulmod(t, mload({}), r)", d(r)));
+            }
+            f.line(format!("mstore({}, t)", self.m(&format!("ZDIFF{s}"))));
+            if s == 0 {
+                f.line(format!("mstore({}, t)", self.m("INV_ZDIFF0")));
+            }
+        }
+        f.line("t := 1".into());
+        for r in &plan.sets[0].rotations {
+            f.line(format!("t := mulmod(t, mload({}), r)", d(r)));
+        }
+        f.line(format!("mstore({}, t)", self.m("Z0")));
+        for (idx, i) in self.lagrange.iter().enumerate() {
+            f.line(format!(
+                "mstore({}, addmod(x, sub(r, {}), r))",
+                self.m(&format!("INV_L{idx}")),
+                hex_fr(&plan.omega_pow(*i))
+            ));
+        }
+        f.close();
+
+        // 4. Instance evaluations: sum_j inst_j * L_{j - rot}(x), with
+        //    L_i(x) = (w^i / n) * (x^n - 1) / (x - w^i).
+        f.open("instanceEvals()");
+        f.line(format!(
+            "let xn1 := addmod(mload({}), sub(r, 1), r)",
+            self.m("XN")
+        ));
+        f.line("let t := 0".into());
+        let n_inv = Fr::from(plan.n()).invert().unwrap_or(Fr::ZERO);
+        for (q, rot) in plan.instance_rotations.iter().enumerate() {
+            f.line("t := 0".into());
+            for j in 0..n {
+                let i = j as i32 - rot;
+                let idx = (i - self.lagrange[0]) as usize;
+                let c = plan.omega_pow(i) * n_inv;
+                f.line(format!(
+                    "t := addmod(t, mulmod(mulmod(calldataload(add(mload({}), 0x{:x})), {}, r), mload({}), r), r)",
+                    self.m("INST"),
+                    32 * j,
+                    hex_fr(&c),
+                    self.m(&format!("INV_L{idx}"))
+                ));
+            }
+            f.line(format!(
+                "mstore({}, mulmod(t, xn1, r))",
+                self.m(&format!("IE{q}"))
+            ));
+        }
+        f.close();
+
+        // 5. Gates.
+        f.open("gates()");
+        for line in self.gate_lines.clone() {
+            f.line(line);
+        }
+        f.close();
+
+        // 6. SHPLONK: each commitment's scalar, r_outer, the per-proof MSM.
+        f.open("shplonk()");
+        f.line(format!("let xinv := mload({})", self.m("INV_X")));
+        f.line(format!("let wt := mload({})", self.m("WEIGHT")));
+        f.line(format!("let sy := mload({})", self.m("SY")));
+        f.line("let scale := 0".into());
+        f.line("let ypow := 0".into());
+        f.line("let rinner := 0".into());
+        f.line("let t := 0".into());
+        f.line("let re := 0".into());
+        f.line(format!("mstore({}, 1)", self.m("VPOW")));
+        f.line(format!("mstore({}, 0)", self.m("ROUTER")));
+        let vpow = self.m("VPOW");
+        for (s, set) in plan.sets.iter().enumerate() {
+            f.line(format!("// set {s}: rotations {:?}", set.rotations));
+            if s == 0 {
+                f.line(format!("scale := mload({vpow})"));
+            } else {
+                f.line(format!(
+                    "scale := mulmod(mload({vpow}), mulmod(mload({}), mload({}), r), r)",
+                    self.m(&format!("ZDIFF{s}")),
+                    self.m("INV_ZDIFF0")
+                ));
+            }
+            let m = set.rotations.len();
+            // x^{-(m-1)}
+            f.line("t := 1".into());
+            for _ in 1..m {
+                f.line("t := mulmod(t, xinv, r)".into());
+            }
+            for tt in 0..m {
+                f.line(format!(
+                    "re := mulmod(t, {}, r)",
+                    hex_fr(&plan.set_denominator(s, tt).invert().unwrap_or(Fr::ZERO))
+                ));
+                for j in (0..m).filter(|j| *j != tt) {
+                    f.line(format!(
+                        "re := mulmod(re, mload({}), r)",
+                        d(&set.rotations[j])
+                    ));
+                }
+                f.line(format!("mstore({}, re)", self.m(&format!("BASIS{tt}"))));
+            }
+            f.line("ypow := 1".into());
+            f.line("rinner := 0".into());
+            for (commitment, evals) in &set.commitments {
+                f.line("re := 0".into());
+                for (tt, e) in evals.iter().enumerate() {
+                    f.line(format!(
+                        "re := addmod(re, mulmod({}, mload({}), r), r)",
+                        self.eval_addr(*e),
+                        self.m(&format!("BASIS{tt}"))
+                    ));
+                }
+                f.line("rinner := addmod(rinner, mulmod(ypow, re, r), r)".into());
+                f.line("t := mulmod(mulmod(scale, ypow, r), wt, r)".into());
+                for line in self.msm_term(*commitment, &p) {
+                    f.line(line);
+                }
+                f.line("ypow := mulmod(ypow, sy, r)".into());
+            }
+            f.line(format!(
+                "mstore({r}, addmod(mload({r}), mulmod(scale, rinner, r), r))",
+                r = self.m("ROUTER")
+            ));
+            f.line(format!(
+                "mstore({vpow}, mulmod(mload({vpow}), mload({}), r))",
+                self.m("V")
+            ));
+        }
+        f.line(format!(
+            "mstore({g}, addmod(mload({g}), mulmod(sub(r, mload({})), wt, r), r))",
+            self.m("ROUTER"),
+            g = self.m("GACC")
+        ));
+        f.line(format!(
+            "ecmulAdd(calldataload({}), calldataload({}), mulmod(sub(r, mload({})), wt, r), {})",
+            p(l.w),
+            p(l.w + 32),
+            self.m("Z0"),
+            self.m("RIGHT")
+        ));
+        f.line(format!(
+            "ecmulAdd(calldataload({}), calldataload({}), mulmod(mload({}), wt, r), {})",
+            p(l.w_prime),
+            p(l.w_prime + 32),
+            self.m("U"),
+            self.m("RIGHT")
+        ));
+        f.line(format!(
+            "switch eq(wt, 1) case 1 {{ ecAddTo(calldataload({a}), calldataload({b}), {left}) }} default {{ ecmulAdd(calldataload({a}), calldataload({b}), wt, {left}) }}",
+            a = p(l.w_prime),
+            b = p(l.w_prime + 32),
+            left = self.m("LEFT")
+        ));
+        f.close();
+
+        let prefix = self.mem.get("PREFIX");
+        let count = self.inverses.len();
+        let first = self.inverses[0].1;
+        format!(
+            r#"
+    /// Checks one proof's encoding, replays its transcript and adds its
+    /// KZG pair, weighted by `w`, to the running sums. False if malformed.
+    function _accumulate(uint256 instancesPtr, uint256 proofPtr, uint256 proofLen, uint256 w) private view returns (bool ok) {{
+        assembly {{
+{helpers}            function pointOk(cd) -> good {{
+                let q := 0x30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47
+                let px := calldataload(cd)
+                let py := calldataload(add(cd, 0x20))
+                if or(iszero(lt(px, q)), iszero(lt(py, q))) {{ leave }}
+                if iszero(or(px, py)) {{ leave }}
+                good := eq(mulmod(py, py, q), addmod(mulmod(px, mulmod(px, px, q), q), 3, q))
+            }}
+            // Inverts `count` words at `at` in place; false if one is zero.
+            function invertAll(at, prefix, count) -> good {{
+                let r := R
+                let acc := 1
+                for {{ let i := 0 }} lt(i, count) {{ i := add(i, 1) }} {{
+                    mstore(add(prefix, mul(i, 0x20)), acc)
+                    acc := mulmod(acc, mload(add(at, mul(i, 0x20))), r)
+                }}
+                if iszero(acc) {{ leave }}
+                // acc^(r-2) with the modexp precompile.
+                let e := {ec}
+                mstore(e, 0x20)
+                mstore(add(e, 0x20), 0x20)
+                mstore(add(e, 0x40), 0x20)
+                mstore(add(e, 0x60), acc)
+                mstore(add(e, 0x80), sub(r, 2))
+                mstore(add(e, 0xa0), r)
+                if iszero(staticcall(gas(), 5, e, 0xc0, e, 0x20)) {{ leave }}
+                let inv := mload(e)
+                for {{ let i := count }} gt(i, 0) {{ }} {{
+                    i := sub(i, 1)
+                    let slot := add(at, mul(i, 0x20))
+                    let value := mload(slot)
+                    mstore(slot, mulmod(inv, mload(add(prefix, mul(i, 0x20))), r))
+                    inv := mulmod(inv, value, r)
+                }}
+                good := 1
+            }}
+{funcs}            mstore({proof}, proofPtr)
+            mstore({inst}, instancesPtr)
+            mstore({weight}, w)
+            if checks(proofLen) {{
+                transcript()
+                points()
+                if invertAll(0x{first:x}, 0x{prefix:x}, {count}) {{
+                    instanceEvals()
+                    gates()
+                    shplonk()
+                    ok := iszero(mload({fail}))
+                }}
+            }}
+        }}
+    }}
+"#,
+            helpers = self.helpers(),
+            funcs = f.out,
+            ec = format_args!("0x{:x}", self.tb()),
+            proof = self.m("PROOF"),
+            inst = self.m("INST"),
+            weight = self.m("WEIGHT"),
+            fail = self.m("FAIL"),
+        )
+    }
+
+    /// Adds `t * commitment` to the sums (fixed commitments: to their scalar).
+    fn msm_term(&self, c: Commitment, p: &dyn Fn(usize) -> String) -> Vec<String> {
+        let l = self.plan.layout();
+        let right = self.m("RIGHT");
+        let point = |at: usize| format!("calldataload({}), calldataload({})", p(at), p(at + 32));
+        match c {
+            Commitment::Advice(i) => vec![format!(
+                "ecmulAdd({}, t, {right})",
+                point(l.advice + 64 * i)
+            )],
+            Commitment::Random => vec![format!("ecmulAdd({}, t, {right})", point(l.random))],
+            Commitment::Fixed(i) => {
+                let slot = self.mem.get("FACC") + 32 * i;
+                vec![format!(
+                    "mstore(0x{slot:x}, addmod(mload(0x{slot:x}), t, r))"
+                )]
+            }
+            Commitment::Quotient => {
+                let mut out = Vec::new();
+                for piece in 0..self.plan.quotient_pieces {
+                    if piece > 0 {
+                        out.push(format!("t := mulmod(t, mload({}), r)", self.m("XN")));
+                    }
+                    out.push(format!(
+                        "ecmulAdd({}, t, {right})",
+                        point(l.quotient + 64 * piece)
+                    ));
+                }
+                out
+            }
+        }
+    }
+
+    /// Straight-line code for the gates: `HEVAL = fold(acc * y + g) / (x^n - 1)`.
+    /// Subexpressions used twice, or nested deeper than
+    /// [`MAX_INLINE_HEIGHT`], are stored in memory after the transcript buffer.
+    fn gates(&mut self) {
+        let plan = self.plan;
+        let mut uses = vec![0usize; plan.nodes.len()];
+        for node in &plan.nodes {
+            match *node {
+                Node::Neg(a) => uses[a] += 1,
+                Node::Add(a, c) | Node::Mul(a, c) => {
+                    uses[a] += 1;
+                    uses[c] += 1;
+                }
+                _ => {}
+            }
+        }
+        let mut lines = Vec::new();
+        let mut spill_slot = 0usize;
+        let ev = self.mem.get("EV");
+        let n_adv = plan.advice_queries.len();
+        self.exprs.clear();
+        for (i, node) in plan.nodes.iter().enumerate() {
+            let (e, h) = match *node {
+                Node::Const(c) => match small(&c) {
+                    Some(v) => (format!("{v}"), 0),
+                    None => (
+                        format!(
+                            "mload(0x{:x})",
+                            self.mem.get("CONSTS") + 32 * self.const_index[&be(&c)]
+                        ),
+                        0,
+                    ),
+                },
+                Node::Advice(q) => (format!("mload(0x{:x})", ev + 32 * q), 0),
+                Node::Fixed(q) => (format!("mload(0x{:x})", ev + 32 * (n_adv + q)), 0),
+                Node::Instance(q) => (format!("mload({})", self.m(&format!("IE{q}"))), 0),
+                Node::Neg(a) => {
+                    let (ea, ha) = &self.exprs[a];
+                    (format!("sub(r, {ea})"), ha + 1)
+                }
+                Node::Add(a, c) => {
+                    let ((ea, ha), (ec, hc)) = (&self.exprs[a], &self.exprs[c]);
+                    (format!("addmod({ea}, {ec}, r)"), ha.max(hc) + 1)
+                }
+                Node::Mul(a, c) => {
+                    let ((ea, ha), (ec, hc)) = (&self.exprs[a], &self.exprs[c]);
+                    (format!("mulmod({ea}, {ec}, r)"), ha.max(hc) + 1)
+                }
+            };
+            let leaf = h == 0;
+            if !leaf && (uses[i] > 1 || h >= MAX_INLINE_HEIGHT) {
+                let slot = self.tb() + self.tb_len() + 32 * spill_slot;
+                spill_slot += 1;
+                lines.push(format!("mstore(0x{slot:x}, {e})"));
+                self.exprs.push((format!("mload(0x{slot:x})"), 0));
+            } else {
+                self.exprs.push((e, h));
+            }
+        }
+        lines.push(format!("let y := mload({})", self.m("Y")));
+        lines.push("let t := 0".into());
+        for root in &plan.gate_roots {
+            lines.push(format!(
+                "t := addmod(mulmod(t, y, r), {}, r)",
+                self.exprs[*root].0
+            ));
+        }
+        lines.push(format!(
+            "mstore({}, mulmod(t, mload({}), r))",
+            self.m("HEVAL"),
+            self.m("INV_XN1")
+        ));
+        self.spill_words = spill_slot;
+        self.gate_lines = lines;
+    }
+
+    fn finish_fn(&self) -> String {
+        let plan = self.plan;
+        let right = self.m("RIGHT");
+        let mut b = String::new();
+        for (i, c) in plan.fixed_commitments.iter().enumerate() {
+            let (x, y) = xy(c);
+            let slot = self.mem.get("FACC") + 32 * i;
+            let _ = writeln!(
+                b,
+                "            ecmulAdd({x}, {y}, mload(0x{slot:x}), {right})"
+            );
+        }
+        let (gx, gy) = xy(&plan.g1);
+        let _ = writeln!(
+            b,
+            "            ecmulAdd({gx}, {gy}, mload({}), {right})",
+            self.m("GACC")
+        );
+        let tb = self.tb();
+        let g2 = g2_words(&plan.s_g2);
+        let neg = g2_words(&-plan.g2);
+        let left = self.m("LEFT");
+        let mut pairing = format!(
+            "            mstore(0x{tb:x}, mload({left}))\n            mstore(0x{:x}, mload(add({left}, 0x20)))\n",
+            tb + 32
+        );
+        for (k, word) in g2.iter().enumerate() {
+            let _ = writeln!(
+                pairing,
+                "            mstore(0x{:x}, {word})",
+                tb + 64 + 32 * k
+            );
+        }
+        let _ = writeln!(
+            pairing,
+            "            mstore(0x{:x}, mload({right}))",
+            tb + 192
+        );
+        let _ = writeln!(
+            pairing,
+            "            mstore(0x{:x}, mload(add({right}, 0x20)))",
+            tb + 224
+        );
+        for (k, word) in neg.iter().enumerate() {
+            let _ = writeln!(
+                pairing,
+                "            mstore(0x{:x}, {word})",
+                tb + 256 + 32 * k
+            );
+        }
+        format!(
+            r#"
+    /// Adds the fixed commitments and the generator with their summed
+    /// scalars, then checks e(LEFT, [s]_2) == e(RIGHT, [1]_2) with one pairing.
+    function _finish() private view returns (bool ok) {{
+        assembly {{
+{helpers}{b}{pairing}            let success := staticcall(gas(), 8, 0x{tb:x}, 0x180, 0x{tb:x}, 0x20)
+            ok := and(and(success, mload(0x{tb:x})), iszero(mload({fail})))
+        }}
+    }}
+"#,
+            helpers = self.helpers(),
+            fail = self.m("FAIL"),
+        )
+    }
+}
+
+/// Yul functions being written: one open at a time, its body indented.
+#[derive(Default)]
+struct Funcs {
+    out: String,
+}
+
+impl Funcs {
+    fn open(&mut self, signature: &str) {
+        let _ = writeln!(self.out, "            function {signature} {{");
+        self.line("let r := R".into());
+    }
+
+    fn line(&mut self, line: String) {
+        let _ = writeln!(self.out, "                {line}");
+    }
+
+    fn close(&mut self) {
+        self.out.push_str("            }\n");
+    }
+}
+
+/// A point's coordinates as hex words.
+fn xy(p: &G1Affine) -> (String, String) {
+    (hex_fq(&p.x), hex_fq(&p.y))
+}
+
+/// A G2 point as the pairing precompile's four words: x.c1, x.c0, y.c1, y.c0.
+fn g2_words(p: &G2Affine) -> [String; 4] {
+    [
+        hex_fq(&p.x.c1),
+        hex_fq(&p.x.c0),
+        hex_fq(&p.y.c1),
+        hex_fq(&p.y.c0),
+    ]
+}

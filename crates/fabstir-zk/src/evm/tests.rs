@@ -1,0 +1,176 @@
+//! The reference algorithm against halo2: same verdict on valid proofs and
+//! on every kind of mutation, singly and in batches.
+
+use std::sync::{Arc, OnceLock};
+
+use halo2_axiom::halo2curves::bn256::Fr;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::native::{self, Item};
+use super::plan::Plan;
+use crate::proof::halo2_verify;
+use crate::{HostKey, InferenceResult, ProofEnvelope, ProvingKey, Srs};
+
+fn pk() -> &'static ProvingKey {
+    static PK: OnceLock<ProvingKey> = OnceLock::new();
+    PK.get_or_init(|| ProvingKey::build(Arc::new(Srs::insecure_dev())).expect("keygen"))
+}
+
+fn plan() -> &'static Plan {
+    static PLAN: OnceLock<Plan> = OnceLock::new();
+    PLAN.get_or_init(|| Plan::new(pk().verifying_key()).expect("plan"))
+}
+
+/// A proof for job `job` by host `host`, with its instance words.
+pub(crate) fn proof(job: u64, host: u64) -> (Vec<Fr>, Vec<u8>) {
+    let result = InferenceResult::from_json(
+        format!(
+            r#"{{"job_id": "{job}", "chain_id": 84532,
+            "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+            "model": "llama-3", "prompt": "p{job}", "response": "r{job}"}}"#
+        )
+        .as_bytes(),
+    )
+    .expect("result");
+    let host = HostKey::from_secret(Fr::from(0x5eed_0000 + host));
+    let statement = result.statement(host.host_id());
+    let envelope =
+        ProofEnvelope::create(pk(), &statement, &host, rand::rngs::OsRng).expect("prove");
+    (
+        envelope.instance.to_field_elements().to_vec(),
+        envelope.proof,
+    )
+}
+
+fn words(instances: &[Fr]) -> Vec<[u8; 32]> {
+    super::calldata::instance_words(instances)
+}
+
+/// halo2's verdict on words (a word that is no field element, or out of its
+/// bound, is refused before halo2, as the envelope parser does).
+fn reference(words: &[[u8; 32]], proof: &[u8]) -> bool {
+    let plan = plan();
+    let Some(instances) = words
+        .iter()
+        .zip(&plan.instance_bits)
+        .map(|(w, bits)| {
+            let mut repr = *w;
+            repr.reverse();
+            let f: Option<Fr> = Option::from(
+                <Fr as halo2_axiom::halo2curves::ff::PrimeField>::from_repr(repr),
+            );
+            let fits = *bits >= 254 || {
+                let n = primitive_bits(w);
+                n <= *bits
+            };
+            f.filter(|_| fits)
+        })
+        .collect::<Option<Vec<_>>>()
+    else {
+        return false;
+    };
+    words.len() == plan.num_instances() && halo2_verify(pk().verifying_key(), &instances, proof)
+}
+
+fn primitive_bits(w: &[u8; 32]) -> u32 {
+    let lead = w.iter().position(|b| *b != 0).unwrap_or(32);
+    if lead == 32 {
+        return 0;
+    }
+    (32 - lead as u32) * 8 - w[lead].leading_zeros()
+}
+
+#[test]
+fn plan_describes_the_proof_layout() {
+    let plan = plan();
+    assert_eq!(plan.layout().len, crate::ProofLayout::get().proof_len());
+    assert_eq!(plan.instance_rotations.len(), 5);
+    // Every commitment is in exactly one set.
+    let count: usize = plan.sets.iter().map(|s| s.commitments.len()).sum();
+    assert_eq!(count, plan.num_advice + plan.fixed_commitments.len() + 2);
+}
+
+#[test]
+fn reference_accepts_valid_proofs_and_agrees_with_halo2_on_mutations() {
+    let plan = plan();
+    let (instances, proof) = proof(7, 1);
+    let w = words(&instances);
+    assert!(native::verify(plan, &w, &proof));
+    assert!(reference(&w, &proof));
+
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut checked = 0;
+    // Each public input changed.
+    for i in 0..w.len() {
+        let mut m = w.clone();
+        m[i][31] ^= 1;
+        assert_eq!(
+            native::verify(plan, &m, &proof),
+            reference(&m, &proof),
+            "instance {i}"
+        );
+        assert!(!native::verify(plan, &m, &proof));
+        checked += 1;
+    }
+    // Random single bytes of the proof, every 32-byte word once.
+    for word in 0..proof.len() / 32 {
+        let mut p = proof.clone();
+        let at = word * 32 + rng.gen_range(0..32);
+        p[at] ^= 1 << rng.gen_range(0..8);
+        let expect = reference(&w, &p);
+        assert_eq!(native::verify(plan, &w, &p), expect, "byte {at}");
+        checked += 1;
+    }
+    // Truncated and extended.
+    for len in [0, 32, proof.len() - 1] {
+        assert!(!native::verify(plan, &w, &proof[..len]));
+    }
+    let mut long = proof.clone();
+    long.push(0);
+    assert!(!native::verify(plan, &w, &long));
+    assert!(checked > 70);
+}
+
+#[test]
+fn batches_accept_valid_proofs_and_refuse_one_bad_one() {
+    let plan = plan();
+    let proofs: Vec<(Vec<[u8; 32]>, Vec<u8>)> = (0..3)
+        .map(|j| {
+            let (i, p) = proof(100 + j, j);
+            (words(&i), p)
+        })
+        .collect();
+    let items: Vec<Item<'_>> = proofs
+        .iter()
+        .map(|(i, p)| Item {
+            instances: i,
+            proof: p,
+        })
+        .collect();
+    assert!(native::verify_batch(plan, &items));
+    assert!(!native::verify_batch(plan, &[]));
+    // Swap two proofs' public inputs: both invalid, the batch too.
+    let mut swapped = items.clone();
+    swapped[0].instances = &proofs[1].0;
+    swapped[1].instances = &proofs[0].0;
+    assert!(!native::verify_batch(plan, &swapped));
+    // One proof altered.
+    let mut bad = proofs[2].1.clone();
+    let at = 3000 % bad.len();
+    bad[at] ^= 4;
+    let mut one_bad = items.clone();
+    one_bad[2].proof = &bad;
+    assert!(!native::verify_batch(plan, &one_bad));
+}
+
+#[test]
+fn write_generated_verifier_for_inspection() {
+    if let Ok(path) = std::env::var("FABSTIR_WRITE_VERIFIER") {
+        let v = super::solidity::generate(plan());
+        std::fs::write(&path, v.source).expect("write");
+        let (instances, proof) = proof(7, 1);
+        let data = super::calldata::verify(&words(&instances), &proof);
+        std::fs::write(format!("{path}.calldata"), hex::encode(data)).expect("write");
+    }
+}

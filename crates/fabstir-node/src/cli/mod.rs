@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod evm;
 mod io;
 mod keygen;
 mod keys;
@@ -145,6 +146,11 @@ enum Command {
         #[arg(long)]
         host_id: Option<String>,
     },
+    /// Verify proofs on the EVM: the Solidity verifier, calldata, gas figures.
+    Evm {
+        #[command(subcommand)]
+        command: evm::EvmCommand,
+    },
     /// Load a running node: submit results, wait for proofs, validate settlements; report throughput.
     Load {
         /// The node's base URL.
@@ -189,6 +195,7 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
         Command::Serve { settings } => serve::run(*settings),
         Command::Demo { dir } => demo::run(dir),
         Command::Keys { command } => keys::run(command),
+        Command::Evm { command } => evm::run(command),
         Command::Keygen { dir, srs } => keygen::run(&dir, &srs),
         Command::Prove {
             keys,

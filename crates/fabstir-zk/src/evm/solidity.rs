@@ -127,7 +127,7 @@ impl<'a> Gen<'a> {
         }
         mem.alloc("CONSTS", consts.len());
         for name in [
-            "FAIL", "PROOF", "INST", "WEIGHT", "Y", "X", "SY", "V", "U", "XN", "HEVAL", "ROUTER",
+            "PROOF", "INST", "WEIGHT", "Y", "X", "SY", "V", "U", "XN", "HEVAL", "ROUTER",
         ] {
             mem.alloc(name, 1);
         }
@@ -230,6 +230,9 @@ contract FabstirVerifier {{
     uint256 public constant PROOF_LENGTH = {proof_len};
     /// @notice Contract whose code holds the gates' constants (created by the constructor).
     address public immutable CONSTANTS;
+
+    /// @notice A precompile failed: only when out of gas (inputs are validated first).
+    error PrecompileFailed();
 
     uint256 private constant R = 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
 
@@ -350,17 +353,25 @@ contract FabstirVerifier {{
     /// Yul helpers shared by both assembly blocks.
     fn helpers(&self) -> String {
         let ec = self.m("EC");
-        let fail = self.m("FAIL");
+        let sel = hex::encode(super::calldata::selector("PrecompileFailed()"));
         format!(
-            r#"            // acc += s * (px, py); FAIL is set if a precompile fails.
+            r#"            // Inputs are validated before any precompile sees them, so a
+            // precompile fails only when it runs out of gas: revert then,
+            // never report a valid proof as invalid (or gas estimation would
+            // settle on a limit at which verification returns false).
+            function precompileFailed() {{
+                mstore(0, 0x{sel}00000000000000000000000000000000000000000000000000000000)
+                revert(0, 4)
+            }}
+            // acc += s * (px, py)
             function ecmulAdd(px, py, s, acc) {{
                 mstore({ec}, px)
                 mstore(add({ec}, 0x20), py)
                 mstore(add({ec}, 0x40), s)
-                if iszero(staticcall(gas(), 7, {ec}, 0x60, {ec}, 0x40)) {{ mstore({fail}, 1) }}
+                if iszero(staticcall(gas(), 7, {ec}, 0x60, {ec}, 0x40)) {{ precompileFailed() }}
                 mstore(add({ec}, 0x40), mload(acc))
                 mstore(add({ec}, 0x60), mload(add(acc, 0x20)))
-                if iszero(staticcall(gas(), 6, {ec}, 0x80, acc, 0x40)) {{ mstore({fail}, 1) }}
+                if iszero(staticcall(gas(), 6, {ec}, 0x80, acc, 0x40)) {{ precompileFailed() }}
             }}
             // acc += (px, py)
             function ecAddTo(px, py, acc) {{
@@ -368,7 +379,7 @@ contract FabstirVerifier {{
                 mstore(add({ec}, 0x20), py)
                 mstore(add({ec}, 0x40), mload(acc))
                 mstore(add({ec}, 0x60), mload(add(acc, 0x20)))
-                if iszero(staticcall(gas(), 6, {ec}, 0x80, acc, 0x40)) {{ mstore({fail}, 1) }}
+                if iszero(staticcall(gas(), 6, {ec}, 0x80, acc, 0x40)) {{ precompileFailed() }}
             }}
 "#
         )
@@ -620,8 +631,16 @@ contract FabstirVerifier {{
                 }
                 f.line("rinner := addmod(rinner, mulmod(ypow, re, r), r)".into());
                 f.line("t := mulmod(mulmod(scale, ypow, r), wt, r)".into());
+                let first = s == 0 && std::ptr::eq(commitment, &set.commitments[0].0);
                 for line in self.msm_term(*commitment, &p) {
-                    f.line(line);
+                    // The first commitment's scalar is 1 for a single proof:
+                    // an addition instead of a multiplication.
+                    match line.strip_prefix("ecmulAdd(").and_then(|rest| rest.rsplit_once(", t, ")) {
+                        Some((point, acc)) if first => f.line(format!(
+                            "switch eq(t, 1) case 1 {{ ecAddTo({point}, {acc} }} default {{ {line} }}"
+                        )),
+                        _ => f.line(line),
+                    }
                 }
                 f.line("ypow := mulmod(ypow, sy, r)".into());
             }
@@ -695,7 +714,7 @@ contract FabstirVerifier {{
                 mstore(add(e, 0x60), acc)
                 mstore(add(e, 0x80), sub(r, 2))
                 mstore(add(e, 0xa0), r)
-                if iszero(staticcall(gas(), 5, e, 0xc0, e, 0x20)) {{ leave }}
+                if iszero(staticcall(gas(), 5, e, 0xc0, e, 0x20)) {{ precompileFailed() }}
                 let inv := mload(e)
                 for {{ let i := count }} gt(i, 0) {{ }} {{
                     i := sub(i, 1)
@@ -716,7 +735,7 @@ contract FabstirVerifier {{
                     instanceEvals()
                     gates()
                     shplonk()
-                    ok := iszero(mload({fail}))
+                    ok := 1
                 }}
             }}
         }}
@@ -728,7 +747,6 @@ contract FabstirVerifier {{
             proof = self.m("PROOF"),
             inst = self.m("INST"),
             weight = self.m("WEIGHT"),
-            fail = self.m("FAIL"),
         )
     }
 
@@ -897,13 +915,12 @@ contract FabstirVerifier {{
     /// scalars, then checks e(LEFT, [s]_2) == e(RIGHT, [1]_2) with one pairing.
     function _finish() private view returns (bool ok) {{
         assembly {{
-{helpers}{b}{pairing}            let success := staticcall(gas(), 8, 0x{tb:x}, 0x180, 0x{tb:x}, 0x20)
-            ok := and(and(success, mload(0x{tb:x})), iszero(mload({fail})))
+{helpers}{b}{pairing}            if iszero(staticcall(gas(), 8, 0x{tb:x}, 0x180, 0x{tb:x}, 0x20)) {{ precompileFailed() }}
+            ok := mload(0x{tb:x})
         }}
     }}
 "#,
             helpers = self.helpers(),
-            fail = self.m("FAIL"),
         )
     }
 }

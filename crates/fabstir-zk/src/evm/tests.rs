@@ -169,8 +169,20 @@ fn write_generated_verifier_for_inspection() {
     if let Ok(path) = std::env::var("FABSTIR_WRITE_VERIFIER") {
         let v = super::solidity::generate(plan());
         std::fs::write(&path, v.source).expect("write");
-        let (instances, proof) = proof(7, 1);
-        let data = super::calldata::verify(&words(&instances), &proof);
+        let (instances, one) = proof(7, 1);
+        let data = super::calldata::verify(&words(&instances), &one);
         std::fs::write(format!("{path}.calldata"), hex::encode(data)).expect("write");
+        for n in [2usize, 10] {
+            let proofs: Vec<(Vec<[u8; 32]>, Vec<u8>)> = (0..n as u64)
+                .map(|j| {
+                    let (i, p) = proof(200 + j, j);
+                    (words(&i), p)
+                })
+                .collect();
+            let items: Vec<(&[[u8; 32]], &[u8])> =
+                proofs.iter().map(|(i, p)| (i.as_slice(), p.as_slice())).collect();
+            let data = super::calldata::verify_batch(plan().num_instances(), &items);
+            std::fs::write(format!("{path}.batch{n}"), hex::encode(data)).expect("write");
+        }
     }
 }

@@ -179,13 +179,20 @@ fn drain(
 }
 
 impl Anvil {
-    /// Starts anvil (default hardfork, chain id 31337, automining) and waits
-    /// until it answers JSON-RPC; panics with its output if it does not
-    /// within 30 s.
+    /// Starts anvil (its default hardfork, which runs Osaka rules; chain id
+    /// 31337; automining) and waits until it answers JSON-RPC; panics with its
+    /// output if it does not within 30 s.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts anvil like [`Anvil::start`], with extra flags (for instance
+    /// `--code-size-limit 49152` for a verifier over the 24 KiB code limit).
+    pub fn start_with(flags: &[&str]) -> Self {
         let anvil = tool_path("anvil");
         let mut child = Command::new(&anvil)
             .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,5 +1,6 @@
 //! A real node on loopback for the service tests: `fabstir-node serve` in a
-//! temporary data directory on a free port, driven over HTTP.
+//! temporary data directory on a free port, driven over HTTP. [`evm`]: Solidity
+//! compiled with solcjs and a local anvil, for the contract tests.
 
 #![allow(dead_code)]
 
@@ -9,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+pub mod evm;
 
 /// A running node.
 pub struct Node {

@@ -85,10 +85,7 @@ fn verifier(keys: Option<&Path>, out: &Path, force: bool) -> Result<ExitCode, Fa
     if path.exists() {
         return Err(Failure::other(
             "exists",
-            format!(
-                "{} exists; pass --force to replace it",
-                path.display()
-            ),
+            format!("{} exists; pass --force to replace it", path.display()),
         ));
     }
     io::write_new(&path, verifier.source.as_bytes())?;

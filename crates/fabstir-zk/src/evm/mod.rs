@@ -15,3 +15,24 @@ pub mod solidity;
 mod tests;
 
 pub use plan::Plan;
+
+use crate::keys::VerifyingKey;
+
+/// halo2's own verdict on contract inputs: the public inputs as 32-byte
+/// big-endian words (each within its bound, as the contract requires) and
+/// the proof bytes (exactly the key's proof length). Differential tests
+/// compare the contract's answer with this one.
+pub fn halo2_verdict(vk: &VerifyingKey, plan: &Plan, words: &[[u8; 32]], proof: &[u8]) -> bool {
+    if words.len() != plan.num_instances() {
+        return false;
+    }
+    let Some(instances) = words
+        .iter()
+        .zip(&plan.instance_bits)
+        .map(|(word, bits)| native::instance(word, *bits))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return false;
+    };
+    crate::proof::halo2_verify(vk, &instances, proof)
+}

@@ -147,8 +147,9 @@ fn point(be: &[u8]) -> Option<G1Affine> {
     Option::from(G1Affine::from_xy(x, y))
 }
 
-/// A public input within its bound.
-fn instance(word: &[u8; 32], bits: u32) -> Option<Fr> {
+/// A public input within its bound (`bits` < 254), or any canonical
+/// field element.
+pub(crate) fn instance(word: &[u8; 32], bits: u32) -> Option<Fr> {
     if bits < 254 {
         let zero_bytes = (256 - bits as usize) / 8;
         let top_bits = (256 - bits as usize) % 8;

@@ -9,7 +9,6 @@ use rand::{Rng, SeedableRng};
 
 use super::native::{self, Item};
 use super::plan::Plan;
-use crate::proof::halo2_verify;
 use crate::{HostKey, InferenceResult, ProofEnvelope, ProvingKey, Srs};
 
 fn pk() -> &'static ProvingKey {
@@ -47,38 +46,8 @@ fn words(instances: &[Fr]) -> Vec<[u8; 32]> {
     super::calldata::instance_words(instances)
 }
 
-/// halo2's verdict on words (a word that is no field element, or out of its
-/// bound, is refused before halo2, as the envelope parser does).
 fn reference(words: &[[u8; 32]], proof: &[u8]) -> bool {
-    let plan = plan();
-    let Some(instances) = words
-        .iter()
-        .zip(&plan.instance_bits)
-        .map(|(w, bits)| {
-            let mut repr = *w;
-            repr.reverse();
-            let f: Option<Fr> = Option::from(
-                <Fr as halo2_axiom::halo2curves::ff::PrimeField>::from_repr(repr),
-            );
-            let fits = *bits >= 254 || {
-                let n = primitive_bits(w);
-                n <= *bits
-            };
-            f.filter(|_| fits)
-        })
-        .collect::<Option<Vec<_>>>()
-    else {
-        return false;
-    };
-    words.len() == plan.num_instances() && halo2_verify(pk().verifying_key(), &instances, proof)
-}
-
-fn primitive_bits(w: &[u8; 32]) -> u32 {
-    let lead = w.iter().position(|b| *b != 0).unwrap_or(32);
-    if lead == 32 {
-        return 0;
-    }
-    (32 - lead as u32) * 8 - w[lead].leading_zeros()
+    super::halo2_verdict(pk().verifying_key(), plan(), words, proof)
 }
 
 #[test]
@@ -179,8 +148,10 @@ fn write_generated_verifier_for_inspection() {
                     (words(&i), p)
                 })
                 .collect();
-            let items: Vec<(&[[u8; 32]], &[u8])> =
-                proofs.iter().map(|(i, p)| (i.as_slice(), p.as_slice())).collect();
+            let items: Vec<(&[[u8; 32]], &[u8])> = proofs
+                .iter()
+                .map(|(i, p)| (i.as_slice(), p.as_slice()))
+                .collect();
             let data = super::calldata::verify_batch(plan().num_instances(), &items);
             std::fs::write(format!("{path}.batch{n}"), hex::encode(data)).expect("write");
         }

@@ -24,35 +24,45 @@ library Poseidon {
         bytes memory consts = CONSTANTS_T2;
         uint256[2] memory state = [uint256(0), x];
         assembly ("memory-safe") {
-            // s: the state; n: the next state (scratch at the free memory pointer, not allocated).
+            // s: the state; n: the next state (scratch at the free memory pointer,
+            // not allocated); k: the next round constant.
+            let q := Q
             let s := state
             let n := mload(0x40)
-            let m := add(consts, 0x20)
-            let k := add(m, 0x80)
+            let k := add(consts, 0x20)
             for { let r := 0 } lt(r, 64) { r := add(r, 1) } {
                 switch and(iszero(lt(r, 4)), lt(r, 60))
                 case 0 {
                     // Full round: every element.
-                    for { let i := 0 } lt(i, 0x40) { i := add(i, 0x20) } {
-                        let v := addmod(mload(add(s, i)), mload(add(k, i)), Q)
-                        let v2 := mulmod(v, v, Q)
-                        mstore(add(s, i), mulmod(mulmod(v2, v2, Q), v, Q))
+                    {
+                        let v := addmod(mload(s), mload(k), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(s, mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x20)), mload(add(k, 0x20)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x20), mulmod(mulmod(v2, v2, q), v, q))
                     }
                     k := add(k, 0x40)
                 }
                 default {
                     // Partial round: element 0 only, one (folded) constant.
-                    let v := addmod(mload(s), mload(k), Q)
-                    let v2 := mulmod(v, v, Q)
-                    mstore(s, mulmod(mulmod(v2, v2, Q), v, Q))
+                    let v := addmod(mload(s), mload(k), q)
+                    let v2 := mulmod(v, v, q)
+                    mstore(s, mulmod(mulmod(v2, v2, q), v, q))
                     k := add(k, 0x20)
                 }
-                // n = MDS * s, one row at a time.
-                for { let row := 0 } lt(row, 0x40) { row := add(row, 0x20) } {
-                    let mi := add(m, mul(row, 2))
-                    let acc := mulmod(mload(mi), mload(s), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x20)), mload(add(s, 0x20)), Q), Q)
-                    mstore(add(n, row), acc)
+                // n = MDS * s.
+                {
+                    let a := mulmod(0x066f6f85d6f68a85ec10345351a23a3aaf07f38af8c952a7bceca70bd2af7ad5, mload(s), q)
+                    a := addmod(a, mulmod(0x2b9d4b4110c9ae997782e1509b1d0fdb20a7c02bbd8bea7305462b9f8125b1e8, mload(add(s, 0x20)), q), q)
+                    mstore(n, a)
+                }
+                {
+                    let a := mulmod(0x0cc57cdbb08507d62bf67a4493cc262fb6c09d557013fff1f573f431221f8ff9, mload(s), q)
+                    a := addmod(a, mulmod(0x1274e649a32ed355a31a6ed69724e1adade857e86eb5c3a121bcd147943203c8, mload(add(s, 0x20)), q), q)
+                    mstore(add(n, 0x20), a)
                 }
                 let swap := s
                 s := n
@@ -73,45 +83,265 @@ library Poseidon {
             state[i + 1] = x;
         }
         assembly ("memory-safe") {
-            // s: the state; n: the next state (scratch at the free memory pointer, not allocated).
+            // s: the state; n: the next state (scratch at the free memory pointer,
+            // not allocated); k: the next round constant.
+            let q := Q
             let s := state
             let n := mload(0x40)
-            let m := add(consts, 0x20)
-            let k := add(m, 0x1200)
+            let k := add(consts, 0x20)
             for { let r := 0 } lt(r, 68) { r := add(r, 1) } {
                 switch and(iszero(lt(r, 4)), lt(r, 64))
                 case 0 {
                     // Full round: every element.
-                    for { let i := 0 } lt(i, 0x180) { i := add(i, 0x20) } {
-                        let v := addmod(mload(add(s, i)), mload(add(k, i)), Q)
-                        let v2 := mulmod(v, v, Q)
-                        mstore(add(s, i), mulmod(mulmod(v2, v2, Q), v, Q))
+                    {
+                        let v := addmod(mload(s), mload(k), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(s, mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x20)), mload(add(k, 0x20)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x20), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x40)), mload(add(k, 0x40)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x40), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x60)), mload(add(k, 0x60)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x60), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x80)), mload(add(k, 0x80)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x80), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0xa0)), mload(add(k, 0xa0)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0xa0), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0xc0)), mload(add(k, 0xc0)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0xc0), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0xe0)), mload(add(k, 0xe0)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0xe0), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x100)), mload(add(k, 0x100)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x100), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x120)), mload(add(k, 0x120)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x120), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x140)), mload(add(k, 0x140)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x140), mulmod(mulmod(v2, v2, q), v, q))
+                    }
+                    {
+                        let v := addmod(mload(add(s, 0x160)), mload(add(k, 0x160)), q)
+                        let v2 := mulmod(v, v, q)
+                        mstore(add(s, 0x160), mulmod(mulmod(v2, v2, q), v, q))
                     }
                     k := add(k, 0x180)
                 }
                 default {
                     // Partial round: element 0 only, one (folded) constant.
-                    let v := addmod(mload(s), mload(k), Q)
-                    let v2 := mulmod(v, v, Q)
-                    mstore(s, mulmod(mulmod(v2, v2, Q), v, Q))
+                    let v := addmod(mload(s), mload(k), q)
+                    let v2 := mulmod(v, v, q)
+                    mstore(s, mulmod(mulmod(v2, v2, q), v, q))
                     k := add(k, 0x20)
                 }
-                // n = MDS * s, one row at a time.
-                for { let row := 0 } lt(row, 0x180) { row := add(row, 0x20) } {
-                    let mi := add(m, mul(row, 12))
-                    let acc := mulmod(mload(mi), mload(s), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x20)), mload(add(s, 0x20)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x40)), mload(add(s, 0x40)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x60)), mload(add(s, 0x60)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x80)), mload(add(s, 0x80)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0xa0)), mload(add(s, 0xa0)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0xc0)), mload(add(s, 0xc0)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0xe0)), mload(add(s, 0xe0)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x100)), mload(add(s, 0x100)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x120)), mload(add(s, 0x120)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x140)), mload(add(s, 0x140)), Q), Q)
-                    acc := addmod(acc, mulmod(mload(add(mi, 0x160)), mload(add(s, 0x160)), Q), Q)
-                    mstore(add(n, row), acc)
+                // n = MDS * s.
+                {
+                    let a := mulmod(0x2cb13179d6e8a4ad1b9fec37376253cf64386ad905e240575fca86539b272dc6, mload(s), q)
+                    a := add(a, mulmod(0x0fd547840f3a30a533a994d1fdb3f60ae5073f4484f34be951ee16a276fdeb9a, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x05019671bda026670c7ffa9081795105963f56ce327fcf78451fba2bdb3ac1c6, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x2952c18c15558f29b2ae77fc39e51a395f173a9097db404db765ab02906b27dc, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x2353a60af6bd61e5eac2c9a4263d451fad07380654d4792378daf752e5cc33fa, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x0ed6a3bd48174e370b4f264b37488b03a5e3f4c0f61cf32d3157ad3e3b86f6bd, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x21103a7aa20c8d15501be8c23504c6a912c6100c5d88085cc2e42a52302f4483, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x2fb232573e85d68c536d100c3a6ea9172884451e677b0d1cd0fb4dc4c27536b7, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x302a085be040ff9a709ad0c73238b0d1e11e1d17409abaa34fc45de29b541535, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x0683e640e6154ef73c3cd6b1d0f0fd86ebf7e292e63fa84cf0a883c2f1faa8ba, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x1f09f3fb07f7f6476fac98946b7375095e014b28f23a07ac9fc7077144ac3979, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x0598c38d2e2c78dfe4907c74e82325cb191d52608955b583e5826ebebd1857b5, mload(add(s, 0x160)), q), q)
+                    mstore(n, a)
+                }
+                {
+                    let a := mulmod(0x1f930557a284998225f5f4e4dfbcf5ac211f1b12d91b0562ed3d63285d7a714a, mload(s), q)
+                    a := add(a, mulmod(0x04c4061820cda9bf472df3f64d6afa004f1e8623d0a4f6142cca1f19a4c275fb, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x0dbc22c3e54c924a882c22000951239cc263755dfcb38b27ef4f880e202cb5fa, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x2fbb1c59e9e8999d91c40f4d44233122ab35ffc975edfb43c53ed07dbf0d9c76, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x0b8f40d2c4d28c472085203a0e460af73bbecec3b2b3a63f27028f2ca8a71251, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x028c01a9f01601bb46417ed466be6008595052f782e46857d81229e64e6bda02, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x23ce8e402939cccf36176a5bd83183a0d54a24ee6cabe4fc7f814dfbf26f85ea, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x0db82abbcd3a1b56f7fc8d116cb54c54fe26243702bd3d57e71f7ce0d470a40f, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x2e703ea9af99161acf9949da7afb18d462d85b671656d61c2cdee3a72390213f, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x16512c150c1d2fb7235efd2d4f0fad5fdd78f8d0cde53a66bc90206c82c4b597, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x0298aa5d5a44565b75ef68df902d791d01d98a75e822ef553b1761c58d6fdf32, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x203fd2078ab2a8f88b7606543145ee34daeab2aefca31bc04a476065697cabf8, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x20), a)
+                }
+                {
+                    let a := mulmod(0x018e8222f6907da5745eeb9cd4a9e62f28b8b710aa85fe729f9ea73a3ef0099d, mload(s), q)
+                    a := add(a, mulmod(0x107757eb0c0799f781308d83d2e057ef8106f6b656b45e7636181e113a2cdf32, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x0966a21b9615af2b7563dfe41b8b9fc06039512dc9c8e1196891eb77f856b608, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x082046081498eee63c287c6fa3efcdefeba1b5272a77bba9cfddb56afa53c82d, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x2c7ecbf14b2d6049a6439d0f29f10e26ec975acc3e3eddb77c831a509af59196, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x144022e7e077ff22a2ce3dfe9923107d5aef046d0a1f2cb5f36191ab04eae4ed, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x170403d414148f4681b8213550951e238edc009f46b00693ce3d9c5800fadd0a, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x2997d92a5e9bc66c84f635e8cbf080eb720ecd4ca3e42c3ab8d088611880861a, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x21427b3a9a2cdf1e2e6c628906b21e24271d72c18b0261be68cca44865dece11, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x24bba58086a78541a8ebfd535c107c36946d78ba6cb26d227e615131f71d337d, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x01fd5a6eba52e9ea1db389a1fc8dd3d0283d737c18eb06e090b6fd2dc88e0a14, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x1276442d9383c52d50fc9b5ac34442a4ec8e9cd7aee6d6ceacc1a6f521aae4a4, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x40), a)
+                }
+                {
+                    let a := mulmod(0x180e924d757d0be4066feb146ed56212e38acf9df4957432653f370f905b8b07, mload(s), q)
+                    a := add(a, mulmod(0x2acd39e3892ac429ed812863efa05eda746b55bb974694a4e77b9a19abb55001, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x17b18621dbd61df085da4cf8a03395e3700269c7df4d98ce4851f90abcbb3631, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x02a429c2d06dcf34d34730c3af8bc19b04abd652468de5a85b5d5cbfd9c23e6e, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x197dfb64189c09aaef94a1f542d8c34aea27fffba704202d5286d62bd0eed372, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x0fd3bdb79cad913432b7d3828e072dadc26cf4903d56b8976200723846c6577e, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x29b9ffe05db2c52ddd1bf0e5c532eefe70497c7df4b97db2f0624836576a6b29, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x0a2a006e3b086bf502c5b1540eaaec14b9c15bf88471cb6d479fb4563f016497, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x237a9e020908cd0edbd9eae8772350e0e731e3228b892fc5f64fdfa9b9daa670, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x006d349d6182ec30d68c9be010587c707f7e1e175c0d324e6added6337a72c2b, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x0aabba39d220f30604d0c44dd47c3c70de3b79f5baa70a3a7a0ca02ae1b080c5, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x16ee980a2c67de24fa1a34082f11c71b7c45966a6e8bc6aa1a1dbc7ef6a9bab2, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x60), a)
+                }
+                {
+                    let a := mulmod(0x2f7d0715d1391190e7b14a1242b6799eac3142e21f08ca02c21755eae77a55bc, mload(s), q)
+                    a := add(a, mulmod(0x29788bb6cd947ea9efaeefd0eeb7fd563fcc2e40bd623ea2b2442b55d98dc5a6, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x12cc274647fc572bb79035bfc3332a4e566a28011f69dd0874f01c56bc44c3e2, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x2ef584c3aaeedbbe2b4b103a61e94ed40a97294156ad7ddf0de43b845249f534, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x05f9a6a8d64cca12725dd15110f74aecf99dd30e57a7d99829cd8757b75b772f, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x2979d1aeafdf97988560d4ebbacfa6e2b7f3d026946abbb9d5397645e6e81825, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x153891052fca1290fbf83240d334fd4ce05de78adfaa2c9686488e0c47ce1fc0, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x1b8c7eb04d351aff4e76af7f9fa1114fe45aaedafdeb42c1c23503b122639c7b, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x2d8125dbef602bd970d11fad7cfe06c3c64f5687b09b960ab92b14f69efbea57, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x10924807f6fdc4e9e586792e3ace3001f16bc02e84ada5df51d7bd37243ee1ee, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x230918919b6826faa7124c5bd15d10c036d565e100b696a3be7afaedb2abba6b, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x1db922b8c249ff7bf96121eae9d9555ef7770f3dd7b056191ae9ab38a5ccf6ed, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x80), a)
+                }
+                {
+                    let a := mulmod(0x02283ed8d5e6f9470b3f4f49a771061e4a4fc7dac683defcc0348a8862c6ce71, mload(s), q)
+                    a := add(a, mulmod(0x06ab8672c936070a10757adb45031a5e2922f0fb8b5fab3a4f5e3872fb582ed3, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x2c7d538b9e6d2b2e06e72f8aaab26dbddead1fef6a740a11e9953f8e8e9ee057, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x28e4620d210536bcaa42ee46b1cdcb21bf215933bae4eec639efbd51f4bb6557, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x00fe0def70bfba40679aef8d5a239b3a1b5a52fe8fd7edb754aee2b182d64b66, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x22ae023520979741e5c58fb04fd25d12dc8f5fcb6ad15223a5da7e0f91c7b4f5, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x105c0b246660c4bd8a6f1b36fc3cff86a2c432c0dc9321cb50abb98a10cd1bae, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x2a5aba3b45e79eb2606b2a5b47eb907584aecfbfc0b4cd50cda1ce4854338597, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x23a3b23d5edf5cb66160fd2523b3a383142291c0e0ee666682e946b1d57937d6, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x26635f4df7172107dad6b7c3068d2d438bfbf486471039f9e65a9c8462a2c9c2, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x2bb28ef42f5fadab6a6ffd5655b36580deb063ae3081d587bb1598878590f1cc, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x096dd43a832ab68e35e57c98d7b01f2a2e5936807704593ac72c74001383f7e2, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0xa0), a)
+                }
+                {
+                    let a := mulmod(0x21f60efb132b62909990b9f994f381a9c02abc3ccb54c5c8e8c9c5664c6913d6, mload(s), q)
+                    a := add(a, mulmod(0x1db98a562fcd1a5e4496e61264aad5ea3b455f46eabd8957ba671e9c31e5092b, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x2f30800c0ee461010569d36b60685a38b02912a020bc4708598854f65822f15c, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x1e32b1e2e6b59273a113d609663af6b30c95b36884fe5faf371de3d564213c3b, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x1b1523463a45a2982889048681a422c02ea373f8b8c1bf16c74a375d5060c662, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x05246ee7854b2e20e8612da021b30798e5f0d02a5bfd5e79d3f9ac6c79fa609b, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x06cdf8055439ac8424c435e7e9bea3f0ae93eab171ac383ed2cedb460fcb04c4, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x2f9a5cdb79645e3454c617d77a774feaf24ef603454c02076fc4c9d7548cc455, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x01b1625d757786a19a93b37adf7f22ca8a502aa4462ca78f7da2d7c22b37d7f9, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x28bf5488a525f5514400dce722430287fe8e4c810154056eb0f4d6fe61091cf5, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x21891bee31fb7bd89f0e4422b3c8f5b393299af0d9825db9be73e7b20097923c, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x2282e86ade85855d4ea0657c4add20625c6daa90bc93943b59a92dbb77b63681, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0xc0), a)
+                }
+                {
+                    let a := mulmod(0x1cde82acee60b84424e9bcee49a5464ee05d1cf0b70469208a675635ac715495, mload(s), q)
+                    a := add(a, mulmod(0x1c4dde07d0f94d1aaa832ac2f5712d438b4e1804b5209ce55942d7afb24c6401, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x116c45e4d88ceae4565c0e94da844eaf2775d5f5b435d94d2d3d38b583fa7841, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x18820364804d22119347b728135b409956f7933defa1059d634b977d9d3abcde, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x0c849d07b1d9e6ecbac517fc19237ff73424a0678f94699b23f76952afa4514c, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x2b60a4d43d12cf31076e0690e931716c47a86e7728c34b2d3cb0cbcf95bbb74f, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x03161d7b94e1b0411fc01dcfbd748a6df3156ff04536b3dd3101f7b2ebc3811b, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x06438e8b0220464039a7b8022f06beaee502c5de269db82f91d88fe1b72834fa, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x14898babc8810cbc626688531511a8473ed89a22569d47ba586c284e45bd0ae0, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x0090dfcc0327a541672cfc26c7e1370583c5f9214177093010fd3fbf279aafd4, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x038e0c2e29c79ccf46b5ea1bc589276aec95b74e8bb82e4385c0585637c885f8, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x28331d0d31ca8675ad4767c490261bbfe5b84adb4ca2c5599a87f331908130f4, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0xe0), a)
+                }
+                {
+                    let a := mulmod(0x118a24510a2153f818f0a996c87de913587805f16cdb1939d9406941f958e8e1, mload(s), q)
+                    a := add(a, mulmod(0x2cfc82712ed9d71ff4fdf63ee4ad116fac195794f8d910286c152efd9f959bee, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x2ffccbc40031ebafecfc3a97284bd0f6dc4d45eceb8b8998f1a667bee369ed62, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x09b6c00a37df2770cec0f1bf62a6aac3bd380c6ce9f4f96e0f0879237ffa510b, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x2c4036616c156006337771c1e355fc0f2f238e64cbd69d068aabb4b58116886f, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x041b909a658d136993b3f509a9e9d50138baca48f6b66399ac5c649e68dd3aa4, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x25c075b41ea2d827a4955b6469db9d41760faf885f2c6e9c09407ebb1c4dc274, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x115a91867233cc75d1c906a42930e93cb9c16afced390cc14435e5cfefb4e96e, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x2f8fb37178b525758bf6aa527f25773e1ebcf8e1425379500c8245c741ba3fc4, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x29a14dc4bac0a4c52bf30aaf6b9b8e05453d0d797246b64732d50f176a7ca257, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x2c89dc7562b91d8f2f7daa209b7560520b6bc62ec631db41cc5edac1fb142be4, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x14972bfc85de037b07e55332e6bc5b4f08f39ed4eb8a9721dffc4a586dd9a1df, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x100), a)
+                }
+                {
+                    let a := mulmod(0x164567b0de16b7a5550fca229bac7cb0779524325e4ca5e78a86078881660264, mload(s), q)
+                    a := add(a, mulmod(0x18b49b773f5799888e9abe3f6883d7063333835b6cdd333580b2b4bf48f3b27e, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x2007424b129ade2194c73e6e2c9d79360d1360c4fbb8c5f31330f938558b3ace, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x0445e26e26f91707da2df5c188baf80ea2f48c703614980fa798971cd8ec60f5, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x176804ec1cf85d35298351245d32236546838d9b98cf4242d601c7e8e501b49b, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x25b6e65e90ffbf910d19fe3ae23d037f8f64da9fe3df483fc4f4977ca36a7b1c, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x2fa2af7970e131f7efe3a7c788890ab860f76751e55b4ff634dd46cc4de660d8, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x0c8fd4ece5c205190cf6c842d1683444079bf49835d5c8b8dfbb11af956ccaf3, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x0e992f44463e2dfd267e6a4a1c3303ea7a1186252efd6c9fae9e5f0c1f6d8266, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x02609ff97ef574fd68d16a3de0872c3b59a5b928258dd1469826a191dcbf5bd0, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x15dc57879cb41d6015da9881f948b40d20f0e03fad87746d8575af009c96033d, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x06d039b64e82d7975dd21a37b5ee79308f20e82e23489382ec2d176190587896, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x120), a)
+                }
+                {
+                    let a := mulmod(0x188ff303194112a7034527cc9dd0b4deb0960c9c106ce115178dd7087e4e8c02, mload(s), q)
+                    a := add(a, mulmod(0x0b300de5b99c27d332091f8fb0d97cf04a86a51d4d2037788e0d4f38e8f4eab2, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x2c53d6676d4d4c87d9eaf5d4da08d1e98d103a3388d59a7c0c3de51e2623aa3a, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x19f5101715162976766e2b57a58674bc58e1ba2be18a59b07a07e4a93e038075, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x2f5855a876a37f7bbbd6104accfcae507e9ddcd2a7219b487a76b17c525b50ca, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x2c0de448a88dfeaacc9bcf2850b6ff4f701e1a538d69098bc94087cc35930966, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x0ce587066eae0c345c3368c53dff2170cdb081bee52b243a1e6de6d4f82451d7, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x2cea98cc64abd926df963da57f2ef4c434141cb53ac6311b2566edb957982713, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x2c7ae475d90c475f73c0d29be8889d0c4b8536fee6c0389984bf9e4dbb1aae6d, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x23238fda1417302dd03ce54607749610292945bddbd587241714fd3964af5f10, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x1c674ff2ead27ce002f4befc7ad5f0f5123e59793c0fe21075e819ce56ce1e83, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x2627be68d9cd0ccda3828d51621ba409f9acf09f1a9cc503a29ec306f8606ae7, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x140), a)
+                }
+                {
+                    let a := mulmod(0x083d832adf9bb4a25f686abeda9f16ebf53263dcf9ef4311781d09920d094ead, mload(s), q)
+                    a := add(a, mulmod(0x0541af6b96524662084d1208d71b6b2a8d66d91179745b213679c2a2bbc94968, mload(add(s, 0x20)), q))
+                    a := add(a, mulmod(0x2cf2c992c02a36334ff5dc851646ee7da04b44eb544ee3c0fadb8dc5eef2a585, mload(add(s, 0x40)), q))
+                    a := addmod(a, mulmod(0x06c5df8fd61eca2fb4923f0a46dd4e416a3a3b48c10ded13133ffeab6fd153e3, mload(add(s, 0x60)), q), q)
+                    a := add(a, mulmod(0x1a233c7cebfb0c6eb72dfd07aa2b537ccf291e84093aae36cc68002ffb83639b, mload(add(s, 0x80)), q))
+                    a := add(a, mulmod(0x05f6d62f54518f039e79aa726bf15a5983583eca4062405400acca58ca9d2235, mload(add(s, 0xa0)), q))
+                    a := add(a, mulmod(0x2b09de93c6e3148cf7ff5731c8e144debb66ca896ecbe4089d2d22cbdb09777e, mload(add(s, 0xc0)), q))
+                    a := addmod(a, mulmod(0x0239ecd92517825174f796345db296562223760fb1b81c091b74a6a4a82968a4, mload(add(s, 0xe0)), q), q)
+                    a := add(a, mulmod(0x2945cb85e34532e3a22fc576703797893ce290d0156430a8dce61c9df89a8bd5, mload(add(s, 0x100)), q))
+                    a := add(a, mulmod(0x00d3be6a5b12bcf1bc705c20c30f320b8881c6c2ec00e857685c0599262a3cf0, mload(add(s, 0x120)), q))
+                    a := add(a, mulmod(0x11e7bc4a39d2730196b6c334f99750de5bb5e4fbca5d6a19eb7fe14abe845dbd, mload(add(s, 0x140)), q))
+                    a := addmod(a, mulmod(0x0c7c9db952865fb9470f8aa1402536cb3b82276d9e288082ac7f83b10bcb6d17, mload(add(s, 0x160)), q), q)
+                    mstore(add(n, 0x160), a)
                 }
                 let swap := s
                 s := n
@@ -121,13 +351,9 @@ library Poseidon {
         }
     }
 
-    /// Width 2: the MDS matrix (2 x 2, row by row), then the round constants as the
-    /// loop reads them (2 per full round, one per partial round).
+    /// Width 2: the round constants as the loop reads them (2 per full round, one per
+    /// partial round).
     bytes internal constant CONSTANTS_T2 =
-        hex"066f6f85d6f68a85ec10345351a23a3aaf07f38af8c952a7bceca70bd2af7ad5"
-        hex"2b9d4b4110c9ae997782e1509b1d0fdb20a7c02bbd8bea7305462b9f8125b1e8"
-        hex"0cc57cdbb08507d62bf67a4493cc262fb6c09d557013fff1f573f431221f8ff9"
-        hex"1274e649a32ed355a31a6ed69724e1adade857e86eb5c3a121bcd147943203c8"
         hex"09c46e9ec68e9bd4fe1faaba294cba38a71aa177534cdd1b6c7dc0dbd0abd7a7"
         hex"0c0356530896eec42a97ed937f3135cfc5142b3ae405b8343c1d83ffa604cb81"
         hex"1e28a1d935698ad1142e51182bb54cf4a00ea5aabd6268bd317ea977cc154a30"
@@ -201,153 +427,9 @@ library Poseidon {
         hex"1574c7ef0c43545f36a8ca08bdbdd8b075d2959e2f322b731675de3e1982b4d0"
         hex"269e4b5b7a2eb21afd567970a717ceec5bd4184571c254fdc06e03a7ff8378f0";
 
-    /// Width 12: the MDS matrix (12 x 12, row by row), then the round constants as the
-    /// loop reads them (12 per full round, one per partial round).
+    /// Width 12: the round constants as the loop reads them (12 per full round, one per
+    /// partial round).
     bytes internal constant CONSTANTS_T12 =
-        hex"2cb13179d6e8a4ad1b9fec37376253cf64386ad905e240575fca86539b272dc6"
-        hex"0fd547840f3a30a533a994d1fdb3f60ae5073f4484f34be951ee16a276fdeb9a"
-        hex"05019671bda026670c7ffa9081795105963f56ce327fcf78451fba2bdb3ac1c6"
-        hex"2952c18c15558f29b2ae77fc39e51a395f173a9097db404db765ab02906b27dc"
-        hex"2353a60af6bd61e5eac2c9a4263d451fad07380654d4792378daf752e5cc33fa"
-        hex"0ed6a3bd48174e370b4f264b37488b03a5e3f4c0f61cf32d3157ad3e3b86f6bd"
-        hex"21103a7aa20c8d15501be8c23504c6a912c6100c5d88085cc2e42a52302f4483"
-        hex"2fb232573e85d68c536d100c3a6ea9172884451e677b0d1cd0fb4dc4c27536b7"
-        hex"302a085be040ff9a709ad0c73238b0d1e11e1d17409abaa34fc45de29b541535"
-        hex"0683e640e6154ef73c3cd6b1d0f0fd86ebf7e292e63fa84cf0a883c2f1faa8ba"
-        hex"1f09f3fb07f7f6476fac98946b7375095e014b28f23a07ac9fc7077144ac3979"
-        hex"0598c38d2e2c78dfe4907c74e82325cb191d52608955b583e5826ebebd1857b5"
-        hex"1f930557a284998225f5f4e4dfbcf5ac211f1b12d91b0562ed3d63285d7a714a"
-        hex"04c4061820cda9bf472df3f64d6afa004f1e8623d0a4f6142cca1f19a4c275fb"
-        hex"0dbc22c3e54c924a882c22000951239cc263755dfcb38b27ef4f880e202cb5fa"
-        hex"2fbb1c59e9e8999d91c40f4d44233122ab35ffc975edfb43c53ed07dbf0d9c76"
-        hex"0b8f40d2c4d28c472085203a0e460af73bbecec3b2b3a63f27028f2ca8a71251"
-        hex"028c01a9f01601bb46417ed466be6008595052f782e46857d81229e64e6bda02"
-        hex"23ce8e402939cccf36176a5bd83183a0d54a24ee6cabe4fc7f814dfbf26f85ea"
-        hex"0db82abbcd3a1b56f7fc8d116cb54c54fe26243702bd3d57e71f7ce0d470a40f"
-        hex"2e703ea9af99161acf9949da7afb18d462d85b671656d61c2cdee3a72390213f"
-        hex"16512c150c1d2fb7235efd2d4f0fad5fdd78f8d0cde53a66bc90206c82c4b597"
-        hex"0298aa5d5a44565b75ef68df902d791d01d98a75e822ef553b1761c58d6fdf32"
-        hex"203fd2078ab2a8f88b7606543145ee34daeab2aefca31bc04a476065697cabf8"
-        hex"018e8222f6907da5745eeb9cd4a9e62f28b8b710aa85fe729f9ea73a3ef0099d"
-        hex"107757eb0c0799f781308d83d2e057ef8106f6b656b45e7636181e113a2cdf32"
-        hex"0966a21b9615af2b7563dfe41b8b9fc06039512dc9c8e1196891eb77f856b608"
-        hex"082046081498eee63c287c6fa3efcdefeba1b5272a77bba9cfddb56afa53c82d"
-        hex"2c7ecbf14b2d6049a6439d0f29f10e26ec975acc3e3eddb77c831a509af59196"
-        hex"144022e7e077ff22a2ce3dfe9923107d5aef046d0a1f2cb5f36191ab04eae4ed"
-        hex"170403d414148f4681b8213550951e238edc009f46b00693ce3d9c5800fadd0a"
-        hex"2997d92a5e9bc66c84f635e8cbf080eb720ecd4ca3e42c3ab8d088611880861a"
-        hex"21427b3a9a2cdf1e2e6c628906b21e24271d72c18b0261be68cca44865dece11"
-        hex"24bba58086a78541a8ebfd535c107c36946d78ba6cb26d227e615131f71d337d"
-        hex"01fd5a6eba52e9ea1db389a1fc8dd3d0283d737c18eb06e090b6fd2dc88e0a14"
-        hex"1276442d9383c52d50fc9b5ac34442a4ec8e9cd7aee6d6ceacc1a6f521aae4a4"
-        hex"180e924d757d0be4066feb146ed56212e38acf9df4957432653f370f905b8b07"
-        hex"2acd39e3892ac429ed812863efa05eda746b55bb974694a4e77b9a19abb55001"
-        hex"17b18621dbd61df085da4cf8a03395e3700269c7df4d98ce4851f90abcbb3631"
-        hex"02a429c2d06dcf34d34730c3af8bc19b04abd652468de5a85b5d5cbfd9c23e6e"
-        hex"197dfb64189c09aaef94a1f542d8c34aea27fffba704202d5286d62bd0eed372"
-        hex"0fd3bdb79cad913432b7d3828e072dadc26cf4903d56b8976200723846c6577e"
-        hex"29b9ffe05db2c52ddd1bf0e5c532eefe70497c7df4b97db2f0624836576a6b29"
-        hex"0a2a006e3b086bf502c5b1540eaaec14b9c15bf88471cb6d479fb4563f016497"
-        hex"237a9e020908cd0edbd9eae8772350e0e731e3228b892fc5f64fdfa9b9daa670"
-        hex"006d349d6182ec30d68c9be010587c707f7e1e175c0d324e6added6337a72c2b"
-        hex"0aabba39d220f30604d0c44dd47c3c70de3b79f5baa70a3a7a0ca02ae1b080c5"
-        hex"16ee980a2c67de24fa1a34082f11c71b7c45966a6e8bc6aa1a1dbc7ef6a9bab2"
-        hex"2f7d0715d1391190e7b14a1242b6799eac3142e21f08ca02c21755eae77a55bc"
-        hex"29788bb6cd947ea9efaeefd0eeb7fd563fcc2e40bd623ea2b2442b55d98dc5a6"
-        hex"12cc274647fc572bb79035bfc3332a4e566a28011f69dd0874f01c56bc44c3e2"
-        hex"2ef584c3aaeedbbe2b4b103a61e94ed40a97294156ad7ddf0de43b845249f534"
-        hex"05f9a6a8d64cca12725dd15110f74aecf99dd30e57a7d99829cd8757b75b772f"
-        hex"2979d1aeafdf97988560d4ebbacfa6e2b7f3d026946abbb9d5397645e6e81825"
-        hex"153891052fca1290fbf83240d334fd4ce05de78adfaa2c9686488e0c47ce1fc0"
-        hex"1b8c7eb04d351aff4e76af7f9fa1114fe45aaedafdeb42c1c23503b122639c7b"
-        hex"2d8125dbef602bd970d11fad7cfe06c3c64f5687b09b960ab92b14f69efbea57"
-        hex"10924807f6fdc4e9e586792e3ace3001f16bc02e84ada5df51d7bd37243ee1ee"
-        hex"230918919b6826faa7124c5bd15d10c036d565e100b696a3be7afaedb2abba6b"
-        hex"1db922b8c249ff7bf96121eae9d9555ef7770f3dd7b056191ae9ab38a5ccf6ed"
-        hex"02283ed8d5e6f9470b3f4f49a771061e4a4fc7dac683defcc0348a8862c6ce71"
-        hex"06ab8672c936070a10757adb45031a5e2922f0fb8b5fab3a4f5e3872fb582ed3"
-        hex"2c7d538b9e6d2b2e06e72f8aaab26dbddead1fef6a740a11e9953f8e8e9ee057"
-        hex"28e4620d210536bcaa42ee46b1cdcb21bf215933bae4eec639efbd51f4bb6557"
-        hex"00fe0def70bfba40679aef8d5a239b3a1b5a52fe8fd7edb754aee2b182d64b66"
-        hex"22ae023520979741e5c58fb04fd25d12dc8f5fcb6ad15223a5da7e0f91c7b4f5"
-        hex"105c0b246660c4bd8a6f1b36fc3cff86a2c432c0dc9321cb50abb98a10cd1bae"
-        hex"2a5aba3b45e79eb2606b2a5b47eb907584aecfbfc0b4cd50cda1ce4854338597"
-        hex"23a3b23d5edf5cb66160fd2523b3a383142291c0e0ee666682e946b1d57937d6"
-        hex"26635f4df7172107dad6b7c3068d2d438bfbf486471039f9e65a9c8462a2c9c2"
-        hex"2bb28ef42f5fadab6a6ffd5655b36580deb063ae3081d587bb1598878590f1cc"
-        hex"096dd43a832ab68e35e57c98d7b01f2a2e5936807704593ac72c74001383f7e2"
-        hex"21f60efb132b62909990b9f994f381a9c02abc3ccb54c5c8e8c9c5664c6913d6"
-        hex"1db98a562fcd1a5e4496e61264aad5ea3b455f46eabd8957ba671e9c31e5092b"
-        hex"2f30800c0ee461010569d36b60685a38b02912a020bc4708598854f65822f15c"
-        hex"1e32b1e2e6b59273a113d609663af6b30c95b36884fe5faf371de3d564213c3b"
-        hex"1b1523463a45a2982889048681a422c02ea373f8b8c1bf16c74a375d5060c662"
-        hex"05246ee7854b2e20e8612da021b30798e5f0d02a5bfd5e79d3f9ac6c79fa609b"
-        hex"06cdf8055439ac8424c435e7e9bea3f0ae93eab171ac383ed2cedb460fcb04c4"
-        hex"2f9a5cdb79645e3454c617d77a774feaf24ef603454c02076fc4c9d7548cc455"
-        hex"01b1625d757786a19a93b37adf7f22ca8a502aa4462ca78f7da2d7c22b37d7f9"
-        hex"28bf5488a525f5514400dce722430287fe8e4c810154056eb0f4d6fe61091cf5"
-        hex"21891bee31fb7bd89f0e4422b3c8f5b393299af0d9825db9be73e7b20097923c"
-        hex"2282e86ade85855d4ea0657c4add20625c6daa90bc93943b59a92dbb77b63681"
-        hex"1cde82acee60b84424e9bcee49a5464ee05d1cf0b70469208a675635ac715495"
-        hex"1c4dde07d0f94d1aaa832ac2f5712d438b4e1804b5209ce55942d7afb24c6401"
-        hex"116c45e4d88ceae4565c0e94da844eaf2775d5f5b435d94d2d3d38b583fa7841"
-        hex"18820364804d22119347b728135b409956f7933defa1059d634b977d9d3abcde"
-        hex"0c849d07b1d9e6ecbac517fc19237ff73424a0678f94699b23f76952afa4514c"
-        hex"2b60a4d43d12cf31076e0690e931716c47a86e7728c34b2d3cb0cbcf95bbb74f"
-        hex"03161d7b94e1b0411fc01dcfbd748a6df3156ff04536b3dd3101f7b2ebc3811b"
-        hex"06438e8b0220464039a7b8022f06beaee502c5de269db82f91d88fe1b72834fa"
-        hex"14898babc8810cbc626688531511a8473ed89a22569d47ba586c284e45bd0ae0"
-        hex"0090dfcc0327a541672cfc26c7e1370583c5f9214177093010fd3fbf279aafd4"
-        hex"038e0c2e29c79ccf46b5ea1bc589276aec95b74e8bb82e4385c0585637c885f8"
-        hex"28331d0d31ca8675ad4767c490261bbfe5b84adb4ca2c5599a87f331908130f4"
-        hex"118a24510a2153f818f0a996c87de913587805f16cdb1939d9406941f958e8e1"
-        hex"2cfc82712ed9d71ff4fdf63ee4ad116fac195794f8d910286c152efd9f959bee"
-        hex"2ffccbc40031ebafecfc3a97284bd0f6dc4d45eceb8b8998f1a667bee369ed62"
-        hex"09b6c00a37df2770cec0f1bf62a6aac3bd380c6ce9f4f96e0f0879237ffa510b"
-        hex"2c4036616c156006337771c1e355fc0f2f238e64cbd69d068aabb4b58116886f"
-        hex"041b909a658d136993b3f509a9e9d50138baca48f6b66399ac5c649e68dd3aa4"
-        hex"25c075b41ea2d827a4955b6469db9d41760faf885f2c6e9c09407ebb1c4dc274"
-        hex"115a91867233cc75d1c906a42930e93cb9c16afced390cc14435e5cfefb4e96e"
-        hex"2f8fb37178b525758bf6aa527f25773e1ebcf8e1425379500c8245c741ba3fc4"
-        hex"29a14dc4bac0a4c52bf30aaf6b9b8e05453d0d797246b64732d50f176a7ca257"
-        hex"2c89dc7562b91d8f2f7daa209b7560520b6bc62ec631db41cc5edac1fb142be4"
-        hex"14972bfc85de037b07e55332e6bc5b4f08f39ed4eb8a9721dffc4a586dd9a1df"
-        hex"164567b0de16b7a5550fca229bac7cb0779524325e4ca5e78a86078881660264"
-        hex"18b49b773f5799888e9abe3f6883d7063333835b6cdd333580b2b4bf48f3b27e"
-        hex"2007424b129ade2194c73e6e2c9d79360d1360c4fbb8c5f31330f938558b3ace"
-        hex"0445e26e26f91707da2df5c188baf80ea2f48c703614980fa798971cd8ec60f5"
-        hex"176804ec1cf85d35298351245d32236546838d9b98cf4242d601c7e8e501b49b"
-        hex"25b6e65e90ffbf910d19fe3ae23d037f8f64da9fe3df483fc4f4977ca36a7b1c"
-        hex"2fa2af7970e131f7efe3a7c788890ab860f76751e55b4ff634dd46cc4de660d8"
-        hex"0c8fd4ece5c205190cf6c842d1683444079bf49835d5c8b8dfbb11af956ccaf3"
-        hex"0e992f44463e2dfd267e6a4a1c3303ea7a1186252efd6c9fae9e5f0c1f6d8266"
-        hex"02609ff97ef574fd68d16a3de0872c3b59a5b928258dd1469826a191dcbf5bd0"
-        hex"15dc57879cb41d6015da9881f948b40d20f0e03fad87746d8575af009c96033d"
-        hex"06d039b64e82d7975dd21a37b5ee79308f20e82e23489382ec2d176190587896"
-        hex"188ff303194112a7034527cc9dd0b4deb0960c9c106ce115178dd7087e4e8c02"
-        hex"0b300de5b99c27d332091f8fb0d97cf04a86a51d4d2037788e0d4f38e8f4eab2"
-        hex"2c53d6676d4d4c87d9eaf5d4da08d1e98d103a3388d59a7c0c3de51e2623aa3a"
-        hex"19f5101715162976766e2b57a58674bc58e1ba2be18a59b07a07e4a93e038075"
-        hex"2f5855a876a37f7bbbd6104accfcae507e9ddcd2a7219b487a76b17c525b50ca"
-        hex"2c0de448a88dfeaacc9bcf2850b6ff4f701e1a538d69098bc94087cc35930966"
-        hex"0ce587066eae0c345c3368c53dff2170cdb081bee52b243a1e6de6d4f82451d7"
-        hex"2cea98cc64abd926df963da57f2ef4c434141cb53ac6311b2566edb957982713"
-        hex"2c7ae475d90c475f73c0d29be8889d0c4b8536fee6c0389984bf9e4dbb1aae6d"
-        hex"23238fda1417302dd03ce54607749610292945bddbd587241714fd3964af5f10"
-        hex"1c674ff2ead27ce002f4befc7ad5f0f5123e59793c0fe21075e819ce56ce1e83"
-        hex"2627be68d9cd0ccda3828d51621ba409f9acf09f1a9cc503a29ec306f8606ae7"
-        hex"083d832adf9bb4a25f686abeda9f16ebf53263dcf9ef4311781d09920d094ead"
-        hex"0541af6b96524662084d1208d71b6b2a8d66d91179745b213679c2a2bbc94968"
-        hex"2cf2c992c02a36334ff5dc851646ee7da04b44eb544ee3c0fadb8dc5eef2a585"
-        hex"06c5df8fd61eca2fb4923f0a46dd4e416a3a3b48c10ded13133ffeab6fd153e3"
-        hex"1a233c7cebfb0c6eb72dfd07aa2b537ccf291e84093aae36cc68002ffb83639b"
-        hex"05f6d62f54518f039e79aa726bf15a5983583eca4062405400acca58ca9d2235"
-        hex"2b09de93c6e3148cf7ff5731c8e144debb66ca896ecbe4089d2d22cbdb09777e"
-        hex"0239ecd92517825174f796345db296562223760fb1b81c091b74a6a4a82968a4"
-        hex"2945cb85e34532e3a22fc576703797893ce290d0156430a8dce61c9df89a8bd5"
-        hex"00d3be6a5b12bcf1bc705c20c30f320b8881c6c2ec00e857685c0599262a3cf0"
-        hex"11e7bc4a39d2730196b6c334f99750de5bb5e4fbca5d6a19eb7fe14abe845dbd"
-        hex"0c7c9db952865fb9470f8aa1402536cb3b82276d9e288082ac7f83b10bcb6d17"
         hex"1512df0135b6692589f071140a60749cf775c642b300da2fb4ad5c6e23ad4e5f"
         hex"2b109ae037ed30361cf6544b2f4ce58f356589896d6a8849482ed3f9b66e1198"
         hex"02585bece06eff553d485478a19eb149e2111ae4e1ecb1d61fc10cfe1c077f34"

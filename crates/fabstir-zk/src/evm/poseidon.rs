@@ -92,10 +92,10 @@ impl Layout {
         self.full_rounds + self.partial_rounds
     }
 
-    /// The words of the `bytes` constant: the MDS matrix, then the round
-    /// constants.
+    /// The words of the `bytes` constant: the round constants (the MDS
+    /// matrix is written into the code).
     fn words(&self) -> impl Iterator<Item = &Fr> {
-        self.mds.iter().flatten().chain(&self.constants)
+        self.constants.iter()
     }
 
     /// The permutation exactly as the Solidity loop computes it, on
@@ -146,8 +146,8 @@ fn constants_declaration(layout: &Layout) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "    /// Width {t}: the MDS matrix ({t} x {t}, row by row), then the round constants as the\n    \
-         /// loop reads them ({t} per full round, one per partial round)."
+        "    /// Width {t}: the round constants as the loop reads them ({t} per full round, one per\n    \
+         /// partial round)."
     );
     let _ = write!(out, "    bytes internal constant {} =", constants_name(t));
     for word in layout.words() {
@@ -159,21 +159,45 @@ fn constants_declaration(layout: &Layout) -> String {
 
 /// The inline-assembly permutation of one width: `state` points at `t`
 /// words in memory holding `[0, inputs...]`, `consts` at the `bytes`
-/// constant in memory; leaves element 0 in `h`.
+/// constant (the round constants) in memory; leaves element 0 in `h`.
+///
+/// The loop runs over rounds; a round's body is written out: its S-boxes,
+/// then the MDS product with the matrix entries as literals. A row sums up
+/// to three products with `add` before an `addmod` (each product is below
+/// `Q`, and `4 Q < 2^256`).
 fn permutation_assembly(layout: &Layout) -> String {
     let t = layout.width;
     let t32 = t * 32;
     let half = layout.full_rounds / 2;
+    let at = |base: &str, off: usize| {
+        if off == 0 {
+            base.to_string()
+        } else {
+            format!("add({base}, {off:#x})")
+        }
+    };
+    let sbox = |out: &mut String, indent: &str, off: usize| {
+        let _ = writeln!(
+            out,
+            "{indent}let v := addmod(mload({}), mload({}), q)",
+            at("s", off),
+            at("k", off)
+        );
+        let _ = writeln!(out, "{indent}let v2 := mulmod(v, v, q)");
+        let _ = writeln!(
+            out,
+            "{indent}mstore({}, mulmod(mulmod(v2, v2, q), v, q))",
+            at("s", off)
+        );
+    };
     let mut out = String::new();
-    let _ = writeln!(out, "        assembly (\"memory-safe\") {{");
-    let _ = writeln!(
-        out,
-        "            // s: the state; n: the next state (scratch at the free memory pointer, not allocated)."
+    out.push_str("        assembly (\"memory-safe\") {\n");
+    out.push_str(
+        "            // s: the state; n: the next state (scratch at the free memory pointer,\n            \
+         // not allocated); k: the next round constant.\n",
     );
-    let _ = writeln!(out, "            let s := state");
-    let _ = writeln!(out, "            let n := mload(0x40)");
-    let _ = writeln!(out, "            let m := add(consts, 0x20)");
-    let _ = writeln!(out, "            let k := add(m, {:#x})", t * t32);
+    out.push_str("            let q := Q\n            let s := state\n");
+    out.push_str("            let n := mload(0x40)\n            let k := add(consts, 0x20)\n");
     let _ = writeln!(
         out,
         "            for {{ let r := 0 }} lt(r, {}) {{ r := add(r, 1) }} {{",
@@ -184,67 +208,38 @@ fn permutation_assembly(layout: &Layout) -> String {
         "                switch and(iszero(lt(r, {half})), lt(r, {}))",
         half + layout.partial_rounds
     );
-    let _ = writeln!(out, "                case 0 {{");
-    let _ = writeln!(out, "                    // Full round: every element.");
-    let _ = writeln!(
-        out,
-        "                    for {{ let i := 0 }} lt(i, {t32:#x}) {{ i := add(i, 0x20) }} {{"
-    );
-    let _ = writeln!(
-        out,
-        "                        let v := addmod(mload(add(s, i)), mload(add(k, i)), Q)"
-    );
-    let _ = writeln!(out, "                        let v2 := mulmod(v, v, Q)");
-    let _ = writeln!(
-        out,
-        "                        mstore(add(s, i), mulmod(mulmod(v2, v2, Q), v, Q))"
-    );
-    let _ = writeln!(out, "                    }}");
-    let _ = writeln!(out, "                    k := add(k, {t32:#x})");
-    let _ = writeln!(out, "                }}");
-    let _ = writeln!(out, "                default {{");
-    let _ = writeln!(
-        out,
-        "                    // Partial round: element 0 only, one (folded) constant."
-    );
-    let _ = writeln!(
-        out,
-        "                    let v := addmod(mload(s), mload(k), Q)"
-    );
-    let _ = writeln!(out, "                    let v2 := mulmod(v, v, Q)");
-    let _ = writeln!(
-        out,
-        "                    mstore(s, mulmod(mulmod(v2, v2, Q), v, Q))"
-    );
-    let _ = writeln!(out, "                    k := add(k, 0x20)");
-    let _ = writeln!(out, "                }}");
-    let _ = writeln!(out, "                // n = MDS * s, one row at a time.");
-    let _ = writeln!(
-        out,
-        "                for {{ let row := 0 }} lt(row, {t32:#x}) {{ row := add(row, 0x20) }} {{"
-    );
-    let _ = writeln!(out, "                    let mi := add(m, mul(row, {t}))");
-    for j in 0..t {
-        let term = if j == 0 {
-            "mulmod(mload(mi), mload(s), Q)".to_string()
-        } else {
-            let off = j * 32;
-            format!("mulmod(mload(add(mi, {off:#x})), mload(add(s, {off:#x})), Q)")
-        };
-        if j == 0 {
-            let _ = writeln!(out, "                    let acc := {term}");
-        } else {
-            let _ = writeln!(out, "                    acc := addmod(acc, {term}, Q)");
-        }
+    out.push_str("                case 0 {\n                    // Full round: every element.\n");
+    for i in 0..t {
+        out.push_str("                    {\n");
+        sbox(&mut out, "                        ", i * 32);
+        out.push_str("                    }\n");
     }
-    let _ = writeln!(out, "                    mstore(add(n, row), acc)");
-    let _ = writeln!(out, "                }}");
-    let _ = writeln!(out, "                let swap := s");
-    let _ = writeln!(out, "                s := n");
-    let _ = writeln!(out, "                n := swap");
-    let _ = writeln!(out, "            }}");
-    let _ = writeln!(out, "            h := mload(s)");
-    let _ = writeln!(out, "        }}");
+    let _ = writeln!(out, "                    k := add(k, {t32:#x})");
+    out.push_str("                }\n                default {\n");
+    out.push_str("                    // Partial round: element 0 only, one (folded) constant.\n");
+    sbox(&mut out, "                    ", 0);
+    out.push_str("                    k := add(k, 0x20)\n                }\n");
+    out.push_str("                // n = MDS * s.\n");
+    for (i, row) in layout.mds.iter().enumerate() {
+        out.push_str("                {\n");
+        for (j, m) in row.iter().enumerate() {
+            let term = format!("mulmod({}, mload({}), q)", hex_word(m), at("s", j * 32));
+            let line = if j == 0 {
+                format!("let a := {term}")
+            } else if j % 4 == 3 || j + 1 == t {
+                format!("a := addmod(a, {term}, q)")
+            } else {
+                format!("a := add(a, {term})")
+            };
+            let _ = writeln!(out, "                    {line}");
+        }
+        let _ = writeln!(out, "                    mstore({}, a)", at("n", i * 32));
+        out.push_str("                }\n");
+    }
+    out.push_str(
+        "                let swap := s\n                s := n\n                n := swap\n",
+    );
+    out.push_str("            }\n            h := mload(s)\n        }\n");
     out
 }
 
@@ -691,12 +686,12 @@ mod tests {
         for params in [native::host_id_params(), native::commitment_params()] {
             let layout = Layout::new(params);
             let words = layout.words().count();
-            assert_eq!(words, params.width * params.width + layout.constants.len());
+            assert_eq!(words, layout.constants.len());
+            for m in layout.mds.iter().flatten() {
+                assert!(source.contains(&format!("mulmod({}, ", hex_word(m))));
+            }
         }
-        assert_eq!(
-            source.matches("hex\"").count(),
-            (4 + 16 + 56) + (144 + 96 + 60)
-        );
+        assert_eq!(source.matches("hex\"").count(), (16 + 56) + (96 + 60));
         assert!(source.contains(&modulus_hex()));
     }
 

@@ -21,7 +21,8 @@ contract PoseidonHasher {
 /// The client test vectors on the EVM: Poseidon with one and eleven inputs, and each
 /// statement's commitment, from its field elements and from its result.
 contract PoseidonTest is Test {
-    uint256 constant Q = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// The BN254 scalar field modulus.
+    uint256 constant Q = 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
     uint256 constant EIP170_LIMIT = 24576;
 
     PoseidonHasher hasher;

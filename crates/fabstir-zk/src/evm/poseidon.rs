@@ -513,9 +513,15 @@ pub fn forge_tests(vectors: &str) -> Result<String, String> {
          return Poseidon.hash11(inputs);\n    }\n}\n\n\
          /// The client test vectors on the EVM: Poseidon with one and eleven inputs, and each\n\
          /// statement's commitment, from its field elements and from its result.\n\
-         contract PoseidonTest is Test {\n    \
-         uint256 constant Q = 21888242871839275222246405745257275088548364400416034343698204186575808495617;\n    \
-         uint256 constant EIP170_LIMIT = 24576;\n\n    \
+         contract PoseidonTest is Test {\n",
+    );
+    let _ = writeln!(
+        out,
+        "    /// The BN254 scalar field modulus.\n    uint256 constant Q = {};",
+        modulus_hex()
+    );
+    out.push_str(
+        "    uint256 constant EIP170_LIMIT = 24576;\n\n    \
          PoseidonHasher hasher;\n\n    \
          function setUp() public {\n        \
          hasher = new PoseidonHasher();\n    }\n\n    \
@@ -644,7 +650,12 @@ mod tests {
             std::fs::write(&path, actual).unwrap();
             return;
         }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{relative}: {e}: regenerate with FABSTIR_REGENERATE_VECTORS=1 cargo test -p \
+                 fabstir-zk --lib evm::poseidon"
+            )
+        });
         if expected != actual {
             let line = expected
                 .lines()

@@ -10,6 +10,7 @@
 pub mod calldata;
 pub mod native;
 pub mod plan;
+pub mod poseidon;
 pub mod solidity;
 #[cfg(test)]
 mod tests;

@@ -492,43 +492,100 @@ struct Case {
 struct Tally {
     valid: usize,
     invalid: usize,
+    batches_valid: usize,
+    batches_invalid: usize,
     disagreements: Vec<String>,
     words_flipped: std::collections::BTreeSet<usize>,
 }
 
-/// Runs one case through halo2, the native reference and the contract.
-fn check(d: &Deployed, case: Case, tally: &mut Tally) {
-    let plan = plan();
-    let halo2 = halo2_verdict(pk().verifying_key(), plan, &case.words, &case.proof);
-    let reference = native::verify(plan, &case.words, &case.proof);
-    let data = calldata::verify(&case.words, &case.proof);
-    let contract = match d.anvil.call(&d.address, &data) {
+/// Keeps a disagreeing input (proofs are randomized, so the seed alone does
+/// not reproduce it) and describes it.
+fn disagreement(tally: &mut Tally, what: String, data: &[u8]) {
+    let file = std::env::temp_dir().join(format!(
+        "fabstir-differential-{}-{}.calldata",
+        std::process::id(),
+        tally.disagreements.len()
+    ));
+    let _ = std::fs::write(&file, hex::encode(data));
+    tally
+        .disagreements
+        .push(format!("{what} (calldata in {})", file.display()));
+}
+
+/// An ABI bool answer, or `None` for a revert or anything else.
+fn as_bool(answer: Result<Vec<u8>, common::evm::CallError>) -> Option<bool> {
+    match answer {
         Ok(out) if out.len() == 32 && out[..31].iter().all(|b| *b == 0) && out[31] <= 1 => {
             Some(out[31] == 1)
         }
         _ => None,
-    };
+    }
+}
+
+/// The case in the middle of a batch of valid proofs: the batch is valid
+/// exactly when halo2 accepts the case.
+fn check_batch(
+    d: &Deployed,
+    case: &Case,
+    halo2: bool,
+    others: [&(Vec<Word>, Vec<u8>); 2],
+    tally: &mut Tally,
+) {
+    let items = [
+        (others[0].0.as_slice(), others[0].1.as_slice()),
+        (case.words.as_slice(), case.proof.as_slice()),
+        (others[1].0.as_slice(), others[1].1.as_slice()),
+    ];
+    let native_items: Vec<Item<'_>> = items
+        .iter()
+        .map(|(instances, proof)| Item { instances, proof })
+        .collect();
+    let reference = native::verify_batch(plan(), &native_items);
+    let data = calldata::verify_batch(plan().num_instances(), &items);
+    let contract = as_bool(d.anvil.call(&d.address, &data));
+    if contract == Some(halo2) && reference == halo2 {
+        if halo2 {
+            tally.batches_valid += 1;
+        } else {
+            tally.batches_invalid += 1;
+        }
+        return;
+    }
+    disagreement(
+        tally,
+        format!(
+            "batch [valid, {}, valid]: halo2 {halo2}, native {reference}, contract {contract:?}",
+            case.name
+        ),
+        &data,
+    );
+}
+
+/// Runs one case through halo2, the native reference and the contract;
+/// halo2's verdict.
+fn check(d: &Deployed, case: &Case, tally: &mut Tally) -> bool {
+    let plan = plan();
+    let halo2 = halo2_verdict(pk().verifying_key(), plan, &case.words, &case.proof);
+    let reference = native::verify(plan, &case.words, &case.proof);
+    let data = calldata::verify(&case.words, &case.proof);
+    let contract = as_bool(d.anvil.call(&d.address, &data));
     if contract == Some(halo2) && reference == halo2 {
         if halo2 {
             tally.valid += 1;
         } else {
             tally.invalid += 1;
         }
-        return;
+    } else {
+        disagreement(
+            tally,
+            format!(
+                "{}: halo2 {halo2}, native {reference}, contract {contract:?}",
+                case.name
+            ),
+            &data,
+        );
     }
-    // Keep the input: proofs are randomized, so the seed alone does not
-    // reproduce it.
-    let file = std::env::temp_dir().join(format!(
-        "fabstir-differential-{}-{}.calldata",
-        std::process::id(),
-        tally.disagreements.len()
-    ));
-    let _ = std::fs::write(&file, hex::encode(&data));
-    tally.disagreements.push(format!(
-        "{}: halo2 {halo2}, native {reference}, contract {contract:?} (verify calldata in {})",
-        case.name,
-        file.display()
-    ));
+    halo2
 }
 
 /// Every mutation of one valid proof (`other`: another proof's public
@@ -792,29 +849,36 @@ fn differential_contract_native_and_halo2_agree_on_valid_and_mutated_proofs() {
             &other_hosts[k],
             &mut tally,
         );
+        let others = [&bases[(k + 1) % bases.len()], &bases[(k + 2) % bases.len()]];
         for case in cases {
-            check(&d, case, &mut tally);
+            let halo2 = check(&d, &case, &mut tally);
+            // Valid cases and one in 8 of the others again, inside a batch of
+            // valid proofs.
+            if halo2 || rng.gen_ratio(1, 8) {
+                check_batch(&d, &case, halo2, others, &mut tally);
+            }
         }
     }
     for (k, (words, proof)) in other_hosts.iter().enumerate() {
-        check(
-            &d,
-            Case {
-                name: format!("other-host proof {k}"),
-                words: words.clone(),
-                proof: proof.clone(),
-            },
-            &mut tally,
-        );
+        let case = Case {
+            name: format!("other-host proof {k}"),
+            words: words.clone(),
+            proof: proof.clone(),
+        };
+        check(&d, &case, &mut tally);
     }
     let elapsed = started.elapsed();
     let words = plan.layout().len.div_ceil(32);
     println!(
-        "differential: {} cases ({} valid, {} invalid), {} disagreements; \
-         {}/{words} proof words bit-flipped; proving {proving:.1?}, total {elapsed:.1?}",
-        tally.valid + tally.invalid + tally.disagreements.len(),
+        "differential: {} cases ({} valid, {} invalid), {} in batches of 3 ({} valid, {} \
+         invalid), {} disagreements; {}/{words} proof words bit-flipped; proving \
+         {proving:.1?}, total {elapsed:.1?}",
+        tally.valid + tally.invalid,
         tally.valid,
         tally.invalid,
+        tally.batches_valid + tally.batches_invalid,
+        tally.batches_valid,
+        tally.batches_invalid,
         tally.disagreements.len(),
         tally.words_flipped.len(),
     );

@@ -40,15 +40,16 @@ fn host(n: u64) -> HostKey {
     HostKey::from_secret(Fr::from(0x5eed_0000 + n))
 }
 
-/// `count` proofs under `pk`: vector `i` is job `i + 1` of development host
-/// `i % 2 + 1` (random proofs of fixed statements).
+/// `count` proofs under `pk`: vector `i` is a job of development host
+/// `i % 2 + 1` (random proofs of fixed statements). Job ids are above
+/// 2^128, so that both of their limbs are non-zero.
 pub fn vectors(pk: &ProvingKey, count: usize) -> Result<Vec<Vector>, ProveError> {
     (0..count as u64)
         .map(|i| {
             let job = i + 1;
             let result = InferenceResult::from_json(
                 format!(
-                    r#"{{"job_id": "{job}", "chain_id": 84532,
+                    r#"{{"job_id": "98765432109876543210987654321098765432{job:04}", "chain_id": 84532,
                     "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
                     "model": "llama-3", "prompt": "test vector {job}",
                     "response": "response {job}"}}"#

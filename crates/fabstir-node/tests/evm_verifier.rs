@@ -931,3 +931,91 @@ fn differential_contract_native_and_halo2_agree_on_valid_and_mutated_proofs() {
         println!("{what}: rejected for {} gas", receipt.gas_used);
     }
 }
+
+// ---------------------------------------------------------------- other statements
+
+/// The generators follow the number of public inputs (the statement grows
+/// with new fields): for the development plan with one more public input,
+/// the verifier and its forge test compile with forge, and the verifier,
+/// deployed, answers false (never reverts) to well-formed calls, as the
+/// reference does.
+#[test]
+fn generators_follow_the_number_of_public_inputs() {
+    let mut wider = plan().clone();
+    wider.instance_bits.push(64);
+    let n = wider.num_instances();
+    let verifier = fabstir_zk::evm::solidity::generate(&wider).source;
+    assert!(
+        verifier.contains(&format!("uint256 public constant NUM_INSTANCES = {n};")),
+        "the verifier does not declare {n} public inputs"
+    );
+    let checked_in = forge::parse_vectors(&read_repo_file("contracts/test/FabstirVerifier.t.sol"))
+        .expect("checked-in test vectors");
+    let vectors: Vec<forge::Vector> = checked_in
+        .into_iter()
+        .map(|mut v| {
+            v.instances.push(small(5));
+            v
+        })
+        .collect();
+    let test = forge::test_source(&wider, &vectors);
+    assert_eq!(
+        forge::parse_vectors(&test).as_ref(),
+        Some(&vectors),
+        "parse_vectors does not read back what test_source writes"
+    );
+
+    // A copy of the Foundry project with the generated files.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    let contracts = repo_root().join("contracts");
+    std::fs::copy(contracts.join("foundry.toml"), root.join("foundry.toml")).expect("foundry.toml");
+    std::os::unix::fs::symlink(contracts.join("tools"), root.join("tools")).expect("tools");
+    std::fs::create_dir_all(root.join("src")).expect("src");
+    std::fs::create_dir_all(root.join("test/utils")).expect("test/utils");
+    std::fs::write(root.join("src/FabstirVerifier.sol"), &verifier).expect("verifier");
+    std::fs::write(root.join("test/FabstirVerifier.t.sol"), &test).expect("test");
+    std::fs::copy(
+        contracts.join("test/utils/Test.sol"),
+        root.join("test/utils/Test.sol"),
+    )
+    .expect("Test.sol");
+    let output = std::process::Command::new(common::evm::tool_path("forge"))
+        .arg("build")
+        .current_dir(root)
+        .output()
+        .expect("run forge build");
+    assert!(
+        output.status.success(),
+        "forge build of the verifier and forge test for {n} public inputs failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let artifact: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("out/FabstirVerifier.sol/FabstirVerifier.json"))
+            .expect("forge artifact"),
+    )
+    .expect("artifact JSON");
+    let bytecode = common::evm::hex_bytes(
+        artifact["bytecode"]["object"]
+            .as_str()
+            .expect("artifact bytecode"),
+    );
+    let anvil = Anvil::start();
+    let address = anvil.deploy(&bytecode);
+    let d = Deployed { anvil, address };
+    assert_eq!(d.uint("NUM_INSTANCES()"), n as u64, "NUM_INSTANCES()");
+    let v = &vectors[0];
+    assert!(!native::verify(&wider, &v.instances, &v.proof));
+    assert!(
+        !d.verify(&v.instances, &v.proof),
+        "a proof of the {}-input statement verifies with {n} public inputs",
+        n - 1
+    );
+    let items: Vec<(&[Word], &[u8])> = vectors
+        .iter()
+        .map(|v| (v.instances.as_slice(), v.proof.as_slice()))
+        .collect();
+    assert!(!d.bool_call(&calldata::verify_batch(n, &items), "verifyBatch"));
+}

@@ -123,8 +123,8 @@ fn verifier(
     force: bool,
 ) -> Result<ExitCode, Failure> {
     if keys.is_some() && test_out.is_some() {
-        return Err(Failure::other(
-            "unsupported",
+        return Err(Failure::input(
+            "bad_argument",
             "--test-out needs the development keys (its proofs are made with the development proving key); drop --keys",
         ));
     }

@@ -6,14 +6,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Subcommand;
-use fabstir_zk::evm::{calldata, solidity, Plan};
-use fabstir_zk::{keystore, Srs, VerifyingKey};
+use fabstir_zk::evm::{calldata, forge, solidity, Plan};
+use fabstir_zk::{keystore, ProvingKey, Srs, VerifyingKey};
 use serde_json::json;
 
 use super::{io, Failure};
 
 /// File name of the generated verifier.
 pub const VERIFIER_FILE: &str = "FabstirVerifier.sol";
+
+/// File name of the generated forge test.
+pub const TEST_FILE: &str = "FabstirVerifier.t.sol";
+
+/// Number of proofs in the forge test.
+const TEST_VECTORS: usize = 2;
 
 /// `evm` subcommands.
 #[derive(Debug, Subcommand)]
@@ -26,7 +32,12 @@ pub enum EvmCommand {
         /// Directory to write FabstirVerifier.sol into (created if missing).
         #[arg(long)]
         out: PathBuf,
-        /// Replace an existing FabstirVerifier.sol.
+        /// Also write DIR/FabstirVerifier.t.sol, a forge test of the verifier
+        /// with proofs made by the development proving key (development keys
+        /// only; the proofs are deterministic).
+        #[arg(long, value_name = "DIR")]
+        test_out: Option<PathBuf>,
+        /// Replace existing files.
         #[arg(long)]
         force: bool,
     },
@@ -44,7 +55,12 @@ pub enum EvmCommand {
 /// Runs an `evm` subcommand.
 pub fn run(command: EvmCommand) -> Result<ExitCode, Failure> {
     match command {
-        EvmCommand::Verifier { keys, out, force } => verifier(keys.as_deref(), &out, force),
+        EvmCommand::Verifier {
+            keys,
+            out,
+            test_out,
+            force,
+        } => verifier(keys.as_deref(), &out, test_out.as_deref(), force),
         EvmCommand::Calldata { proof, json } => calldata_cmd(&proof, json),
     }
 }
@@ -64,16 +80,16 @@ pub fn verifier_source(vk: &VerifyingKey) -> Result<(Plan, solidity::Verifier), 
     Ok((plan, verifier))
 }
 
-fn verifier(keys: Option<&Path>, out: &Path, force: bool) -> Result<ExitCode, Failure> {
-    let vk = verifying_key(keys)?;
-    let (plan, verifier) = verifier_source(&vk)?;
-    std::fs::create_dir_all(out).map_err(|e| {
+/// Writes `dir/name`, creating `dir`; an existing file is replaced only
+/// with `force`.
+fn write_file(dir: &Path, name: &str, bytes: &[u8], force: bool) -> Result<PathBuf, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| {
         Failure::other(
             "write_failed",
-            format!("cannot create {}: {e}", out.display()),
+            format!("cannot create {}: {e}", dir.display()),
         )
     })?;
-    let path = out.join(VERIFIER_FILE);
+    let path = dir.join(name);
     if force && path.exists() {
         std::fs::remove_file(&path).map_err(|e| {
             Failure::other(
@@ -88,11 +104,43 @@ fn verifier(keys: Option<&Path>, out: &Path, force: bool) -> Result<ExitCode, Fa
             format!("{} exists; pass --force to replace it", path.display()),
         ));
     }
-    io::write_new(&path, verifier.source.as_bytes())?;
+    io::write_new(&path, bytes)?;
+    Ok(path)
+}
+
+/// The forge test of the development key's verifier.
+fn forge_test(plan: &Plan) -> Result<String, Failure> {
+    let pk = ProvingKey::build(Arc::new(Srs::insecure_dev()))?;
+    let vectors = forge::vectors(&pk, TEST_VECTORS)
+        .map_err(|e| Failure::other("prove_failed", format!("test vectors: {e}")))?;
+    Ok(forge::test_source(plan, &vectors))
+}
+
+fn verifier(
+    keys: Option<&Path>,
+    out: &Path,
+    test_out: Option<&Path>,
+    force: bool,
+) -> Result<ExitCode, Failure> {
+    if keys.is_some() && test_out.is_some() {
+        return Err(Failure::input(
+            "bad_argument",
+            "--test-out needs the development keys (its proofs are made with the development proving key); drop --keys",
+        ));
+    }
+    let vk = verifying_key(keys)?;
+    let (plan, verifier) = verifier_source(&vk)?;
+    let test = test_out.map(|_| forge_test(&plan)).transpose()?;
+    let path = write_file(out, VERIFIER_FILE, verifier.source.as_bytes(), force)?;
+    let test_path = match (test_out, test) {
+        (Some(dir), Some(source)) => Some(write_file(dir, TEST_FILE, source.as_bytes(), force)?),
+        _ => None,
+    };
     println!(
         "{}",
         json!({
             "path": path.display().to_string(),
+            "test_path": test_path.map(|p| p.display().to_string()),
             "vk_id": plan.vk_id.to_string(),
             "circuit_version": plan.circuit_version,
             "num_instances": plan.num_instances(),

@@ -6,8 +6,10 @@
 //!   and client ports).
 //! - [`solidity`]: the Solidity source of the verifier.
 //! - [`calldata`]: `verify` / `verifyBatch` calldata for proofs.
+//! - [`forge`]: a forge test of the verifier, with deterministic test vectors.
 
 pub mod calldata;
+pub mod forge;
 pub mod native;
 pub mod plan;
 pub mod poseidon;

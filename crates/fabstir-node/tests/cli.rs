@@ -26,7 +26,7 @@ fn json(output: &Output) -> Value {
 
 const RESULT: &str = r#"{"job_id": "77", "chain_id": 84532,
   "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
-  "model": "llama-3", "prompt": "2+2?", "response": "4"}"#;
+  "model": "llama-3", "prompt": "2+2?", "response": "4", "tokens_used": 3}"#;
 
 struct Workspace {
     dir: tempfile::TempDir,

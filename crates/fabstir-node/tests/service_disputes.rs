@@ -208,11 +208,12 @@ fn tampered_tokens_used_is_rejected() {
         1
     );
     let settlement = settle(&node, &job);
-    // The result's content hash (which covers tokens_used) no longer matches
-    // what is stored: nothing may be paid for the inflated amount.
+    // The proof binds the tokens_used it was made for (circuit version 2),
+    // and the result's content hash covers it too: nothing may be paid for
+    // the inflated amount, and the proof's public `tokens` names why.
     assert_ne!(settlement["tokens"], 1_000_000, "{settlement}");
     assert_eq!(settlement["outcome"], "rejected", "{settlement}");
-    assert_eq!(settlement["reason"], "result_tampered", "{settlement}");
+    assert_eq!(settlement["reason"], "wrong_tokens", "{settlement}");
 }
 
 #[test]

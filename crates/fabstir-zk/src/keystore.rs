@@ -208,8 +208,8 @@ impl KeySet {
             return Err(KeyError::Corrupt {
                 path: dir.join(files::MANIFEST),
                 reason: format!(
-                    "keys are for circuit version {}; this build proves version {CIRCUIT_VERSION}: \
-                     rotate them (`fabstir-node keys rotate --dir DIR`), the old verifying key stays usable for old proofs",
+                    "keys are for circuit version {}; this build proves version {CIRCUIT_VERSION}: rotate them \
+                     (`fabstir-node keys rotate --dir DIR`), the old verifying key stays usable for old proofs",
                     manifest.circuit_version
                 ),
             });

@@ -319,6 +319,21 @@ fn another_hosts_proof_is_wrong_host() {
     assert_eq!(status, 200);
     assert_eq!(verdict["valid"], false, "{verdict}");
     assert_eq!(verdict["reason_code"], "wrong_host", "{verdict}");
+    // With the right host, the proof verifies for the result's tokens_used
+    // only: it binds the count (circuit version 2).
+    let host = &proved["host_id"];
+    let (_, verdict) = node.post(
+        "/v1/verify",
+        &json!({ "result": client_result, "proof": proved["proof"], "host_id": host }),
+    );
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let mut more_tokens = client_result.clone();
+    more_tokens["tokens_used"] = json!(client_result["tokens_used"].as_u64().unwrap() + 1);
+    let (_, verdict) = node.post(
+        "/v1/verify",
+        &json!({ "result": more_tokens, "proof": proved["proof"], "host_id": host }),
+    );
+    assert_eq!(verdict["reason_code"], "wrong_tokens", "{verdict}");
 
     // The other host's envelope (with a matching SHA-256, so it is not merely
     // corrupt) in this node's proofs row: same job, chain, marketplace and

@@ -26,7 +26,7 @@ fn main() {
         br#"{"job_id": "123456789012345678901234567890", "chain_id": 84532,
             "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
             "model": "llama-3", "prompt": "What is the capital of France?",
-            "response": "The capital of France is Paris."}"#,
+            "response": "The capital of France is Paris.", "tokens_used": 42}"#,
     )
     .expect("sample result");
     let statement = result.statement(host.host_id());

@@ -57,7 +57,7 @@ impl KeyManager {
             return Err(KeysError::InsecureSrs(dir.display().to_string()));
         }
         let mut verifiers = retired_verifiers(dir);
-        verifiers.insert(keys.manifest.vk_id, keys.verifying_key().clone());
+        insert_key_set(&mut verifiers, &keys);
         Ok((
             Self {
                 dir: dir.to_path_buf(),
@@ -104,7 +104,7 @@ impl KeyManager {
         }
         let id = keys.manifest.vk_id;
         let mut verifiers = retired_verifiers(&self.dir);
-        verifiers.insert(id, keys.verifying_key().clone());
+        insert_key_set(&mut verifiers, &keys);
         self.verifiers
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -114,15 +114,32 @@ impl KeyManager {
     }
 }
 
-/// Verifying keys of the retired key sets (after rotations), by id. A retired
+/// Every verifying key of a key set: the current version's and those of
+/// older circuit versions derived from its SRS (so that proofs made before
+/// the upgrade to circuit version 2 still verify).
+fn insert_key_set(verifiers: &mut HashMap<VkId, VerifyingKey>, keys: &KeySet) {
+    for vk in keys.verifying_keys() {
+        verifiers.insert(vk.id(), vk.clone());
+    }
+}
+
+/// Verifying keys of the retired key sets (after rotations), by id, with
+/// those of older circuit versions derived from each set's SRS. A retired
 /// set that does not load is reported and skipped: it must not stop the node.
 fn retired_verifiers(dir: &Path) -> HashMap<VkId, VerifyingKey> {
     let (loaded, failed) = fabstir_zk::keystore::load_retired_verifiers(dir);
     for (path, e) in failed {
         tracing::error!(path = %path.display(), error = %e, "cannot load retired verifying key");
     }
-    loaded
-        .into_iter()
-        .map(|(vk, manifest)| (manifest.vk_id, vk))
-        .collect()
+    let mut verifiers = HashMap::new();
+    for (vk, manifest) in loaded {
+        match vk.older_versions() {
+            Ok(older) => verifiers.extend(older.into_iter().map(|vk| (vk.id(), vk))),
+            Err(e) => {
+                tracing::error!(vk_id = %manifest.vk_id, error = %e, "cannot derive older verifying keys")
+            }
+        }
+        verifiers.insert(manifest.vk_id, vk);
+    }
+    verifiers
 }

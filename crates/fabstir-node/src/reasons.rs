@@ -47,6 +47,9 @@ reasons! {
     WrongChain = "wrong_chain",
     /// The proof is for another marketplace contract.
     WrongMarketplace = "wrong_marketplace",
+    /// The proof binds another token count than the stored result's
+    /// `tokens_used` (circuit version 2).
+    WrongTokens = "wrong_tokens",
     /// The proof was made for another job, or is already used by another job.
     ReplayedProof = "replayed_proof",
     /// The proof bytes are damaged or not a proof envelope.
@@ -66,12 +69,13 @@ impl Serialize for Reason {
 }
 
 /// Every code [`verify_reason_code`] returns.
-pub const VERIFY_REASON_CODES: [&str; 8] = [
+pub const VERIFY_REASON_CODES: [&str; 9] = [
     "commitment_mismatch",
     "wrong_host",
     "wrong_chain",
     "wrong_marketplace",
     "wrong_job",
+    "wrong_tokens",
     "unknown_verifying_key",
     "invalid_proof",
     "malformed_proof",
@@ -88,8 +92,11 @@ pub fn verify_reason_code(e: &VerifyError) -> &'static str {
             field: "marketplace",
         } => "wrong_marketplace",
         VerifyError::InstanceMismatch { field: "job_id" } => "wrong_job",
+        VerifyError::InstanceMismatch { field: "tokens" } => "wrong_tokens",
         VerifyError::InstanceMismatch { .. } => "commitment_mismatch",
         VerifyError::Invalid => "invalid_proof",
+        // Public inputs of another circuit version than the envelope's key.
+        VerifyError::CircuitVersion { .. } => "malformed_proof",
     }
 }
 
@@ -111,10 +118,12 @@ mod tests {
                 field: "marketplace",
             },
             VerifyError::InstanceMismatch { field: "job_id" },
+            VerifyError::InstanceMismatch { field: "tokens" },
             VerifyError::InstanceMismatch {
                 field: "commitment",
             },
             VerifyError::Invalid,
+            VerifyError::CircuitVersion { key: 2, proof: 1 },
         ];
         let reached: std::collections::BTreeSet<&str> =
             errors.iter().map(verify_reason_code).collect();

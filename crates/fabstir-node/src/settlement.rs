@@ -176,17 +176,15 @@ impl SettlementValidator {
         // Checked after every specific reason: the content digest stored at
         // acceptance, which covers fields the proof does not (tokens_used).
         let content_rejection = || {
-            (crate::store::content_hash(&stored.result, stored.tokens_used) != stored.content_hash)
-                .then(|| {
-                    reject(
-                        Reason::ResultTampered,
-                        "the stored result no longer matches the digest recorded when it was accepted"
-                            .into(),
-                        tokens,
-                    )
-                })
+            (crate::store::content_hash(&stored.result) != stored.content_hash).then(|| {
+                reject(
+                    Reason::ResultTampered,
+                    "the stored result no longer matches the digest recorded when it was accepted"
+                        .into(),
+                    tokens,
+                )
+            })
         };
-        let expected = statement.instance();
         let validation = Validation {
             job_id: job.to_string(),
             passed: true,
@@ -218,6 +216,10 @@ impl SettlementValidator {
             Ok(envelope) => envelope,
             Err(e) => return Ok(reject(Reason::CorruptProof, e.to_string(), tokens)),
         };
+        // The public inputs of the proof's own circuit version: a version 1
+        // proof (stored before the upgrade) binds no token count, and is
+        // checked against the version 1 key its vk_id names.
+        let expected = statement.instance_for(envelope.version());
         // The envelope's public inputs against the re-derived ones; the most
         // specific reason wins (another job first: that is a replay).
         let differences = envelope.instance.differences(&expected);
@@ -241,6 +243,11 @@ impl SettlementValidator {
                 "marketplace",
                 Reason::WrongMarketplace,
                 "the proof was made for another marketplace",
+            ),
+            (
+                "tokens",
+                Reason::WrongTokens,
+                "the proof was made for another token count",
             ),
             (
                 "commitment",

@@ -1,9 +1,11 @@
 //! The CLI end to end, as an operator runs it: exit codes and JSON output.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn node(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fabstir-node"))
@@ -26,7 +28,7 @@ fn json(output: &Output) -> Value {
 
 const RESULT: &str = r#"{"job_id": "77", "chain_id": 84532,
   "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
-  "model": "llama-3", "prompt": "2+2?", "response": "4"}"#;
+  "model": "llama-3", "prompt": "2+2?", "response": "4", "tokens_used": 3}"#;
 
 struct Workspace {
     dir: tempfile::TempDir,
@@ -119,6 +121,53 @@ fn keygen_prove_verify_round_trip() {
         s(&proof),
     ]);
     assert_eq!(again.status.code(), Some(2));
+}
+
+/// A circuit version 1 proof (the pinned one, under the development SRS)
+/// verifies with a version 2 key directory made from the same SRS: the
+/// command derives the version 1 key. The same proof claimed for another
+/// host does not.
+#[test]
+fn verify_accepts_a_version_1_proof_under_the_same_srs() {
+    let w = Workspace::new();
+    w.keygen();
+    let vectors: Value =
+        serde_json::from_str(&common::read_repo_file("docs/test-vectors.json")).unwrap();
+    let statement = &vectors["statements_v1"][0];
+    let mut result = statement["result"].clone();
+    result["tokens_used"] = json!(1234);
+    let result = w.write("result.json", &result.to_string());
+    let proof = common::repo_root().join("crates/fabstir-zk/tests/data/proof_v1.json");
+    let host = statement["host_id"].as_str().unwrap();
+    let verify = |host: &str| {
+        node(&[
+            "verify",
+            "--keys",
+            s(&w.path("keys")),
+            "--result",
+            s(&result),
+            "--proof",
+            s(&proof),
+            "--host-id",
+            host,
+        ])
+    };
+    let out = verify(host);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report = json(&out);
+    assert_eq!(report["valid"], true);
+    assert_eq!(
+        report["vk_id"].as_str().unwrap(),
+        common::read_repo_file("crates/fabstir-zk/tests/data/vk_id_v1.txt").trim()
+    );
+    let other = vectors["statements"][1]["host_id"].as_str().unwrap();
+    let out = verify(other);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["reason_code"], "wrong_host");
 }
 
 #[test]

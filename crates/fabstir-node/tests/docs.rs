@@ -1163,16 +1163,17 @@ fn hex_values(text: &str) -> BTreeSet<String> {
 fn circuit_spec_hex_values_are_pinned_test_vectors() {
     let spec = read("docs/CIRCUIT_SPEC.md");
     let pinned = hex_values(&format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         read("docs/test-vectors.json"),
-        read("crates/fabstir-zk/tests/data/vk_id.txt")
+        read("crates/fabstir-zk/tests/data/vk_id.txt"),
+        read("crates/fabstir-zk/tests/data/vk_id_v1.txt")
     ));
     let values = hex_values(&spec);
     assert!(values.len() >= 4, "too few values: {values:?}");
     for value in values {
         assert!(
             pinned.contains(&value),
-            "docs/CIRCUIT_SPEC.md: {value} is neither in docs/test-vectors.json nor vk_id.txt"
+            "docs/CIRCUIT_SPEC.md: {value} is neither in docs/test-vectors.json nor vk_id.txt nor vk_id_v1.txt"
         );
     }
 }

@@ -1121,8 +1121,11 @@ fn the_node_answers_every_documented_route_and_accepts_the_examples() {
         );
         match (method.as_str(), template.as_str()) {
             ("POST", "/v1/verify") => {
+                // The example is a circuit version 1 proof under the
+                // development SRS: the node derives that key next to its own.
                 let example_vk = &body.as_ref().expect("verify example")["proof"]["vk_id"];
-                if *example_vk == node.startup["vk_id"] {
+                let v1_vk = common::read_repo_file("crates/fabstir-zk/tests/data/vk_id_v1.txt");
+                if *example_vk == node.startup["vk_id"] || *example_vk == v1_vk.trim() {
                     assert_eq!(answer.body["valid"], true, "{}", answer.text);
                 }
             }
@@ -1310,7 +1313,7 @@ fn the_node_answers_every_documented_route_and_accepts_the_examples() {
     bad["proof"] = proved["proof"].clone(); // a mock proof
     checker.expect_error(v, post(v).json(&bad), 400, "malformed_proof");
     let mut bad = verify.clone();
-    bad["result"]["tokens_used"] = json!(120);
+    bad["result"].as_object_mut().unwrap().remove("tokens_used");
     checker.expect_error(v, post(v).json(&bad), 400, "invalid_result");
     let mut tampered = verify.clone();
     tampered["result"]["response"] = json!("The capital of France is Lyon.");

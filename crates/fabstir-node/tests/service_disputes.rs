@@ -208,11 +208,12 @@ fn tampered_tokens_used_is_rejected() {
         1
     );
     let settlement = settle(&node, &job);
-    // The result's content hash (which covers tokens_used) no longer matches
-    // what is stored: nothing may be paid for the inflated amount.
+    // The proof binds the tokens_used it was made for (circuit version 2),
+    // and the result's content hash covers it too: nothing may be paid for
+    // the inflated amount, and the proof's public `tokens` names why.
     assert_ne!(settlement["tokens"], 1_000_000, "{settlement}");
     assert_eq!(settlement["outcome"], "rejected", "{settlement}");
-    assert_eq!(settlement["reason"], "result_tampered", "{settlement}");
+    assert_eq!(settlement["reason"], "wrong_tokens", "{settlement}");
 }
 
 #[test]
@@ -310,8 +311,7 @@ fn another_hosts_proof_is_wrong_host() {
     // Stateless check first: the other host's proof, presented as this
     // host's, is not accepted.
     let (_, proved) = other.get(&format!("/v1/proofs/{job}"));
-    let mut client_result = result(301);
-    client_result.as_object_mut().unwrap().remove("tokens_used");
+    let client_result = result(301);
     let (status, verdict) = node.post(
         "/v1/verify",
         &json!({ "result": client_result, "proof": proved["proof"] }),
@@ -319,6 +319,21 @@ fn another_hosts_proof_is_wrong_host() {
     assert_eq!(status, 200);
     assert_eq!(verdict["valid"], false, "{verdict}");
     assert_eq!(verdict["reason_code"], "wrong_host", "{verdict}");
+    // With the right host, the proof verifies for the result's tokens_used
+    // only: it binds the count (circuit version 2).
+    let host = &proved["host_id"];
+    let (_, verdict) = node.post(
+        "/v1/verify",
+        &json!({ "result": client_result, "proof": proved["proof"], "host_id": host }),
+    );
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let mut more_tokens = client_result.clone();
+    more_tokens["tokens_used"] = json!(client_result["tokens_used"].as_u64().unwrap() + 1);
+    let (_, verdict) = node.post(
+        "/v1/verify",
+        &json!({ "result": more_tokens, "proof": proved["proof"], "host_id": host }),
+    );
+    assert_eq!(verdict["reason_code"], "wrong_tokens", "{verdict}");
 
     // The other host's envelope (with a matching SHA-256, so it is not merely
     // corrupt) in this node's proofs row: same job, chain, marketplace and

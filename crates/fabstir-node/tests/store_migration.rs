@@ -5,7 +5,8 @@
 //! with `tokens_used` 20, 50, 7) proved with the development keys;
 //! checkpoints at 10 and 20 for job 1 and at 30 for job 2, signed as given
 //! (that release claimed 10 + 20 = 30 tokens for the 20-token job 1); and
-//! job 3 settled for its 7 tokens.
+//! job 3 settled for its 7 tokens. Its proofs are circuit version 1 proofs
+//! (no tokens bound): they must still verify and settle.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,11 +64,20 @@ fn a_version_1_database_is_migrated_and_keeps_every_row() {
     let claimed: Vec<u64> = listed.iter().map(|c| c.tokens_claimed).collect();
     assert_eq!(claimed, [10, 20]);
 
-    // The node works on the migrated database: the development keys give
-    // the same vk_id as the fixture's, so its proofs verify.
+    // The node works on the migrated database: its proofs are version 1
+    // proofs, made with the version 1 key of the development SRS, which the
+    // node derives next to its (version 2) development keys, so they verify.
     let metrics = Arc::new(Metrics::new());
     let (keys, _) = KeyManager::open(&dir.path().join("keys"), false).unwrap();
     let keys = Arc::new(keys);
+    for n in [1, 2, 3] {
+        let stored = store.proof(&job(n)).unwrap().unwrap();
+        let envelope = fabstir_zk::ProofEnvelope::from_bytes(&stored.envelope).unwrap();
+        assert_eq!(envelope.version(), fabstir_zk::CircuitVersion::V1);
+        assert_ne!(envelope.vk_id, keys.current().manifest.vk_id);
+        let vk = keys.verifier(&envelope.vk_id).expect("the v1 key is held");
+        assert_eq!(vk.version(), fabstir_zk::CircuitVersion::V1);
+    }
     let pools = Pools::new(ThreadLayout::default_for(1)).unwrap();
     let validator = SettlementValidator::new(
         store.clone(),
@@ -76,6 +86,13 @@ fn a_version_1_database_is_migrated_and_keeps_every_row() {
         pools.verify(),
         false,
     );
+    // Every stored version 1 proof verifies (one by one and in a batch).
+    for n in [1, 2, 3] {
+        let validation = validator.validate(&job(n)).unwrap();
+        assert!(validation.passed, "{validation:?}");
+    }
+    let batch = validator.validate_many(&[job(1), job(2), job(3)]).unwrap();
+    assert!(batch.iter().all(|v| v.passed), "{batch:?}");
     // Job 1 was over-claimed by the old release: nothing more is paid.
     let settled = validator.settle(&job(1)).unwrap();
     assert_eq!(settled.outcome, "settled", "{settled:?}");

@@ -100,10 +100,11 @@ fn add_job(node: &Node, generator: &ProofGenerator, index: usize, tokens_used: u
         model: ModelRef::Name("llama".into()),
         prompt: format!("prompt {index}"),
         response: format!("response {index}"),
+        tokens_used,
     };
     let host_id = generator.host_id();
     node.store
-        .insert_result(&result, tokens_used, host_id)
+        .insert_result(&result, host_id)
         .expect("insert result");
     let statement = result.statement(host_id);
     let pool = rayon::ThreadPoolBuilder::new()

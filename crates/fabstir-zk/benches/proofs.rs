@@ -17,7 +17,7 @@ fn statement(host: &HostKey, job: u64) -> Statement {
     let mut result = InferenceResult::from_json(
         br#"{"job_id": "1", "chain_id": 84532, "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
              "model": "llama-3", "prompt": "What is the capital of France?",
-             "response": "The capital of France is Paris."}"#,
+             "response": "The capital of France is Paris.", "tokens_used": 42}"#,
     )
     .unwrap();
     result.job_id = JobId::from_u64(job);

@@ -17,7 +17,7 @@ fn main() {
     let host = HostKey::from_secret(Fr::from(7));
     let base = InferenceResult::from_json(
         br#"{"job_id": "1", "chain_id": 1, "marketplace": "0x0000000000000000000000000000000000000001",
-             "model": "m", "prompt": "p", "response": "r"}"#,
+             "model": "m", "prompt": "p", "response": "r", "tokens_used": 1}"#,
     )
     .unwrap();
     let items: Vec<_> = (0..100u64)

@@ -5,12 +5,15 @@
 //! ```text
 //! magic            4 bytes   "FZKP"
 //! format version   u8        1
-//! circuit version  u8        CIRCUIT_VERSION
+//! circuit version  u8        2 (CIRCUIT_VERSION); 1 for older proofs
 //! flags            u8        0 (reserved)
 //! reserved         u8        0
 //! vk_id            32 bytes
-//! public inputs    6 x 32    chain_id, marketplace, job.hi, job.lo, host_id, commitment
-//! proof length     u32       must equal the circuit's proof length
+//! public inputs    n x 32    chain_id, marketplace, job.hi, job.lo, host_id,
+//!                            commitment, and in version 2 tokens (n = 7;
+//!                            n = 6 in version 1)
+//! proof length     u32       must equal the circuit's proof length (the same
+//!                            for both versions)
 //! proof            halo2 proof bytes (Keccak/EVM transcript)
 //! ```
 //!
@@ -28,18 +31,22 @@ use halo2_axiom::halo2curves::CurveAffine;
 use halo2_axiom::plonk::{Circuit, ConstraintSystem};
 use serde::{Deserialize, Serialize};
 
-use crate::circuit::layout::instance;
 use crate::circuit::CommitmentCircuit;
 use crate::error::{EnvelopeError, InputError};
 use crate::keys::VkId;
 use crate::statement::{field_from_be, field_to_be, Instance};
-use crate::CIRCUIT_VERSION;
+use crate::CircuitVersion;
 
 /// Envelope format version.
 pub const ENVELOPE_FORMAT_VERSION: u8 = 1;
 const MAGIC: &[u8; 4] = b"FZKP";
-/// Bytes before the proof.
-pub const HEADER_LEN: usize = 4 + 4 + 32 + 32 * instance::COUNT + 4;
+/// Bytes before the proof of a current-version envelope.
+pub const HEADER_LEN: usize = header_len(CircuitVersion::CURRENT);
+
+/// Bytes before the proof of an envelope of circuit `version`.
+pub const fn header_len(version: CircuitVersion) -> usize {
+    4 + 4 + 32 + 32 * version.instance_count() + 4
+}
 /// Largest JSON envelope accepted (checked before parsing).
 pub const MAX_JSON_LEN: usize = 64 * 1024;
 /// Largest binary input examined; longer input is refused outright.
@@ -60,7 +67,9 @@ pub struct ProofLayout {
 }
 
 impl ProofLayout {
-    /// The layout for this circuit, derived from its constraint system.
+    /// The layout for this circuit, derived from its constraint system (the
+    /// same for every circuit version: the versions differ in instance
+    /// queries only, which add nothing to a KZG proof).
     pub fn get() -> Self {
         static LAYOUT: OnceLock<ProofLayout> = OnceLock::new();
         *LAYOUT.get_or_init(|| {
@@ -80,7 +89,7 @@ impl ProofLayout {
         (self.leading_points + self.trailing_points) * POINT_LEN + self.scalars * SCALAR_LEN
     }
 
-    /// Length of a binary envelope.
+    /// Length of a binary envelope of the current circuit version.
     pub fn envelope_len(&self) -> usize {
         HEADER_LEN + self.proof_len()
     }
@@ -138,7 +147,8 @@ fn check_point(bytes: &[u8], offset: usize) -> Result<(), EnvelopeError> {
 pub struct ProofEnvelope {
     /// The verifying key the proof was made for.
     pub vk_id: VkId,
-    /// The public inputs the proof was made for.
+    /// The public inputs the proof was made for; their version (with or
+    /// without `tokens`) is the envelope's circuit version.
     pub instance: Instance,
     /// The halo2 proof.
     pub proof: Vec<u8>,
@@ -168,9 +178,10 @@ struct EnvelopeJson {
 impl ProofEnvelope {
     /// The binary form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + self.proof.len());
+        let version = self.instance.version();
+        let mut out = Vec::with_capacity(header_len(version) + self.proof.len());
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&[ENVELOPE_FORMAT_VERSION, CIRCUIT_VERSION, 0, 0]);
+        out.extend_from_slice(&[ENVELOPE_FORMAT_VERSION, version.as_u8(), 0, 0]);
         out.extend_from_slice(&self.vk_id.0);
         for element in self.instance.to_field_elements() {
             out.extend_from_slice(&field_to_be(&element));
@@ -204,14 +215,15 @@ impl ProofEnvelope {
                 return Err(EnvelopeError::UnsupportedVersion(version));
             }
         }
-        if let Some(&circuit) = bytes.get(5) {
-            if circuit != CIRCUIT_VERSION {
-                return Err(EnvelopeError::UnsupportedCircuit(circuit));
-            }
-        }
-        if bytes.len() < HEADER_LEN {
+        let version = match bytes.get(5) {
+            Some(&circuit) => CircuitVersion::from_u8(circuit)
+                .ok_or(EnvelopeError::UnsupportedCircuit(circuit))?,
+            None => CircuitVersion::CURRENT,
+        };
+        let header_len = header_len(version);
+        if bytes.len() < header_len {
             return Err(EnvelopeError::Truncated {
-                needed: HEADER_LEN,
+                needed: header_len,
                 found: bytes.len(),
             });
         }
@@ -221,8 +233,8 @@ impl ProofEnvelope {
         }
         let mut vk_id = [0u8; 32];
         vk_id.copy_from_slice(&bytes[8..40]);
-        let instance = parse_instance(&bytes[40..40 + 32 * instance::COUNT])?;
-        let length_at = HEADER_LEN - 4;
+        let instance = parse_instance(&bytes[40..header_len - 4])?;
+        let length_at = header_len - 4;
         let declared = u32::from_be_bytes([
             bytes[length_at],
             bytes[length_at + 1],
@@ -235,10 +247,10 @@ impl ProofEnvelope {
                 found: declared,
             });
         }
-        let body = &bytes[HEADER_LEN..];
+        let body = &bytes[header_len..];
         if body.len() < declared {
             return Err(EnvelopeError::Truncated {
-                needed: HEADER_LEN + declared,
+                needed: header_len + declared,
                 found: bytes.len(),
             });
         }
@@ -259,7 +271,7 @@ impl ProofEnvelope {
     pub fn to_json(&self) -> String {
         let json = EnvelopeJson {
             format: ENVELOPE_FORMAT_VERSION,
-            circuit: CIRCUIT_VERSION,
+            circuit: self.instance.version().as_u8(),
             vk_id: self.vk_id,
             instance: self.instance,
             proof: format!("0x{}", hex::encode(&self.proof)),
@@ -281,8 +293,14 @@ impl ProofEnvelope {
         if raw.format != ENVELOPE_FORMAT_VERSION {
             return Err(EnvelopeError::UnsupportedVersion(raw.format));
         }
-        if raw.circuit != CIRCUIT_VERSION {
-            return Err(EnvelopeError::UnsupportedCircuit(raw.circuit));
+        let version = CircuitVersion::from_u8(raw.circuit)
+            .ok_or(EnvelopeError::UnsupportedCircuit(raw.circuit))?;
+        if raw.instance.version() != version {
+            return Err(EnvelopeError::InstanceVersion {
+                circuit: raw.circuit,
+                found: raw.instance.version().instance_count(),
+                expected: version.instance_count(),
+            });
         }
         let digits = raw
             .proof
@@ -313,14 +331,14 @@ impl ProofEnvelope {
 }
 
 fn parse_instance(bytes: &[u8]) -> Result<Instance, EnvelopeError> {
-    let mut elements = [Fr::default(); instance::COUNT];
-    for (index, (element, chunk)) in elements.iter_mut().zip(bytes.chunks_exact(32)).enumerate() {
+    let mut elements = Vec::with_capacity(bytes.len() / 32);
+    for (index, chunk) in bytes.chunks_exact(32).enumerate() {
         let mut be = [0u8; 32];
         be.copy_from_slice(chunk);
-        *element = field_from_be(&be).ok_or(EnvelopeError::Instance {
+        elements.push(field_from_be(&be).ok_or(EnvelopeError::Instance {
             index,
             reason: "not a canonical field element",
-        })?;
+        })?);
     }
     Instance::from_field_elements(&elements).map_err(|e| match e {
         InputError::InstanceRange { index, .. } => EnvelopeError::Instance {

@@ -59,6 +59,12 @@ pub enum InputError {
         /// Which input.
         what: &'static str,
     },
+    /// The instance column has a length no circuit version has.
+    #[error("{found} public inputs: circuit version 1 has 6, version 2 has 7")]
+    InstanceCount {
+        /// Number of elements given.
+        found: usize,
+    },
 }
 
 /// A proof envelope that cannot be parsed. No allocation depends on a length
@@ -99,6 +105,17 @@ pub enum EnvelopeError {
     /// A circuit version this library does not verify.
     #[error("unsupported circuit version {0}")]
     UnsupportedCircuit(u8),
+    /// The public inputs are not those of the envelope's circuit version
+    /// (version 2 has `tokens`, version 1 does not).
+    #[error("a circuit version {circuit} envelope needs {expected} public inputs, its instance has {found}")]
+    InstanceVersion {
+        /// The envelope's circuit version.
+        circuit: u8,
+        /// Public inputs the instance has.
+        found: usize,
+        /// Public inputs the version has.
+        expected: usize,
+    },
     /// Reserved header bits are set.
     #[error("reserved envelope flags are set: {0:#04x}")]
     ReservedFlags(u8),
@@ -170,6 +187,15 @@ pub enum VerifyError {
     /// The proof does not verify for these public inputs.
     #[error("the proof does not verify for this statement")]
     Invalid,
+    /// The proof's public inputs are of another circuit version than the
+    /// verifying key.
+    #[error("the proof has circuit version {proof} public inputs, the verifying key is for version {key}")]
+    CircuitVersion {
+        /// The verifying key's circuit version.
+        key: u8,
+        /// The version of the proof's public inputs.
+        proof: u8,
+    },
 }
 
 /// Failure to create a proof.

@@ -5,7 +5,8 @@
 //! ```text
 //! magic           8 bytes   "FZK-PK\0\0" or "FZK-VK\0\0"
 //! format version  u16 BE    1
-//! circuit version u16 BE    CIRCUIT_VERSION
+//! circuit version u16 BE    the key's circuit version (CIRCUIT_VERSION for
+//!                           keys this build makes; 1 in older files)
 //! k               u32 BE    log2 of the circuit's rows
 //! vk_id           32 bytes  SHA-256 identity of the verifying key
 //! body length     u64 BE
@@ -13,6 +14,8 @@
 //! body            halo2 key bytes
 //! ```
 //!
+//! A verifying key of any version this library verifies (see
+//! [`CircuitVersion`]) loads; it is re-derived for its header's version.
 //! Loading checks every header field, the body digest, and that the keys pair
 //! with the parameters and the circuit: a verifying key is re-derived from the
 //! SRS and the circuit and must have the same id; a proving key must embed
@@ -37,7 +40,7 @@ use crate::circuit::{expected_fixed_columns, CommitmentCircuit};
 use crate::error::{InputError, KeyError};
 use crate::srs::Srs;
 use crate::statement::Digest32;
-use crate::CIRCUIT_VERSION;
+use crate::CircuitVersion;
 
 /// Key file format version.
 pub const KEY_FORMAT_VERSION: u16 = 1;
@@ -54,10 +57,10 @@ const MAX_BODY_LEN: u64 = 64 << 20;
 pub struct VkId(pub [u8; 32]);
 
 impl VkId {
-    fn of(vk: &plonk::VerifyingKey<G1Affine>) -> Self {
+    fn of(vk: &plonk::VerifyingKey<G1Affine>, version: CircuitVersion) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(b"fabstir-zk verifying key");
-        hasher.update([CIRCUIT_VERSION]);
+        hasher.update([version.as_u8()]);
         hasher.update(vk.to_bytes(SerdeFormat::Processed));
         hasher.update(vk.transcript_repr().to_repr());
         Self(hasher.finalize().into())
@@ -108,25 +111,54 @@ pub struct VerifyingKey {
     pub(crate) vk: plonk::VerifyingKey<G1Affine>,
     pub(crate) srs: Arc<Srs>,
     id: VkId,
+    version: CircuitVersion,
 }
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingKey")
             .field("vk_id", &self.id)
+            .field("circuit_version", &self.version)
             .field("srs", &self.srs)
             .finish()
     }
 }
 
 impl VerifyingKey {
-    /// Derives the verifying key from the parameters and the circuit.
+    /// Derives the verifying key of the current circuit version from the
+    /// parameters and the circuit.
     pub fn derive(srs: Arc<Srs>) -> Result<Self, KeyError> {
+        Self::derive_version(srs, CircuitVersion::CURRENT)
+    }
+
+    /// Derives the verifying key of circuit `version` (cheap at k = 7: a
+    /// node derives the version 1 key from its SRS to verify old proofs).
+    pub fn derive_version(srs: Arc<Srs>, version: CircuitVersion) -> Result<Self, KeyError> {
         check_environment()?;
-        let vk = keygen_vk(srs.params(), &CommitmentCircuit::default())
+        let vk = keygen_vk(srs.params(), &CommitmentCircuit::for_version(version))
             .map_err(|e| KeyError::Backend(e.to_string()))?;
-        let id = VkId::of(&vk);
-        Ok(Self { vk, srs, id })
+        let id = VkId::of(&vk, version);
+        Ok(Self {
+            vk,
+            srs,
+            id,
+            version,
+        })
+    }
+
+    /// The circuit version this key verifies.
+    pub fn version(&self) -> CircuitVersion {
+        self.version
+    }
+
+    /// The verifying keys of the circuit versions older than this key's,
+    /// derived from the same SRS (for a version 2 key: the version 1 key).
+    pub fn older_versions(&self) -> Result<Vec<VerifyingKey>, KeyError> {
+        CircuitVersion::ALL
+            .into_iter()
+            .filter(|v| *v < self.version)
+            .map(|v| Self::derive_version(self.srs.clone(), v))
+            .collect()
     }
 
     /// The key's identity.
@@ -167,7 +199,8 @@ impl VerifyingKey {
         };
         let _ = writeln!(
             out,
-            "fabstir-zk verifying key, circuit version {CIRCUIT_VERSION}"
+            "fabstir-zk verifying key, circuit version {}",
+            self.version
         );
         let _ = writeln!(
             out,
@@ -263,7 +296,12 @@ impl VerifyingKey {
 
     /// The key file bytes.
     pub fn to_file_bytes(&self) -> Vec<u8> {
-        file_bytes(VK_MAGIC, self.id, &self.vk.to_bytes(SerdeFormat::Processed))
+        file_bytes(
+            VK_MAGIC,
+            self.version,
+            self.id,
+            &self.vk.to_bytes(SerdeFormat::Processed),
+        )
     }
 
     /// Writes the key file (mode 0444, never overwriting).
@@ -278,12 +316,13 @@ impl VerifyingKey {
     }
 
     /// Parses key file bytes (`path` names them in errors). The key is
-    /// re-derived from `srs` and the circuit, and the file must hold exactly
-    /// that key: untrusted bytes never reach halo2's parser.
+    /// re-derived from `srs` and the circuit of the header's version, and the
+    /// file must hold exactly that key: untrusted bytes never reach halo2's
+    /// parser.
     pub fn from_file_bytes(path: &Path, bytes: &[u8], srs: Arc<Srs>) -> Result<Self, KeyError> {
         check_environment()?;
-        let (header_id, body) = parse_file(path, bytes, VK_MAGIC)?;
-        let derived = Self::derive(srs)?;
+        let (version, header_id, body) = parse_file(path, bytes, VK_MAGIC)?;
+        let derived = Self::derive_version(srs, version)?;
         let body_matches = body == derived.vk.to_bytes(SerdeFormat::Processed).as_slice();
         match (body_matches, header_id == derived.id) {
             (true, true) => Ok(derived),
@@ -322,16 +361,28 @@ impl fmt::Debug for ProvingKey {
 }
 
 impl ProvingKey {
-    /// Generates the proving key for the circuit under `srs`.
+    /// Generates the proving key for the current circuit version under `srs`.
     pub fn build(srs: Arc<Srs>) -> Result<Self, KeyError> {
-        let vk = VerifyingKey::derive(srs)?;
+        Self::build_version(srs, CircuitVersion::CURRENT)
+    }
+
+    /// Generates the proving key of circuit `version`. Nodes only make
+    /// current-version proofs; older versions are for tests and tools that
+    /// need an old proof.
+    pub fn build_version(srs: Arc<Srs>, version: CircuitVersion) -> Result<Self, KeyError> {
+        let vk = VerifyingKey::derive_version(srs, version)?;
         let pk = keygen_pk(
             vk.srs.params(),
             vk.vk.clone(),
-            &CommitmentCircuit::default(),
+            &CommitmentCircuit::for_version(version),
         )
         .map_err(|e| KeyError::Backend(e.to_string()))?;
         Ok(Self { pk, vk })
+    }
+
+    /// The circuit version this key proves.
+    pub fn version(&self) -> CircuitVersion {
+        self.vk.version
     }
 
     /// The matching verifying key.
@@ -348,6 +399,7 @@ impl ProvingKey {
     pub fn to_file_bytes(&self) -> Vec<u8> {
         file_bytes(
             PK_MAGIC,
+            self.vk.version,
             self.vk.id,
             &self.pk.to_bytes(SerdeFormat::RawBytes),
         )
@@ -368,7 +420,7 @@ impl ProvingKey {
     /// Parses key file bytes (`path` names them in errors).
     pub fn from_file_bytes(path: &Path, bytes: &[u8], srs: Arc<Srs>) -> Result<Self, KeyError> {
         check_environment()?;
-        let (header_id, body) = parse_file(path, bytes, PK_MAGIC)?;
+        let (version, header_id, body) = parse_file(path, bytes, PK_MAGIC)?;
         // halo2's reader trusts its input (it panics on short bodies and sizes
         // its domain from the embedded k), so check the embedded version and
         // k first and contain any panic; the body digest already excludes
@@ -383,7 +435,7 @@ impl ProvingKey {
             plonk::ProvingKey::<G1Affine>::from_bytes::<CommitmentCircuit>(
                 body,
                 SerdeFormat::RawBytes,
-                (),
+                version,
             )
         });
         let pk = match parsed {
@@ -391,18 +443,19 @@ impl ProvingKey {
             Ok(Err(e)) => return Err(corrupt(path, format!("invalid proving key: {e}"))),
             Err(_) => return Err(corrupt(path, "proving key body is malformed".into())),
         };
-        let id = VkId::of(pk.get_vk());
+        let id = VkId::of(pk.get_vk(), version);
         if id != header_id {
             return Err(corrupt(
                 path,
                 format!("header names vk_id {header_id} but the key inside has {id}"),
             ));
         }
-        check_pairing(path, &pk, &srs)?;
+        check_pairing(path, &pk, &srs, version)?;
         let vk = VerifyingKey {
             vk: pk.get_vk().clone(),
             srs,
             id,
+            version,
         };
         Ok(Self { pk, vk })
     }
@@ -411,8 +464,13 @@ impl ProvingKey {
 /// Checks that the proving key holds this circuit's fixed columns and that
 /// its fixed commitments open to them under `srs` (one random linear
 /// combination: two small MSMs instead of one per column).
-fn check_pairing(path: &Path, pk: &plonk::ProvingKey<G1Affine>, srs: &Srs) -> Result<(), KeyError> {
-    let expected = expected_fixed_columns();
+fn check_pairing(
+    path: &Path,
+    pk: &plonk::ProvingKey<G1Affine>,
+    srs: &Srs,
+    version: CircuitVersion,
+) -> Result<(), KeyError> {
+    let expected = expected_fixed_columns(version);
     let values = pk.fixed_values();
     let commitments = &pk.get_vk().fixed_commitments();
     if values.len() != expected.len() || commitments.len() != expected.len() {
@@ -464,11 +522,11 @@ fn corrupt(path: &Path, reason: String) -> KeyError {
     }
 }
 
-fn file_bytes(magic: &[u8; 8], id: VkId, body: &[u8]) -> Vec<u8> {
+fn file_bytes(magic: &[u8; 8], version: CircuitVersion, id: VkId, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(magic);
     out.extend_from_slice(&KEY_FORMAT_VERSION.to_be_bytes());
-    out.extend_from_slice(&u16::from(CIRCUIT_VERSION).to_be_bytes());
+    out.extend_from_slice(&u16::from(version.as_u8()).to_be_bytes());
     out.extend_from_slice(&K.to_be_bytes());
     out.extend_from_slice(&id.0);
     out.extend_from_slice(&(body.len() as u64).to_be_bytes());
@@ -477,12 +535,13 @@ fn file_bytes(magic: &[u8; 8], id: VkId, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Checks a key file header; returns the header's vk_id and the body.
+/// Checks a key file header; returns the header's circuit version, its
+/// vk_id and the body.
 fn parse_file<'a>(
     path: &Path,
     bytes: &'a [u8],
     magic: &[u8; 8],
-) -> Result<(VkId, &'a [u8]), KeyError> {
+) -> Result<(CircuitVersion, VkId, &'a [u8]), KeyError> {
     if bytes.len() < HEADER_LEN {
         return Err(corrupt(
             path,
@@ -513,15 +572,19 @@ fn parse_file<'a>(
             ),
         ));
     }
-    if be16(10) != u16::from(CIRCUIT_VERSION) {
+    let Some(version) = u8::try_from(be16(10))
+        .ok()
+        .and_then(CircuitVersion::from_u8)
+    else {
         return Err(corrupt(
             path,
             format!(
-                "made for circuit version {}, this build has {CIRCUIT_VERSION}",
-                be16(10)
+                "made for circuit version {}, this build knows versions 1 to {}",
+                be16(10),
+                CircuitVersion::CURRENT
             ),
         ));
-    }
+    };
     let k = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
     if k != K {
         return Err(corrupt(
@@ -549,5 +612,5 @@ fn parse_file<'a>(
             "body does not match its SHA-256 (file damaged)".into(),
         ));
     }
-    Ok((VkId(id), body))
+    Ok((version, VkId(id), body))
 }

@@ -10,6 +10,13 @@
 //!
 //! The manifest is written last, so a directory without one is incomplete.
 //! Nothing is ever overwritten.
+//!
+//! Keys on disk are of the current circuit version (2). The verifying keys of
+//! older versions (1) are derived from the same SRS when a key set loads
+//! ([`KeySet::older_verifying_keys`]), so proofs made before an upgrade
+//! still verify. A key directory written for version 1 still loads as a
+//! verifier ([`load_verifier`], retired sets) and can be rotated; proving
+//! needs keys of the current version.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +30,7 @@ use crate::host::HostKey;
 use crate::keys::{ProvingKey, VerifyingKey, VkId};
 use crate::srs::{Srs, SrsTrust};
 use crate::statement::{Digest32, HostId};
-use crate::CIRCUIT_VERSION;
+use crate::{CircuitVersion, CIRCUIT_VERSION};
 
 /// File names inside a key directory.
 pub mod files {
@@ -113,6 +120,9 @@ pub struct KeySet {
     pub host_key: Arc<HostKey>,
     /// Manifest.
     pub manifest: Manifest,
+    /// Verifying keys of the older circuit versions (version 1), derived
+    /// from the same SRS, for proofs made before the upgrade.
+    pub older_verifying_keys: Vec<VerifyingKey>,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -179,17 +189,31 @@ impl KeySet {
             serde_json::to_vec_pretty(&manifest).map_err(|e| KeyError::Backend(e.to_string()))?;
         crate::fsutil::write_new(&dir.join(files::MANIFEST), &json, 0o444)?;
         sync_dir(dir);
+        let older_verifying_keys = proving_key.verifying_key().older_versions()?;
         Ok(Self {
             srs,
             proving_key: Arc::new(proving_key),
             host_key: Arc::new(host_key),
             manifest,
+            older_verifying_keys,
         })
     }
 
-    /// Loads a key directory and checks that everything in it belongs together.
+    /// Loads a key directory and checks that everything in it belongs
+    /// together. Its keys must be of the current circuit version (a version
+    /// 1 directory is refused with a hint to rotate it).
     pub fn load(dir: &Path) -> Result<Self, KeyError> {
         let manifest = read_manifest(dir)?;
+        if manifest.circuit_version != CIRCUIT_VERSION {
+            return Err(KeyError::Corrupt {
+                path: dir.join(files::MANIFEST),
+                reason: format!(
+                    "keys are for circuit version {}; this build proves version {CIRCUIT_VERSION}: rotate them \
+                     (`fabstir-node keys rotate --dir DIR`), the old verifying key stays usable for old proofs",
+                    manifest.circuit_version
+                ),
+            });
+        }
         let srs = load_srs(dir, &manifest)?;
         let proving_key = ProvingKey::load(&dir.join(files::PROVING_KEY), srs.clone())?;
         if proving_key.vk_id() != manifest.vk_id {
@@ -209,17 +233,25 @@ impl KeySet {
                 manifest.host_id
             )));
         }
+        let older_verifying_keys = proving_key.verifying_key().older_versions()?;
         Ok(Self {
             srs,
             proving_key: Arc::new(proving_key),
             host_key: Arc::new(host_key),
             manifest,
+            older_verifying_keys,
         })
     }
 
-    /// The verifying key.
+    /// The verifying key (current circuit version).
     pub fn verifying_key(&self) -> &VerifyingKey {
         self.proving_key.verifying_key()
+    }
+
+    /// Every verifying key of this key set: the current one first, then
+    /// those of older circuit versions (same SRS).
+    pub fn verifying_keys(&self) -> impl Iterator<Item = &VerifyingKey> {
+        std::iter::once(self.verifying_key()).chain(&self.older_verifying_keys)
     }
 }
 
@@ -250,7 +282,10 @@ impl KeySet {
         new_host_key: bool,
         rng: R,
     ) -> Result<Rotation, KeyError> {
-        let current = Self::load(dir)?;
+        // Only what verification needs: a directory of an older circuit
+        // version (which does not load for proving) can be rotated too.
+        let (current_vk, current_manifest) = load_verifier(dir)?;
+        let current_srs = current_vk.srs().clone();
         let staging = dir.join(".rotate-staging");
         if std::fs::symlink_metadata(&staging).is_ok() {
             std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
@@ -262,7 +297,7 @@ impl KeySet {
         };
         let source = match source {
             Some(source) => source.clone(),
-            None => SrsSource::Loaded(current.srs.clone()),
+            None => SrsSource::Loaded(current_srs),
         };
         Self::generate_with_host(&staging, &source, host_key)?;
         let keys = Self::load(&staging)?;
@@ -270,7 +305,7 @@ impl KeySet {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let id = current.manifest.vk_id.to_string();
+        let id = current_manifest.vk_id.to_string();
         let retired_dir = dir
             .join(files::RETIRED)
             .join(format!("{}-{seconds}", &id[2..18]));
@@ -286,8 +321,8 @@ impl KeySet {
         sync_dir(dir);
         Ok(Rotation {
             retired_dir,
-            previous_vk_id: current.manifest.vk_id,
-            previous_host_id: current.manifest.host_id,
+            previous_vk_id: current_manifest.vk_id,
+            previous_host_id: current_manifest.host_id,
             keys,
         })
     }
@@ -319,11 +354,20 @@ pub fn load_retired_verifiers(dir: &Path) -> RetiredVerifiers {
     (loaded, failed)
 }
 
-/// Loads only what verification needs (no secret is read).
+/// Loads only what verification needs (no secret is read). The directory
+/// may be of any circuit version this library verifies.
 pub fn load_verifier(dir: &Path) -> Result<(VerifyingKey, Manifest), KeyError> {
     let manifest = read_manifest(dir)?;
     let srs = load_srs(dir, &manifest)?;
     let vk = VerifyingKey::load(&dir.join(files::VERIFYING_KEY), srs)?;
+    if vk.version().as_u8() != manifest.circuit_version {
+        return Err(KeyError::Pairing(format!(
+            "{} is for circuit version {}, the manifest names {}",
+            files::VERIFYING_KEY,
+            vk.version(),
+            manifest.circuit_version
+        )));
+    }
     if vk.id() != manifest.vk_id {
         return Err(KeyError::Pairing(format!(
             "{} has vk_id {}, the manifest names {}",
@@ -335,7 +379,8 @@ pub fn load_verifier(dir: &Path) -> Result<(VerifyingKey, Manifest), KeyError> {
     Ok((vk, manifest))
 }
 
-/// Reads and checks the manifest.
+/// Reads and checks the manifest (of any circuit version this library
+/// verifies).
 pub fn read_manifest(dir: &Path) -> Result<Manifest, KeyError> {
     let path = dir.join(files::MANIFEST);
     if !path.exists() {
@@ -355,11 +400,11 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, KeyError> {
             reason: format!("manifest format {} is not supported", manifest.format),
         });
     }
-    if manifest.circuit_version != CIRCUIT_VERSION || manifest.k != K {
+    if CircuitVersion::from_u8(manifest.circuit_version).is_none() || manifest.k != K {
         return Err(KeyError::Corrupt {
             path,
             reason: format!(
-                "keys are for circuit version {} (k = {}); this build has version {CIRCUIT_VERSION} (k = {K})",
+                "keys are for circuit version {} (k = {}); this build has versions 1 to {CIRCUIT_VERSION} (k = {K})",
                 manifest.circuit_version, manifest.k
             ),
         });

@@ -14,7 +14,7 @@
 //! let host = HostKey::generate(rand::rngs::OsRng);
 //! let result = InferenceResult::from_json(br#"{"job_id": "42", "chain_id": 84532,
 //!     "marketplace": "0x1111111111111111111111111111111111111111",
-//!     "model": "llama-3", "prompt": "hi", "response": "hello"}"#).unwrap();
+//!     "model": "llama-3", "prompt": "hi", "response": "hello", "tokens_used": 2}"#).unwrap();
 //! let statement = result.statement(host.host_id());
 //! let proof = ProofEnvelope::create(&pk, &statement, &host, rand::rngs::OsRng).unwrap();
 //! // A verifier recomputes the public inputs from the result it holds.
@@ -34,6 +34,7 @@ pub mod poseidon;
 pub mod proof;
 pub mod srs;
 pub mod statement;
+pub mod version;
 
 pub use envelope::{ProofEnvelope, ProofLayout};
 pub use error::{
@@ -48,7 +49,10 @@ pub use srs::{Srs, SrsTrust};
 pub use statement::{
     Address, Digest32, HostId, InferenceResult, Instance, JobId, ModelRef, Statement,
 };
+pub use version::CircuitVersion;
 
-/// Version of the statement and circuit. Bumped on any change that alters
-/// proofs or keys; carried in key files and proof envelopes.
-pub const CIRCUIT_VERSION: u8 = 1;
+/// Version of the statement and circuit new keys and proofs are made for
+/// ([`CircuitVersion::CURRENT`]). Bumped on any change that alters proofs or
+/// keys; carried in key files and proof envelopes. Version 1 proofs still
+/// verify (see [`CircuitVersion`]).
+pub const CIRCUIT_VERSION: u8 = CircuitVersion::CURRENT.as_u8();

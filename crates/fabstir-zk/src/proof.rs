@@ -68,8 +68,9 @@ impl ProofEnvelope {
         if host_key.host_id() != statement.host_id {
             return Err(ProveError::WrongHostKey);
         }
-        let instance = statement.instance();
-        let grid = Grid::build(&statement.commitment_inputs(), host_key.secret());
+        let version = pk.version();
+        let instance = statement.instance_for(version);
+        let grid = Grid::build(&statement.commitment_inputs_for(version), host_key.secret());
         let proof = prove_grid(pk, grid, &instance.to_field_elements(), rng)?;
         Ok(Self {
             vk_id: pk.vk_id(),
@@ -123,12 +124,26 @@ impl ProofEnvelope {
         await_proof(&receiver, timeout)
     }
 
+    /// The circuit version of the proof (of its public inputs). A verifier
+    /// computes the expected public inputs for it
+    /// ([`crate::Statement::instance_for`]) and picks the verifying key by
+    /// `vk_id`.
+    pub fn version(&self) -> crate::CircuitVersion {
+        self.instance.version()
+    }
+
     /// Checks everything but the pairing: key, public inputs, encoding.
     fn precheck(&self, vk: &VerifyingKey, expected: &Instance) -> Result<(), VerifyError> {
         if self.vk_id != vk.id() {
             return Err(VerifyError::UnknownVerifyingKey {
                 expected: vk.id().to_string(),
                 found: self.vk_id.to_string(),
+            });
+        }
+        if self.version() != vk.version() {
+            return Err(VerifyError::CircuitVersion {
+                key: vk.version().as_u8(),
+                proof: self.version().as_u8(),
             });
         }
         if let Some(field) = self.instance.differences(expected).first() {
@@ -139,7 +154,10 @@ impl ProofEnvelope {
     }
 
     /// Verifies the proof for `expected`, the public inputs the verifier
-    /// computed itself from the result it holds (never those in the envelope).
+    /// computed itself from the result it holds (never those in the
+    /// envelope), for the proof's circuit version: a version 1 proof is
+    /// refused against version 2 public inputs (`tokens` differs) and the
+    /// other way round.
     pub fn verify(&self, vk: &VerifyingKey, expected: &Instance) -> Result<(), VerifyError> {
         self.precheck(vk, expected)?;
         if halo2_verify(vk, &expected.to_field_elements(), &self.proof) {

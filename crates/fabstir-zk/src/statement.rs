@@ -13,9 +13,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use sha3::Keccak256;
 
-use crate::circuit::layout::instance;
+use crate::circuit::layout::{instance, TOKENS_SHIFT};
 use crate::error::InputError;
 use crate::poseidon;
+use crate::CircuitVersion;
 
 /// A 32-byte big-endian value as `(hi, lo)` field elements.
 pub fn limbs(bytes: &[u8; 32]) -> (Fr, Fr) {
@@ -449,6 +450,9 @@ pub struct InferenceResult {
     pub prompt: String,
     /// The response, likewise.
     pub response: String,
+    /// The job's cumulative token count this result covers (JSON
+    /// `tokens_used`); a version 2 proof binds it as `tokens`.
+    pub tokens_used: u64,
 }
 
 /// JSON form of [`InferenceResult`]: `model` or `model_hash`, exactly one.
@@ -464,6 +468,7 @@ struct InferenceResultJson {
     model_hash: Option<Digest32>,
     prompt: String,
     response: String,
+    tokens_used: u64,
 }
 
 impl InferenceResult {
@@ -480,6 +485,7 @@ impl InferenceResult {
             model,
             prompt: raw.prompt,
             response: raw.response,
+            tokens_used: raw.tokens_used,
         })
     }
 
@@ -497,6 +503,7 @@ impl InferenceResult {
             model_hash,
             prompt: self.prompt.clone(),
             response: self.response.clone(),
+            tokens_used: self.tokens_used,
         };
         serde_json::to_string_pretty(&raw).unwrap_or_default()
     }
@@ -511,6 +518,7 @@ impl InferenceResult {
             input_hash: Digest32::sha256(self.prompt.as_bytes()),
             output_hash: Digest32::sha256(self.response.as_bytes()),
             host_id,
+            tokens: self.tokens_used,
         }
     }
 }
@@ -532,17 +540,38 @@ pub struct Statement {
     pub output_hash: Digest32,
     /// The host that claims the work.
     pub host_id: HostId,
+    /// The job's cumulative token count (bound from circuit version 2 on).
+    pub tokens: u64,
+}
+
+/// The first commitment input of circuit version 2: `chain_id + 2^64 *
+/// tokens`. Injective on pairs of u64 (the sum is below 2^128, far below the
+/// field modulus, and its low 64 bits are `chain_id`).
+pub fn pack_chain_and_tokens(chain_id: u64, tokens: u64) -> Fr {
+    Fr::from_u128(u128::from(chain_id) | (u128::from(tokens) << TOKENS_SHIFT))
 }
 
 impl Statement {
-    /// The eleven commitment inputs, in circuit order.
+    /// The eleven commitment inputs of the current circuit version, in
+    /// circuit order.
     pub fn commitment_inputs(&self) -> [Fr; 11] {
+        self.commitment_inputs_for(CircuitVersion::CURRENT)
+    }
+
+    /// The eleven commitment inputs of circuit `version`: the first is
+    /// `chain_id` (version 1) or `chain_id + 2^64 * tokens` (version 2).
+    pub fn commitment_inputs_for(&self, version: CircuitVersion) -> [Fr; 11] {
         let (job_hi, job_lo) = limbs(&self.job_id.0);
         let (model_hi, model_lo) = limbs(&self.model_hash.0);
         let (input_hi, input_lo) = limbs(&self.input_hash.0);
         let (output_hi, output_lo) = limbs(&self.output_hash.0);
+        let first = if version.binds_tokens() {
+            pack_chain_and_tokens(self.chain_id, self.tokens)
+        } else {
+            Fr::from(self.chain_id)
+        };
         [
-            Fr::from(self.chain_id),
+            first,
             be_to_field(&self.marketplace.0),
             job_hi,
             job_lo,
@@ -556,20 +585,36 @@ impl Statement {
         ]
     }
 
-    /// `Poseidon(chain_id, marketplace, job.hi, job.lo, model.hi, model.lo,
-    /// input.hi, input.lo, output.hi, output.lo, host_id)`.
+    /// `Poseidon(chain_id + 2^64 * tokens, marketplace, job.hi, job.lo,
+    /// model.hi, model.lo, input.hi, input.lo, output.hi, output.lo,
+    /// host_id)` (the current circuit version's commitment).
     pub fn commitment(&self) -> Fr {
-        poseidon::hash11(&self.commitment_inputs())
+        self.commitment_for(CircuitVersion::CURRENT)
     }
 
-    /// The public inputs a proof of this statement is verified against.
+    /// The commitment of circuit `version` (see
+    /// [`Statement::commitment_inputs_for`]).
+    pub fn commitment_for(&self, version: CircuitVersion) -> Fr {
+        poseidon::hash11(&self.commitment_inputs_for(version))
+    }
+
+    /// The public inputs a new proof of this statement is verified against
+    /// (the current circuit version).
     pub fn instance(&self) -> Instance {
+        self.instance_for(CircuitVersion::CURRENT)
+    }
+
+    /// The public inputs of circuit `version`: a verifier checking a proof
+    /// computes them for the proof's own version
+    /// ([`crate::ProofEnvelope::version`]). Version 1 has no `tokens`.
+    pub fn instance_for(&self, version: CircuitVersion) -> Instance {
         Instance {
             chain_id: self.chain_id,
             marketplace: self.marketplace,
             job_id: self.job_id,
+            tokens: version.binds_tokens().then_some(self.tokens),
             host_id: self.host_id,
-            commitment: FieldHex(self.commitment()),
+            commitment: FieldHex(self.commitment_for(version)),
         }
     }
 }
@@ -584,6 +629,11 @@ pub struct Instance {
     pub marketplace: Address,
     /// Job id.
     pub job_id: JobId,
+    /// The job's cumulative token count: `Some` in circuit version 2, `None`
+    /// in version 1 (which binds no token count). Absent from the JSON of a
+    /// version 1 instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
     /// Host identity.
     pub host_id: HostId,
     /// The commitment.
@@ -601,14 +651,26 @@ fn de_field<'de, D: Deserializer<'de>>(d: D) -> Result<FieldHex, D::Error> {
 }
 
 impl Instance {
+    /// The circuit version these public inputs belong to: 2 with `tokens`,
+    /// 1 without.
+    pub fn version(&self) -> CircuitVersion {
+        if self.tokens.is_some() {
+            CircuitVersion::V2
+        } else {
+            CircuitVersion::V1
+        }
+    }
+
     /// The names of the public inputs in which `self` differs from `other`,
-    /// in this order: `chain_id`, `marketplace`, `job_id`, `host_id`,
-    /// `commitment` (the one comparison every verifier uses).
+    /// in this order: `chain_id`, `marketplace`, `job_id`, `tokens` (also
+    /// when one instance has it and the other, of version 1, does not),
+    /// `host_id`, `commitment` (the one comparison every verifier uses).
     pub fn differences(&self, other: &Instance) -> Vec<&'static str> {
         [
             ("chain_id", self.chain_id != other.chain_id),
             ("marketplace", self.marketplace != other.marketplace),
             ("job_id", self.job_id != other.job_id),
+            ("tokens", self.tokens != other.tokens),
             ("host_id", self.host_id != other.host_id),
             ("commitment", self.commitment != other.commitment),
         ]
@@ -617,46 +679,66 @@ impl Instance {
         .collect()
     }
 
-    /// The instance column, in circuit order.
-    pub fn to_field_elements(&self) -> [Fr; instance::COUNT] {
+    /// The instance column, in circuit order: 6 elements in version 1,
+    /// 7 (`tokens` last) in version 2.
+    pub fn to_field_elements(&self) -> Vec<Fr> {
         let (job_hi, job_lo) = limbs(&self.job_id.0);
-        [
+        let mut elements = vec![
             Fr::from(self.chain_id),
             be_to_field(&self.marketplace.0),
             job_hi,
             job_lo,
             self.host_id.0,
             self.commitment.0,
-        ]
+        ];
+        elements.extend(self.tokens.map(Fr::from));
+        elements
     }
 
-    /// Rebuilds an instance from its field elements, checking that each lies
-    /// in its range (chain id below 2^64, address below 2^160, job limbs below
-    /// 2^128).
-    pub fn from_field_elements(elements: &[Fr; instance::COUNT]) -> Result<Self, InputError> {
+    /// Rebuilds an instance from its field elements (6 for circuit version
+    /// 1, 7 for version 2), checking that each lies in its range (chain id
+    /// and tokens below 2^64, address below 2^160, job limbs below 2^128):
+    /// the commitment packs `chain_id + 2^64 * tokens`, which is injective
+    /// only for values below 2^64.
+    pub fn from_field_elements(elements: &[Fr]) -> Result<Self, InputError> {
+        let version = match elements.len() {
+            instance::COUNT_V1 => CircuitVersion::V1,
+            instance::COUNT => CircuitVersion::V2,
+            found => return Err(InputError::InstanceCount { found }),
+        };
         let be: Vec<[u8; 32]> = elements.iter().map(field_to_be).collect();
         let fits = |bytes: &[u8; 32], len: usize| bytes[..32 - len].iter().all(|b| *b == 0);
+        let tokens = version
+            .binds_tokens()
+            .then_some((instance::TOKENS, 8, "tokens"));
         for (index, len, what) in [
             (instance::CHAIN_ID, 8, "chain id"),
             (instance::MARKETPLACE, 20, "marketplace"),
             (instance::JOB_HI, 16, "job id high limb"),
             (instance::JOB_LO, 16, "job id low limb"),
-        ] {
+        ]
+        .into_iter()
+        .chain(tokens)
+        {
             if !fits(&be[index], len) {
                 return Err(InputError::InstanceRange { index, what });
             }
         }
-        let mut chain = [0u8; 8];
-        chain.copy_from_slice(&be[instance::CHAIN_ID][24..]);
+        let u64_at = |index: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&be[index][24..]);
+            u64::from_be_bytes(bytes)
+        };
         let mut marketplace = [0u8; 20];
         marketplace.copy_from_slice(&be[instance::MARKETPLACE][12..]);
         let mut job = [0u8; 32];
         job[..16].copy_from_slice(&be[instance::JOB_HI][16..]);
         job[16..].copy_from_slice(&be[instance::JOB_LO][16..]);
         Ok(Self {
-            chain_id: u64::from_be_bytes(chain),
+            chain_id: u64_at(instance::CHAIN_ID),
             marketplace: Address(marketplace),
             job_id: JobId(job),
+            tokens: version.binds_tokens().then(|| u64_at(instance::TOKENS)),
             host_id: HostId(elements[instance::HOST_ID]),
             commitment: FieldHex(elements[instance::COMMITMENT]),
         })

@@ -12,10 +12,13 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use common::{host, proving_key, sample_result};
-use fabstir_zk::envelope::{ENVELOPE_FORMAT_VERSION, HEADER_LEN, MAX_BINARY_LEN, MAX_JSON_LEN};
+use fabstir_zk::envelope::{
+    header_len, ENVELOPE_FORMAT_VERSION, HEADER_LEN, MAX_BINARY_LEN, MAX_JSON_LEN,
+};
 use fabstir_zk::statement::field_from_be;
 use fabstir_zk::{
-    EnvelopeError, Instance, ProofEnvelope, ProofLayout, VerifyError, VerifyingKey, CIRCUIT_VERSION,
+    CircuitVersion, EnvelopeError, Instance, ProofEnvelope, ProofLayout, VerifyError, VerifyingKey,
+    CIRCUIT_VERSION,
 };
 use halo2_axiom::halo2curves::bn256::{Fq, Fr};
 use halo2_axiom::halo2curves::ff::PrimeField;
@@ -174,7 +177,12 @@ fn is_scalar_offset(offset: usize) -> bool {
 }
 
 fn declared_length(bytes: &[u8]) -> Option<usize> {
-    let be: [u8; 4] = bytes.get(LENGTH_AT..HEADER_LEN)?.try_into().ok()?;
+    declared_length_at(bytes, HEADER_LEN)
+}
+
+/// The declared proof length of an envelope whose header is `header_len` bytes.
+fn declared_length_at(bytes: &[u8], header_len: usize) -> Option<usize> {
+    let be: [u8; 4] = bytes.get(header_len - 4..header_len)?.try_into().ok()?;
     Some(u32::from_be_bytes(be) as usize)
 }
 
@@ -290,11 +298,11 @@ fn fixture_is_a_valid_envelope_of_the_documented_layout() {
         l.proof_len(),
         (l.leading_points + l.trailing_points) * POINT + l.scalars * SCALAR
     );
-    assert_eq!(HEADER_LEN, 4 + 4 + 32 + 6 * 32 + 4);
+    assert_eq!(HEADER_LEN, 4 + 4 + 32 + 7 * 32 + 4);
     assert_eq!(l.envelope_len(), HEADER_LEN + l.proof_len());
     assert_eq!(f.envelope.proof.len(), l.proof_len());
     assert_eq!(f.bytes.len(), l.envelope_len());
-    assert_eq!(&f.bytes[..8], b"FZKP\x01\x01\x00\x00");
+    assert_eq!(&f.bytes[..8], b"FZKP\x01\x02\x00\x00");
     assert_eq!(declared_length(&f.bytes), Some(l.proof_len()));
     assert_eq!(ProofEnvelope::from_bytes(&f.bytes), Ok(f.envelope.clone()));
     f.envelope
@@ -1269,20 +1277,23 @@ fn check_binary_error(
     err: &EnvelopeError,
 ) -> Result<(), TestCaseError> {
     let l = layout();
+    // The header's length follows the circuit version byte (a version 1
+    // envelope has one public input fewer).
+    let hl = input
+        .get(5)
+        .and_then(|v| CircuitVersion::from_u8(*v))
+        .map_or(HEADER_LEN, header_len);
     let changed = |start: usize, len: usize| {
         input.get(start..start + len) != original.get(start..start + len)
     };
-    let proof_word =
-        |offset: usize, len: usize| input.get(HEADER_LEN + offset..HEADER_LEN + offset + len);
+    let proof_word = |offset: usize, len: usize| input.get(hl + offset..hl + offset + len);
     let describes_input = match *err {
         EnvelopeError::Empty => input.is_empty(),
         EnvelopeError::TooLarge { found, limit } => {
             found == input.len() && limit == MAX_BINARY_LEN && found > limit
         }
         EnvelopeError::Truncated { needed, found } => {
-            found == input.len()
-                && found < needed
-                && (needed == HEADER_LEN || needed == l.envelope_len())
+            found == input.len() && found < needed && (needed == hl || needed == hl + l.proof_len())
         }
         // Short non-magic input is BadMagic too: the bytes present must
         // differ from the magic's start.
@@ -1292,29 +1303,34 @@ fn check_binary_error(
         EnvelopeError::UnsupportedVersion(v) => {
             input.get(4) == Some(&v) && v != ENVELOPE_FORMAT_VERSION
         }
-        EnvelopeError::UnsupportedCircuit(v) => input.get(5) == Some(&v) && v != CIRCUIT_VERSION,
+        EnvelopeError::UnsupportedCircuit(v) => {
+            input.get(5) == Some(&v) && CircuitVersion::from_u8(v).is_none()
+        }
         EnvelopeError::ReservedFlags(v) => input.len() > 7 && v == input[6] | input[7] && v != 0,
         EnvelopeError::ProofLength { expected, found } => {
-            expected == l.proof_len() && found != expected && declared_length(input) == Some(found)
+            expected == l.proof_len()
+                && found != expected
+                && declared_length_at(input, hl) == Some(found)
         }
         EnvelopeError::TrailingBytes { extra } => {
-            extra > 0 && input.len() == l.envelope_len() + extra
+            extra > 0 && input.len() == hl + l.proof_len() + extra
         }
-        EnvelopeError::Instance { index, .. } => index < 6 && changed(instance_at(index), 32),
+        EnvelopeError::Instance { index, .. } => index < 7 && changed(instance_at(index), 32),
+        EnvelopeError::InstanceVersion { .. } => false,
         EnvelopeError::NonCanonicalScalar { offset } => {
             is_scalar_offset(offset)
-                && changed(HEADER_LEN + offset, SCALAR)
+                && changed(hl + offset, SCALAR)
                 && proof_word(offset, SCALAR)
                     .is_some_and(|w| field_from_be(w.try_into().unwrap()).is_none())
         }
         EnvelopeError::NonCanonicalPoint { offset } => {
             is_point_offset(offset)
-                && changed(HEADER_LEN + offset, POINT)
+                && changed(hl + offset, POINT)
                 && proof_word(offset, POINT)
                     .is_some_and(|w| !is_canonical_fq(&w[..32]) || !is_canonical_fq(&w[32..]))
         }
         EnvelopeError::PointNotOnCurve { offset } => {
-            is_point_offset(offset) && changed(HEADER_LEN + offset, POINT)
+            is_point_offset(offset) && changed(hl + offset, POINT)
         }
         EnvelopeError::IdentityPoint { offset } => {
             is_point_offset(offset)
@@ -1399,7 +1415,9 @@ fn check_json_mutation(input: &[u8]) -> Result<(), TestCaseError> {
             let plausible = match err {
                 EnvelopeError::Json(_) | EnvelopeError::ProofLength { .. } => true,
                 EnvelopeError::UnsupportedVersion(v) => v != ENVELOPE_FORMAT_VERSION,
-                EnvelopeError::UnsupportedCircuit(v) => v != CIRCUIT_VERSION,
+                EnvelopeError::UnsupportedCircuit(v) => CircuitVersion::from_u8(v).is_none(),
+                // "circuit": 1 with the version 2 instance (tokens).
+                EnvelopeError::InstanceVersion { circuit, .. } => circuit != CIRCUIT_VERSION,
                 EnvelopeError::NonCanonicalScalar { offset } => is_scalar_offset(offset),
                 EnvelopeError::NonCanonicalPoint { offset }
                 | EnvelopeError::PointNotOnCurve { offset }

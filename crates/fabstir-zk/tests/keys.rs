@@ -21,6 +21,7 @@ use fabstir_zk::circuit::layout::K;
 use fabstir_zk::keys::KEY_FORMAT_VERSION;
 use fabstir_zk::keystore::{files, load_verifier, read_manifest};
 use fabstir_zk::srs::MAX_SRS_K;
+use fabstir_zk::CircuitVersion;
 use fabstir_zk::{
     Digest32, HostId, HostKey, KeyError, KeySet, Manifest, ProofEnvelope, ProvingKey, Srs,
     SrsSource, SrsTrust, VerifyError, VerifyingKey, VkId, CIRCUIT_VERSION,
@@ -374,6 +375,76 @@ fn generate_load_prove_verify_round_trip() {
     // ... and not for another host.
     let other = result.statement(host(9).host_id()).instance();
     assert!(proof.verify(&vk, &other).is_err());
+}
+
+/// A key directory of circuit version 1 (as the previous release wrote it):
+/// it loads as a verifier and its proofs verify, it does not load for
+/// proving (the error says to rotate), and rotating it with the same SRS and
+/// host key gives a version 2 set whose retired version 1 set, and whose
+/// derived version 1 key, still verify the old proofs.
+#[test]
+fn a_version_1_key_directory_verifies_and_rotates_to_version_2() {
+    let _guard = shared();
+    let dir = TempDir::fresh("v1-dir");
+    let made = KeySet::generate_with_host(dir.path(), &SrsSource::InsecureDev, host(4)).unwrap();
+    assert_eq!(made.older_verifying_keys.len(), 1);
+    let v1_id = made.older_verifying_keys[0].id();
+    assert_eq!(made.older_verifying_keys[0].version(), CircuitVersion::V1);
+    assert_eq!(
+        made.verifying_keys().map(|vk| vk.id()).collect::<Vec<_>>(),
+        [made.manifest.vk_id, v1_id]
+    );
+    // Make it a version 1 directory: version 1 keys and manifest.
+    let v1 = ProvingKey::build_version(made.srs.clone(), CircuitVersion::V1).unwrap();
+    assert_eq!(v1.vk_id(), v1_id);
+    for name in [files::PROVING_KEY, files::VERIFYING_KEY] {
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+    v1.write_new(&dir.join(files::PROVING_KEY)).unwrap();
+    v1.verifying_key()
+        .write_new(&dir.join(files::VERIFYING_KEY))
+        .unwrap();
+    edit_manifest(dir.path(), |m| {
+        m["circuit_version"] = 1.into();
+        m["vk_id"] = v1_id.to_string().into();
+    });
+
+    let err = KeySet::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("rotate them"), "{err}");
+    let (vk, manifest) = load_verifier(dir.path()).unwrap();
+    assert_eq!((vk.id(), vk.version()), (v1_id, CircuitVersion::V1));
+    assert_eq!(manifest.circuit_version, 1);
+    let result = sample_result();
+    let statement = result.statement(host(4).host_id());
+    let old = ProofEnvelope::create(&v1, &statement, &host(4), rand::rngs::OsRng).unwrap();
+    let v1_instance = statement.instance_for(CircuitVersion::V1);
+    old.verify(&vk, &v1_instance).unwrap();
+
+    let rotation = KeySet::rotate(dir.path(), None, false, rand::rngs::OsRng).unwrap();
+    assert_eq!(rotation.previous_vk_id, v1_id);
+    assert_eq!(rotation.previous_host_id, host(4).host_id());
+    assert_eq!(rotation.keys.manifest.circuit_version, CIRCUIT_VERSION);
+    assert_eq!(rotation.keys.manifest.vk_id, common::proving_key().vk_id());
+    let loaded = KeySet::load(dir.path()).unwrap();
+    assert_eq!(loaded.older_verifying_keys[0].id(), v1_id);
+    old.verify(&loaded.older_verifying_keys[0], &v1_instance)
+        .unwrap();
+    let (retired, failed) = fabstir_zk::keystore::load_retired_verifiers(dir.path());
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0].0.id(), v1_id);
+    old.verify(&retired[0].0, &v1_instance).unwrap();
+    // New proofs are version 2 and bind tokens.
+    let new = ProofEnvelope::create(
+        &loaded.proving_key,
+        &statement,
+        &loaded.host_key,
+        rand::rngs::OsRng,
+    )
+    .unwrap();
+    assert_eq!(new.instance.tokens, Some(result.tokens_used));
+    new.verify(loaded.verifying_key(), &statement.instance())
+        .unwrap();
 }
 
 #[test]

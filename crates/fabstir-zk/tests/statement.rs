@@ -8,8 +8,8 @@ use fabstir_zk::circuit::layout::instance;
 use fabstir_zk::poseidon;
 use fabstir_zk::statement::{field_from_be, field_to_be, limbs, FieldHex};
 use fabstir_zk::{
-    Address, Digest32, Fr, HostId, InferenceResult, InputError, Instance, JobId, ModelRef,
-    Statement,
+    Address, CircuitVersion, Digest32, Fr, HostId, InferenceResult, InputError, Instance, JobId,
+    ModelRef, Statement,
 };
 use halo2_axiom::halo2curves::ff::{Field, PrimeField};
 use serde_json::{json, Value};
@@ -371,7 +371,8 @@ fn base_json() -> Value {
         "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
         "model": "llama-3",
         "prompt": "hi",
-        "response": "hello"
+        "response": "hello",
+        "tokens_used": 20
     })
 }
 
@@ -394,7 +395,9 @@ fn result_with_model_name() {
     assert_eq!(r.job_id, JobId::from_u64(42));
     assert_eq!(r.chain_id, 84532);
     assert_eq!((r.prompt.as_str(), r.response.as_str()), ("hi", "hello"));
+    assert_eq!(r.tokens_used, 20);
     let statement = r.statement(host(1).host_id());
+    assert_eq!(statement.tokens, 20);
     assert_eq!(statement.model_hash, Digest32::sha256(b"llama-3"));
     assert_eq!(statement.input_hash, Digest32::sha256(b"hi"));
     assert_eq!(statement.output_hash, Digest32::sha256(b"hello"));
@@ -738,8 +741,10 @@ fn commitment_is_poseidon_of_the_documented_inputs() {
     };
     let mut marketplace = [0u8; 32];
     marketplace[12..].copy_from_slice(&s.marketplace.0);
-    let inputs = [
-        Fr::from(s.chain_id),
+    // Version 2: chain id and tokens packed as chain_id + 2^64 * tokens.
+    let packed = u128_fe(u128::from(s.chain_id) + (u128::from(s.tokens) << 64));
+    let mut inputs = [
+        packed,
         fe(marketplace),
         half(&s.job_id.0, 0),
         half(&s.job_id.0, 1),
@@ -759,6 +764,13 @@ fn commitment_is_poseidon_of_the_documented_inputs() {
         "deterministic"
     );
     assert_eq!(s.instance().commitment, FieldHex(s.commitment()));
+    assert_eq!(s.instance().tokens, Some(s.tokens));
+    // Version 1: the chain id alone; no tokens in the instance.
+    inputs[0] = Fr::from(s.chain_id);
+    assert_eq!(s.commitment_inputs_for(CircuitVersion::V1), inputs);
+    let v1 = s.instance_for(CircuitVersion::V1);
+    assert_eq!(v1.commitment, FieldHex(poseidon::hash11(&inputs)));
+    assert_eq!(v1.tokens, None);
     // The hashes come from the result.
     let r = sample_result();
     assert_eq!(s.input_hash, Digest32::sha256(r.prompt.as_bytes()));
@@ -773,6 +785,35 @@ fn commitment_binds_chain_id() {
     assert_commitment_changes("chain_id + 1", |s| s.chain_id += 1);
     assert_commitment_changes("chain_id = 0", |s| s.chain_id = 0);
     assert_commitment_changes("chain_id = u64::MAX", |s| s.chain_id = u64::MAX);
+}
+
+#[test]
+fn commitment_binds_tokens() {
+    assert_commitment_changes("tokens + 1", |s| s.tokens += 1);
+    assert_commitment_changes("tokens = 0", |s| s.tokens = 0);
+    assert_commitment_changes("tokens = u64::MAX", |s| s.tokens = u64::MAX);
+    // The packing is injective: moving 2^64 between the halves is impossible
+    // within u64, and swapping them changes the commitment.
+    assert_commitment_changes("chain_id and tokens swapped", |s| {
+        std::mem::swap(&mut s.chain_id, &mut s.tokens)
+    });
+    // Version 1 does not bind tokens.
+    let base = base_statement();
+    let mut changed = base;
+    changed.tokens += 1;
+    assert_eq!(
+        changed.commitment_for(CircuitVersion::V1),
+        base.commitment_for(CircuitVersion::V1)
+    );
+    assert_eq!(
+        base.instance().differences(&changed.instance()),
+        ["tokens", "commitment"]
+    );
+    assert_eq!(
+        base.instance()
+            .differences(&base.instance_for(CircuitVersion::V1)),
+        ["tokens", "commitment"]
+    );
 }
 
 #[test]
@@ -829,6 +870,7 @@ fn instance_field_elements_round_trip() {
         chain_id: u64::MAX,
         marketplace: Address([0xff; 20]),
         job_id: JobId([0xff; 32]),
+        tokens: Some(u64::MAX),
         host_id: HostId(-Fr::ONE),
         commitment: FieldHex(-Fr::ONE),
     };
@@ -836,11 +878,20 @@ fn instance_field_elements_round_trip() {
         chain_id: 0,
         marketplace: Address([0; 20]),
         job_id: JobId([0; 32]),
+        tokens: Some(0),
         host_id: HostId(Fr::ZERO),
         commitment: FieldHex(Fr::ZERO),
     };
-    for inst in [base, extremes, zeros] {
+    let v1 = base_statement().instance_for(CircuitVersion::V1);
+    assert_eq!(v1.tokens, None);
+    assert_eq!(v1.version(), CircuitVersion::V1);
+    assert_eq!(base.version(), CircuitVersion::V2);
+    for inst in [base, extremes, zeros, v1] {
         let elements = inst.to_field_elements();
+        assert_eq!(elements.len(), inst.version().instance_count());
+        if let Some(tokens) = inst.tokens {
+            assert_eq!(elements[instance::TOKENS], Fr::from(tokens));
+        }
         assert_eq!(Instance::from_field_elements(&elements).unwrap(), inst);
         assert_eq!(elements[instance::CHAIN_ID], Fr::from(inst.chain_id));
         let (hi, lo) = limbs(&inst.job_id.0);
@@ -859,9 +910,25 @@ fn instance_field_elements_round_trip() {
         extremes.to_field_elements()[instance::JOB_HI],
         pow2(128) - Fr::ONE
     );
-    // The JSON form round trips too.
+    // The JSON form round trips too; a version 1 instance has no tokens key.
     let json = serde_json::to_string(&base).unwrap();
     assert_eq!(serde_json::from_str::<Instance>(&json).unwrap(), base);
+    let json = serde_json::to_string(&v1).unwrap();
+    assert!(!json.contains("tokens"), "{json}");
+    assert_eq!(serde_json::from_str::<Instance>(&json).unwrap(), v1);
+}
+
+#[test]
+fn instance_of_another_length_is_refused() {
+    let good = base_statement().instance().to_field_elements();
+    for len in [0, 5, 8] {
+        let mut elements = good.clone();
+        elements.resize(len, Fr::ZERO);
+        assert_eq!(
+            Instance::from_field_elements(&elements),
+            Err(InputError::InstanceCount { found: len })
+        );
+    }
 }
 
 #[test]
@@ -876,9 +943,12 @@ fn instance_elements_out_of_range_name_their_index() {
         (instance::JOB_HI, "job id high limb", -Fr::ONE),
         (instance::JOB_LO, "job id low limb", pow2(128)),
         (instance::JOB_LO, "job id low limb", pow2(200)),
+        (instance::TOKENS, "tokens", pow2(64)),
+        (instance::TOKENS, "tokens", pow2(64) + Fr::ONE),
+        (instance::TOKENS, "tokens", -Fr::ONE),
     ];
     for (index, what, value) in cases {
-        let mut elements = good;
+        let mut elements = good.clone();
         elements[index] = value;
         assert_eq!(
             Instance::from_field_elements(&elements),
@@ -892,13 +962,14 @@ fn instance_elements_out_of_range_name_their_index() {
         (instance::MARKETPLACE, 160),
         (instance::JOB_HI, 128),
         (instance::JOB_LO, 128),
+        (instance::TOKENS, 64),
     ] {
-        let mut elements = good;
+        let mut elements = good.clone();
         elements[index] = pow2(bits) - Fr::ONE;
         Instance::from_field_elements(&elements).unwrap_or_else(|e| panic!("index {index}: {e}"));
     }
     // Host id and commitment are full field elements.
-    let mut elements = good;
+    let mut elements = good.clone();
     elements[instance::HOST_ID] = -Fr::ONE;
     elements[instance::COMMITMENT] = -Fr::ONE;
     Instance::from_field_elements(&elements).unwrap();

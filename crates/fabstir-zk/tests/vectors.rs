@@ -7,11 +7,17 @@
 //!   SRS (constraint system shape, queries, gates, fixed commitments, and
 //!   halo2's transcript representation, which hashes every gate polynomial),
 //!   and `tests/data/vk_id.txt`;
-//! - `tests/data/proof_v1.json`: a proof of a fixed statement, which must keep
+//! - the same three for circuit version 1 (`*_v1.txt`), which still
+//!   verifies: they were written by the version 1 release and are never
+//!   regenerated, so they show the version 1 key is derived unchanged;
+//! - `tests/data/proof_v2.json`: a proof of a fixed statement, which must keep
 //!   verifying. halo2-axiom draws the vanishing argument's random polynomial
 //!   from `thread_rng`, so proofs are not reproducible byte for byte; the
 //!   part that is (the advice commitments, from our seeded RNG and the
 //!   witness layout) is compared exactly;
+//! - `tests/data/proof_v1.json`: a version 1 proof written by the version 1
+//!   release (never regenerated), which must keep verifying against the
+//!   version 1 key and be refused as a version 2 proof;
 //! - `docs/test-vectors.json`: Poseidon and commitment vectors for clients,
 //!   cross-checked here against `light-poseidon`.
 //!
@@ -25,7 +31,10 @@ use std::path::PathBuf;
 
 use ark_ff::{BigInteger, PrimeField as ArkPrimeField};
 use fabstir_zk::statement::{field_to_be, limbs};
-use fabstir_zk::{poseidon, Fr, HostKey, InferenceResult, ProofEnvelope, VkId};
+use fabstir_zk::{
+    poseidon, CircuitVersion, Fr, HostKey, InferenceResult, ProofEnvelope, VerifyError,
+    VerifyingKey, VkId,
+};
 use light_poseidon::{Poseidon, PoseidonHasher};
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -103,9 +112,123 @@ fn hex32(x: &Fr) -> String {
 #[test]
 fn verifying_key_is_pinned() {
     let vk = common::proving_key().verifying_key();
+    assert_eq!(vk.version(), CircuitVersion::V2);
     pinned(data("vk_description.txt"), &vk.description());
     pinned(data("vk_pinned.txt"), &vk.pinned());
     pinned(data("vk_id.txt"), &format!("{}\n", vk.id()));
+}
+
+/// The version 1 key, derived from the same SRS.
+fn v1_verifying_key() -> VerifyingKey {
+    let srs = common::proving_key().verifying_key().srs().clone();
+    VerifyingKey::derive_version(srs, CircuitVersion::V1).unwrap()
+}
+
+/// The version 1 key derived today is the one version 1 pinned: same
+/// description, same `vk.pinned()`, same id (files never regenerated).
+#[test]
+fn version_1_verifying_key_is_unchanged() {
+    let vk = v1_verifying_key();
+    let read = |name: &str| std::fs::read_to_string(data(name)).unwrap();
+    let expected = read("vk_description_v1.txt");
+    assert!(
+        expected == vk.description(),
+        "{}",
+        line_diff(&expected, &vk.description())
+    );
+    let expected = read("vk_pinned_v1.txt");
+    assert!(
+        expected == vk.pinned(),
+        "{}",
+        line_diff(&expected, &vk.pinned())
+    );
+    assert_eq!(read("vk_id_v1.txt"), format!("{}\n", vk.id()));
+    assert_eq!(
+        common::proving_key()
+            .verifying_key()
+            .older_versions()
+            .unwrap()[0]
+            .id(),
+        vk.id()
+    );
+}
+
+/// The version 1 proof written by the version 1 release verifies against
+/// the version 1 key (selected by its vk_id) and the version 1 public inputs
+/// of its result, and is refused as a version 2 proof.
+#[test]
+fn version_1_proof_still_verifies_and_is_refused_as_version_2() {
+    let (result, host) = vector_statement();
+    let statement = result.statement(host.host_id());
+    let stored = ProofEnvelope::from_json(&std::fs::read(data("proof_v1.json")).unwrap()).unwrap();
+    assert_eq!(stored.version(), CircuitVersion::V1);
+    assert_eq!(stored.instance.tokens, None);
+    // The binary form is a version 1 envelope (6 public inputs) and round trips.
+    let bytes = stored.to_bytes();
+    assert_eq!(bytes[5], 1);
+    assert_eq!(ProofEnvelope::from_bytes(&bytes).unwrap(), stored);
+    let v1 = v1_verifying_key();
+    assert_eq!(stored.vk_id, v1.id());
+    let v1_instance = statement.instance_for(CircuitVersion::V1);
+    assert_eq!(stored.instance, v1_instance);
+    stored.verify(&v1, &v1_instance).unwrap();
+    let batch = fabstir_zk::verify_batch(&v1, &[(&stored, &v1_instance)]);
+    assert_eq!(batch, [Ok(())]);
+    // As a version 2 proof: the version 2 key has another id, and the
+    // version 2 public inputs (with tokens) are not the proof's.
+    let v2 = common::proving_key().verifying_key();
+    assert!(matches!(
+        stored.verify(v2, &statement.instance()),
+        Err(VerifyError::UnknownVerifyingKey { .. })
+    ));
+    assert_eq!(
+        stored.verify(&v1, &statement.instance()),
+        Err(VerifyError::InstanceMismatch { field: "tokens" })
+    );
+    // Relabelled as version 2 (the v2 key's id and the v2 public inputs),
+    // the version 1 proof bytes do not verify.
+    let relabelled = ProofEnvelope {
+        vk_id: v2.id(),
+        instance: statement.instance(),
+        proof: stored.proof.clone(),
+    };
+    assert_eq!(
+        relabelled.verify(v2, &statement.instance()),
+        Err(VerifyError::Invalid)
+    );
+    // A version 1 envelope claiming the version 2 key is refused before the
+    // pairing check.
+    let mislabelled = ProofEnvelope {
+        vk_id: v2.id(),
+        ..stored.clone()
+    };
+    assert_eq!(
+        mislabelled.verify(v2, &v1_instance),
+        Err(VerifyError::CircuitVersion { key: 2, proof: 1 })
+    );
+}
+
+/// A fresh version 1 proof (made with the version 1 circuit) verifies with
+/// the version 1 key and is refused by the version 2 key.
+#[test]
+fn a_fresh_version_1_proof_verifies_with_the_version_1_key_only() {
+    let srs = common::proving_key().verifying_key().srs().clone();
+    let pk = fabstir_zk::ProvingKey::build_version(srs, CircuitVersion::V1).unwrap();
+    let (result, host) = vector_statement();
+    let statement = result.statement(host.host_id());
+    let rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let proof = ProofEnvelope::create(&pk, &statement, &host, rng).unwrap();
+    assert_eq!(proof.version(), CircuitVersion::V1);
+    assert_eq!(proof.vk_id, v1_verifying_key().id());
+    proof
+        .verify(
+            &v1_verifying_key(),
+            &statement.instance_for(CircuitVersion::V1),
+        )
+        .unwrap();
+    assert!(proof
+        .verify(common::proving_key().verifying_key(), &statement.instance())
+        .is_err());
 }
 
 /// The fixed statement of the proof test vector.
@@ -115,7 +238,7 @@ fn vector_statement() -> (InferenceResult, HostKey) {
             "chain_id": 8453, "marketplace": "0x1234567890abcdef1234567890abcdef12345678",
             "model_hash": "0x2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
             "prompt": "Summarise the halo2 paper in one sentence.",
-            "response": "Halo 2 is a PLONKish proving system."}"#,
+            "response": "Halo 2 is a PLONKish proving system.", "tokens_used": 1234}"#,
     )
     .unwrap();
     (result, HostKey::from_secret(Fr::from(VECTOR_SECRET)))
@@ -132,9 +255,10 @@ fn proof_test_vector_still_verifies() {
     let rng = rand_chacha::ChaCha20Rng::seed_from_u64(20261125);
     let fresh = ProofEnvelope::create(pk, &statement, &host, rng).unwrap();
     if regenerate() {
-        std::fs::write(data("proof_v1.json"), format!("{}\n", fresh.to_json())).unwrap();
+        std::fs::write(data("proof_v2.json"), format!("{}\n", fresh.to_json())).unwrap();
     }
-    let stored = ProofEnvelope::from_json(&std::fs::read(data("proof_v1.json")).unwrap()).unwrap();
+    let stored = ProofEnvelope::from_json(&std::fs::read(data("proof_v2.json")).unwrap()).unwrap();
+    assert_eq!(stored.version(), CircuitVersion::V2);
     assert_eq!(
         stored.vk_id,
         VkId::parse(std::fs::read_to_string(data("vk_id.txt")).unwrap().trim()).unwrap()
@@ -200,6 +324,7 @@ fn client_test_vectors_are_pinned_and_independently_checked() {
     }
 
     let mut statements = Vec::new();
+    let mut statements_v1 = Vec::new();
     let (vector_result, vector_host) = vector_statement();
     let sample = common::sample_result();
     let mut named = sample.clone();
@@ -229,12 +354,33 @@ fn client_test_vectors_are_pinned_and_independently_checked() {
             "commitment": commitment,
             "instances": statement.instance().to_field_elements().iter().map(hex32).collect::<Vec<_>>(),
         }));
+        // Version 1: the same result without tokens_used; chain_id alone.
+        let v1 = CircuitVersion::V1;
+        let inputs = statement.commitment_inputs_for(v1);
+        let ark: Vec<_> = inputs.iter().map(to_ark).collect();
+        let commitment = hex32(&statement.commitment_for(v1));
+        assert_eq!(commitment, from_ark(&h11.hash(&ark).unwrap()));
+        let mut result_json = serde_json::from_str::<Value>(&result.to_json()).unwrap();
+        result_json.as_object_mut().unwrap().remove("tokens_used");
+        statements_v1.push(json!({
+            "result": result_json,
+            "host_secret": hex32(&secret),
+            "host_id": statement.host_id.to_string(),
+            "model_hash": statement.model_hash.to_string(),
+            "input_hash": statement.input_hash.to_string(),
+            "input_limbs": [hex32(&input_hi), hex32(&input_lo)],
+            "output_hash": statement.output_hash.to_string(),
+            "commitment_inputs": inputs.iter().map(hex32).collect::<Vec<_>>(),
+            "commitment": commitment,
+            "instances": statement.instance_for(v1).to_field_elements().iter().map(hex32).collect::<Vec<_>>(),
+        }));
     }
     let document = json!({
-        "description": "fabstir-zk circuit version 1 test vectors. Poseidon is circomlib's (BN254, x^5, 8 full rounds; 56 partial rounds for 1 input, 60 for 11). host_id = Poseidon(host_secret); commitment = Poseidon(chain_id, marketplace, job.hi, job.lo, model.hi, model.lo, input.hi, input.lo, output.hi, output.lo, host_id), where each 32-byte value is split into 128-bit big-endian halves (hi, lo) and hashes are SHA-256 of the UTF-8 bytes (model_hash as given, or SHA-256 of the model name). Field elements are 0x + 64 big-endian hex digits.",
+        "description": "fabstir-zk test vectors: circuit version 2 (statements) and version 1 (statements_v1, still verified). Poseidon is circomlib's (BN254, x^5, 8 full rounds; 56 partial rounds for 1 input, 60 for 11). host_id = Poseidon(host_secret). Version 2: commitment = Poseidon(chain_id + 2^64 * tokens, marketplace, job.hi, job.lo, model.hi, model.lo, input.hi, input.lo, output.hi, output.lo, host_id), tokens being the result's tokens_used (both below 2^64), and the instances are chain_id, marketplace, job.hi, job.lo, host_id, commitment, tokens. Version 1: the first input is chain_id alone, and the instances are the first six. Each 32-byte value is split into 128-bit big-endian halves (hi, lo) and hashes are SHA-256 of the UTF-8 bytes (model_hash as given, or SHA-256 of the model name). Field elements are 0x + 64 big-endian hex digits.",
         "poseidon_1": poseidon1,
         "poseidon_11": poseidon11,
         "statements": statements,
+        "statements_v1": statements_v1,
     });
     pinned(
         docs("test-vectors.json"),

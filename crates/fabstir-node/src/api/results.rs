@@ -32,7 +32,7 @@ pub struct ResultRequest {
 }
 
 impl ResultRequest {
-    fn into_result(self) -> Result<(InferenceResult, u64), ApiError> {
+    fn into_result(self) -> Result<InferenceResult, ApiError> {
         if self.tokens_used > store::MAX_TOKENS {
             return Err(ApiError::new(
                 ErrorCode::TokensOutOfRange,
@@ -45,17 +45,15 @@ impl ResultRequest {
         }
         let model = ModelRef::from_parts(self.model, self.model_hash)
             .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
-        Ok((
-            InferenceResult {
-                job_id: self.job_id,
-                chain_id: self.chain_id,
-                marketplace: self.marketplace,
-                model,
-                prompt: self.prompt,
-                response: self.response,
-            },
-            self.tokens_used,
-        ))
+        Ok(InferenceResult {
+            job_id: self.job_id,
+            chain_id: self.chain_id,
+            marketplace: self.marketplace,
+            model,
+            prompt: self.prompt,
+            response: self.response,
+            tokens_used: self.tokens_used,
+        })
     }
 }
 
@@ -64,14 +62,14 @@ pub async fn post_result(
     State(app): State<Arc<App>>,
     JsonBody(request): JsonBody<ResultRequest>,
 ) -> Result<Response, ApiError> {
-    let (result, tokens) = request.into_result()?;
+    let result = request.into_result()?;
     // Without a place in the queue, a job that is already stored still gets
     // its idempotent answer (duplicate or conflict); only new jobs get 503.
     let reserved = app.pool.reserve().is_ok();
     if !reserved {
         let store = app.store.clone();
         let job = result.job_id;
-        let hash = store::content_hash(&result, tokens);
+        let hash = store::content_hash(&result);
         if let Some(stored) = blocking(move || Ok(store.result(&job)?)).await? {
             if stored.content_hash == hash {
                 return Ok(
@@ -96,7 +94,7 @@ pub async fn post_result(
     }
     let host_id = app.keys.current().host_key.host_id();
     let store = app.store.clone();
-    let outcome = blocking(move || Ok(store.insert_result(&result, tokens, host_id)?)).await;
+    let outcome = blocking(move || Ok(store.insert_result(&result, host_id)?)).await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -242,7 +240,10 @@ pub async fn post_verify(
     let pool = app.pools.verify();
     let outcome = blocking(move || {
         let started = std::time::Instant::now();
-        let outcome = pool.install(|| envelope.verify(&vk, &result.statement(host_id).instance()));
+        // The public inputs of the proof's own circuit version (a version 1
+        // proof binds no token count).
+        let expected = result.statement(host_id).instance_for(envelope.version());
+        let outcome = pool.install(|| envelope.verify(&vk, &expected));
         metrics
             .verify_seconds
             .observe(started.elapsed().as_secs_f64());

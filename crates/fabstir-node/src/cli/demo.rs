@@ -17,7 +17,8 @@ pub const SAMPLE_RESULT: &str = r#"{
   "marketplace": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
   "model": "TheBloke/Llama-2-7B-Chat-GGUF/llama-2-7b-chat.Q4_K_M.gguf",
   "prompt": "What is the capital of France?",
-  "response": "The capital of France is Paris."
+  "response": "The capital of France is Paris.",
+  "tokens_used": 42
 }"#;
 
 /// The sample result, parsed.

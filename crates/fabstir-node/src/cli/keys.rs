@@ -108,7 +108,11 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
             new_host_key,
         } => {
             let source = srs.ceremony()?;
-            if source.is_none() && !new_host_key {
+            // Keys of an older circuit version are rotated to the current
+            // one even with the same SRS and host key.
+            let outdated = fabstir_zk::keystore::read_manifest(&dir)
+                .is_ok_and(|m| m.circuit_version != fabstir_zk::CIRCUIT_VERSION);
+            if source.is_none() && !new_host_key && !outdated {
                 return Err(Failure::input(
                     "bad_argument",
                     "nothing to rotate: with the same SRS and host key the new keys would equal the current ones; \
@@ -270,7 +274,7 @@ fn verify(dir: &Path) -> Result<ExitCode, Failure> {
         );
         let canary = InferenceResult::from_json(
             br#"{"job_id": "0", "chain_id": 0, "marketplace": "0x0000000000000000000000000000000000000000",
-                 "model": "fabstir canary", "prompt": "canary", "response": "canary"}"#,
+                 "model": "fabstir canary", "prompt": "canary", "response": "canary", "tokens_used": 1}"#,
         )
         .map_err(|e| e.to_string())
         .and_then(|result| {

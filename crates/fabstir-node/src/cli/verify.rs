@@ -21,9 +21,22 @@ pub fn run(
         .map(HostId::parse)
         .transpose()
         .map_err(|e| Failure::input("bad_argument", format!("--host-id: {e}")))?;
-    let (vk, manifest) = keystore::load_verifier(keys)?;
+    let (current, manifest) = keystore::load_verifier(keys)?;
+    // The key the proof names: the directory's, or one of an older circuit
+    // version derived from its SRS (a version 1 proof made before the
+    // upgrade). Any other id is reported by `verify` as unknown.
+    let vk = if envelope.vk_id == current.id() {
+        current
+    } else {
+        current
+            .older_versions()?
+            .into_iter()
+            .find(|vk| vk.id() == envelope.vk_id)
+            .unwrap_or(current)
+    };
     let host_id = host_id.unwrap_or(manifest.host_id);
-    let expected = result.statement(host_id).instance();
+    // The public inputs of the proof's own circuit version.
+    let expected = result.statement(host_id).instance_for(envelope.version());
     let started = Instant::now();
     let outcome = envelope.verify(&vk, &expected);
     let verify_ms = started.elapsed().as_secs_f64() * 1e3;

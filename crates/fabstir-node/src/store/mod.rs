@@ -187,10 +187,9 @@ impl Store {
     pub fn insert_result(
         &self,
         result: &InferenceResult,
-        tokens_used: u64,
         host_id: HostId,
     ) -> Result<InsertOutcome, StoreError> {
-        self.fast_tx(|tx| results::insert(tx, result, tokens_used, host_id))
+        self.fast_tx(|tx| results::insert(tx, result, host_id))
     }
 
     /// The stored result of a job.

@@ -63,6 +63,7 @@ impl JobState {
 #[derive(Debug, Clone)]
 pub struct StoredResult {
     pub result: InferenceResult,
+    /// The result's `tokens_used` (the same as `result.tokens_used`).
     pub tokens_used: u64,
     pub host_id: HostId,
     pub content_hash: Digest32,
@@ -86,7 +87,7 @@ pub enum InsertOutcome {
 
 /// Canonical digest of a result's content: what "the same job with the same
 /// content" means for idempotency.
-pub fn content_hash(result: &InferenceResult, tokens_used: u64) -> Digest32 {
+pub fn content_hash(result: &InferenceResult) -> Digest32 {
     let model = match &result.model {
         ModelRef::Name(name) => format!("name:{}", Digest32::sha256(name.as_bytes())),
         ModelRef::Hash(hash) => format!("hash:{hash}"),
@@ -99,7 +100,7 @@ pub fn content_hash(result: &InferenceResult, tokens_used: u64) -> Digest32 {
         model,
         Digest32::sha256(result.prompt.as_bytes()),
         Digest32::sha256(result.response.as_bytes()),
-        tokens_used
+        result.tokens_used
     );
     Digest32::sha256(canonical.as_bytes())
 }
@@ -108,10 +109,9 @@ pub fn content_hash(result: &InferenceResult, tokens_used: u64) -> Digest32 {
 pub fn insert(
     tx: &Connection,
     result: &InferenceResult,
-    tokens_used: u64,
     host_id: HostId,
 ) -> Result<InsertOutcome, StoreError> {
-    let hash = content_hash(result, tokens_used);
+    let hash = content_hash(result);
     if let Some(existing) = get(tx, &result.job_id)? {
         return Ok(if existing.content_hash == hash {
             InsertOutcome::Duplicate(existing)
@@ -136,7 +136,7 @@ pub fn insert(
             model_hash,
             result.prompt,
             result.response,
-            tokens_to_sql(tokens_used)?,
+            tokens_to_sql(result.tokens_used)?,
             host_id.to_string(),
             hash.to_string(),
             now_ms()
@@ -279,6 +279,7 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
         ),
         _ => return Err(corrupt("model must be a name or a hash".into())),
     };
+    let tokens_used = tokens_from_sql(tokens, &job_id.to_string())?;
     Ok(Some(StoredResult {
         result: InferenceResult {
             job_id: *job_id,
@@ -287,8 +288,9 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
             model,
             prompt,
             response,
+            tokens_used,
         },
-        tokens_used: tokens_from_sql(tokens, &job_id.to_string())?,
+        tokens_used,
         host_id: HostId::parse(&host).map_err(|e| corrupt(e.to_string()))?,
         content_hash: Digest32::parse("content_hash", &content)
             .map_err(|e| corrupt(e.to_string()))?,

@@ -13,7 +13,9 @@
 //! square constraint (round 0's public inputs, every S-box of full round 1
 //! and of the first partial-round group); for every state element, the state
 //! after one partial-round group changed; the commitment cell and the
-//! commitment instance changed; a commitment for another host's `host_id`
+//! commitment instance changed; the tokens instance changed (it enters the
+//! commitment's first input with the chain id); a commitment for another
+//! host's `host_id`
 //! over our secret's host_id permutation; and the auditor's attack, another
 //! host's `host_id` from the width-2 permutation run backwards.
 
@@ -25,12 +27,13 @@ use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
 use super::layout::*;
-use super::{test_proving_key, CircuitConstants, CommitmentCircuit, Grid};
+use super::{test_proving_key, tokens_factor, CircuitConstants, CommitmentCircuit, Grid};
 use crate::envelope::ProofEnvelope;
 use crate::error::VerifyError;
 use crate::poseidon::schedule::{Fault, Trace};
 use crate::poseidon::{self, mat_vec, PoseidonParams};
 use crate::statement::Instance;
+use crate::CircuitVersion;
 
 /// A witness grid with the instance column it claims.
 struct Forgery {
@@ -39,11 +42,16 @@ struct Forgery {
     instances: [Fr; instance::COUNT],
 }
 
+/// The chain id and token count of the statement.
+const CHAIN_ID: u64 = 84532;
+const TOKENS: u64 = 1234;
+
 /// The public inputs and limbs of the statement (inputs 0..10; input 10,
-/// the host_id, is filled in), and our secret.
+/// the host_id, is filled in), and our secret. Input 0 packs the chain id
+/// and the token count.
 fn statement() -> ([Fr; 11], Fr) {
     let mut inputs = [Fr::ZERO; 11];
-    inputs[instance::CHAIN_ID] = Fr::from(84532);
+    inputs[instance::CHAIN_ID] = Fr::from(CHAIN_ID) + Fr::from(TOKENS) * tokens_factor();
     inputs[instance::MARKETPLACE] = Fr::from_u128(0x1111_2222_3333_4444_5555_6666_7777);
     inputs[instance::JOB_HI] = Fr::from_u128(7u128 << 100);
     inputs[instance::JOB_LO] = Fr::from(42);
@@ -85,12 +93,13 @@ fn commitment_trace(inputs: &[Fr; 11], fault: Option<Fault>) -> Trace {
 
 fn instances(inputs: &[Fr; 11], commitment: Fr) -> [Fr; instance::COUNT] {
     [
-        inputs[instance::CHAIN_ID],
+        Fr::from(CHAIN_ID),
         inputs[instance::MARKETPLACE],
         inputs[instance::JOB_HI],
         inputs[instance::JOB_LO],
         inputs[10],
         commitment,
+        Fr::from(TOKENS),
     ]
 }
 
@@ -191,7 +200,24 @@ fn single_constraint_forgeries() -> Vec<Forgery> {
     claimed.name = "commitment instance".into();
     claimed.instances[instance::COMMITMENT] += Fr::ONE;
     out.push(claimed);
+    out.push(tokens_instance_forgery());
     out
+}
+
+/// A proof for one token count claimed for another: the tokens instance one
+/// more, with the auxiliary square of the first input's S-box recomputed to
+/// fit, so that only its `y = a^2 * x` constraint breaks.
+fn tokens_instance_forgery() -> Forgery {
+    let mut forgery = honest();
+    forgery.name = "tokens instance".into();
+    forgery.instances[instance::TOKENS] += Fr::ONE;
+    let (element, _, aux_rotation, aux_column) = COMMITMENT_BOUND_INPUTS[0];
+    let x = forgery.instances[instance::CHAIN_ID]
+        + forgery.instances[instance::TOKENS] * tokens_factor()
+        + CircuitConstants::get().commitment.full_constants[0][element];
+    let row = (last_row_of_block(COMMITMENT_INPUT_BLOCK) as i32 + aux_rotation) as usize;
+    forgery.grid.set(row, aux_column, x.square());
+    forgery
 }
 
 /// (i) Our secret's host_id permutation, but the commitment over, and the
@@ -368,8 +394,8 @@ fn every_single_constraint_forgery_is_rejected_by_the_real_verifier() {
     assert_honest_witness_verifies();
     let forgeries = single_constraint_forgeries();
     // 150 + 71 outputs, 5 + 12 + 4 + 2 + 2 squares, 12 + 2 group states,
-    // 2 bindings.
-    assert_eq!(forgeries.len(), 221 + 25 + 14 + 2);
+    // 2 bindings, the tokens instance.
+    assert_eq!(forgeries.len(), 221 + 25 + 14 + 2 + 1);
     let start = std::time::Instant::now();
     let accepted = accepted(&forgeries);
     println!(
@@ -397,7 +423,7 @@ fn host_id_run_backwards_without_the_secret_is_rejected_by_the_real_verifier() {
 /// The (gate, constraint, row) of each unsatisfied constraint under
 /// MockProver; `Err` for any other kind of failure.
 fn broken_constraints(f: &Forgery) -> Result<Vec<(String, String, usize)>, String> {
-    let circuit = CommitmentCircuit::with_grid(f.grid.clone());
+    let circuit = CommitmentCircuit::with_grid(f.grid.clone(), CircuitVersion::CURRENT);
     let failures = match MockProver::run(K, &circuit, vec![f.instances.to_vec()])
         .map_err(|e| format!("{}: MockProver failed: {e}", f.name))?
         .verify()
@@ -512,4 +538,58 @@ fn round_0_faults_hit_the_element_they_name() {
             HOST_ID_FIRST_ROW
         )]
     );
+}
+
+/// Changing only the tokens instance breaks exactly the round-0 S-box of
+/// the commitment's first input (which reads chain id and tokens).
+#[test]
+fn the_tokens_instance_is_bound_by_round_0() {
+    let forgery = tokens_instance_forgery();
+    assert_eq!(
+        broken_constraints(&forgery).unwrap(),
+        [(
+            "commitment round 0".into(),
+            "public input 1: y = a^2 * x".into(),
+            last_row_of_block(COMMITMENT_INPUT_BLOCK)
+        )]
+    );
+}
+
+/// The packing `chain_id + 2^64 * tokens` is a field sum: the circuit alone
+/// accepts another split of the same element (chain id + 2^64, tokens - 1).
+/// Such a split has a value >= 2^64, which `Instance::from_field_elements`
+/// (the envelope parser) refuses, naming the field; both directions.
+#[test]
+fn another_split_of_the_packed_input_satisfies_the_circuit_but_is_refused() {
+    for (chain, tokens, field) in [
+        (
+            Fr::from(CHAIN_ID) + tokens_factor(),
+            Fr::from(TOKENS - 1),
+            "chain id",
+        ),
+        (
+            Fr::from(CHAIN_ID) - tokens_factor(),
+            Fr::from(TOKENS + 1),
+            "chain id",
+        ),
+    ] {
+        let mut forgery = honest();
+        forgery.instances[instance::CHAIN_ID] = chain;
+        forgery.instances[instance::TOKENS] = tokens;
+        assert_eq!(broken_constraints(&forgery).unwrap(), vec![]);
+        match Instance::from_field_elements(&forgery.instances) {
+            Err(crate::error::InputError::InstanceRange { what, .. }) => assert_eq!(what, field),
+            other => panic!("expected a range error, got {other:?}"),
+        }
+    }
+    // Tokens that carry into 2^64 the other way: tokens + 2^64 with the
+    // chain id the same element minus 2^128 is out of range too.
+    let mut forgery = honest();
+    forgery.instances[instance::TOKENS] += tokens_factor();
+    forgery.instances[instance::CHAIN_ID] -= tokens_factor() * tokens_factor();
+    assert_eq!(broken_constraints(&forgery).unwrap(), vec![]);
+    assert!(matches!(
+        Instance::from_field_elements(&forgery.instances),
+        Err(crate::error::InputError::InstanceRange { .. })
+    ));
 }

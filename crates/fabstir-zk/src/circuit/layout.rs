@@ -20,11 +20,16 @@
 //! ```
 //!
 //! Both outputs are bound to their instances by gates anchored at the
-//! instance rows (4 and 5) that reach down to the output cells. The verifier
+//! instance rows (4 and 5) that reach down to the output cells. Circuit
+//! version 2 adds `tokens` at instance row 6, read by the round-0 gate
+//! (anchored at row 2, so at rotation 4) together with `chain_id`. The verifier
 //! evaluates one Lagrange basis polynomial per row between the lowest and the
 //! highest instance rotation, so keeping every instance query near row 0
 //! (rather than binding at rows 68 and 104) saves it ~200 field
-//! exponentiations per proof.
+//! exponentiations per proof. Version 1 spans rotations -2..=2 over 6 rows
+//! (10 Lagrange evaluations); version 2, rotations -2..=4 over 7 rows (13).
+//! Rows 0..=5 keep their version 1 meaning, so `tokens` cannot sit closer
+//! to the anchor than row 6.
 
 /// log2 of the number of rows.
 pub const K: u32 = 7;
@@ -118,17 +123,29 @@ pub mod instance {
     pub const HOST_ID: usize = 4;
     /// `commitment`.
     pub const COMMITMENT: usize = 5;
-    /// Number of public inputs.
-    pub const COUNT: usize = 6;
+    /// `tokens` (circuit version 2): after the v1 rows, which keep their
+    /// meaning, so that a version 1 instance is a prefix of a version 2 one.
+    pub const TOKENS: usize = 6;
+    /// Number of public inputs (circuit version 2).
+    pub const COUNT: usize = 7;
+    /// Number of public inputs of circuit version 1 (no `tokens`).
+    pub const COUNT_V1: usize = 6;
     /// Size bound of each public input, in bits (the value is below
-    /// `2^bits`; 254 means any canonical field element). Verifiers check
-    /// these natively before verifying.
-    pub const BITS: [u32; COUNT] = [64, 160, 128, 128, 254, 254];
+    /// `2^bits`; 254 means any canonical field element), in row order.
+    /// Verifiers check these natively before verifying; version 1 has the
+    /// first [`COUNT_V1`].
+    pub const BITS: [u32; COUNT] = [64, 160, 128, 128, 254, 254, 64];
 }
+
+/// `tokens` is packed with `chain_id` into the commitment's first input as
+/// `chain_id + 2^TOKENS_SHIFT * tokens` (circuit version 2). Both are below
+/// 2^64 (checked natively by every verifier), so the packing is injective.
+pub const TOKENS_SHIFT: u32 = 64;
 
 /// Commitment elements bound to public inputs in round 0, with their instance
 /// row and the (rotation from the anchor row, column) of their auxiliary cell.
-/// Element 0 (the capacity, always zero) is a constant; elements 5..=10 are the
+/// In circuit version 2 element 1 also reads [`instance::TOKENS`]
+/// (see [`TOKENS_SHIFT`]). Element 0 (the capacity, always zero) is a constant; elements 5..=10 are the
 /// private hash limbs and stay free.
 pub const COMMITMENT_BOUND_INPUTS: [(usize, usize, i32, usize); 5] = [
     (1, instance::CHAIN_ID, -1, 4),
@@ -174,19 +191,23 @@ impl std::fmt::Display for Cell {
     }
 }
 
-/// The cells a prover chooses freely: the public inputs other than the two
-/// outputs (instance rows 0..=3: chain id, marketplace, job limbs), the six
-/// private limbs (round-0 S-box outputs in block 0) and the secret's S-box
-/// output (round 0 of host_id). The constraints must determine every other
-/// cell they read from these, `host_id` and `commitment` (instance rows 4
-/// and 5) included; `circuit::uniqueness` checks it.
-pub fn free_cells() -> Vec<Cell> {
+/// The cells a prover chooses freely in circuit `version`: the public inputs
+/// other than the two outputs (instance rows 0..=3: chain id, marketplace,
+/// job limbs; and row 6, tokens, in version 2), the six private limbs
+/// (round-0 S-box outputs in block 0) and the secret's S-box output (round 0
+/// of host_id). The constraints must determine every other cell they read
+/// from these, `host_id` and `commitment` (instance rows 4 and 5) included;
+/// `circuit::uniqueness` checks it.
+pub fn free_cells(version: crate::CircuitVersion) -> Vec<Cell> {
+    let tokens = version.binds_tokens().then_some(instance::TOKENS);
     let public = [
         instance::CHAIN_ID,
         instance::MARKETPLACE,
         instance::JOB_HI,
         instance::JOB_LO,
     ]
+    .into_iter()
+    .chain(tokens)
     .map(|row| Cell::Instance { row });
     let limbs = COMMITMENT_PRIVATE_INPUTS.map(|i| {
         let (row, column) = state_cell(i);
@@ -199,9 +220,5 @@ pub fn free_cells() -> Vec<Cell> {
         column: HOST_ID_SECRET_ELEMENT,
         row: HOST_ID_FIRST_ROW,
     };
-    public
-        .into_iter()
-        .chain(limbs)
-        .chain(std::iter::once(secret))
-        .collect()
+    public.chain(limbs).chain(std::iter::once(secret)).collect()
 }

@@ -1,7 +1,9 @@
 //! The halo2 circuit: `host_id = Poseidon(sk)` and
-//! `commitment = Poseidon(chain_id, marketplace, job.hi, job.lo, model.hi,
-//! model.lo, input.hi, input.lo, output.hi, output.lo, host_id)`, with the
-//! public inputs and both outputs constrained to the instance column.
+//! `commitment = Poseidon(chain_id + 2^64 * tokens, marketplace, job.hi,
+//! job.lo, model.hi, model.lo, input.hi, input.lo, output.hi, output.lo,
+//! host_id)`, with the public inputs and both outputs constrained to the
+//! instance column. Circuit version 1 (still verified, see
+//! [`CircuitVersion`]) has no `tokens`: its first input is `chain_id` alone.
 //!
 //! Every gate is a dedicated Poseidon step (no generic arithmetic): a full
 //! round produces four S-box outputs per row, a partial-round gate evaluates
@@ -27,7 +29,7 @@ use std::sync::OnceLock;
 
 use halo2_axiom::circuit::{Layouter, SimpleFloorPlanner, Value};
 use halo2_axiom::halo2curves::bn256::Fr;
-use halo2_axiom::halo2curves::ff::Field;
+use halo2_axiom::halo2curves::ff::{Field, PrimeField};
 use halo2_axiom::plonk::{
     Advice, Circuit, Column, ConstraintSystem, Constraints, Error as PlonkError, Expression, Fixed,
     Instance, VirtualCells,
@@ -36,6 +38,7 @@ use halo2_axiom::poly::Rotation;
 
 use crate::poseidon::schedule::Schedule;
 use crate::poseidon::{self, pow5};
+use crate::CircuitVersion;
 use layout::*;
 
 pub(crate) use witness::Grid;
@@ -107,19 +110,43 @@ mod binding {
     pub const ALL: [u64; 3] = [COMMITMENT_OUTPUT, HOST_ID_OUTPUT, HOST_ID_ROUND0];
 }
 
-/// The circuit. Without a witness it describes the constraint system only
-/// (key generation); with one it assigns every cell (MockProver).
+/// The circuit of one [`CircuitVersion`] (its `Circuit::Params`). Without a
+/// witness it describes the constraint system only (key generation); with
+/// one it assigns every cell (MockProver). The versions differ only in the
+/// round-0 binding of the first commitment input (see [`layout::TOKENS_SHIFT`]).
 #[derive(Debug, Clone, Default)]
 pub struct CommitmentCircuit {
     grid: Option<Grid>,
+    version: CircuitVersion,
 }
 
 impl CommitmentCircuit {
-    /// A circuit with its witness grid.
-    #[cfg(test)]
-    pub(crate) fn with_grid(grid: Grid) -> Self {
-        Self { grid: Some(grid) }
+    /// The circuit of `version`, without a witness (key generation).
+    pub fn for_version(version: CircuitVersion) -> Self {
+        Self {
+            grid: None,
+            version,
+        }
     }
+
+    /// The version this circuit proves.
+    pub fn version(&self) -> CircuitVersion {
+        self.version
+    }
+
+    /// A circuit of `version` with its witness grid.
+    #[cfg(test)]
+    pub(crate) fn with_grid(grid: Grid, version: CircuitVersion) -> Self {
+        Self {
+            grid: Some(grid),
+            version,
+        }
+    }
+}
+
+/// `2^TOKENS_SHIFT`, the factor of `tokens` in the first commitment input.
+pub(crate) fn tokens_factor() -> Fr {
+    Fr::from_u128(1u128 << TOKENS_SHIFT)
 }
 
 /// `sum coefficients[j] * terms[j] + constant`, skipping zero coefficients.
@@ -167,13 +194,25 @@ fn binding_selector(column: Expression<Fr>, value: u64) -> Expression<Fr> {
 impl Circuit<Fr> for CommitmentCircuit {
     type Config = CommitmentConfig;
     type FloorPlanner = SimpleFloorPlanner;
-    type Params = ();
+    type Params = CircuitVersion;
 
     fn without_witnesses(&self) -> Self {
-        Self::default()
+        Self::for_version(self.version)
     }
 
+    fn params(&self) -> CircuitVersion {
+        self.version
+    }
+
+    /// The current version's constraint system.
     fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
+        Self::configure_with_params(meta, CircuitVersion::CURRENT)
+    }
+
+    fn configure_with_params(
+        meta: &mut ConstraintSystem<Fr>,
+        version: CircuitVersion,
+    ) -> Self::Config {
         let config = CommitmentConfig {
             advice: std::array::from_fn(|_| meta.advice_column()),
             full_round: std::array::from_fn(|_| meta.fixed_column()),
@@ -189,7 +228,7 @@ impl Circuit<Fr> for CommitmentCircuit {
         let constants = CircuitConstants::get();
         configure_commitment_full_rounds(meta, &config, &constants.commitment);
         configure_commitment_partial_groups(meta, &config, &constants.commitment);
-        configure_commitment_input(meta, &config);
+        configure_commitment_input(meta, &config, version);
         configure_host_id_full_rounds(meta, &config, &constants.host_id);
         configure_host_id_partial_groups(meta, &config, &constants.host_id);
         configure_bindings(meta, &config, constants);
@@ -365,8 +404,13 @@ fn configure_commitment_partial_groups(
 }
 
 /// Round 0 of the commitment: the state is `[0, inputs...]`, so element 0 is
-/// a constant and the public elements are S-boxes of their instances.
-fn configure_commitment_input(meta: &mut ConstraintSystem<Fr>, config: &CommitmentConfig) {
+/// a constant and the public elements are S-boxes of their instances. In
+/// version 2 element 1's input is `chain_id + 2^64 * tokens`.
+fn configure_commitment_input(
+    meta: &mut ConstraintSystem<Fr>,
+    config: &CommitmentConfig,
+    version: CircuitVersion,
+) {
     let constants = &CircuitConstants::get().commitment.full_constants[0];
     meta.create_gate("commitment round 0", |meta| {
         let selector = meta.query_fixed(config.input, Rotation::cur());
@@ -377,8 +421,14 @@ fn configure_commitment_input(meta: &mut ConstraintSystem<Fr>, config: &Commitme
             state[0].clone() - Expression::Constant(pow5(constants[0])),
         )];
         for (i, instance_row, aux_rotation, aux_column) in COMMITMENT_BOUND_INPUTS {
-            let x = meta.query_instance(config.instance, Rotation(instance_row as i32 - anchor))
-                + Expression::Constant(constants[i]);
+            let mut public =
+                meta.query_instance(config.instance, Rotation(instance_row as i32 - anchor));
+            if version.binds_tokens() && instance_row == instance::CHAIN_ID {
+                let tokens = meta
+                    .query_instance(config.instance, Rotation(instance::TOKENS as i32 - anchor));
+                public = public + tokens * Expression::Constant(tokens_factor());
+            }
+            let x = public + Expression::Constant(constants[i]);
             let a = meta.query_advice(config.advice[aux_column], Rotation(aux_rotation));
             constraints.extend(sbox_constraints(
                 &format!("public input {i}"),
@@ -601,17 +651,33 @@ fn fixed_assignments(
 /// The proving key under the development SRS, built once for the tests.
 #[cfg(test)]
 pub(crate) fn test_proving_key() -> &'static crate::keys::ProvingKey {
-    static PK: OnceLock<crate::keys::ProvingKey> = OnceLock::new();
-    PK.get_or_init(|| {
-        let srs = std::sync::Arc::new(crate::srs::Srs::insecure_dev());
-        crate::keys::ProvingKey::build(srs).expect("key generation")
-    })
+    test_proving_key_of(CircuitVersion::CURRENT)
 }
 
-/// The circuit's fixed columns (index order), as key generation assigns them.
-pub(crate) fn expected_fixed_columns() -> Vec<Vec<Fr>> {
+/// The proving key of `version` under the development SRS, built once.
+#[cfg(test)]
+pub(crate) fn test_proving_key_of(version: CircuitVersion) -> &'static crate::keys::ProvingKey {
+    static PKS: OnceLock<Vec<crate::keys::ProvingKey>> = OnceLock::new();
+    let pks = PKS.get_or_init(|| {
+        let srs = std::sync::Arc::new(crate::srs::Srs::insecure_dev());
+        CircuitVersion::ALL
+            .into_iter()
+            .map(|v| {
+                crate::keys::ProvingKey::build_version(srs.clone(), v).expect("key generation")
+            })
+            .collect()
+    });
+    &pks[CircuitVersion::ALL
+        .iter()
+        .position(|v| *v == version)
+        .unwrap_or_default()]
+}
+
+/// The circuit's fixed columns (index order), as key generation assigns them
+/// (the same for every version).
+pub(crate) fn expected_fixed_columns(version: CircuitVersion) -> Vec<Vec<Fr>> {
     let mut cs = ConstraintSystem::<Fr>::default();
-    let config = CommitmentCircuit::configure(&mut cs);
+    let config = CommitmentCircuit::configure_with_params(&mut cs, version);
     let mut columns = vec![vec![Fr::ZERO; 1 << K]; cs.num_fixed_columns()];
     for (column, row, value) in fixed_assignments(&config, CircuitConstants::get()) {
         columns[column.index()][row] = value;

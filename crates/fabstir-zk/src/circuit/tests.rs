@@ -8,35 +8,66 @@ use halo2_axiom::halo2curves::ff::Field;
 use halo2_axiom::plonk::{Circuit, ConstraintSystem};
 
 use super::layout::*;
-use super::{CircuitConstants, CommitmentCircuit, Grid};
+use super::{tokens_factor, CircuitConstants, CommitmentCircuit, Grid};
+use crate::error::InputError;
 use crate::poseidon;
+use crate::statement::Instance;
+use crate::CircuitVersion;
 
-/// Commitment inputs (with `host_id` last), the secret, and the instance column.
+/// Commitment inputs (with `host_id` last), the secret, the instance column
+/// and the circuit version.
 struct Fixture {
     inputs: [Fr; 11],
     sk: Fr,
     instances: Vec<Fr>,
+    version: CircuitVersion,
 }
 
+/// A current-version (2) fixture.
 fn fixture(seed: u64) -> Fixture {
+    fixture_of(seed, CircuitVersion::CURRENT)
+}
+
+/// A fixture of `version`: in version 2 input 0 packs the chain id and the
+/// token count, which are public inputs 0 and 6.
+fn fixture_of(seed: u64, version: CircuitVersion) -> Fixture {
     let sk = Fr::from(seed) * Fr::from(0x9e37_79b9_7f4a_7c15u64) + Fr::from(3);
     let host_id = poseidon::hash1(sk);
     let mut inputs: [Fr; 11] =
         std::array::from_fn(|i| Fr::from(seed * 1000 + i as u64 * 77 + 5).square());
+    let chain_id = Fr::from(seed * 31 + 84532);
+    let tokens = Fr::from(seed * 1_000_003 + 7);
+    inputs[0] = if version.binds_tokens() {
+        chain_id + tokens * tokens_factor()
+    } else {
+        chain_id
+    };
     inputs[10] = host_id;
     let commitment = poseidon::hash11(&inputs);
-    let instances = vec![
-        inputs[0], inputs[1], inputs[2], inputs[3], host_id, commitment,
+    let mut instances = vec![
+        chain_id, inputs[1], inputs[2], inputs[3], host_id, commitment,
     ];
+    if version.binds_tokens() {
+        instances.push(tokens);
+    }
     Fixture {
         inputs,
         sk,
         instances,
+        version,
     }
 }
 
 fn run(grid: Grid, instances: &[Fr]) -> Result<(), Vec<VerifyFailure>> {
-    let circuit = CommitmentCircuit::with_grid(grid);
+    run_version(grid, instances, CircuitVersion::CURRENT)
+}
+
+fn run_version(
+    grid: Grid,
+    instances: &[Fr],
+    version: CircuitVersion,
+) -> Result<(), Vec<VerifyFailure>> {
+    let circuit = CommitmentCircuit::with_grid(grid, version);
     MockProver::run(K, &circuit, vec![instances.to_vec()])
         .expect("mock prover runs")
         .verify()
@@ -85,11 +116,72 @@ fn assert_fails_with(failures: &[VerifyFailure], gate: &str, constraint: &str, r
 
 #[test]
 fn honest_witness_satisfies_every_constraint() {
-    for seed in 0..3 {
-        let f = fixture(seed);
-        run(Grid::build(&f.inputs, f.sk), &f.instances)
-            .unwrap_or_else(|e| panic!("seed {seed}: {e:?}"));
+    for version in CircuitVersion::ALL {
+        for seed in 0..3 {
+            let f = fixture_of(seed, version);
+            run_version(Grid::build(&f.inputs, f.sk), &f.instances, f.version)
+                .unwrap_or_else(|e| panic!("version {version}, seed {seed}: {e:?}"));
+        }
     }
+}
+
+#[test]
+fn a_witness_of_one_version_fails_the_other() {
+    for (made, checked) in [
+        (CircuitVersion::V1, CircuitVersion::V2),
+        (CircuitVersion::V2, CircuitVersion::V1),
+    ] {
+        let f = fixture_of(5, made);
+        let mut instances = f.instances.clone();
+        // A version 2 circuit reads tokens (zero if absent); the grid of a
+        // version 1 statement then still fits only if tokens are 0, so
+        // claim a non-zero count.
+        instances.resize(CircuitVersion::V2.instance_count(), Fr::from(9));
+        let failures = run_version(Grid::build(&f.inputs, f.sk), &instances, checked).unwrap_err();
+        assert_fails_with(
+            &failures,
+            "commitment round 0",
+            "public input 1: y = a^2 * x",
+            last_row_of_block(COMMITMENT_INPUT_BLOCK),
+        );
+    }
+}
+
+#[test]
+fn changing_tokens_fails_and_names_the_first_input() {
+    let f = fixture(6);
+    let grid = Grid::build(&f.inputs, f.sk);
+    for delta in [Fr::ONE, -Fr::ONE, tokens_factor()] {
+        let mut instances = f.instances.clone();
+        instances[instance::TOKENS] += delta;
+        assert_fails_with(
+            &run(grid.clone(), &instances).unwrap_err(),
+            "commitment round 0",
+            "public input 1: y = a^2 * x",
+            last_row_of_block(COMMITMENT_INPUT_BLOCK),
+        );
+    }
+}
+
+#[test]
+fn tokens_at_or_above_2_64_are_refused_by_the_instance_parser() {
+    let f = fixture(7);
+    for tokens in [tokens_factor(), tokens_factor() + Fr::ONE, -Fr::ONE] {
+        let mut instances = f.instances.clone();
+        instances[instance::TOKENS] = tokens;
+        assert_eq!(
+            Instance::from_field_elements(&instances),
+            Err(InputError::InstanceRange {
+                index: instance::TOKENS,
+                what: "tokens"
+            })
+        );
+    }
+    let mut instances = f.instances.clone();
+    instances[instance::TOKENS] = Fr::from(u64::MAX);
+    let parsed = Instance::from_field_elements(&instances).unwrap();
+    assert_eq!(parsed.tokens, Some(u64::MAX));
+    assert_eq!(parsed.to_field_elements(), instances);
 }
 
 #[test]
@@ -118,16 +210,18 @@ fn every_assigned_advice_cell_is_constrained() {
 
 #[test]
 fn every_public_input_is_bound() {
-    let f = fixture(2);
-    let grid = Grid::build(&f.inputs, f.sk);
-    for index in 0..instance::COUNT {
-        for delta in [Fr::ONE, -Fr::ONE, Fr::from(1u64 << 40)] {
-            let mut instances = f.instances.clone();
-            instances[index] += delta;
-            assert!(
-                run(grid.clone(), &instances).is_err(),
-                "instance {index} + {delta:?} accepted"
-            );
+    for version in CircuitVersion::ALL {
+        let f = fixture_of(2, version);
+        let grid = Grid::build(&f.inputs, f.sk);
+        for index in 0..version.instance_count() {
+            for delta in [Fr::ONE, -Fr::ONE, Fr::from(1u64 << 40)] {
+                let mut instances = f.instances.clone();
+                instances[index] += delta;
+                assert!(
+                    run_version(grid.clone(), &instances, version).is_err(),
+                    "version {version}: instance {index} + {delta:?} accepted"
+                );
+            }
         }
     }
 }
@@ -147,9 +241,9 @@ fn another_hosts_secret_fails_for_this_host_id() {
     let mut inputs = f.inputs;
     inputs[10] = poseidon::hash1(other_sk);
     let commitment = poseidon::hash11(&inputs);
-    let instances = vec![
-        inputs[0], inputs[1], inputs[2], inputs[3], inputs[10], commitment,
-    ];
+    let mut instances = f.instances.clone();
+    instances[instance::HOST_ID] = inputs[10];
+    instances[instance::COMMITMENT] = commitment;
     run(Grid::build(&inputs, other_sk), &instances).unwrap();
 }
 
@@ -264,8 +358,14 @@ fn failures_name_the_constraint_that_caught_them() {
 
 #[test]
 fn constraint_system_has_the_pinned_shape() {
+    for version in CircuitVersion::ALL {
+        check_shape(version);
+    }
+}
+
+fn check_shape(version: CircuitVersion) {
     let mut cs = ConstraintSystem::<Fr>::default();
-    CommitmentCircuit::configure(&mut cs);
+    CommitmentCircuit::configure_with_params(&mut cs, version);
     assert_eq!(cs.degree(), DEGREE);
     let max_gate_degree = cs
         .gates()
@@ -290,12 +390,17 @@ fn constraint_system_has_the_pinned_shape() {
         USED_ROWS <= usable_rows,
         "layout uses {USED_ROWS} rows, {usable_rows} usable"
     );
-    // Instance queries stay near the instance rows (see layout docs).
-    let rotations: Vec<i32> = cs.instance_queries().iter().map(|(_, r)| r.0).collect();
-    assert!(
-        rotations.iter().all(|r| r.abs() <= 2),
-        "instance rotations {rotations:?}"
-    );
+    // Instance queries stay near the instance rows (see layout docs): the
+    // v1 rows at rotations -2..=2 of the round-0 anchor and the bindings;
+    // tokens (row 6, version 2) at rotation 4 from the anchor at row 2.
+    let mut rotations: Vec<i32> = cs.instance_queries().iter().map(|(_, r)| r.0).collect();
+    rotations.sort();
+    let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK) as i32;
+    let mut expected: Vec<i32> = (-2..=2).collect();
+    if version.binds_tokens() {
+        expected.push(instance::TOKENS as i32 - anchor);
+    }
+    assert_eq!(rotations, expected, "version {version} instance rotations");
 }
 
 #[test]

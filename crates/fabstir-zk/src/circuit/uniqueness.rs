@@ -61,7 +61,7 @@ pub struct UniquenessReport {
 /// Checks that the proving key's constraints determine every cell they read
 /// from the circuit's free cells ([`layout::free_cells`]).
 pub fn check_unique_witness(pk: &ProvingKey) -> Result<UniquenessReport, UniquenessError> {
-    ConstraintAnalysis::of_proving_key(pk)?.propagate(&layout::free_cells())
+    ConstraintAnalysis::of_proving_key(pk)?.propagate(&layout::free_cells(pk.version()))
 }
 
 /// A gate polynomial at one row, where it is not identically zero.
@@ -272,7 +272,7 @@ impl ConstraintAnalysis {
             pk.pk.get_vk().cs(),
             &fixed,
             1 << layout::K,
-            layout::instance::COUNT,
+            pk.version().instance_count(),
         )
     }
 
@@ -529,8 +529,12 @@ mod tests {
         let start = std::time::Instant::now();
         let report = check_unique_witness(pk).unwrap_or_else(|e| panic!("{e}"));
         println!("uniqueness check: {:?} ({report:?})", start.elapsed());
-        assert_eq!(report.free_cells, layout::free_cells().len());
-        assert_eq!(report.free_cells, 4 + 6 + 1);
+        assert_eq!(
+            report.free_cells,
+            layout::free_cells(crate::CircuitVersion::CURRENT).len()
+        );
+        // Chain id, marketplace, job limbs and tokens; six limbs; the secret.
+        assert_eq!(report.free_cells, 5 + 6 + 1);
         // One cell per active constraint: every assigned advice cell but the
         // free ones, and the two output instances.
         let grid_cells = super::super::Grid::build(&[Fr::ONE; 11], Fr::ONE)
@@ -540,12 +544,26 @@ mod tests {
         assert_eq!(report.determined_cells, grid_cells - (6 + 1) + 2);
     }
 
+    /// The version 1 circuit (still verified) determines its witness from
+    /// its own free cells, which do not include tokens.
+    #[test]
+    fn v1_proving_key_determines_its_witness() {
+        let pk = crate::circuit::test_proving_key_of(crate::CircuitVersion::V1);
+        let report = check_unique_witness(pk).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.free_cells, 4 + 6 + 1);
+        let tokens = Cell::Instance {
+            row: instance::TOKENS,
+        };
+        assert!(!layout::free_cells(crate::CircuitVersion::V1).contains(&tokens));
+        assert!(layout::free_cells(crate::CircuitVersion::V2).contains(&tokens));
+    }
+
     /// The check notices any one missing gate polynomial: each is active
     /// somewhere, and without it some cell is left undetermined.
     #[test]
     fn removing_any_gate_polynomial_is_noticed() {
         let analysis = analysis();
-        let free = layout::free_cells();
+        let free = layout::free_cells(crate::CircuitVersion::CURRENT);
         let polynomials = analysis.gate_polynomials();
         assert!(polynomials.len() > 60, "{} polynomials", polynomials.len());
         for (g, p) in polynomials {
@@ -574,8 +592,11 @@ mod tests {
             .into_iter()
             .find(|(g, p)| analysis.name(*g, *p) == ("bindings", "host_id capacity"))
             .unwrap();
-        let (undetermined, _, _) =
-            not_determined(analysis.without(g, p).propagate(&layout::free_cells()));
+        let (undetermined, _, _) = not_determined(
+            analysis
+                .without(g, p)
+                .propagate(&layout::free_cells(crate::CircuitVersion::CURRENT)),
+        );
         let capacity = Cell::Advice {
             column: 0,
             row: layout::HOST_ID_FIRST_ROW,
@@ -608,7 +629,7 @@ mod tests {
     #[test]
     fn free_cells_are_exactly_the_inputs() {
         let analysis = analysis();
-        let free = layout::free_cells();
+        let free = layout::free_cells(crate::CircuitVersion::CURRENT);
         for (i, missing) in free.iter().enumerate() {
             let mut fewer = free.clone();
             fewer.remove(i);

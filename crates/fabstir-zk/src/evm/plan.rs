@@ -190,11 +190,12 @@ impl Plan {
         let params = vk.srs.params();
         Ok(Self {
             vk_id: vk.id(),
-            circuit_version: crate::CIRCUIT_VERSION,
+            circuit_version: vk.version().as_u8(),
             k: domain.k(),
             omega: domain.get_omega(),
             transcript_repr: halo2.transcript_repr(),
-            instance_bits: crate::circuit::layout::instance::BITS.to_vec(),
+            instance_bits: crate::circuit::layout::instance::BITS[..vk.version().instance_count()]
+                .to_vec(),
             sets: rotation_sets(&advice_queries, &fixed_queries),
             advice_queries,
             fixed_queries,

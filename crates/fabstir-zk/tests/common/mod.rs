@@ -30,7 +30,7 @@ pub fn sample_result() -> InferenceResult {
             "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
             "model_hash": "0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "prompt": "What is the capital of France?",
-            "response": "The capital of France is Paris."}"#,
+            "response": "The capital of France is Paris.", "tokens_used": 42}"#,
     )
     .expect("sample result parses")
 }

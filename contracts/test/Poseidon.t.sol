@@ -163,7 +163,7 @@ contract PoseidonTest is Test {
     /// statements[0]: the commitment from its eleven field elements.
     function test_statements_0_commitment_from_inputs() public pure {
         uint256[11] memory inputs = [
-            uint256(0x0000000000000000000000000000000000000000000000000000000000002105),
+            uint256(0x0000000000000000000000000000000000000000000004d20000000000002105),
             0x0000000000000000000000001234567890abcdef1234567890abcdef12345678,
             0x0000000000000000000000000000000000000000000000000000000000000000,
             0x00000000000000000000000000000000000000000000000000000000000004d2,
@@ -175,7 +175,7 @@ contract PoseidonTest is Test {
             0x000000000000000000000000000000003795abac4a64d22505392f9219217aab,
             0x29e6ec70337b5e92d95f379d8cece0b7c30b2e74b414b2ad941eb8dfeca69efe
         ];
-        assertEq(Poseidon.hash11(inputs), 0x131bd32d14df7b86b4020ce3a974db9710dae9c6431f259de3ca6f3fe086e03c, "statements[0]: commitment");
+        assertEq(Poseidon.hash11(inputs), 0x119dcf19ee5b9f18212e849aa55d904abba945ebdfb526c43d1b5d181f8a128f, "statements[0]: commitment");
     }
 
     /// statements[0]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
@@ -189,6 +189,159 @@ contract PoseidonTest is Test {
         assertEq(uint256(inputHash), 0x96781703dfe0a0ec19c2b278bc42e54a06563ad6f6790ec2e45e45b86fdc9ff4, "statements[0]: input_hash");
         bytes32 outputHash = sha256(hex"48616c6f2032206973206120504c4f4e4b6973682070726f76696e672073797374656d2e");
         assertEq(uint256(outputHash), 0x6a3f13ce333ba9c6ad523f1ef27c62853795abac4a64d22505392f9219217aab, "statements[0]: output_hash");
+        uint256[11] memory inputs = commitmentInputs(
+            chainAndTokens(8453, 1234), 0x1234567890AbcdEF1234567890aBcdef12345678, bytes32(0x00000000000000000000000000000000000000000000000000000000000004d2), modelHash, inputHash, outputHash, hostId
+        );
+        uint256[11] memory expected = [
+            uint256(0x0000000000000000000000000000000000000000000004d20000000000002105),
+            0x0000000000000000000000001234567890abcdef1234567890abcdef12345678,
+            0x0000000000000000000000000000000000000000000000000000000000000000,
+            0x00000000000000000000000000000000000000000000000000000000000004d2,
+            0x000000000000000000000000000000002cf24dba5fb0a30e26e83b2ac5b9e29e,
+            0x000000000000000000000000000000001b161e5c1fa7425e73043362938b9824,
+            0x0000000000000000000000000000000096781703dfe0a0ec19c2b278bc42e54a,
+            0x0000000000000000000000000000000006563ad6f6790ec2e45e45b86fdc9ff4,
+            0x000000000000000000000000000000006a3f13ce333ba9c6ad523f1ef27c6285,
+            0x000000000000000000000000000000003795abac4a64d22505392f9219217aab,
+            0x29e6ec70337b5e92d95f379d8cece0b7c30b2e74b414b2ad941eb8dfeca69efe
+        ];
+        for (uint256 i = 0; i < 11; ++i) {
+            assertEq(inputs[i], expected[i], string.concat("statements[0]: commitment input ", toString(i)));
+        }
+        assertEq(Poseidon.hash11(inputs), 0x119dcf19ee5b9f18212e849aa55d904abba945ebdfb526c43d1b5d181f8a128f, "statements[0]: commitment");
+    }
+
+    /// statements[1]: the commitment from its eleven field elements.
+    function test_statements_1_commitment_from_inputs() public pure {
+        uint256[11] memory inputs = [
+            uint256(0x00000000000000000000000000000000000000000000002a0000000000014a34),
+            0x0000000000000000000000005fbdb2315678afecb367f032d93f642f64180aa3,
+            0x0000000000000000000000000000000000000000000000000000000000000000,
+            0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2,
+            0x000000000000000000000000000000009f86d081884c7d659a2feaa0c55ad015,
+            0x00000000000000000000000000000000a3bf4f1b2b0b822cd15d6c15b0f00a08,
+            0x00000000000000000000000000000000115049a298532be2f181edb03f766770,
+            0x00000000000000000000000000000000c0db84c22aff39003fec340deaec7545,
+            0x00000000000000000000000000000000a1b7eb2ee7a6aded8dda4e6cf30826f5,
+            0x00000000000000000000000000000000afffb28a5597ee9389e91eb326d4e319,
+            0x10d12dde4ece1fbf51fb3aaa63635e5e3a3d6264b6f64330156a8bae063f86c5
+        ];
+        assertEq(Poseidon.hash11(inputs), 0x2e7b8c6d4eaabe854bef66027cc7313b08592d4c4237813c137c4f76261223fb, "statements[1]: commitment");
+    }
+
+    /// statements[1]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
+    /// the host id from its secret), checked input by input against the vector.
+    function test_statements_1_commitment_from_result() public pure {
+        uint256 hostId = Poseidon.hash1(0x000000000000000000000000000000000000000000000000000000005eed0007);
+        assertEq(hostId, 0x10d12dde4ece1fbf51fb3aaa63635e5e3a3d6264b6f64330156a8bae063f86c5, "statements[1]: host_id");
+        bytes32 modelHash = bytes32(0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08);
+        assertEq(uint256(modelHash), 0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, "statements[1]: model_hash");
+        bytes32 inputHash = sha256(hex"5768617420697320746865206361706974616c206f66204672616e63653f");
+        assertEq(uint256(inputHash), 0x115049a298532be2f181edb03f766770c0db84c22aff39003fec340deaec7545, "statements[1]: input_hash");
+        bytes32 outputHash = sha256(hex"546865206361706974616c206f66204672616e63652069732050617269732e");
+        assertEq(uint256(outputHash), 0xa1b7eb2ee7a6aded8dda4e6cf30826f5afffb28a5597ee9389e91eb326d4e319, "statements[1]: output_hash");
+        uint256[11] memory inputs = commitmentInputs(
+            chainAndTokens(84532, 42), 0x5FbDB2315678afecb367f032d93F642f64180aa3, bytes32(0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2), modelHash, inputHash, outputHash, hostId
+        );
+        uint256[11] memory expected = [
+            uint256(0x00000000000000000000000000000000000000000000002a0000000000014a34),
+            0x0000000000000000000000005fbdb2315678afecb367f032d93f642f64180aa3,
+            0x0000000000000000000000000000000000000000000000000000000000000000,
+            0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2,
+            0x000000000000000000000000000000009f86d081884c7d659a2feaa0c55ad015,
+            0x00000000000000000000000000000000a3bf4f1b2b0b822cd15d6c15b0f00a08,
+            0x00000000000000000000000000000000115049a298532be2f181edb03f766770,
+            0x00000000000000000000000000000000c0db84c22aff39003fec340deaec7545,
+            0x00000000000000000000000000000000a1b7eb2ee7a6aded8dda4e6cf30826f5,
+            0x00000000000000000000000000000000afffb28a5597ee9389e91eb326d4e319,
+            0x10d12dde4ece1fbf51fb3aaa63635e5e3a3d6264b6f64330156a8bae063f86c5
+        ];
+        for (uint256 i = 0; i < 11; ++i) {
+            assertEq(inputs[i], expected[i], string.concat("statements[1]: commitment input ", toString(i)));
+        }
+        assertEq(Poseidon.hash11(inputs), 0x2e7b8c6d4eaabe854bef66027cc7313b08592d4c4237813c137c4f76261223fb, "statements[1]: commitment");
+    }
+
+    /// statements[2]: the commitment from its eleven field elements.
+    function test_statements_2_commitment_from_inputs() public pure {
+        uint256[11] memory inputs = [
+            uint256(0x00000000000000000000000000000000000000000000002a0000000000014a34),
+            0x0000000000000000000000005fbdb2315678afecb367f032d93f642f64180aa3,
+            0x0000000000000000000000000000000000000000000000000000000000000000,
+            0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2,
+            0x00000000000000000000000000000000a811f15c4a8c7d291c674b65e93a38c4,
+            0x000000000000000000000000000000009f6bece6f9aea450e9da875c11d7cd73,
+            0x00000000000000000000000000000000115049a298532be2f181edb03f766770,
+            0x00000000000000000000000000000000c0db84c22aff39003fec340deaec7545,
+            0x00000000000000000000000000000000a1b7eb2ee7a6aded8dda4e6cf30826f5,
+            0x00000000000000000000000000000000afffb28a5597ee9389e91eb326d4e319,
+            0x2a2dc55446c4c42f94aae2e0abf43b4f838c35fe33d95cb015212ffee8f4affc
+        ];
+        assertEq(Poseidon.hash11(inputs), 0x1f7b9cec713dddaffd8f7f2e095dec8475130f715366bb1bd4a106909cee72fc, "statements[2]: commitment");
+    }
+
+    /// statements[2]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
+    /// the host id from its secret), checked input by input against the vector.
+    function test_statements_2_commitment_from_result() public pure {
+        uint256 hostId = Poseidon.hash1(0x000000000000000000000000000000000000000000000000000000005eed0008);
+        assertEq(hostId, 0x2a2dc55446c4c42f94aae2e0abf43b4f838c35fe33d95cb015212ffee8f4affc, "statements[2]: host_id");
+        bytes32 modelHash = sha256(hex"6c6c616d612d332d38622d696e7374727563742e51345f4b5f4d2e67677566");
+        assertEq(uint256(modelHash), 0xa811f15c4a8c7d291c674b65e93a38c49f6bece6f9aea450e9da875c11d7cd73, "statements[2]: model_hash");
+        bytes32 inputHash = sha256(hex"5768617420697320746865206361706974616c206f66204672616e63653f");
+        assertEq(uint256(inputHash), 0x115049a298532be2f181edb03f766770c0db84c22aff39003fec340deaec7545, "statements[2]: input_hash");
+        bytes32 outputHash = sha256(hex"546865206361706974616c206f66204672616e63652069732050617269732e");
+        assertEq(uint256(outputHash), 0xa1b7eb2ee7a6aded8dda4e6cf30826f5afffb28a5597ee9389e91eb326d4e319, "statements[2]: output_hash");
+        uint256[11] memory inputs = commitmentInputs(
+            chainAndTokens(84532, 42), 0x5FbDB2315678afecb367f032d93F642f64180aa3, bytes32(0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2), modelHash, inputHash, outputHash, hostId
+        );
+        uint256[11] memory expected = [
+            uint256(0x00000000000000000000000000000000000000000000002a0000000000014a34),
+            0x0000000000000000000000005fbdb2315678afecb367f032d93f642f64180aa3,
+            0x0000000000000000000000000000000000000000000000000000000000000000,
+            0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2,
+            0x00000000000000000000000000000000a811f15c4a8c7d291c674b65e93a38c4,
+            0x000000000000000000000000000000009f6bece6f9aea450e9da875c11d7cd73,
+            0x00000000000000000000000000000000115049a298532be2f181edb03f766770,
+            0x00000000000000000000000000000000c0db84c22aff39003fec340deaec7545,
+            0x00000000000000000000000000000000a1b7eb2ee7a6aded8dda4e6cf30826f5,
+            0x00000000000000000000000000000000afffb28a5597ee9389e91eb326d4e319,
+            0x2a2dc55446c4c42f94aae2e0abf43b4f838c35fe33d95cb015212ffee8f4affc
+        ];
+        for (uint256 i = 0; i < 11; ++i) {
+            assertEq(inputs[i], expected[i], string.concat("statements[2]: commitment input ", toString(i)));
+        }
+        assertEq(Poseidon.hash11(inputs), 0x1f7b9cec713dddaffd8f7f2e095dec8475130f715366bb1bd4a106909cee72fc, "statements[2]: commitment");
+    }
+
+    /// statements_v1[0]: the commitment from its eleven field elements.
+    function test_statements_v1_0_commitment_from_inputs() public pure {
+        uint256[11] memory inputs = [
+            uint256(0x0000000000000000000000000000000000000000000000000000000000002105),
+            0x0000000000000000000000001234567890abcdef1234567890abcdef12345678,
+            0x0000000000000000000000000000000000000000000000000000000000000000,
+            0x00000000000000000000000000000000000000000000000000000000000004d2,
+            0x000000000000000000000000000000002cf24dba5fb0a30e26e83b2ac5b9e29e,
+            0x000000000000000000000000000000001b161e5c1fa7425e73043362938b9824,
+            0x0000000000000000000000000000000096781703dfe0a0ec19c2b278bc42e54a,
+            0x0000000000000000000000000000000006563ad6f6790ec2e45e45b86fdc9ff4,
+            0x000000000000000000000000000000006a3f13ce333ba9c6ad523f1ef27c6285,
+            0x000000000000000000000000000000003795abac4a64d22505392f9219217aab,
+            0x29e6ec70337b5e92d95f379d8cece0b7c30b2e74b414b2ad941eb8dfeca69efe
+        ];
+        assertEq(Poseidon.hash11(inputs), 0x131bd32d14df7b86b4020ce3a974db9710dae9c6431f259de3ca6f3fe086e03c, "statements_v1[0]: commitment");
+    }
+
+    /// statements_v1[0]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
+    /// the host id from its secret), checked input by input against the vector.
+    function test_statements_v1_0_commitment_from_result() public pure {
+        uint256 hostId = Poseidon.hash1(0x0000000000000000000000000000000000000000000000000123456789abcdef);
+        assertEq(hostId, 0x29e6ec70337b5e92d95f379d8cece0b7c30b2e74b414b2ad941eb8dfeca69efe, "statements_v1[0]: host_id");
+        bytes32 modelHash = bytes32(0x2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824);
+        assertEq(uint256(modelHash), 0x2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824, "statements_v1[0]: model_hash");
+        bytes32 inputHash = sha256(hex"53756d6d6172697365207468652068616c6f3220706170657220696e206f6e652073656e74656e63652e");
+        assertEq(uint256(inputHash), 0x96781703dfe0a0ec19c2b278bc42e54a06563ad6f6790ec2e45e45b86fdc9ff4, "statements_v1[0]: input_hash");
+        bytes32 outputHash = sha256(hex"48616c6f2032206973206120504c4f4e4b6973682070726f76696e672073797374656d2e");
+        assertEq(uint256(outputHash), 0x6a3f13ce333ba9c6ad523f1ef27c62853795abac4a64d22505392f9219217aab, "statements_v1[0]: output_hash");
         uint256[11] memory inputs = commitmentInputs(
             8453, 0x1234567890AbcdEF1234567890aBcdef12345678, bytes32(0x00000000000000000000000000000000000000000000000000000000000004d2), modelHash, inputHash, outputHash, hostId
         );
@@ -206,13 +359,13 @@ contract PoseidonTest is Test {
             0x29e6ec70337b5e92d95f379d8cece0b7c30b2e74b414b2ad941eb8dfeca69efe
         ];
         for (uint256 i = 0; i < 11; ++i) {
-            assertEq(inputs[i], expected[i], string.concat("statements[0]: commitment input ", toString(i)));
+            assertEq(inputs[i], expected[i], string.concat("statements_v1[0]: commitment input ", toString(i)));
         }
-        assertEq(Poseidon.hash11(inputs), 0x131bd32d14df7b86b4020ce3a974db9710dae9c6431f259de3ca6f3fe086e03c, "statements[0]: commitment");
+        assertEq(Poseidon.hash11(inputs), 0x131bd32d14df7b86b4020ce3a974db9710dae9c6431f259de3ca6f3fe086e03c, "statements_v1[0]: commitment");
     }
 
-    /// statements[1]: the commitment from its eleven field elements.
-    function test_statements_1_commitment_from_inputs() public pure {
+    /// statements_v1[1]: the commitment from its eleven field elements.
+    function test_statements_v1_1_commitment_from_inputs() public pure {
         uint256[11] memory inputs = [
             uint256(0x0000000000000000000000000000000000000000000000000000000000014a34),
             0x0000000000000000000000005fbdb2315678afecb367f032d93f642f64180aa3,
@@ -226,20 +379,20 @@ contract PoseidonTest is Test {
             0x00000000000000000000000000000000afffb28a5597ee9389e91eb326d4e319,
             0x10d12dde4ece1fbf51fb3aaa63635e5e3a3d6264b6f64330156a8bae063f86c5
         ];
-        assertEq(Poseidon.hash11(inputs), 0x0dc065cbf21d7d03493d595baa331aae413073ed45cb1eceb96fe55466de2bb2, "statements[1]: commitment");
+        assertEq(Poseidon.hash11(inputs), 0x0dc065cbf21d7d03493d595baa331aae413073ed45cb1eceb96fe55466de2bb2, "statements_v1[1]: commitment");
     }
 
-    /// statements[1]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
+    /// statements_v1[1]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
     /// the host id from its secret), checked input by input against the vector.
-    function test_statements_1_commitment_from_result() public pure {
+    function test_statements_v1_1_commitment_from_result() public pure {
         uint256 hostId = Poseidon.hash1(0x000000000000000000000000000000000000000000000000000000005eed0007);
-        assertEq(hostId, 0x10d12dde4ece1fbf51fb3aaa63635e5e3a3d6264b6f64330156a8bae063f86c5, "statements[1]: host_id");
+        assertEq(hostId, 0x10d12dde4ece1fbf51fb3aaa63635e5e3a3d6264b6f64330156a8bae063f86c5, "statements_v1[1]: host_id");
         bytes32 modelHash = bytes32(0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08);
-        assertEq(uint256(modelHash), 0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, "statements[1]: model_hash");
+        assertEq(uint256(modelHash), 0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, "statements_v1[1]: model_hash");
         bytes32 inputHash = sha256(hex"5768617420697320746865206361706974616c206f66204672616e63653f");
-        assertEq(uint256(inputHash), 0x115049a298532be2f181edb03f766770c0db84c22aff39003fec340deaec7545, "statements[1]: input_hash");
+        assertEq(uint256(inputHash), 0x115049a298532be2f181edb03f766770c0db84c22aff39003fec340deaec7545, "statements_v1[1]: input_hash");
         bytes32 outputHash = sha256(hex"546865206361706974616c206f66204672616e63652069732050617269732e");
-        assertEq(uint256(outputHash), 0xa1b7eb2ee7a6aded8dda4e6cf30826f5afffb28a5597ee9389e91eb326d4e319, "statements[1]: output_hash");
+        assertEq(uint256(outputHash), 0xa1b7eb2ee7a6aded8dda4e6cf30826f5afffb28a5597ee9389e91eb326d4e319, "statements_v1[1]: output_hash");
         uint256[11] memory inputs = commitmentInputs(
             84532, 0x5FbDB2315678afecb367f032d93F642f64180aa3, bytes32(0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2), modelHash, inputHash, outputHash, hostId
         );
@@ -257,13 +410,13 @@ contract PoseidonTest is Test {
             0x10d12dde4ece1fbf51fb3aaa63635e5e3a3d6264b6f64330156a8bae063f86c5
         ];
         for (uint256 i = 0; i < 11; ++i) {
-            assertEq(inputs[i], expected[i], string.concat("statements[1]: commitment input ", toString(i)));
+            assertEq(inputs[i], expected[i], string.concat("statements_v1[1]: commitment input ", toString(i)));
         }
-        assertEq(Poseidon.hash11(inputs), 0x0dc065cbf21d7d03493d595baa331aae413073ed45cb1eceb96fe55466de2bb2, "statements[1]: commitment");
+        assertEq(Poseidon.hash11(inputs), 0x0dc065cbf21d7d03493d595baa331aae413073ed45cb1eceb96fe55466de2bb2, "statements_v1[1]: commitment");
     }
 
-    /// statements[2]: the commitment from its eleven field elements.
-    function test_statements_2_commitment_from_inputs() public pure {
+    /// statements_v1[2]: the commitment from its eleven field elements.
+    function test_statements_v1_2_commitment_from_inputs() public pure {
         uint256[11] memory inputs = [
             uint256(0x0000000000000000000000000000000000000000000000000000000000014a34),
             0x0000000000000000000000005fbdb2315678afecb367f032d93f642f64180aa3,
@@ -277,20 +430,20 @@ contract PoseidonTest is Test {
             0x00000000000000000000000000000000afffb28a5597ee9389e91eb326d4e319,
             0x2a2dc55446c4c42f94aae2e0abf43b4f838c35fe33d95cb015212ffee8f4affc
         ];
-        assertEq(Poseidon.hash11(inputs), 0x2b46640bdc3f60cb3978b759f7a092b158e23ec0ee3e3c3b0b93a12ac9609dcf, "statements[2]: commitment");
+        assertEq(Poseidon.hash11(inputs), 0x2b46640bdc3f60cb3978b759f7a092b158e23ec0ee3e3c3b0b93a12ac9609dcf, "statements_v1[2]: commitment");
     }
 
-    /// statements[2]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
+    /// statements_v1[2]: the commitment from the result itself (SHA-256 of the texts, 128-bit limbs,
     /// the host id from its secret), checked input by input against the vector.
-    function test_statements_2_commitment_from_result() public pure {
+    function test_statements_v1_2_commitment_from_result() public pure {
         uint256 hostId = Poseidon.hash1(0x000000000000000000000000000000000000000000000000000000005eed0008);
-        assertEq(hostId, 0x2a2dc55446c4c42f94aae2e0abf43b4f838c35fe33d95cb015212ffee8f4affc, "statements[2]: host_id");
+        assertEq(hostId, 0x2a2dc55446c4c42f94aae2e0abf43b4f838c35fe33d95cb015212ffee8f4affc, "statements_v1[2]: host_id");
         bytes32 modelHash = sha256(hex"6c6c616d612d332d38622d696e7374727563742e51345f4b5f4d2e67677566");
-        assertEq(uint256(modelHash), 0xa811f15c4a8c7d291c674b65e93a38c49f6bece6f9aea450e9da875c11d7cd73, "statements[2]: model_hash");
+        assertEq(uint256(modelHash), 0xa811f15c4a8c7d291c674b65e93a38c49f6bece6f9aea450e9da875c11d7cd73, "statements_v1[2]: model_hash");
         bytes32 inputHash = sha256(hex"5768617420697320746865206361706974616c206f66204672616e63653f");
-        assertEq(uint256(inputHash), 0x115049a298532be2f181edb03f766770c0db84c22aff39003fec340deaec7545, "statements[2]: input_hash");
+        assertEq(uint256(inputHash), 0x115049a298532be2f181edb03f766770c0db84c22aff39003fec340deaec7545, "statements_v1[2]: input_hash");
         bytes32 outputHash = sha256(hex"546865206361706974616c206f66204672616e63652069732050617269732e");
-        assertEq(uint256(outputHash), 0xa1b7eb2ee7a6aded8dda4e6cf30826f5afffb28a5597ee9389e91eb326d4e319, "statements[2]: output_hash");
+        assertEq(uint256(outputHash), 0xa1b7eb2ee7a6aded8dda4e6cf30826f5afffb28a5597ee9389e91eb326d4e319, "statements_v1[2]: output_hash");
         uint256[11] memory inputs = commitmentInputs(
             84532, 0x5FbDB2315678afecb367f032d93F642f64180aa3, bytes32(0x00000000000000000000000000000000000000018ee90ff6c373e0ee4e3f0ad2), modelHash, inputHash, outputHash, hostId
         );
@@ -308,8 +461,8 @@ contract PoseidonTest is Test {
             0x2a2dc55446c4c42f94aae2e0abf43b4f838c35fe33d95cb015212ffee8f4affc
         ];
         for (uint256 i = 0; i < 11; ++i) {
-            assertEq(inputs[i], expected[i], string.concat("statements[2]: commitment input ", toString(i)));
+            assertEq(inputs[i], expected[i], string.concat("statements_v1[2]: commitment input ", toString(i)));
         }
-        assertEq(Poseidon.hash11(inputs), 0x2b46640bdc3f60cb3978b759f7a092b158e23ec0ee3e3c3b0b93a12ac9609dcf, "statements[2]: commitment");
+        assertEq(Poseidon.hash11(inputs), 0x2b46640bdc3f60cb3978b759f7a092b158e23ec0ee3e3c3b0b93a12ac9609dcf, "statements_v1[2]: commitment");
     }
 }

@@ -62,11 +62,13 @@ fn compiled() -> &'static Compiled {
 /// contract words, and the proof bytes. Job ids are above 2^128, so that
 /// both of their limbs are non-zero.
 fn prove(job: u64, host: u64) -> (Vec<Word>, Vec<u8>) {
+    // Tokens large enough that the packed first input spans both halves.
+    let tokens = (1u64 << 40) + job;
     let result = InferenceResult::from_json(
         format!(
             r#"{{"job_id": "98765432109876543210987654321098765432{job:04}", "chain_id": 84532,
             "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
-            "model": "llama-3", "prompt": "prompt {job}", "response": "response {job}"}}"#
+            "model": "llama-3", "prompt": "prompt {job}", "response": "response {job}", "tokens_used": {tokens}}}"#
         )
         .as_bytes(),
     )

@@ -52,17 +52,28 @@ const MAX_BODY_LEN: u64 = 64 << 20;
 
 /// Identity of a verifying key: SHA-256 over the circuit version, the
 /// verifying key bytes and its transcript representation (which covers the
-/// constraint system). Proofs name the key they were made for.
+/// constraint system) and, from circuit version 2, the verifier's SRS points
+/// (`[1]_1`, `[1]_2`, `[s]_2`): an EVM verifier embeds them, so the id it
+/// reports names everything it checks against. Proofs name the key they were
+/// made for.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VkId(pub [u8; 32]);
 
 impl VkId {
-    fn of(vk: &plonk::VerifyingKey<G1Affine>, version: CircuitVersion) -> Self {
+    fn of(vk: &plonk::VerifyingKey<G1Affine>, version: CircuitVersion, srs: &Srs) -> Self {
+        use halo2_axiom::halo2curves::group::GroupEncoding;
+        use halo2_axiom::poly::commitment::ParamsProver as _;
         let mut hasher = Sha256::new();
         hasher.update(b"fabstir-zk verifying key");
         hasher.update([version.as_u8()]);
         hasher.update(vk.to_bytes(SerdeFormat::Processed));
         hasher.update(vk.transcript_repr().to_repr());
+        if version != CircuitVersion::V1 {
+            let params = srs.params();
+            hasher.update(params.get_g()[0].to_bytes());
+            hasher.update(params.g2().to_bytes());
+            hasher.update(params.s_g2().to_bytes());
+        }
         Self(hasher.finalize().into())
     }
 
@@ -137,7 +148,7 @@ impl VerifyingKey {
         check_environment()?;
         let vk = keygen_vk(srs.params(), &CommitmentCircuit::for_version(version))
             .map_err(|e| KeyError::Backend(e.to_string()))?;
-        let id = VkId::of(&vk, version);
+        let id = VkId::of(&vk, version, &srs);
         Ok(Self {
             vk,
             srs,
@@ -443,14 +454,16 @@ impl ProvingKey {
             Ok(Err(e)) => return Err(corrupt(path, format!("invalid proving key: {e}"))),
             Err(_) => return Err(corrupt(path, "proving key body is malformed".into())),
         };
-        let id = VkId::of(pk.get_vk(), version);
+        // Pairing first: the id covers the SRS's points, so a key made with
+        // another SRS would otherwise be reported as a header mismatch.
+        check_pairing(path, &pk, &srs, version)?;
+        let id = VkId::of(pk.get_vk(), version, &srs);
         if id != header_id {
             return Err(corrupt(
                 path,
                 format!("header names vk_id {header_id} but the key inside has {id}"),
             ));
         }
-        check_pairing(path, &pk, &srs, version)?;
         let vk = VerifyingKey {
             vk: pk.get_vk().clone(),
             srs,

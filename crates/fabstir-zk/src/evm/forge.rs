@@ -47,12 +47,14 @@ pub fn vectors(pk: &ProvingKey, count: usize) -> Result<Vec<Vector>, ProveError>
     (0..count as u64)
         .map(|i| {
             let job = i + 1;
+            // Tokens large enough that the packed first input spans both halves.
+            let tokens = (1u64 << 40) + job;
             let result = InferenceResult::from_json(
                 format!(
                     r#"{{"job_id": "98765432109876543210987654321098765432{job:04}", "chain_id": 84532,
                     "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
                     "model": "llama-3", "prompt": "test vector {job}",
-                    "response": "response {job}"}}"#
+                    "response": "response {job}", "tokens_used": {tokens}}}"#
                 )
                 .as_bytes(),
             )

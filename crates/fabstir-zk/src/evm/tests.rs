@@ -23,11 +23,13 @@ fn plan() -> &'static Plan {
 
 /// A proof for job `job` by host `host`, with its instance words.
 pub(crate) fn proof(job: u64, host: u64) -> (Vec<Fr>, Vec<u8>) {
+    // Tokens large enough that the packed first input spans both halves.
+    let tokens = (1u64 << 40) + job;
     let result = InferenceResult::from_json(
         format!(
             r#"{{"job_id": "{job}", "chain_id": 84532,
             "marketplace": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
-            "model": "llama-3", "prompt": "p{job}", "response": "r{job}"}}"#
+            "model": "llama-3", "prompt": "p{job}", "response": "r{job}", "tokens_used": {tokens}}}"#
         )
         .as_bytes(),
     )
@@ -54,7 +56,13 @@ fn reference(words: &[[u8; 32]], proof: &[u8]) -> bool {
 fn plan_describes_the_proof_layout() {
     let plan = plan();
     assert_eq!(plan.layout().len, crate::ProofLayout::get().proof_len());
-    assert_eq!(plan.instance_rotations.len(), 5);
+    // Version 2: seven public inputs; tokens (row 6) is read from the
+    // round-0 anchor (row 2) at rotation +4.
+    assert_eq!(plan.num_instances(), 7);
+    assert_eq!(plan.circuit_version, 2);
+    let mut rotations = plan.instance_rotations.clone();
+    rotations.sort();
+    assert_eq!(rotations, vec![-2, -1, 0, 1, 2, 4]);
     // Every commitment is in exactly one set.
     let count: usize = plan.sets.iter().map(|s| s.commitments.len()).sum();
     assert_eq!(count, plan.num_advice + plan.fixed_commitments.len() + 2);

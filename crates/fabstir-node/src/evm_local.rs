@@ -35,8 +35,7 @@ const WAIT: Duration = Duration::from_secs(30);
 pub enum Error {
     /// No `contracts/` directory was found.
     #[error(
-        "cannot find the repository's contracts/ directory (looked for contracts/package.json \
-         above {}): pass --contracts DIR or set {CONTRACTS_DIR_ENV}",
+        "cannot find the repository's contracts/ directory (looked for contracts/package.json above {}): pass --contracts DIR or set {CONTRACTS_DIR_ENV}",
         searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and ")
     )]
     ContractsNotFound {
@@ -45,8 +44,7 @@ pub enum Error {
     },
     /// The given directory is not the repository's `contracts/` directory.
     #[error(
-        "{} is not the repository's contracts/ directory (it has no package.json): pass \
-         --contracts DIR or set {CONTRACTS_DIR_ENV} to it",
+        "{} is not the repository's contracts/ directory (it has no package.json): pass --contracts DIR or set {CONTRACTS_DIR_ENV} to it",
         .0.display()
     )]
     NotContractsDir(PathBuf),
@@ -62,7 +60,7 @@ pub enum Error {
     },
     /// A pinned tool is not installed.
     #[error(
-        "{tool} not found at {}: {INSTALL_HINT} (or set {variable} to a {tool} binary)",
+        "{tool} not found at {}: {INSTALL_HINT} (or set {variable} to the path of the {tool} binary)",
         path.display()
     )]
     ToolMissing {

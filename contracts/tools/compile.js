@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Compiles one Solidity file with solcjs, with the settings of foundry.toml (optimizer,
 // runs, evm_version), for tests that deploy contracts without forge (the Rust harness
-// crates/fabstir-node/tests/common/evm.rs calls it).
+// crates/fabstir-node/src/evm_local.rs calls it).
 //
 //   node contracts/tools/compile.js <file.sol> [ContractName...]
 //

@@ -9,7 +9,9 @@
 //! settlements table). [`keys`] holds the key sets, [`config`] the
 //! configuration, [`metrics`] the Prometheus metrics, [`health`] the checks
 //! behind `/health`, [`datadir`] the data directory's lock and admin token,
-//! [`mock`] the test-only mock proofs, [`reasons`] the stable reason codes.
+//! [`mock`] the test-only mock proofs, [`reasons`] the stable reason codes,
+//! [`evm_local`] a local EVM toolchain (solcjs and anvil) for `evm bench` and
+//! the contract tests.
 //! Domain modules know nothing of HTTP; [`api`] maps their errors to status
 //! codes in one place.
 
@@ -20,6 +22,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod datadir;
+pub mod evm_local;
 pub mod health;
 pub mod keys;
 pub mod metrics;

@@ -1,5 +1,5 @@
 //! `evm`: the Solidity verifier for a key set, calldata for a proof, and gas
-//! figures measured on a local EVM.
+//! figures measured on a local EVM (`evm bench`, in [`super::evm_bench`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,6 +50,27 @@ pub enum EvmCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the verifier on a local anvil: gas of verify and verifyBatch
+    /// transactions, code sizes, deployment gas.
+    ///
+    /// Needs Node.js and the repository's contracts/ with its npm packages
+    /// installed (`npm ci --prefix contracts`).
+    Bench {
+        /// Print exactly one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Key directory (default: the development keys, which are insecure).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Batch sizes of the verifyBatch transactions.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 50])]
+        batches: Vec<usize>,
+        /// The repository's contracts/ directory (default: the first
+        /// contracts/package.json above the current directory, then above
+        /// the executable).
+        #[arg(long, env = "FABSTIR_CONTRACTS_DIR")]
+        contracts: Option<PathBuf>,
+    },
 }
 
 /// Runs an `evm` subcommand.
@@ -62,6 +83,17 @@ pub fn run(command: EvmCommand) -> Result<ExitCode, Failure> {
             force,
         } => verifier(keys.as_deref(), &out, test_out.as_deref(), force),
         EvmCommand::Calldata { proof, json } => calldata_cmd(&proof, json),
+        EvmCommand::Bench {
+            json,
+            keys,
+            batches,
+            contracts,
+        } => super::evm_bench::run(super::evm_bench::BenchArgs {
+            json,
+            keys,
+            batches,
+            contracts,
+        }),
     }
 }
 

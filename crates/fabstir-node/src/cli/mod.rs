@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod evm;
+mod evm_bench;
 mod io;
 mod keygen;
 mod keys;

@@ -1,0 +1,399 @@
+//! `evm bench`: the generated verifier's gas and size, measured with real
+//! transactions on a local anvil.
+//!
+//! Every figure is a mined transaction's `gasUsed` (the whole transaction:
+//! 21,000 base, calldata, execution), sent with an explicit gas limit after
+//! an `eth_call` of the same transaction has returned the expected answer.
+//! `eth_estimateGas` is not used: its search is not a measurement.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use fabstir_zk::evm::{calldata, Plan};
+use fabstir_zk::{HostKey, JobId, KeySet, ProofEnvelope, ProvingKey, Srs};
+use serde_json::{json, Map, Value};
+
+use super::demo::sample_result;
+use super::evm::{verifier_source, VERIFIER_FILE};
+use super::{io, Failure};
+use crate::evm_local::{Anvil, Error as EvmError, Toolchain};
+
+/// The EVM's limit on a contract's runtime code (EIP-170), which anvil
+/// enforces by default.
+pub const RUNTIME_LIMIT: usize = 24_576;
+
+/// The EVM's limit on a contract's creation code (EIP-3860).
+pub const INITCODE_LIMIT: usize = 2 * RUNTIME_LIMIT;
+
+/// The gas limit of every measured transaction: generous, so that the
+/// figure is what the transaction used, never what a limit allowed.
+pub const GAS_LIMIT: u64 = 25_000_000;
+
+/// Different proofs whose `verify` gas gives the median.
+const VERIFY_SAMPLES: usize = 3;
+
+/// What `evm bench` measures.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of a table.
+    pub json: bool,
+    /// Key directory (default: the development keys).
+    pub keys: Option<PathBuf>,
+    /// Batch sizes of the `verifyBatch` transactions.
+    pub batches: Vec<usize>,
+    /// The repository's `contracts/` directory (default: searched for).
+    pub contracts: Option<PathBuf>,
+}
+
+fn toolchain_failure(e: EvmError) -> Failure {
+    Failure::other("evm_toolchain", e.to_string())
+}
+
+/// The proving key and host key to make proofs with.
+fn prover(keys: Option<&Path>) -> Result<(Arc<ProvingKey>, Arc<HostKey>), Failure> {
+    match keys {
+        Some(dir) => {
+            let keys = KeySet::load(dir)?;
+            Ok((keys.proving_key, keys.host_key))
+        }
+        None => Ok((
+            Arc::new(ProvingKey::build(Arc::new(Srs::insecure_dev()))?),
+            Arc::new(HostKey::generate(rand::rngs::OsRng)),
+        )),
+    }
+}
+
+/// A proof as the contract takes it: public inputs and proof bytes.
+struct Item {
+    words: Vec<[u8; 32]>,
+    proof: Vec<u8>,
+}
+
+fn make_proofs(pk: &ProvingKey, host: &HostKey, count: usize) -> Result<Vec<Item>, Failure> {
+    (0..count)
+        .map(|i| {
+            let mut result = sample_result();
+            result.job_id = JobId::from_u64(2_000_000 + i as u64);
+            let statement = result.statement(host.host_id());
+            let envelope = ProofEnvelope::create(pk, &statement, host, rand::rngs::OsRng)
+                .map_err(|e| Failure::other("prove_failed", e.to_string()))?;
+            Ok(Item {
+                words: calldata::instance_words(&envelope.instance.to_field_elements()),
+                proof: envelope.proof,
+            })
+        })
+        .collect()
+}
+
+/// The verifier deployed on a local anvil.
+struct Deployed {
+    anvil: Anvil,
+    verifier: [u8; 20],
+}
+
+impl Deployed {
+    /// `eth_call` of a view function without arguments: its one return word.
+    fn word(&self, signature: &str) -> Result<[u8; 32], Failure> {
+        let data = self
+            .anvil
+            .call(&self.verifier, &calldata::selector(signature), None)
+            .map_err(toolchain_failure)?;
+        data.as_slice().try_into().map_err(|_| {
+            Failure::other(
+                "evm_wrong_answer",
+                format!(
+                    "{signature} returned 0x{} (expected one word)",
+                    hex::encode(&data)
+                ),
+            )
+        })
+    }
+
+    /// Calls `data` (`what`), checks that it answers `expected`, then sends
+    /// it as a transaction and returns the transaction's gasUsed.
+    fn measure(&self, what: &str, data: &[u8], expected: bool) -> Result<u64, Failure> {
+        let answer = self
+            .anvil
+            .call(&self.verifier, data, Some(GAS_LIMIT))
+            .map_err(|e| Failure::other("evm_call_failed", format!("{what}: {e}")))?;
+        let mut want = [0u8; 32];
+        want[31] = u8::from(expected);
+        if answer != want {
+            return Err(Failure::other(
+                "evm_wrong_answer",
+                format!(
+                    "{what}: the verifier answered 0x{}, expected {expected}",
+                    hex::encode(&answer)
+                ),
+            ));
+        }
+        let receipt = self
+            .anvil
+            .send(&self.verifier, data, Some(GAS_LIMIT))
+            .map_err(|e| Failure::other("evm_transaction_failed", format!("{what}: {e}")))?;
+        if !receipt.status {
+            return Err(Failure::other(
+                "evm_transaction_failed",
+                format!(
+                    "{what}: the transaction reverted after {} gas (limit {GAS_LIMIT})",
+                    receipt.gas_used
+                ),
+            ));
+        }
+        Ok(receipt.gas_used)
+    }
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// Compiles and deploys the verifier; returns it with the deployment's gas.
+fn deploy(
+    toolchain: &Toolchain,
+    source: &str,
+    dir: &Path,
+) -> Result<(Deployed, u64, usize), Failure> {
+    let path = dir.join(VERIFIER_FILE);
+    io::write_new(&path, source.as_bytes())?;
+    let compiled = toolchain
+        .compile(&path, "FabstirVerifier")
+        .map_err(toolchain_failure)?;
+    let anvil = toolchain.anvil(&[]).map_err(toolchain_failure)?;
+    let size = compiled.deployed.len();
+    let receipt = anvil
+        .deploy(&compiled.bytecode, Some(GAS_LIMIT))
+        .map_err(|e| {
+            let creation = compiled.bytecode.len();
+            let why = if size > RUNTIME_LIMIT {
+                format!(
+                    "its runtime code is {size} bytes, over the EVM's {RUNTIME_LIMIT}-byte limit \
+                     (EIP-170): the verifier must be made smaller to deploy"
+                )
+            } else if creation > INITCODE_LIMIT {
+                format!(
+                    "its creation code is {creation} bytes, over the EVM's {INITCODE_LIMIT}-byte \
+                     limit (EIP-3860): the verifier must be made smaller to deploy"
+                )
+            } else {
+                format!(
+                    "runtime code {size} bytes, creation code {creation} bytes (limits \
+                     {RUNTIME_LIMIT} and {INITCODE_LIMIT}; the constants contract the \
+                     constructor creates is also subject to the runtime limit)"
+                )
+            };
+            let what = match e {
+                EvmError::DeployReverted { gas_used, .. } => {
+                    format!("the creation failed after {gas_used} gas")
+                }
+                other => other.to_string(),
+            };
+            Failure::other(
+                "evm_deploy_failed",
+                format!("deploying FabstirVerifier failed ({what}): {why}"),
+            )
+        })?;
+    let verifier = receipt.contract_address.ok_or_else(|| {
+        Failure::other("evm_deploy_failed", "the deployment receipt has no address")
+    })?;
+    Ok((Deployed { anvil, verifier }, receipt.gas_used, size))
+}
+
+/// Checks the deployed constants against the plan; returns the size of the
+/// constants contract's code.
+fn check_constants(deployed: &Deployed, plan: &Plan) -> Result<usize, Failure> {
+    let number = |word: [u8; 32]| {
+        word[..24]
+            .iter()
+            .all(|b| *b == 0)
+            .then(|| u64::from_be_bytes(word[24..].try_into().unwrap_or_default()))
+    };
+    let checks = [
+        ("VK_ID()", deployed.word("VK_ID()")? == plan.vk_id.0),
+        (
+            "NUM_INSTANCES()",
+            number(deployed.word("NUM_INSTANCES()")?) == Some(plan.num_instances() as u64),
+        ),
+        (
+            "PROOF_LENGTH()",
+            number(deployed.word("PROOF_LENGTH()")?) == Some(plan.layout().len as u64),
+        ),
+    ];
+    if let Some((name, _)) = checks.iter().find(|(_, ok)| !ok) {
+        return Err(Failure::other(
+            "evm_wrong_answer",
+            format!("the deployed verifier's {name} does not match the key"),
+        ));
+    }
+    let word = deployed.word("CONSTANTS()")?;
+    let address: [u8; 20] = word[12..].try_into().unwrap_or_default();
+    let size = deployed
+        .anvil
+        .code_size(&address)
+        .map_err(toolchain_failure)?;
+    if word[..12].iter().any(|b| *b != 0) || size == 0 {
+        return Err(Failure::other(
+            "evm_wrong_answer",
+            format!(
+                "CONSTANTS() is 0x{}, not a contract with code",
+                hex::encode(word)
+            ),
+        ));
+    }
+    Ok(size)
+}
+
+/// Runs `evm bench`.
+pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
+    if args.batches.is_empty() || args.batches.contains(&0) {
+        return Err(Failure::input(
+            "bad_argument",
+            "--batches must list batch sizes of at least 1, e.g. 1,10,50",
+        ));
+    }
+    let toolchain = Toolchain::locate(args.contracts.as_deref()).map_err(toolchain_failure)?;
+    let (pk, host) = prover(args.keys.as_deref())?;
+    let (plan, verifier) = verifier_source(pk.verifying_key())?;
+
+    // Deployment first: a verifier that does not deploy fails before proving.
+    let dir = tempfile::tempdir().map_err(|e| Failure::other("tempdir", e.to_string()))?;
+    let (deployed, deploy_gas, compiled_size) = deploy(&toolchain, &verifier.source, dir.path())?;
+    let runtime_bytes = deployed
+        .anvil
+        .code_size(&deployed.verifier)
+        .map_err(toolchain_failure)?;
+    if runtime_bytes != compiled_size {
+        return Err(Failure::other(
+            "evm_wrong_answer",
+            format!("the deployed verifier has {runtime_bytes} bytes of code, solc made {compiled_size}"),
+        ));
+    }
+    let constants_runtime_bytes = check_constants(&deployed, &plan)?;
+
+    let largest = args.batches.iter().copied().max().unwrap_or(1);
+    let items = make_proofs(&pk, &host, largest.max(VERIFY_SAMPLES))?;
+
+    let verify_data = |item: &Item| calldata::verify(&item.words, &item.proof);
+    let verify_gas = median(
+        items
+            .iter()
+            .take(VERIFY_SAMPLES)
+            .enumerate()
+            .map(|(i, item)| {
+                deployed.measure(&format!("verify (proof {i})"), &verify_data(item), true)
+            })
+            .collect::<Result<_, _>>()?,
+    );
+
+    // One flipped bit in the first advice evaluation: a canonical scalar
+    // (with overwhelming probability), so every check runs and the final
+    // pairing fails.
+    let mut tampered = items[0].proof.clone();
+    tampered[plan.layout().advice_evals + 31] ^= 1;
+    let invalid_verify_gas = deployed.measure(
+        "verify (a proof with one flipped bit in an evaluation)",
+        &calldata::verify(&items[0].words, &tampered),
+        false,
+    )?;
+
+    let mut per_proof = Map::new();
+    let mut totals = Map::new();
+    for &n in &args.batches {
+        let batch: Vec<(&[[u8; 32]], &[u8])> = items
+            .iter()
+            .take(n)
+            .map(|item| (item.words.as_slice(), item.proof.as_slice()))
+            .collect();
+        let data = calldata::verify_batch(plan.num_instances(), &batch);
+        let gas = deployed.measure(&format!("verifyBatch of {n}"), &data, true)?;
+        per_proof.insert(n.to_string(), json!((gas as f64 / n as f64).round() as u64));
+        totals.insert(n.to_string(), json!(gas));
+    }
+
+    let anvil = &deployed.anvil;
+    let anvil_version = anvil.rpc("web3_clientVersion", json!([])).ok();
+    let hardfork = anvil
+        .rpc("anvil_nodeInfo", json!([]))
+        .ok()
+        .and_then(|info| info.get("hardFork").cloned());
+    let report = json!({
+        "vk_id": plan.vk_id.to_string(),
+        "development_keys": args.keys.is_none(),
+        "num_instances": plan.num_instances(),
+        "proof_bytes": items[0].proof.len(),
+        "calldata_bytes": verify_data(&items[0]).len(),
+        "runtime_bytes": runtime_bytes,
+        "constants_runtime_bytes": constants_runtime_bytes,
+        "deploy_gas": deploy_gas,
+        "verify_gas": verify_gas,
+        "verify_samples": VERIFY_SAMPLES,
+        "invalid_verify_gas": invalid_verify_gas,
+        "batch_gas_per_proof": per_proof,
+        "batch_gas": totals,
+        "gas_limit": GAS_LIMIT,
+        "limits": {"runtime_bytes": RUNTIME_LIMIT},
+        "anvil_version": anvil_version.unwrap_or(Value::Null),
+        "hardfork": hardfork.unwrap_or(Value::Null),
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        print_table(&report, &args.batches);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(report: &Value, batches: &[usize]) {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!(
+        "fabstir-node evm bench: FabstirVerifier on {} (hardfork {}), gasUsed of mined transactions",
+        text(&report["anvil_version"]),
+        text(&report["hardfork"])
+    );
+    let rows = [
+        ("vk_id", text(&report["vk_id"])),
+        ("public inputs", text(&report["num_instances"])),
+        ("proof bytes", text(&report["proof_bytes"])),
+        ("verify calldata bytes", text(&report["calldata_bytes"])),
+        (
+            "runtime bytes",
+            format!("{} (limit {RUNTIME_LIMIT})", text(&report["runtime_bytes"])),
+        ),
+        (
+            "constants runtime bytes",
+            text(&report["constants_runtime_bytes"]),
+        ),
+        ("deploy gas", text(&report["deploy_gas"])),
+        (
+            "verify gas",
+            format!(
+                "{} (median of {VERIFY_SAMPLES} proofs)",
+                text(&report["verify_gas"])
+            ),
+        ),
+        (
+            "invalid proof verify gas",
+            format!("{} (returns false)", text(&report["invalid_verify_gas"])),
+        ),
+    ];
+    for (name, value) in rows {
+        println!("  {name:<26} {value}");
+    }
+    for n in batches {
+        let key = n.to_string();
+        println!(
+            "  {:<26} {} per proof ({} in all)",
+            format!("verifyBatch of {n}"),
+            text(&report["batch_gas_per_proof"][&key]),
+            text(&report["batch_gas"][&key])
+        );
+    }
+    if report["development_keys"] == json!(true) {
+        println!("  (development keys: insecure, for measurement only)");
+    }
+}

@@ -7,30 +7,29 @@
 //!
 //! Integers of Solidity type `uint256` are passed as `[u8; 32]` in big-endian
 //! order (the ABI's own representation); [`u256_from_u64`] builds one from a
-//! `u64`.
+//! `u64`. Keccak, EIP-191, the packed encoding and the calldata are alloy's.
 
 use std::sync::LazyLock;
 
+use alloy::primitives::{Address, FixedBytes, U256};
+use alloy::sol_types::{SolCall as _, SolValue as _};
 use sha2::{Digest as _, Sha256};
-use sha3::Keccak256;
+
+use super::contract::IFabstirMarketplace::submitProofOfWorkCall;
 
 /// The canonical Solidity signature of the marketplace function.
 ///
-/// Kept as text so the selector below is derived from it (and a test checks
-/// the derived value against the known constant).
+/// Kept as text for tools and documentation; a test checks it against the
+/// signature alloy derives from the contract interface.
 pub const SUBMIT_PROOF_OF_WORK_SIGNATURE: &str =
     "submitProofOfWork(uint256,uint256,bytes32,string,bytes,string)";
 
 /// Function selector of `submitProofOfWork`: the first 4 bytes of
-/// `keccak256("submitProofOfWork(uint256,uint256,bytes32,string,bytes,string)")`.
-///
-/// Computed (once, on first use) from [`SUBMIT_PROOF_OF_WORK_SIGNATURE`] so
-/// the value cannot drift from the signature text; a unit test pins the
-/// resulting bytes.
-pub static SUBMIT_PROOF_OF_WORK_SELECTOR: LazyLock<[u8; 4]> = LazyLock::new(|| {
-    let hash = keccak256(SUBMIT_PROOF_OF_WORK_SIGNATURE.as_bytes());
-    [hash[0], hash[1], hash[2], hash[3]]
-});
+/// `keccak256("submitProofOfWork(uint256,uint256,bytes32,string,bytes,string)")`,
+/// as alloy's `sol!` derives it from the interface (a unit test pins the
+/// bytes).
+pub static SUBMIT_PROOF_OF_WORK_SELECTOR: LazyLock<[u8; 4]> =
+    LazyLock::new(|| submitProofOfWorkCall::SELECTOR);
 
 /// Length in bytes of `abi.encodePacked(bytes32, address, uint256, bytes32)`:
 /// 32 + 20 + 32 + 32.
@@ -38,7 +37,7 @@ pub const PROOF_OF_WORK_PACKED_LEN: usize = 116;
 
 /// Keccak-256 (the Ethereum variant, not NIST SHA3-256) of `data`.
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
-    Keccak256::digest(data).into()
+    alloy::primitives::keccak256(data).0
 }
 
 /// SHA-256 of `data`: the `proofHash` of proof bytes stored off-chain.
@@ -48,19 +47,12 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// A `uint256` (32-byte big-endian word) holding `value`.
 pub fn u256_from_u64(value: u64) -> [u8; 32] {
-    let mut word = [0u8; 32];
-    word[24..].copy_from_slice(&value.to_be_bytes());
-    word
+    U256::from(value).to_be_bytes()
 }
 
 /// The `u64` a `uint256` word holds, or `None` when it is larger.
 pub fn u64_from_u256(word: &[u8; 32]) -> Option<u64> {
-    if word[..24].iter().any(|b| *b != 0) {
-        return None;
-    }
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&word[24..]);
-    Some(u64::from_be_bytes(low))
+    u64::try_from(U256::from_be_bytes(*word)).ok()
 }
 
 /// The packed message the contract rebuilds before checking the host's
@@ -75,12 +67,16 @@ pub fn proof_of_work_packed(
     tokens_claimed: &[u8; 32],
     model_id: &[u8; 32],
 ) -> [u8; PROOF_OF_WORK_PACKED_LEN] {
-    let mut packed = [0u8; PROOF_OF_WORK_PACKED_LEN];
-    packed[..32].copy_from_slice(proof_hash);
-    packed[32..52].copy_from_slice(host);
-    packed[52..84].copy_from_slice(tokens_claimed);
-    packed[84..].copy_from_slice(model_id);
-    packed
+    let packed = (
+        FixedBytes::<32>::from(*proof_hash),
+        Address::from(*host),
+        U256::from_be_bytes(*tokens_claimed),
+        FixedBytes::<32>::from(*model_id),
+    )
+        .abi_encode_packed();
+    let mut out = [0u8; PROOF_OF_WORK_PACKED_LEN];
+    out.copy_from_slice(&packed);
+    out
 }
 
 /// The 32-byte message the host signs for a proof-of-work claim:
@@ -109,21 +105,13 @@ pub fn proof_of_work_message(
 /// This is what Solidity's `MessageHashUtils.toEthSignedMessageHash(bytes32)`
 /// computes, so `ecrecover(digest, v, r, s)` on-chain yields the host address.
 pub fn eip191_digest(message: &[u8; 32]) -> [u8; 32] {
-    let mut hasher = Keccak256::new();
-    hasher.update(b"\x19Ethereum Signed Message:\n32");
-    hasher.update(message);
-    hasher.finalize().into()
+    alloy::primitives::eip191_hash_message(message).0
 }
 
 /// Calldata for `submitProofOfWork(uint256 jobId, uint256 tokensClaimed,
-/// bytes32 proofHash, string proofCID, bytes signature, string deltaCID)`.
-///
-/// Layout (standard Solidity ABI): the 4-byte selector, then a head of six
-/// 32-byte words (`jobId`, `tokensClaimed`, `proofHash` inline; byte offsets,
-/// counted from the start of the head, for the three dynamic arguments), then
-/// one tail per dynamic argument in order: a length word followed by the data
-/// right-padded with zeros to a multiple of 32 bytes (no padding word at all
-/// for empty data).
+/// bytes32 proofHash, string proofCID, bytes signature, string deltaCID)`:
+/// the 4-byte selector and the standard Solidity ABI encoding of the
+/// arguments (alloy's, from the contract interface).
 pub fn encode_submit_proof_of_work(
     job_id: &[u8; 32],
     tokens_claimed: &[u8; 32],
@@ -132,27 +120,15 @@ pub fn encode_submit_proof_of_work(
     signature: &[u8],
     delta_cid: &str,
 ) -> Vec<u8> {
-    const HEAD_WORDS: usize = 6;
-    let dynamic: [&[u8]; 3] = [proof_cid.as_bytes(), signature, delta_cid.as_bytes()];
-    let tail_len: usize = dynamic.iter().map(|d| 32 + padded_len(d.len())).sum();
-    let mut out = Vec::with_capacity(4 + HEAD_WORDS * 32 + tail_len);
-
-    out.extend_from_slice(&*SUBMIT_PROOF_OF_WORK_SELECTOR);
-    out.extend_from_slice(job_id);
-    out.extend_from_slice(tokens_claimed);
-    out.extend_from_slice(proof_hash);
-    let mut offset = HEAD_WORDS * 32;
-    for data in dynamic {
-        out.extend_from_slice(&usize_word(offset));
-        offset += 32 + padded_len(data.len());
+    submitProofOfWorkCall {
+        jobId: U256::from_be_bytes(*job_id),
+        tokensClaimed: U256::from_be_bytes(*tokens_claimed),
+        proofHash: FixedBytes::from(*proof_hash),
+        proofCID: proof_cid.to_owned(),
+        signature: signature.to_vec().into(),
+        deltaCID: delta_cid.to_owned(),
     }
-    for data in dynamic {
-        out.extend_from_slice(&usize_word(data.len()));
-        out.extend_from_slice(data);
-        out.resize(out.len() + padded_len(data.len()) - data.len(), 0);
-    }
-    debug_assert_eq!(out.len(), 4 + HEAD_WORDS * 32 + tail_len);
-    out
+    .abi_encode()
 }
 
 /// Multicodec code of the `raw` codec: the CID names plain bytes.
@@ -211,21 +187,11 @@ fn base32_lower_nopad(data: &[u8]) -> String {
     out
 }
 
-/// `len` rounded up to a multiple of 32.
-fn padded_len(len: usize) -> usize {
-    len.div_ceil(32) * 32
-}
-
-/// A `uint256` word holding a length or offset.
-fn usize_word(value: usize) -> [u8; 32] {
-    u256_from_u64(value as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloy_primitives::{Address, FixedBytes, U256};
-    use alloy_sol_types::{sol, SolCall as _, SolValue as _};
+    use alloy_sol_types::sol;
 
     sol! {
         function submitProofOfWork(uint256 jobId, uint256 tokensClaimed, bytes32 proofHash, string proofCID, bytes signature, string deltaCID);
@@ -317,12 +283,14 @@ mod tests {
     }
 
     #[test]
-    fn eip191_digest_matches_alloy() {
+    fn eip191_digest_by_hand() {
+        use sha3::{Digest as _, Keccak256};
         let message: [u8; 32] = std::array::from_fn(|i| (i * 7) as u8);
-        assert_eq!(
-            eip191_digest(&message),
-            *alloy_primitives::eip191_hash_message(message)
-        );
+        let mut hasher = Keccak256::new();
+        hasher.update(b"\x19Ethereum Signed Message:\n32");
+        hasher.update(message);
+        let expected: [u8; 32] = hasher.finalize().into();
+        assert_eq!(eip191_digest(&message), expected);
     }
 
     #[test]

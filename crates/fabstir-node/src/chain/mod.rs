@@ -8,10 +8,13 @@
 //! - [`ProofOfWorkSubmission`]: one claim, built from the proof bytes, with its
 //!   signature and ready-to-send calldata, serialisable as JSON.
 //!
-//! Sending the transaction (nonce, gas, RPC) is deliberately not here: this
-//! module only produces and checks the payload.
+//! - [`contract`]: the marketplace's and verifier's interfaces (alloy `sol!`);
+//! - [`evm`]: the EVM chain client that sends verified submissions through
+//!   the durable outbox (nonces, fees, receipts, reorgs, retries).
 
 pub mod abi;
+pub mod contract;
+pub mod evm;
 pub mod wallet;
 
 pub use abi::{
@@ -23,7 +26,6 @@ pub use wallet::{
     to_checksum_address, HostWallet, KeyFormatError, WalletError, HOST_KEY_ENV, MAX_KEY_FILE_LEN,
 };
 
-use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -181,26 +183,24 @@ pub fn recover_personal_signer(
     message32: &[u8; 32],
     signature: &[u8; 65],
 ) -> Result<[u8; 20], SubmissionError> {
-    let v = signature[64];
-    let recovery_id = match v {
-        27 | 28 => RecoveryId::new(v == 28, false),
-        _ => return Err(SubmissionError::BadSignature("v is not 27 or 28")),
-    };
-    let sig = Signature::from_slice(&signature[..64])
+    if !matches!(signature[64], 27 | 28) {
+        return Err(SubmissionError::BadSignature("v is not 27 or 28"));
+    }
+    let sig = alloy::primitives::Signature::from_raw_array(signature)
         .map_err(|_| SubmissionError::BadSignature("r or s is out of range"))?;
+    if sig.to_k256().is_err() {
+        return Err(SubmissionError::BadSignature("r or s is out of range"));
+    }
     if sig.normalize_s().is_some() {
         return Err(SubmissionError::BadSignature(
             "s is in the upper half of the curve order",
         ));
     }
-    let digest = eip191_digest(message32);
-    let key = VerifyingKey::recover_from_prehash(&digest, &sig, recovery_id)
+    let digest = alloy::primitives::B256::from(eip191_digest(message32));
+    let address = sig
+        .recover_address_from_prehash(&digest)
         .map_err(|_| SubmissionError::BadSignature("no public key recovers from it"))?;
-    let point = key.to_encoded_point(false);
-    let hash = keccak256(&point.as_bytes()[1..]);
-    let mut address = [0u8; 20];
-    address.copy_from_slice(&hash[12..]);
-    Ok(address)
+    Ok(address.0 .0)
 }
 
 /// Serde for fixed-size byte arrays as `0x` + exactly `2 * N` hex digits.
@@ -283,6 +283,7 @@ mod tests {
     use super::*;
     use alloy_primitives::U256;
     use alloy_sol_types::{sol, SolCall as _};
+    use k256::ecdsa::Signature;
 
     sol! {
         function submitProofOfWork(uint256 jobId, uint256 tokensClaimed, bytes32 proofHash, string proofCID, bytes signature, string deltaCID);

@@ -9,12 +9,12 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use k256::ecdsa::{RecoveryId, SigningKey, VerifyingKey};
+use k256::ecdsa::{SigningKey, VerifyingKey};
 use k256::elliptic_curve::rand_core::{CryptoRng, RngCore};
 use k256::elliptic_curve::zeroize::Zeroizing;
 use thiserror::Error;
 
-use super::abi::{eip191_digest, keccak256};
+use super::abi::eip191_digest;
 
 /// Environment variable read by [`HostWallet::from_env`].
 pub const HOST_KEY_ENV: &str = "HOST_PRIVATE_KEY";
@@ -249,26 +249,23 @@ impl HostWallet {
     /// 28), the layout `ecrecover`/OpenZeppelin's `ECDSA.recover` accept.
     /// Signing is deterministic (RFC 6979).
     pub fn sign_personal(&self, message32: &[u8; 32]) -> [u8; 65] {
-        let digest = eip191_digest(message32);
-        let (signature, recovery_id) = self
-            .key
-            .sign_prehash_recoverable(&digest)
-            .expect("signing a 32-byte prehash cannot fail");
-        // k256 already returns low-s; normalise anyway (flipping the parity
-        // of R to match) so the guarantee does not rest on that detail.
-        let (signature, recovery_id) = match signature.normalize_s() {
-            Some(normalized) => (
-                normalized,
-                RecoveryId::new(!recovery_id.is_y_odd(), recovery_id.is_x_reduced()),
-            ),
-            None => (signature, recovery_id),
-        };
-        let mut out = [0u8; 65];
-        out[..64].copy_from_slice(&signature.to_bytes());
-        // An x-reduced R (recovery id 2 or 3) has probability ~2^-127 and
-        // cannot be expressed in Ethereum's v; only the parity is encoded.
-        out[64] = 27 + u8::from(recovery_id.is_y_odd());
-        out
+        use alloy::signers::SignerSync as _;
+        let digest = alloy::primitives::B256::from(eip191_digest(message32));
+        let signature = self
+            .signer()
+            .sign_hash_sync(&digest)
+            .expect("signing a 32-byte prehash with a local key cannot fail");
+        // alloy's signer returns low-s; normalise anyway (flipping the parity
+        // to match) so the guarantee does not rest on that detail.
+        let signature = signature.normalize_s().unwrap_or(signature);
+        // r || s || v with v = 27 + parity.
+        signature.as_bytes()
+    }
+
+    /// The key as an alloy signer, for signing transactions (the key stays
+    /// in memory only; alloy's signer zeroizes it on drop too).
+    pub fn signer(&self) -> alloy::signers::local::PrivateKeySigner {
+        alloy::signers::local::PrivateKeySigner::from_signing_key(self.key.clone())
     }
 
     fn from_signing_key(key: SigningKey) -> Self {
@@ -327,19 +324,14 @@ fn file_error(path: &Path, action: &'static str, e: fabstir_zk::KeyError) -> Wal
     }
 }
 
-/// The Ethereum address of a secp256k1 public key.
+/// The Ethereum address of a secp256k1 public key (alloy's derivation).
 fn address_of(key: &VerifyingKey) -> [u8; 20] {
-    let point = key.to_encoded_point(false);
-    let hash = keccak256(&point.as_bytes()[1..]);
-    let mut address = [0u8; 20];
-    address.copy_from_slice(&hash[12..]);
-    address
+    alloy::primitives::Address::from_public_key(key).0 .0
 }
 
-/// EIP-55 checksummed hex form of an address (the one implementation is
-/// `fabstir_zk::Address::to_checksummed`, which also checks it on input).
+/// EIP-55 checksummed hex form of an address (alloy's).
 pub fn to_checksum_address(address: &[u8; 20]) -> String {
-    fabstir_zk::Address(*address).to_checksummed()
+    alloy::primitives::Address::from(*address).to_checksum(None)
 }
 
 #[cfg(test)]

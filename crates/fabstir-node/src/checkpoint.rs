@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use fabstir_zk::{Digest32, JobId, ModelRef};
+use fabstir_zk::{Digest32, InferenceResult, JobId, ModelRef};
 use serde_json::json;
 
 use crate::chain::abi::{keccak256, u256_from_u64, u64_from_u256};
@@ -49,17 +49,36 @@ pub enum ChainError {
     ProofHashReused(String),
     #[error("the submission is refused: {0}")]
     Refused(String),
+    #[error("the chain cannot be reached: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Receives proof-of-work submissions.
 pub trait ChainClient: Send + Sync {
-    /// Submits checkpoint `checkpoint_id`. Submitting the same checkpoint
-    /// again returns the first receipt.
+    /// What the client is, for `/health`: `local_ledger` or `evm`.
+    fn kind(&self) -> &'static str;
+    /// What `/health` shows about the client.
+    fn describe(&self) -> serde_json::Value {
+        json!({ "kind": self.kind() })
+    }
+    /// Whether each checkpoint is submitted with a proof of its own token
+    /// count (`submitVerifiedProof`), rather than the signed
+    /// `submitProofOfWork` payload alone.
+    fn verified(&self) -> bool {
+        false
+    }
+    /// Checks a checkpoint at cumulative count `tokens` before anything is
+    /// proved or signed for it.
+    fn precheck(&self, _result: &InferenceResult, _tokens: u64) -> Result<(), ChainError> {
+        Ok(())
+    }
+    /// Submits a recorded checkpoint. Submitting the same checkpoint again
+    /// returns the first receipt.
     fn submit(
         &self,
-        checkpoint_id: i64,
+        checkpoint: &Checkpoint,
         submission: &ProofOfWorkSubmission,
     ) -> Result<Receipt, ChainError>;
     /// The receipt of a checkpoint already recorded, if any.
@@ -90,11 +109,16 @@ fn read_receipt(
 }
 
 impl ChainClient for LocalLedger {
+    fn kind(&self) -> &'static str {
+        "local_ledger"
+    }
+
     fn submit(
         &self,
-        checkpoint_id: i64,
+        checkpoint: &Checkpoint,
         submission: &ProofOfWorkSubmission,
     ) -> Result<Receipt, ChainError> {
+        let checkpoint_id = checkpoint.id;
         let proof_hash = format!("0x{}", hex::encode(submission.proof_hash));
         let outcome = self.store.durable(|tx| {
             if let Some(receipt) = read_receipt(tx, checkpoint_id)? {
@@ -151,6 +175,8 @@ pub enum CheckpointError {
         "the result names its model by hash; give \"model_id\" (the registry's bytes32 modelId)"
     )]
     ModelIdRequired,
+    #[error("the chain refuses the checkpoint: {0}; nothing was signed")]
+    ChainRefused(String),
     #[error("proof generation for the checkpoint failed: {0}")]
     Prove(String),
     #[error(transparent)]
@@ -218,6 +244,12 @@ impl Checkpoints {
         }
     }
 
+    /// The chain client, for `/health`: its kind (`local_ledger` or `evm`)
+    /// and, for an EVM chain, where it submits.
+    pub fn chain_description(&self) -> serde_json::Value {
+        self.chain.describe()
+    }
+
     /// The host wallet's address.
     pub fn wallet_address(&self) -> String {
         self.wallet.address_checksummed()
@@ -256,6 +288,25 @@ impl Checkpoints {
         }
         let claims = self.store.durable(|tx| checkpoints::claims(tx, job))?;
         let delta = claimable(job, tokens, stored.tokens_used, &claims)?;
+        let verified = self.chain.verified();
+        if verified {
+            if proof.mock {
+                return Err(CheckpointError::ChainRefused(
+                    "mock proofs cannot be verified on-chain".into(),
+                ));
+            }
+            match self.chain.precheck(&stored.result, tokens) {
+                Ok(()) => {}
+                Err(ChainError::Refused(reason)) => {
+                    return Err(CheckpointError::ChainRefused(reason))
+                }
+                Err(ChainError::Store(e)) => return Err(e.into()),
+                // The outbox simulates every submission before sending it.
+                Err(e) => {
+                    tracing::warn!(job_id = %job, error = %e, "cannot check the checkpoint against the chain now; the outbox checks it before sending")
+                }
+            }
+        }
         let model_id = match (model_id, &stored.result.model) {
             (Some(id), _) => id,
             (None, ModelRef::Name(name)) => keccak256(name.as_bytes()),
@@ -264,7 +315,20 @@ impl Checkpoints {
         // Each submission needs its own proofHash: the job's first checkpoint
         // uses the stored proof, later ones a fresh proof of the same
         // statement (proofs are randomised, so the bytes differ).
-        let proof_bytes = if claims.checkpoints == 0 {
+        let proof_bytes = if verified {
+            // A verified submission proves the checkpoint's own count: the
+            // contract credits the statement's `tokens`.
+            let mut statement = stored.result.statement(stored.host_id);
+            statement.tokens = tokens;
+            if claims.checkpoints == 0 && tokens == stored.tokens_used {
+                proof.envelope.clone()
+            } else {
+                self.generator
+                    .prove_fresh(&statement, &self.pool)
+                    .map_err(|e| CheckpointError::Prove(e.to_string()))?
+                    .bytes
+            }
+        } else if claims.checkpoints == 0 {
             proof.envelope.clone()
         } else {
             let statement = stored.result.statement(stored.host_id);
@@ -286,6 +350,13 @@ impl Checkpoints {
             "proof": format!("0x{}", hex::encode(&proof_bytes)),
             "mock": proof.mock,
         });
+        let commitment = if verified {
+            fabstir_zk::ProofEnvelope::from_bytes(&proof_bytes)
+                .map(|e| e.instance.commitment.to_string())
+                .map_err(|e| CheckpointError::Prove(e.to_string()))?
+        } else {
+            proof.commitment.clone()
+        };
         let recorded = self.store.durable(|tx| {
             // The rules again, in the transaction that records the claim: a
             // settlement or another checkpoint written since is seen here.
@@ -306,7 +377,7 @@ impl Checkpoints {
                     job_id: job,
                     tokens_processed: tokens,
                     tokens_claimed: delta,
-                    commitment: &proof.commitment,
+                    commitment: &commitment,
                     proof_hash: &Digest32(submission.proof_hash).to_string(),
                     proof_cid: &submission.proof_cid,
                     payload: &payload,
@@ -334,7 +405,7 @@ impl Checkpoints {
                     })
                 }
             };
-        let (status, note) = match self.chain.submit(checkpoint.id, &submission) {
+        let (status, note) = match self.chain.submit(&checkpoint, &submission) {
             Ok(receipt) => {
                 self.metrics.checkpoints_submitted.inc();
                 tracing::info!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, receipt = %receipt.id, "checkpoint submitted");
@@ -350,6 +421,10 @@ impl Checkpoints {
             Err(ChainError::Refused(reason)) => {
                 tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, reason = %reason, "checkpoint refused by the chain");
                 (CheckpointStatus::Rejected, reason)
+            }
+            Err(ChainError::Unavailable(reason)) => {
+                tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, reason = %reason, "chain unavailable; the checkpoint stays pending");
+                return Ok(checkpoint);
             }
             Err(ChainError::Store(e)) => return Err(e),
         };
@@ -386,5 +461,80 @@ impl Checkpoints {
             };
         }
         Ok(pending.len())
+    }
+}
+
+/// The EVM chain client behind the [`ChainClient`] interface: checkpoints go
+/// to its outbox; its worker sends them.
+pub struct EvmClient {
+    chain: Arc<crate::chain::evm::EvmChain>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl EvmClient {
+    /// `chain`, whose RPC calls run on `runtime` (blocking callers only).
+    pub fn new(chain: Arc<crate::chain::evm::EvmChain>, runtime: tokio::runtime::Handle) -> Self {
+        Self { chain, runtime }
+    }
+}
+
+impl ChainClient for EvmClient {
+    fn kind(&self) -> &'static str {
+        "evm"
+    }
+
+    fn verified(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        json!({
+            "kind": self.kind(),
+            "rpc_url": self.chain.rpc_url(),
+            "chain_id": self.chain.chain_id(),
+            "marketplace": self.chain.marketplace().to_checksum(None),
+            "confirmations": self.chain.confirmations(),
+        })
+    }
+
+    fn precheck(&self, result: &InferenceResult, tokens: u64) -> Result<(), ChainError> {
+        use crate::chain::evm::Precheck;
+        let chain = self.chain.clone();
+        let result = result.clone();
+        // Called from blocking threads (the API's, start-up): block on the
+        // runtime that owns the RPC client.
+        match self
+            .runtime
+            .block_on(async move { chain.precheck(&result, tokens).await })
+        {
+            Ok(()) => Ok(()),
+            Err(Precheck::Refused(reason)) => Err(ChainError::Refused(reason)),
+            Err(Precheck::Unavailable(reason)) => Err(ChainError::Unavailable(reason)),
+        }
+    }
+
+    fn submit(
+        &self,
+        checkpoint: &Checkpoint,
+        _submission: &ProofOfWorkSubmission,
+    ) -> Result<Receipt, ChainError> {
+        let envelope = checkpoint.payload["proof"]
+            .as_str()
+            .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok())
+            .ok_or_else(|| ChainError::Refused("the checkpoint's payload has no proof".into()))?;
+        match self.chain.enqueue(checkpoint.id, &envelope)? {
+            Ok(entry) => Ok(Receipt {
+                id: format!("outbox-{}", entry.id),
+                recorded_at_ms: entry.created_at_ms,
+            }),
+            Err(reason) => Err(ChainError::Refused(reason)),
+        }
+    }
+
+    fn receipt(&self, checkpoint_id: i64) -> Result<Option<Receipt>, ChainError> {
+        Ok(self.chain.entry(checkpoint_id)?.map(|entry| Receipt {
+            id: format!("outbox-{}", entry.id),
+            recorded_at_ms: entry.created_at_ms,
+        }))
     }
 }

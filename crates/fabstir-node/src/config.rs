@@ -66,6 +66,30 @@ pub struct Config {
     pub health_interval: Duration,
     /// Log JSON lines instead of text.
     pub log_json: bool,
+    /// The EVM chain the node submits verified proofs to; `None`: the
+    /// embedded local ledger.
+    pub chain: Option<ChainConfig>,
+}
+
+/// An EVM chain to submit to (`rpc_url` and `marketplace` set).
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// The marketplace contract's address.
+    pub marketplace: [u8; 20],
+    /// The chain id `eth_chainId` must return, if configured.
+    pub chain_id: Option<u64>,
+    /// Blocks deep a receipt must be before a submission counts as confirmed.
+    pub confirmations: u64,
+    /// How often the outbox is worked on.
+    pub poll_interval: Duration,
+    /// A transaction without a receipt for this long gets a fee bump.
+    pub stuck_after: Duration,
+    /// Fee bumps per transaction at most.
+    pub max_fee_bumps: u32,
+    /// `maxFeePerGas` cap, in wei.
+    pub max_fee_per_gas: Option<u64>,
 }
 
 /// Every setting of `serve`, defined once: the same field is the flag
@@ -158,6 +182,34 @@ pub struct Settings {
     /// Milliseconds between the database and key-directory health checks [default: 30000].
     #[arg(long, env = "FABSTIR_HEALTH_INTERVAL_MS", value_name = "MS")]
     pub health_interval_ms: Option<u64>,
+    /// JSON-RPC endpoint of the EVM chain to submit verified proofs to; needs --marketplace
+    /// [default: none: checkpoints go to the embedded local ledger].
+    #[arg(long, env = "FABSTIR_RPC_URL", value_name = "URL")]
+    pub rpc_url: Option<String>,
+    /// Address of the FabstirMarketplace contract on that chain [default: none].
+    #[arg(long, env = "FABSTIR_MARKETPLACE", value_name = "ADDR")]
+    pub marketplace: Option<String>,
+    /// Chain id the RPC endpoint must serve (eth_chainId), checked at start-up
+    /// [default: whatever the endpoint serves].
+    #[arg(long, env = "FABSTIR_CHAIN_ID", value_name = "ID")]
+    pub chain_id: Option<u64>,
+    /// Blocks deep a transaction's receipt must be before a submission counts as confirmed
+    /// [default: 1].
+    #[arg(long, env = "FABSTIR_CONFIRMATIONS", value_name = "N")]
+    pub confirmations: Option<u64>,
+    /// Milliseconds between passes over the chain outbox [default: 500].
+    #[arg(long, env = "FABSTIR_CHAIN_POLL_MS", value_name = "MS")]
+    pub chain_poll_ms: Option<u64>,
+    /// Milliseconds without a receipt after which a transaction is re-sent with higher fees
+    /// [default: 30000].
+    #[arg(long, env = "FABSTIR_STUCK_AFTER_MS", value_name = "MS")]
+    pub stuck_after_ms: Option<u64>,
+    /// Fee bumps per transaction at most [default: 5].
+    #[arg(long, env = "FABSTIR_MAX_FEE_BUMPS", value_name = "N")]
+    pub max_fee_bumps: Option<u32>,
+    /// Cap on maxFeePerGas, in wei [default: none].
+    #[arg(long, env = "FABSTIR_MAX_FEE_PER_GAS", value_name = "WEI")]
+    pub max_fee_per_gas: Option<u64>,
     /// Log as JSON lines instead of text [default: false]; FABSTIR_LOG sets the filter.
     #[arg(long, env = "FABSTIR_LOG_JSON", num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new(), value_name = "BOOL")]
@@ -229,6 +281,71 @@ fn key_dir_of(name: &'static str, file: &Path, expected: &str) -> Result<PathBuf
     Ok(file.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
+/// The chain settings from the flags/environment (`cli`) and the file.
+fn chain_config(cli: &Settings, file: &Settings) -> Result<Option<ChainConfig>, ConfigError> {
+    let rpc_url = cli.rpc_url.clone().or(file.rpc_url.clone());
+    let marketplace = cli.marketplace.clone().or(file.marketplace.clone());
+    let (rpc_url, marketplace) = match (rpc_url, marketplace) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(ConfigError::Invalid(
+                "rpc_url is set but marketplace is not: give the FabstirMarketplace contract's address (--marketplace)".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid(
+                "marketplace is set but rpc_url is not: give the chain's JSON-RPC endpoint (--rpc-url)".into(),
+            ))
+        }
+        (Some(url), Some(address)) => (url, address),
+    };
+    if !(rpc_url.starts_with("http://") || rpc_url.starts_with("https://")) {
+        return Err(ConfigError::Invalid(format!(
+            "rpc_url {rpc_url:?} must be an http:// or https:// URL"
+        )));
+    }
+    let marketplace = fabstir_zk::Address::parse(&marketplace).map_err(|e| {
+        ConfigError::Invalid(format!(
+            "marketplace {marketplace:?} is not an address: {e}"
+        ))
+    })?;
+    let confirmations = cli
+        .confirmations
+        .or(file.confirmations)
+        .unwrap_or(defaults::CONFIRMATIONS);
+    if confirmations == 0 {
+        return Err(ConfigError::Invalid(
+            "confirmations must be at least 1 (1: the block that includes the transaction)".into(),
+        ));
+    }
+    let poll = cli
+        .chain_poll_ms
+        .or(file.chain_poll_ms)
+        .unwrap_or(defaults::CHAIN_POLL_MS);
+    if poll < 10 {
+        return Err(ConfigError::Invalid(
+            "chain_poll_ms must be at least 10".into(),
+        ));
+    }
+    Ok(Some(ChainConfig {
+        rpc_url,
+        marketplace: marketplace.0,
+        chain_id: cli.chain_id.or(file.chain_id),
+        confirmations,
+        poll_interval: Duration::from_millis(poll),
+        stuck_after: Duration::from_millis(
+            cli.stuck_after_ms
+                .or(file.stuck_after_ms)
+                .unwrap_or(defaults::STUCK_AFTER_MS),
+        ),
+        max_fee_bumps: cli
+            .max_fee_bumps
+            .or(file.max_fee_bumps)
+            .unwrap_or(defaults::MAX_FEE_BUMPS),
+        max_fee_per_gas: cli.max_fee_per_gas.or(file.max_fee_per_gas),
+    }))
+}
+
 /// The embedded defaults.
 pub mod defaults {
     use std::net::SocketAddr;
@@ -250,6 +367,14 @@ pub mod defaults {
     pub const MAX_BODY_BYTES: usize = 4 << 20;
     /// `health_interval_ms`.
     pub const HEALTH_INTERVAL_MS: u64 = 30_000;
+    /// `confirmations`.
+    pub const CONFIRMATIONS: u64 = 1;
+    /// `chain_poll_ms`.
+    pub const CHAIN_POLL_MS: u64 = 500;
+    /// `stuck_after_ms`.
+    pub const STUCK_AFTER_MS: u64 = 30_000;
+    /// `max_fee_bumps`.
+    pub const MAX_FEE_BUMPS: u32 = 5;
 }
 
 impl Config {
@@ -271,6 +396,7 @@ impl Config {
                 })?
             }
         };
+        let chain = chain_config(&cli, &file)?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -380,6 +506,7 @@ impl Config {
                     .unwrap_or(defaults::HEALTH_INTERVAL_MS),
             ),
             log_json: cli.log_json.or(file.log_json).unwrap_or(false),
+            chain,
             data_dir,
         };
         config.validate()?;

@@ -131,6 +131,22 @@ metrics! {
     settlements_paid: IntCounter = "fabstir_settlements_paid_total";
     /// Proof-of-work submissions handed to the chain client
     checkpoints_submitted: IntCounter = "fabstir_checkpoints_submitted_total";
+    /// Verified submissions in the chain outbox, by state (pending, sent,
+    /// confirmed, failed)
+    chain_outbox_depth: IntGaugeVec = "fabstir_chain_outbox_depth" ["state"];
+    /// Age of the oldest pending or sent verified submission (0 when none)
+    chain_outbox_oldest_seconds: Gauge = "fabstir_chain_outbox_oldest_seconds";
+    /// Time from a verified submission's recording to its confirmation
+    chain_confirm_seconds: Histogram = "fabstir_chain_submit_to_confirmed_seconds";
+    /// Verified submissions the contract refused (in simulation or mined), by
+    /// the contract's custom error
+    chain_reverts: IntCounterVec = "fabstir_chain_reverts_total" ["reason"];
+    /// Failed chain RPC calls, by method (retried with backoff)
+    chain_rpc_errors: IntCounterVec = "fabstir_chain_rpc_errors_total" ["method"];
+    /// Stuck transactions replaced with higher fees
+    chain_fee_bumps: IntCounter = "fabstir_chain_fee_bumps_total";
+    /// Confirmed submissions a reorg dropped (sent again)
+    chain_reorgs: IntCounter = "fabstir_chain_reorgs_total";
     /// Failed key loads or reloads
     key_load_failures: IntCounter = "fabstir_key_load_failures_total";
     /// 1 when the node holds usable keys that still load from disk and the
@@ -153,6 +169,12 @@ impl Metrics {
         }
         for outcome in std::iter::once("valid").chain(crate::reasons::VERIFY_REASON_CODES) {
             self.verifications.with_label_values(&[outcome]);
+        }
+        for state in crate::store::outbox::OutboxState::ALL {
+            self.chain_outbox_depth.with_label_values(&[state.name()]);
+        }
+        for reason in ["TokensNotIncreasing", "ExceedsDeposit", "InvalidProof"] {
+            self.chain_reverts.with_label_values(&[reason]);
         }
         for check in ["database", "keys", "key_reload", "prover_queue"] {
             self.health_ok.with_label_values(&[check]).set(1);

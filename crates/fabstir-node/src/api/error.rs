@@ -90,6 +90,10 @@ error_codes! {
     TokensExceedUsed = ("tokens_exceed_used", CONFLICT),
     /// The job is settled: nothing more can be claimed for it.
     JobSettled = ("job_settled", CONFLICT),
+    /// The chain refuses the checkpoint (the job on the marketplace is
+    /// unknown, another host's, completed, already credited that far, or
+    /// cannot pay for it); nothing was signed.
+    ChainRefused = ("chain_refused", CONFLICT),
     /// The body exceeds the size limit.
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE),
     /// A `POST` without `Content-Type: application/json`.
@@ -209,6 +213,7 @@ impl From<CheckpointError> for ApiError {
             CheckpointError::ExceedsUsed { .. } => ErrorCode::TokensExceedUsed,
             CheckpointError::Settled(_) => ErrorCode::JobSettled,
             CheckpointError::ModelIdRequired => ErrorCode::ModelIdRequired,
+            CheckpointError::ChainRefused(_) => ErrorCode::ChainRefused,
             CheckpointError::Prove(_) => ErrorCode::ProveFailed,
             CheckpointError::Store(_) => {
                 tracing::error!(error = %e, "storage error");

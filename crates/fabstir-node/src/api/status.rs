@@ -41,6 +41,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         },
         "stats": stats,
         "stats_error": stats_error,
+        "chain": app.checkpoints.chain_description(),
         "peak_rss_kib": crate::metrics::peak_rss_kib(),
     });
     Ok((status, Json(body)).into_response())

@@ -1,6 +1,7 @@
 //! Command definitions and dispatch.
 
 mod bench;
+mod chain;
 mod demo;
 mod evm;
 mod evm_bench;
@@ -152,6 +153,11 @@ enum Command {
         #[command(subcommand)]
         command: evm::EvmCommand,
     },
+    /// The marketplace on an EVM chain: deploy, register the host, a one-command demo on anvil.
+    Chain {
+        #[command(subcommand)]
+        command: chain::ChainCommand,
+    },
     /// Load a running node: submit results, wait for proofs, validate settlements; report throughput.
     Load {
         /// The node's base URL.
@@ -197,6 +203,7 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
         Command::Demo { dir } => demo::run(dir),
         Command::Keys { command } => keys::run(command),
         Command::Evm { command } => evm::run(command),
+        Command::Chain { command } => chain::run(command),
         Command::Keygen { dir, srs } => keygen::run(&dir, &srs),
         Command::Prove {
             keys,

@@ -5,7 +5,9 @@
 //! directory), the admin token, database (integrity check, migrations),
 //! keys (created with the insecure development SRS on first start outside
 //! production), host wallet, prover workers (results accepted before a crash
-//! are queued again), checkpoint reconciliation, health checks, then serving.
+//! are queued again), the chain (the embedded ledger, or an EVM chain whose
+//! id, verifier key and host registration are checked), checkpoint
+//! reconciliation, health checks, then serving (and the chain outbox).
 //! The first line on standard output is a JSON object with the bound address.
 
 use std::process::ExitCode;
@@ -16,8 +18,9 @@ use serde_json::json;
 use super::Failure;
 use crate::api::guard::Access;
 use crate::api::{router, App};
+use crate::chain::evm::{EvmChain, EvmSettings};
 use crate::chain::HostWallet;
-use crate::checkpoint::{Checkpoints, LocalLedger};
+use crate::checkpoint::{ChainClient, Checkpoints, EvmClient, LocalLedger};
 use crate::config::{Backend, Config, Settings};
 use crate::datadir::{AdminToken, DataDirLock};
 use crate::health::Health;
@@ -142,13 +145,48 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         pools.verify(),
         config.production,
     ));
-    let ledger = Arc::new(LocalLedger::new(store.clone()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::other("runtime", e.to_string()))?;
+    // The chain: the embedded ledger, or an EVM chain checked before serving.
+    let (chain, evm): (Arc<dyn ChainClient>, Option<Arc<EvmChain>>) = match &config.chain {
+        None => (Arc::new(LocalLedger::new(store.clone())), None),
+        Some(c) => {
+            let settings = EvmSettings {
+                rpc_url: c.rpc_url.clone(),
+                marketplace: c.marketplace.into(),
+                chain_id: c.chain_id,
+                confirmations: c.confirmations,
+                poll_interval: c.poll_interval,
+                stuck_after: c.stuck_after,
+                max_fee_bumps: c.max_fee_bumps,
+                max_fee_per_gas: c.max_fee_per_gas.map(u128::from),
+                ..EvmSettings::new(&c.rpc_url, c.marketplace.into())
+            };
+            let evm = runtime
+                .block_on(EvmChain::connect(
+                    settings,
+                    &wallet,
+                    current.manifest.vk_id.0,
+                    current.manifest.host_id.to_bytes(),
+                    store.clone(),
+                    metrics.clone(),
+                ))
+                .map_err(|e| Failure::other("chain", e.to_string()))?;
+            tracing::info!(rpc_url = %c.rpc_url, chain_id = evm.chain_id(), marketplace = %evm.marketplace(), "submitting verified proofs to the marketplace");
+            (
+                Arc::new(EvmClient::new(evm.clone(), runtime.handle().clone())),
+                Some(evm),
+            )
+        }
+    };
     let checkpoints = Arc::new(Checkpoints::new(
         store.clone(),
         generator.clone(),
         pools.prover(0),
         wallet,
-        ledger,
+        chain,
         metrics.clone(),
     ));
     let reconciled = checkpoints
@@ -164,12 +202,10 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         token,
         config.production,
     ));
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::other("runtime", e.to_string()))?;
     runtime.block_on(async move {
+        if let Some(evm) = evm {
+            tokio::spawn(evm.run());
+        }
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Failure::other("listen", e.to_string()))?;
         println!(
@@ -185,6 +221,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
                 "production": config.production,
                 "resumed_jobs": unfinished.len(),
                 "reconciled_checkpoints": reconciled,
+                "chain": checkpoints.chain_description(),
                 "admin_token": token_source,
                 "lock": lock_path,
                 "thread_layout": config.threads,

@@ -1,7 +1,8 @@
 //! Durable state in an embedded SQLite database (WAL mode).
 //!
 //! One file per table, each with its schema, row type and queries:
-//! [`results`], [`proofs`], [`checkpoints`], [`ledger`], [`settlements`];
+//! [`results`], [`proofs`], [`checkpoints`], [`ledger`], [`settlements`],
+//! [`outbox`] (the EVM chain client's transactions);
 //! [`schema`] orders their migrations. This file holds the [`Store`] (the
 //! connections), the errors and the token-count conversions.
 //!
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 pub mod checkpoints;
 pub mod ledger;
+pub mod outbox;
 pub mod proofs;
 pub mod results;
 pub mod schema;

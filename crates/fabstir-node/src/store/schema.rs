@@ -4,10 +4,10 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{checkpoints, ledger, proofs, results, settlements, StoreError};
+use super::{checkpoints, ledger, outbox, proofs, results, settlements, StoreError};
 
 /// The schema version this node writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Every migration, in order: the version it produces and its statements.
 ///
@@ -15,7 +15,8 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// before versioning have exactly these tables and `user_version` 0, and
 /// every statement is `IF NOT EXISTS`, so applying it to them changes
 /// nothing. Version 2 records the tokens each checkpoint claims and what a
-/// settlement found already claimed.
+/// settlement found already claimed. Version 3 adds the EVM chain client's
+/// outbox and wallet nonces.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -28,6 +29,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (2, &[checkpoints::MIGRATE_V2, settlements::MIGRATE_V2]),
+    (3, &[outbox::SCHEMA_V3]),
 ];
 
 /// The database's schema version.

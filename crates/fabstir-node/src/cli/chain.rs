@@ -1,0 +1,548 @@
+//! `chain`: the marketplace on an EVM chain. `deploy` deploys the verifier
+//! and the marketplace (compiled from `contracts/src` by the local toolchain),
+//! `register` registers the host wallet with the node's `host_id`, and
+//! `demo` runs the whole flow on a local anvil: deploy, a funded job, the
+//! host registered, one result proved and submitted, the host credited.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::{EthereumWallet, TransactionBuilder as _};
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::{DynProvider, Provider as _, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolValue as _;
+use fabstir_zk::{KeySet, SrsSource};
+use serde_json::{json, Value};
+
+use super::Failure;
+use crate::chain::contract::{IFabstirMarketplace, IFabstirVerifier};
+use crate::chain::HostWallet;
+use crate::evm_local::Toolchain;
+
+/// anvil's first development account's key: publicly known, for local
+/// development chains only (`chain deploy` uses it only on chain 31337).
+pub const ANVIL_DEV_KEY: &str =
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// anvil's second development account's key (the demo's client).
+const ANVIL_CLIENT_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// anvil's chain id.
+const ANVIL_CHAIN_ID: u64 = 31337;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ChainCommand {
+    /// Deploy the verifier and the marketplace (compiled from contracts/src) and print their addresses.
+    Deploy {
+        /// JSON-RPC endpoint.
+        #[arg(long)]
+        rpc_url: String,
+        /// Deployer key file (0400; 0x + 64 hex digits) [default: anvil's first dev key, chain 31337 only].
+        #[arg(long)]
+        private_key_file: Option<PathBuf>,
+        /// The repository's contracts/ directory [default: found above the current directory].
+        #[arg(long)]
+        contracts: Option<PathBuf>,
+    },
+    /// Register the host wallet with the marketplace under the key directory's host_id.
+    Register {
+        /// JSON-RPC endpoint.
+        #[arg(long)]
+        rpc_url: String,
+        /// The marketplace's address.
+        #[arg(long)]
+        marketplace: String,
+        /// Key directory whose host_id is registered.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Host wallet key file (0400) [default: HOST_PRIVATE_KEY].
+        #[arg(long)]
+        wallet_key: Option<PathBuf>,
+    },
+    /// Start anvil, deploy, open a funded job, register a host and run one result to an on-chain credit.
+    Demo {
+        /// The repository's contracts/ directory [default: found above the current directory].
+        #[arg(long)]
+        contracts: Option<PathBuf>,
+    },
+}
+
+pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::other("runtime", e.to_string()))?;
+    match command {
+        ChainCommand::Deploy {
+            rpc_url,
+            private_key_file,
+            contracts,
+        } => {
+            let toolchain = toolchain(contracts.as_deref())?;
+            let deployed = runtime.block_on(async {
+                let key = match &private_key_file {
+                    Some(path) => HostWallet::load(path)
+                        .map_err(|e| Failure::input("private_key_file", e.to_string()))?
+                        .signer(),
+                    None => dev_signer(ANVIL_DEV_KEY)?,
+                };
+                let provider = provider(&rpc_url, key.clone())?;
+                let chain_id = provider
+                    .get_chain_id()
+                    .await
+                    .map_err(|e| Failure::other("rpc", format!("{rpc_url}: {e}")))?;
+                if private_key_file.is_none() && chain_id != ANVIL_CHAIN_ID {
+                    return Err(Failure::input(
+                        "private_key_file",
+                        format!("chain {chain_id} is not a local anvil (31337): give the deployer's key with --private-key-file"),
+                    ));
+                }
+                deploy(&provider, &toolchain).await
+            })?;
+            println!("{deployed}");
+            Ok(ExitCode::SUCCESS)
+        }
+        ChainCommand::Register {
+            rpc_url,
+            marketplace,
+            keys,
+            wallet_key,
+        } => {
+            let wallet = match &wallet_key {
+                Some(path) => HostWallet::load(path),
+                None => HostWallet::from_env().and_then(|w| {
+                    w.ok_or_else(|| crate::chain::WalletError::Io {
+                        action: "read",
+                        path: PathBuf::from("$HOST_PRIVATE_KEY"),
+                        source: std::io::Error::other(
+                            "give --wallet-key FILE or set HOST_PRIVATE_KEY",
+                        ),
+                    })
+                }),
+            }
+            .map_err(|e| Failure::input("wallet", e.to_string()))?;
+            let keyset = KeySet::load(&keys).map_err(|e| Failure::input("keys", e.to_string()))?;
+            let marketplace = parse_address("marketplace", &marketplace)?;
+            let outcome = runtime.block_on(async {
+                let provider = provider(&rpc_url, wallet.signer())?;
+                register(
+                    &provider,
+                    marketplace,
+                    U256::from_be_bytes(keyset.manifest.host_id.to_bytes()),
+                )
+                .await
+            })?;
+            println!(
+                "{}",
+                json!({
+                    "host": wallet.address_checksummed(),
+                    "host_id": keyset.manifest.host_id.to_string(),
+                    "transaction": outcome,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ChainCommand::Demo { contracts } => {
+            let toolchain = toolchain(contracts.as_deref())?;
+            runtime.block_on(demo(&toolchain))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn toolchain(dir: Option<&Path>) -> Result<Toolchain, Failure> {
+    Toolchain::locate(dir).map_err(|e| Failure::other("evm_toolchain", e.to_string()))
+}
+
+fn dev_signer(key: &str) -> Result<PrivateKeySigner, Failure> {
+    key.parse()
+        .map_err(|e| Failure::other("demo_failed", format!("{e}")))
+}
+
+fn parse_address(what: &'static str, text: &str) -> Result<Address, Failure> {
+    fabstir_zk::Address::parse(text)
+        .map(|a| Address::from(a.0))
+        .map_err(|e| Failure::input("bad_argument", format!("{what} {text:?}: {e}")))
+}
+
+/// A provider that signs with `key` (nonce, gas and fees filled in).
+fn provider(rpc_url: &str, key: PrivateKeySigner) -> Result<DynProvider, Failure> {
+    let url = rpc_url
+        .parse()
+        .map_err(|e| Failure::input("bad_argument", format!("--rpc-url {rpc_url:?}: {e}")))?;
+    Ok(ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key))
+        .connect_http(url)
+        .erased())
+}
+
+fn rpc_failure(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure::other("rpc", format!("{what}: {e}"))
+}
+
+/// Sends a transaction and waits for its receipt; a revert is a failure.
+async fn send(
+    provider: &DynProvider,
+    what: &str,
+    request: TransactionRequest,
+) -> Result<alloy::rpc::types::TransactionReceipt, Failure> {
+    let receipt = provider
+        .send_transaction(request)
+        .await
+        .map_err(|e| rpc_failure(what, e))?
+        .with_timeout(Some(Duration::from_secs(120)))
+        .get_receipt()
+        .await
+        .map_err(|e| rpc_failure(what, e))?;
+    if !receipt.status() {
+        return Err(Failure::other(
+            "reverted",
+            format!("{what}: transaction {} reverted", receipt.transaction_hash),
+        ));
+    }
+    Ok(receipt)
+}
+
+/// Deploys the verifier and the marketplace; their addresses as JSON.
+pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Value, Failure> {
+    let src = toolchain.contracts_dir().join("src");
+    let compile = |file: &str, contract: &str| {
+        toolchain
+            .compile(&src.join(file), contract)
+            .map_err(|e| Failure::other("evm_toolchain", e.to_string()))
+    };
+    let verifier_code = compile("FabstirVerifier.sol", "FabstirVerifier")?;
+    let market_code = compile("FabstirMarketplace.sol", "FabstirMarketplace")?;
+    let verifier = send(
+        provider,
+        "deploy FabstirVerifier",
+        TransactionRequest::default().with_deploy_code(Bytes::from(verifier_code.bytecode)),
+    )
+    .await?
+    .contract_address
+    .ok_or_else(|| Failure::other("reverted", "no contract address in the verifier's receipt"))?;
+    let mut code = market_code.bytecode;
+    code.extend_from_slice(&verifier.abi_encode());
+    let marketplace = send(
+        provider,
+        "deploy FabstirMarketplace",
+        TransactionRequest::default().with_deploy_code(Bytes::from(code)),
+    )
+    .await?
+    .contract_address
+    .ok_or_else(|| {
+        Failure::other(
+            "reverted",
+            "no contract address in the marketplace's receipt",
+        )
+    })?;
+    let vk_id = IFabstirVerifier::new(verifier, provider)
+        .VK_ID()
+        .call()
+        .await
+        .map_err(|e| rpc_failure("VK_ID()", e))?;
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| rpc_failure("eth_chainId", e))?;
+    Ok(json!({
+        "chain_id": chain_id,
+        "verifier": verifier.to_checksum(None),
+        "marketplace": marketplace.to_checksum(None),
+        "vk_id": format!("{vk_id:#x}"),
+    }))
+}
+
+/// `registerHost(hostId)` from the provider's wallet; the transaction hash.
+pub async fn register(
+    provider: &DynProvider,
+    marketplace: Address,
+    host_id: U256,
+) -> Result<String, Failure> {
+    let call = IFabstirMarketplace::registerHostCall { hostId: host_id };
+    let receipt = send(
+        provider,
+        "registerHost",
+        TransactionRequest::default()
+            .with_to(marketplace)
+            .with_call(&call),
+    )
+    .await?;
+    Ok(format!("{:#x}", receipt.transaction_hash))
+}
+
+/// Prints one step of the demo (on standard error: standard output gets
+/// the one JSON summary every command prints).
+fn step(n: u32, text: &str, detail: Value) {
+    eprintln!("{n}. {text}");
+    eprintln!("   {detail}");
+}
+
+/// The demo: see the module documentation.
+async fn demo(toolchain: &Toolchain) -> Result<(), Failure> {
+    let anvil = toolchain
+        .anvil(&[])
+        .map_err(|e| Failure::other("evm_toolchain", e.to_string()))?;
+    let url = anvil.url().to_string();
+    step(1, "anvil started (chain 31337)", json!({ "rpc_url": url }));
+
+    let deployer = provider(&url, dev_signer(ANVIL_DEV_KEY)?)?;
+    let deployed = deploy(&deployer, toolchain).await?;
+    step(2, "verifier and marketplace deployed", deployed.clone());
+    let marketplace = parse_address(
+        "marketplace",
+        deployed["marketplace"].as_str().unwrap_or_default(),
+    )?;
+
+    let dir = tempfile::tempdir().map_err(|e| Failure::other("demo_failed", e.to_string()))?;
+    let keys_dir = dir.path().join("keys");
+    let keyset = KeySet::generate(&keys_dir, &SrsSource::InsecureDev, rand::rngs::OsRng)?;
+    let wallet = HostWallet::generate(&mut rand::rngs::OsRng);
+    let wallet_file = dir.path().join("wallet.key");
+    wallet
+        .write_new(&wallet_file)
+        .map_err(|e| Failure::input("wallet", e.to_string()))?;
+    let host = Address::from(wallet.address());
+    send(
+        &deployer,
+        "fund the host wallet",
+        TransactionRequest::default()
+            .with_to(host)
+            .with_value(U256::from(10u64).pow(U256::from(18u64))),
+    )
+    .await?;
+    let host_provider = provider(&url, wallet.signer())?;
+    let tx = register(
+        &host_provider,
+        marketplace,
+        U256::from_be_bytes(keyset.manifest.host_id.to_bytes()),
+    )
+    .await?;
+    step(
+        3,
+        "host keys created, wallet funded with 1 ETH and registered",
+        json!({ "host": host.to_checksum(None), "host_id": keyset.manifest.host_id.to_string(), "vk_id": keyset.manifest.vk_id.to_string(), "transaction": tx }),
+    );
+
+    let client = provider(&url, dev_signer(ANVIL_CLIENT_KEY)?)?;
+    let model = "TheBloke/Llama-2-7B-Chat-GGUF/llama-2-7b-chat.Q4_K_M.gguf";
+    let model_id = alloy::primitives::keccak256(model.as_bytes());
+    let price = U256::from(1_000_000_000_000u64); // 10^12 wei per token
+    let deposit = U256::from(100u64) * price;
+    let create = IFabstirMarketplace::createSessionJobCall {
+        host,
+        modelId: model_id,
+        pricePerToken: price,
+    };
+    send(
+        &client,
+        "createSessionJob",
+        TransactionRequest::default()
+            .with_to(marketplace)
+            .with_call(&create)
+            .with_value(deposit),
+    )
+    .await?;
+    let market = IFabstirMarketplace::new(marketplace, &client);
+    let job_id = U256::from(1u64);
+    let job = market
+        .getJob(job_id)
+        .call()
+        .await
+        .map_err(|e| rpc_failure("getJob", e))?;
+    step(
+        4,
+        "client opened job 1 with a deposit of 100 tokens' price",
+        json!({ "client": job.client.to_checksum(None), "deposit_wei": job.deposit.to_string(), "price_per_token_wei": job.pricePerToken.to_string() }),
+    );
+
+    let exe = std::env::current_exe().map_err(|e| Failure::other("demo_failed", e.to_string()))?;
+    let mut node = Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--chain-poll-ms", "100"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--keys-dir")
+        .arg(&keys_dir)
+        .arg("--wallet-key")
+        .arg(&wallet_file)
+        .args(["--rpc-url", &url, "--marketplace"])
+        .arg(marketplace.to_checksum(None))
+        .env_remove("HOST_PRIVATE_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Failure::other("demo_failed", e.to_string()))?;
+    let result = run_node(&mut node, &url, marketplace, model).await;
+    let _ = node.kill();
+    let _ = node.wait();
+    let base = result?;
+    step(
+        5,
+        "node started against the marketplace (chain id, vk_id and host registration checked)",
+        json!({ "node": base }),
+    );
+
+    let job = market
+        .getJob(job_id)
+        .call()
+        .await
+        .map_err(|e| rpc_failure("getJob", e))?;
+    let earned = market
+        .earnings(host)
+        .call()
+        .await
+        .map_err(|e| rpc_failure("earnings", e))?;
+    step(
+        7,
+        "the contract verified the proof and credited the host",
+        json!({ "tokens_used": job.tokensUsed.to_string(), "host_earnings_wei": earned.to_string() }),
+    );
+    let complete = IFabstirMarketplace::completeJobCall { jobId: job_id };
+    send(
+        &client,
+        "completeJob",
+        TransactionRequest::default()
+            .with_to(marketplace)
+            .with_call(&complete),
+    )
+    .await?;
+    let earned = market
+        .earnings(host)
+        .call()
+        .await
+        .map_err(|e| rpc_failure("earnings", e))?;
+    let refund = market
+        .earnings(job.client)
+        .call()
+        .await
+        .map_err(|e| rpc_failure("earnings", e))?;
+    step(
+        8,
+        "client completed the job: the rest of the deposit is credited back to the client (withdraw() sends it)",
+        json!({ "host_earnings_wei": earned.to_string(), "client_refund_wei": refund.to_string() }),
+    );
+    drop(anvil);
+    println!(
+        "{}",
+        json!({
+            "chain_id": ANVIL_CHAIN_ID,
+            "marketplace": marketplace.to_checksum(None),
+            "job_id": 1,
+            "tokens_used": job.tokensUsed.to_string(),
+            "price_per_token_wei": price.to_string(),
+            "host_earnings_wei": earned.to_string(),
+            "client_refund_wei": refund.to_string(),
+        })
+    );
+    Ok(())
+}
+
+/// Drives the demo's node: its address once it listens, after one result
+/// was proved and checkpointed and the submission confirmed.
+async fn run_node(
+    node: &mut std::process::Child,
+    rpc_url: &str,
+    marketplace: Address,
+    model: &str,
+) -> Result<String, Failure> {
+    let stdout = node
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::other("demo_failed", "no standard output"))?;
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .map_err(|e| Failure::other("demo_failed", e.to_string()))?;
+    let started: Value = serde_json::from_str(&first).map_err(|_| {
+        Failure::other(
+            "demo_failed",
+            format!("the node did not start (it printed {first:?}); run `fabstir-node serve --rpc-url {rpc_url} --marketplace {marketplace}` to see why"),
+        )
+    })?;
+    let base = format!(
+        "http://{}",
+        started["listening"].as_str().unwrap_or_default()
+    );
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request = http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .json(&body);
+        async move {
+            let reply = request.send().await.map_err(|e| rpc_failure("node", e))?;
+            let status = reply.status();
+            let body: Value = reply.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                return Err(Failure::other("demo_failed", format!("{status}: {body}")));
+            }
+            Ok(body)
+        }
+    };
+    let result = json!({
+        "job_id": "1", "chain_id": ANVIL_CHAIN_ID, "marketplace": marketplace.to_checksum(None),
+        "model": model, "prompt": "What is the capital of France?",
+        "response": "The capital of France is Paris.", "tokens_used": 12,
+    });
+    post("/v1/results", result).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let proof: Value = http
+            .get(format!("{base}/v1/proofs/1"))
+            .send()
+            .await
+            .map_err(|e| rpc_failure("node", e))?
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if proof["state"] == "proved" {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::other(
+                "demo_failed",
+                "the result was not proved within 60 s",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let checkpoint = post(
+        "/v1/checkpoints",
+        json!({ "job_id": "1", "tokens_processed": 12 }),
+    )
+    .await?;
+    step(
+        6,
+        "result proved; checkpoint at 12 tokens queued for submitVerifiedProof",
+        json!({ "checkpoint": checkpoint["id"], "status": checkpoint["status"], "commitment": checkpoint["commitment"] }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .map_err(|e| rpc_failure("node", e))?
+            .text()
+            .await
+            .unwrap_or_default();
+        if metrics.contains("fabstir_chain_outbox_depth{state=\"confirmed\"} 1") {
+            return Ok(base);
+        }
+        if metrics.contains("fabstir_chain_outbox_depth{state=\"failed\"} 1") {
+            return Err(Failure::other(
+                "demo_failed",
+                "the marketplace refused the submission; see the node's log",
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::other(
+                "demo_failed",
+                "the submission was not confirmed within 60 s",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

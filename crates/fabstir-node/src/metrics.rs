@@ -176,6 +176,14 @@ impl Metrics {
         for reason in ["TokensNotIncreasing", "ExceedsDeposit", "InvalidProof"] {
             self.chain_reverts.with_label_values(&[reason]);
         }
+        for method in [
+            "eth_blockNumber",
+            "eth_call",
+            "eth_getTransactionReceipt",
+            "eth_sendRawTransaction",
+        ] {
+            self.chain_rpc_errors.with_label_values(&[method]);
+        }
         for check in ["database", "keys", "key_reload", "prover_queue"] {
             self.health_ok.with_label_values(&[check]).set(1);
         }

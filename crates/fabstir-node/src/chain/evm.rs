@@ -119,10 +119,10 @@ pub enum EvmError {
     #[error("marketplace: no contract at {address} on chain {chain_id}")]
     NoContract { address: Address, chain_id: u64 },
     /// The marketplace's verifier checks another key.
-    #[error("marketplace: its verifier checks vk_id {contract}, but this node proves with vk_id {node}; deploy a verifier for this node's keys (fabstir-node evm verifier) or use the node's matching keys")]
+    #[error("marketplace: its verifier checks vk_id {contract}, but this node proves with vk_id {node}; deploy a verifier for this node's keys (the evm verifier command) or use the node's matching keys")]
     VkMismatch { contract: String, node: String },
     /// The wallet is not registered as a host.
-    #[error("host_id: wallet {wallet} is not registered with the marketplace; register host_id {host_id} first (fabstir-node chain register)")]
+    #[error("host_id: wallet {wallet} is not registered with the marketplace; register host_id {host_id} first (the chain register command)")]
     NotRegistered { wallet: Address, host_id: String },
     /// The wallet is registered with another host id.
     #[error("host_id: wallet {wallet} is registered with host_id {registered}, but this node's key has host_id {node}")]

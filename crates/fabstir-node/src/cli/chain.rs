@@ -146,7 +146,14 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
         }
         ChainCommand::Demo { contracts } => {
             let toolchain = toolchain(contracts.as_deref())?;
-            runtime.block_on(demo(&toolchain))?;
+            // anvil's handle talks blocking HTTP: start (and drop) it
+            // outside the async runtime.
+            let anvil = toolchain
+                .anvil(&[])
+                .map_err(|e| Failure::other("evm_toolchain", e.to_string()))?;
+            let outcome = runtime.block_on(demo(&toolchain, anvil.url()));
+            drop(anvil);
+            outcome?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -281,11 +288,8 @@ fn step(n: u32, text: &str, detail: Value) {
 }
 
 /// The demo: see the module documentation.
-async fn demo(toolchain: &Toolchain) -> Result<(), Failure> {
-    let anvil = toolchain
-        .anvil(&[])
-        .map_err(|e| Failure::other("evm_toolchain", e.to_string()))?;
-    let url = anvil.url().to_string();
+async fn demo(toolchain: &Toolchain, url: &str) -> Result<(), Failure> {
+    let url = url.to_string();
     step(1, "anvil started (chain 31337)", json!({ "rpc_url": url }));
 
     let deployer = provider(&url, dev_signer(ANVIL_DEV_KEY)?)?;
@@ -377,12 +381,7 @@ async fn demo(toolchain: &Toolchain) -> Result<(), Failure> {
     let result = run_node(&mut node, &url, marketplace, model).await;
     let _ = node.kill();
     let _ = node.wait();
-    let base = result?;
-    step(
-        5,
-        "node started against the marketplace (chain id, vk_id and host registration checked)",
-        json!({ "node": base }),
-    );
+    result?;
 
     let job = market
         .getJob(job_id)
@@ -423,7 +422,6 @@ async fn demo(toolchain: &Toolchain) -> Result<(), Failure> {
         "client completed the job: the rest of the deposit is credited back to the client (withdraw() sends it)",
         json!({ "host_earnings_wei": earned.to_string(), "client_refund_wei": refund.to_string() }),
     );
-    drop(anvil);
     println!(
         "{}",
         json!({
@@ -464,6 +462,11 @@ async fn run_node(
     let base = format!(
         "http://{}",
         started["listening"].as_str().unwrap_or_default()
+    );
+    step(
+        5,
+        "node started against the marketplace (chain id, vk_id and host registration checked)",
+        json!({ "node": base, "chain": started["chain"] }),
     );
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {

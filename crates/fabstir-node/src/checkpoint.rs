@@ -467,13 +467,13 @@ impl Checkpoints {
 /// The EVM chain client behind the [`ChainClient`] interface: checkpoints go
 /// to its outbox; its worker sends them.
 pub struct EvmClient {
-    chain: Arc<crate::chain::evm::EvmChain>,
+    chain: Arc<crate::onchain::EvmChain>,
     runtime: tokio::runtime::Handle,
 }
 
 impl EvmClient {
     /// `chain`, whose RPC calls run on `runtime` (blocking callers only).
-    pub fn new(chain: Arc<crate::chain::evm::EvmChain>, runtime: tokio::runtime::Handle) -> Self {
+    pub fn new(chain: Arc<crate::onchain::EvmChain>, runtime: tokio::runtime::Handle) -> Self {
         Self { chain, runtime }
     }
 }
@@ -498,7 +498,7 @@ impl ChainClient for EvmClient {
     }
 
     fn precheck(&self, result: &InferenceResult, tokens: u64) -> Result<(), ChainError> {
-        use crate::chain::evm::Precheck;
+        use crate::onchain::Precheck;
         let chain = self.chain.clone();
         let result = result.clone();
         // Called from blocking threads (the API's, start-up): block on the

@@ -5,7 +5,8 @@
 //! A result's path through the node, one module per step:
 //! [`api`] (HTTP: `POST /v1/results`) -> [`store`] (results table, queued) ->
 //! [`prover`] (pool, generator, cache; proofs table) -> [`checkpoint`]
-//! (outbox, [`chain`] payload, ledger) -> [`settlement`] (validator,
+//! (outbox, [`chain`] payload, ledger, or [`onchain`]: verified submissions
+//! to the marketplace contract) -> [`settlement`] (validator,
 //! settlements table). [`keys`] holds the key sets, [`config`] the
 //! configuration, [`metrics`] the Prometheus metrics, [`health`] the checks
 //! behind `/health`, [`datadir`] the data directory's lock and admin token,
@@ -27,6 +28,7 @@ pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod mock;
+pub mod onchain;
 pub mod prover;
 pub mod reasons;
 pub mod settlement;

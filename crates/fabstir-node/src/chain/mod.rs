@@ -9,12 +9,11 @@
 //!   signature and ready-to-send calldata, serialisable as JSON.
 //!
 //! - [`contract`]: the marketplace's and verifier's interfaces (alloy `sol!`);
-//! - [`evm`]: the EVM chain client that sends verified submissions through
-//!   the durable outbox (nonces, fees, receipts, reorgs, retries).
+//!
+//! Sending transactions is not here: the `onchain` module is the EVM chain client.
 
 pub mod abi;
 pub mod contract;
-pub mod evm;
 pub mod wallet;
 
 pub use abi::{

@@ -1,4 +1,4 @@
-//! The EVM chain client: verified submissions (`submitVerifiedProof`) sent
+//! The EVM chain client (`serve --rpc-url`): verified submissions (`submitVerifiedProof`) sent
 //! from the host wallet to the marketplace contract over JSON-RPC, through
 //! the durable outbox in `store::outbox`.
 //!
@@ -43,8 +43,8 @@ use alloy::transports::TransportError;
 use fabstir_zk::{InferenceResult, JobId, ProofEnvelope};
 use thiserror::Error;
 
-use super::contract::{decode_revert, IFabstirMarketplace, IFabstirVerifier};
-use super::HostWallet;
+use crate::chain::contract::{decode_revert, IFabstirMarketplace, IFabstirVerifier};
+use crate::chain::HostWallet;
 use crate::metrics::Metrics;
 use crate::store::checkpoints::{self, CheckpointStatus};
 use crate::store::outbox::{self, NewEntry, OutboxEntry, OutboxState, SignedTx};

@@ -452,7 +452,17 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
         );
         assert_eq!(format!("{recorded:#066x}"), *commitment);
     }
-    let metrics = node.metrics_text();
+    // The gauges follow the outbox after each pass.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = node.metrics_text();
+        if metrics.contains("fabstir_chain_outbox_depth{state=\"confirmed\"} 3")
+            || Instant::now() > deadline
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         metrics.contains("fabstir_chain_outbox_depth{state=\"confirmed\"} 3"),
         "{metrics}"

@@ -440,6 +440,24 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
         assert_eq!(on_chain.tokensUsed, U256::from(tokens), "{}", setup.dump());
     }
     assert_eq!(setup.outbox("confirmed"), 3);
+    // The figure: gas of each verified submission.
+    let db = setup.dir.db();
+    let mut stmt = db
+        .prepare("SELECT tx_hash FROM chain_outbox ORDER BY id")
+        .unwrap();
+    let hashes: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for hash in hashes {
+        let receipt = rpc(&chain.url, "eth_getTransactionReceipt", json!([hash]));
+        assert_eq!(receipt["status"], "0x1");
+        println!(
+            "submitVerifiedProof gas used: {}",
+            quantity(&receipt["gasUsed"])
+        );
+    }
     assert_eq!(setup.earnings(&chain), U256::from(12 * PRICE));
     // The contract recorded each checkpoint's commitment.
     for (tokens, commitment) in [4u64, 9, 12].iter().zip(&commitments) {

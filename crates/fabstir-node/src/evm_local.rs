@@ -586,6 +586,26 @@ impl Anvil {
         self.transact(tx)
     }
 
+    /// [`Anvil::send`] with `value` wei attached.
+    pub fn send_value(
+        &self,
+        to: &Address,
+        data: &[u8],
+        value: u128,
+        gas: Option<u64>,
+    ) -> Result<Receipt> {
+        let mut tx = json!({
+            "from": self.sender,
+            "to": hex_string(to),
+            "data": hex_string(data),
+            "value": format!("{value:#x}"),
+        });
+        if let Some(gas) = gas {
+            tx["gas"] = json!(format!("{gas:#x}"));
+        }
+        self.transact(tx)
+    }
+
     fn transact(&self, tx: Value) -> Result<Receipt> {
         let hash = self.rpc("eth_sendTransaction", json!([tx]))?;
         let hash = hash

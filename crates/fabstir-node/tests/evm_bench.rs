@@ -91,6 +91,18 @@ fn bench_measures_the_verifier_with_transactions() {
         "an invalid proof costs no more than a valid one: {invalid} vs {verify}"
     );
 
+    // A verified submission verifies a proof and then some.
+    let submit = figure(&report, "marketplace_submit_gas");
+    let first = figure(&report, "marketplace_first_submit_gas");
+    assert!(
+        submit > verify && submit < verify + 200_000,
+        "marketplace_submit_gas {submit} vs verify_gas {verify}"
+    );
+    assert!(
+        first >= submit,
+        "the first submission creates storage: {first} < {submit}"
+    );
+
     let vk_id = report["vk_id"].as_str().expect("vk_id");
     assert!(vk_id.starts_with("0x") && vk_id.len() == 66, "{vk_id}");
     assert!(

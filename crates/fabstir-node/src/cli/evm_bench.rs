@@ -245,6 +245,122 @@ fn check_constants(deployed: &Deployed, plan: &Plan) -> Result<usize, Failure> {
     Ok(size)
 }
 
+/// The marketplace's source, relative to the `contracts/` directory.
+const MARKETPLACE_FILE: &str = "src/FabstirMarketplace.sol";
+
+/// One ABI word holding `v`.
+fn word_of(v: u128) -> [u8; 32] {
+    let mut w = [0u8; 32];
+    w[16..].copy_from_slice(&v.to_be_bytes());
+    w
+}
+
+/// Sends `data` to `to` (with `value` wei) and requires success; the gas used.
+fn transact(
+    anvil: &Anvil,
+    to: &[u8; 20],
+    data: &[u8],
+    value: u128,
+    what: &str,
+) -> Result<u64, Failure> {
+    let receipt = anvil
+        .send_value(to, data, value, Some(GAS_LIMIT))
+        .map_err(|e| Failure::other("evm_transaction_failed", format!("{what}: {e}")))?;
+    if !receipt.status {
+        return Err(Failure::other(
+            "evm_transaction_failed",
+            format!(
+                "{what}: the transaction reverted after {} gas",
+                receipt.gas_used
+            ),
+        ));
+    }
+    Ok(receipt.gas_used)
+}
+
+/// Deploys the marketplace over `deployed`'s verifier, registers anvil's
+/// sender as the host, opens a job and pays for two checkpoints with
+/// `submitVerifiedProof`: the whole transactions' gas of the first (which
+/// also creates the host's earnings slot) and the second.
+fn measure_submissions(
+    toolchain: &Toolchain,
+    deployed: &Deployed,
+    pk: &ProvingKey,
+    host: &HostKey,
+) -> Result<(u64, u64), Failure> {
+    let anvil = &deployed.anvil;
+    let compiled = toolchain
+        .compile(
+            &toolchain.contracts_dir().join(MARKETPLACE_FILE),
+            "FabstirMarketplace",
+        )
+        .map_err(toolchain_failure)?;
+    let mut code = compiled.bytecode;
+    code.extend_from_slice(&[0u8; 12]);
+    code.extend_from_slice(&deployed.verifier);
+    let market = anvil
+        .deploy(&code, Some(GAS_LIMIT))
+        .map_err(|e| Failure::other("evm_deploy_failed", format!("FabstirMarketplace: {e}")))?
+        .contract_address
+        .ok_or_else(|| {
+            Failure::other("evm_deploy_failed", "the deployment receipt has no address")
+        })?;
+    let sender: [u8; 20] = crate::evm_local::hex_bytes(anvil.sender())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Failure::other(
+                "evm_wrong_answer",
+                format!("anvil's sender {:?} is not an address", anvil.sender()),
+            )
+        })?;
+    let chain_id = crate::evm_local::quantity(
+        &anvil
+            .rpc("eth_chainId", json!([]))
+            .map_err(toolchain_failure)?,
+        "eth_chainId",
+    )
+    .map_err(toolchain_failure)?;
+
+    let host_word = calldata::instance_words(&[host.host_id().0])[0];
+    let mut data = calldata::selector("registerHost(uint256)").to_vec();
+    data.extend_from_slice(&host_word);
+    transact(anvil, &market, &data, 0, "registerHost")?;
+
+    let price: u128 = 1_000_000_000;
+    let mut data = calldata::selector("createSessionJob(address,bytes32,uint256)").to_vec();
+    let mut host_address = [0u8; 32];
+    host_address[12..].copy_from_slice(&sender);
+    data.extend_from_slice(&host_address);
+    data.extend_from_slice(&[0x11; 32]);
+    data.extend_from_slice(&word_of(price));
+    transact(anvil, &market, &data, price * 1_000_000, "createSessionJob")?;
+
+    let mut gas = [0u64; 2];
+    for (i, tokens) in [1_000u64, 2_000].into_iter().enumerate() {
+        let mut result = sample_result();
+        result.job_id = JobId::from_u64(1);
+        result.chain_id = chain_id;
+        result.marketplace = fabstir_zk::statement::Address(market);
+        result.tokens_used = tokens;
+        let statement = result.statement(host.host_id());
+        let envelope = ProofEnvelope::create(pk, &statement, host, rand::rngs::OsRng)
+            .map_err(|e| Failure::other("prove_failed", e.to_string()))?;
+        let words = calldata::instance_words(&envelope.instance.to_field_elements());
+        let mut data =
+            calldata::selector("submitVerifiedProof(uint256,uint256,uint256,bytes)").to_vec();
+        data.extend_from_slice(&word_of(1));
+        data.extend_from_slice(&word_of(u128::from(tokens)));
+        data.extend_from_slice(&words[fabstir_zk::circuit::layout::instance::COMMITMENT]);
+        data.extend_from_slice(&word_of(0x80));
+        data.extend_from_slice(&word_of(envelope.proof.len() as u128));
+        data.extend_from_slice(&envelope.proof);
+        // The bytes argument is padded to a whole word.
+        data.resize(4 + (data.len() - 4).div_ceil(32) * 32, 0);
+        gas[i] = transact(anvil, &market, &data, 0, "submitVerifiedProof")?;
+    }
+    Ok((gas[0], gas[1]))
+}
+
 /// Runs `evm bench`.
 pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
     if args.batches.is_empty() || args.batches.contains(&0) {
@@ -312,6 +428,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         totals.insert(n.to_string(), json!(gas));
     }
 
+    let (submit_first_gas, submit_gas) = measure_submissions(&toolchain, &deployed, &pk, &host)?;
+
     let anvil = &deployed.anvil;
     let anvil_version = anvil.rpc("web3_clientVersion", json!([])).ok();
     let hardfork = anvil
@@ -332,6 +450,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         "invalid_verify_gas": invalid_verify_gas,
         "batch_gas_per_proof": per_proof,
         "batch_gas": totals,
+        "marketplace_submit_gas": submit_gas,
+        "marketplace_first_submit_gas": submit_first_gas,
         "gas_limit": GAS_LIMIT,
         "limits": {"runtime_bytes": RUNTIME_LIMIT},
         "anvil_version": anvil_version.unwrap_or(Value::Null),
@@ -393,6 +513,12 @@ fn print_table(report: &Value, batches: &[usize]) {
             text(&report["batch_gas"][&key])
         );
     }
+    println!(
+        "  {:<26} {} (a later checkpoint; the first: {})",
+        "marketplace submit gas",
+        text(&report["marketplace_submit_gas"]),
+        text(&report["marketplace_first_submit_gas"])
+    );
     if report["development_keys"] == json!(true) {
         println!("  (development keys: insecure, for measurement only)");
     }

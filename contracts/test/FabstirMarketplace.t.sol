@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "./utils/Test.sol";
+import {vm} from "./utils/Vm.sol";
+import {FabstirVerifier} from "../src/FabstirVerifier.sol";
+import {FabstirMarketplace, IFabstirVerifier} from "../src/FabstirMarketplace.sol";
+import {MarketplaceVectors as V} from "./MarketplaceVectors.sol";
+
+/// The marketplace with the generated verifier and proofs made by the Rust
+/// prover (MarketplaceVectors.sol): verified work is paid once, for the
+/// host that did it, on this job, chain and marketplace only; every refusal
+/// has its own error.
+contract FabstirMarketplaceTest is Test {
+    uint256 internal constant R = 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
+    uint256 internal constant PRICE = 1e12;
+    uint256 internal constant DEPOSIT = 250 * PRICE;
+    uint256 internal constant HOST1_KEY = 0xA11CE;
+    uint256 internal constant HOST2_KEY = 0xB0B;
+
+    FabstirVerifier internal verifier;
+    FabstirMarketplace internal market;
+    address internal host1;
+    address internal host2;
+    address internal client = address(0xC11E17);
+    bytes32 internal constant MODEL = keccak256("llama-3");
+
+    event VerifiedProofSubmitted(
+        uint256 indexed jobId, address indexed host, uint256 cumulativeTokens, uint256 tokensDelta, uint256 commitment
+    );
+    event JobCompleted(uint256 indexed jobId, uint256 tokensUsed, uint256 hostPayment, uint256 clientRefund);
+
+    function setUp() public {
+        verifier = new FabstirVerifier();
+        market = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        assertTrue(address(market) == V.MARKETPLACE, "the vectors were made for another marketplace address");
+        assertEq(block.chainid, V.CHAIN_ID, "chain id");
+        host1 = vm.addr(HOST1_KEY);
+        host2 = vm.addr(HOST2_KEY);
+        vm.deal(client, 100 ether);
+        _register(market, host1, V.HOST1_ID);
+        _register(market, host2, V.HOST2_ID);
+        assertEq(_open(market, host1, DEPOSIT), 1, "job 1");
+        assertEq(_open(market, host2, DEPOSIT), 2, "job 2");
+        assertEq(_open(market, host1, DEPOSIT), 3, "job 3");
+    }
+
+    function _register(FabstirMarketplace m, address host, uint256 hostId) internal {
+        vm.prank(host);
+        m.registerHost(hostId);
+    }
+
+    function _open(FabstirMarketplace m, address host, uint256 deposit) internal returns (uint256) {
+        vm.prank(client);
+        return m.createSessionJob{value: deposit}(host, MODEL, PRICE);
+    }
+
+    function _submit(address sender, uint256 jobId, uint256 tokens, uint256 commitment, bytes memory proof) internal {
+        vm.prank(sender);
+        market.submitVerifiedProof(jobId, tokens, commitment, proof);
+    }
+
+    function test_verifiedProofCreditsTheHostAndRecordsTheCommitment() public {
+        assertTrue(market.verifierVkId() == verifier.VK_ID(), "vk id");
+        vm.expectEmit(true, true, false, true);
+        emit VerifiedProofSubmitted(1, host1, 100, 100, V.JOB1_HOST1_100_COMMITMENT);
+        _submit(host1, 1, V.JOB1_HOST1_100_TOKENS, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        assertEq(market.getJob(1).tokensUsed, 100, "tokens used");
+        assertEq(market.earnings(host1), 100 * PRICE, "host earnings");
+        assertEq(market.commitmentOf(1, 100), V.JOB1_HOST1_100_COMMITMENT, "recorded commitment");
+
+        // The next checkpoint pays the delta only.
+        vm.expectEmit(true, true, false, true);
+        emit VerifiedProofSubmitted(1, host1, 250, 150, V.JOB1_HOST1_250_COMMITMENT);
+        _submit(host1, 1, 250, V.JOB1_HOST1_250_COMMITMENT, V.JOB1_HOST1_250_PROOF);
+        assertEq(market.earnings(host1), 250 * PRICE, "host earnings after two checkpoints");
+    }
+
+    function test_aReplayOrAnOlderCheckpointIsRefused() public {
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.TokensNotIncreasing.selector, 1, 100, 100));
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        _submit(host1, 1, 250, V.JOB1_HOST1_250_COMMITMENT, V.JOB1_HOST1_250_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.TokensNotIncreasing.selector, 1, 250, 100));
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+    }
+
+    function test_anotherHostsProofIsRefused() public {
+        // Job 2 is host 2's; the proof is host 1's work for job 2.
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 2));
+        _submit(host2, 2, 100, V.JOB2_HOST1_100_COMMITMENT, V.JOB2_HOST1_100_PROOF);
+        // Host 1 cannot submit for a job it does not serve.
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.NotJobHost.selector, 2, host1));
+        _submit(host1, 2, 100, V.JOB2_HOST1_100_COMMITMENT, V.JOB2_HOST1_100_PROOF);
+    }
+
+    function test_aProofForAnotherJobIsRefused() public {
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 3));
+        _submit(host1, 3, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+    }
+
+    function test_aProofForAnotherChainIsRefused() public {
+        vm.chainId(8453);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+    }
+
+    function test_aProofForAnotherMarketplaceIsRefused() public {
+        FabstirMarketplace other = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        _register(other, host1, V.HOST1_ID);
+        assertEq(_open(other, host1, DEPOSIT), 1, "job 1 of the other marketplace");
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
+        other.submitVerifiedProof(1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+    }
+
+    function test_anotherTokenCountCommitmentOrProofIsRefused() public {
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 101, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT ^ 1, V.JOB1_HOST1_100_PROOF);
+        bytes memory tampered = V.JOB1_HOST1_100_PROOF;
+        tampered[tampered.length - 1] ^= 0x01;
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, tampered);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, "");
+        assertEq(market.getJob(1).tokensUsed, 0, "nothing credited");
+        assertEq(market.earnings(host1), 0, "nothing earned");
+    }
+
+    function test_claimsBeyondTheDepositOrTwoToThe64AreRefusedBeforeVerifying() public {
+        uint256 small = _open(market, host1, 99 * PRICE);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.ExceedsDeposit.selector, small, 100 * PRICE, 99 * PRICE));
+        _submit(host1, small, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        uint256 huge = uint256(1) << 64;
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.TokensOutOfRange.selector, huge));
+        _submit(host1, 1, huge, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+    }
+
+    function test_onlyARegisteredJobHostSubmits() public {
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.NotJobHost.selector, 1, client));
+        _submit(client, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        address stranger = address(0x5742);
+        uint256 job = _open(market, stranger, DEPOSIT);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.HostNotRegistered.selector, stranger));
+        _submit(stranger, job, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.UnknownJob.selector, 99));
+        _submit(host1, 99, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+    }
+
+    function test_completionRefundsTheRestOnceAndEndsPayment() public {
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        address stranger = address(0x5742);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.NotJobParty.selector, 1, stranger));
+        market.completeJob(1);
+
+        vm.expectEmit(true, false, false, true);
+        emit JobCompleted(1, 100, 100 * PRICE, DEPOSIT - 100 * PRICE);
+        vm.prank(client);
+        market.completeJob(1);
+        assertEq(market.earnings(client), DEPOSIT - 100 * PRICE, "client refund");
+        assertTrue(market.getJob(1).completed, "completed");
+
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.JobAlreadyCompleted.selector, 1));
+        market.completeJob(1);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.JobAlreadyCompleted.selector, 1));
+        _submit(host1, 1, 250, V.JOB1_HOST1_250_COMMITMENT, V.JOB1_HOST1_250_PROOF);
+
+        uint256 before = host1.balance;
+        vm.prank(host1);
+        market.withdraw();
+        assertEq(host1.balance - before, 100 * PRICE, "host withdrawal");
+        before = client.balance;
+        vm.prank(client);
+        market.withdraw();
+        assertEq(client.balance - before, DEPOSIT - 100 * PRICE, "client withdrawal");
+        assertEq(address(market).balance, 2 * DEPOSIT, "jobs 2 and 3 still hold their deposits");
+        vm.prank(host1);
+        vm.expectRevert(FabstirMarketplace.NothingToWithdraw.selector);
+        market.withdraw();
+    }
+
+    function test_registrationAndJobCreationRefusals() public {
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidHostId.selector, 0));
+        market.registerHost(0);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidHostId.selector, R));
+        market.registerHost(R);
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.HostAlreadyRegistered.selector, host1));
+        market.registerHost(12345);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.HostIdTaken.selector, V.HOST1_ID));
+        market.registerHost(V.HOST1_ID);
+        assertEq(market.hostIdOf(host1), V.HOST1_ID, "host 1's id");
+        assertEq(market.hostIdOf(client), 0, "no id");
+
+        vm.prank(client);
+        vm.expectRevert(FabstirMarketplace.ZeroDeposit.selector);
+        market.createSessionJob(host1, MODEL, PRICE);
+        vm.prank(client);
+        vm.expectRevert(FabstirMarketplace.ZeroPrice.selector);
+        market.createSessionJob{value: 1}(host1, MODEL, 0);
+        vm.prank(client);
+        vm.expectRevert(FabstirMarketplace.ZeroHost.selector);
+        market.createSessionJob{value: 1}(address(0), MODEL, PRICE);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.UnknownJob.selector, 4));
+        market.getJob(4);
+    }
+
+    /// The message the node signs for `submitProofOfWork` (AUDIT-F4), as
+    /// personal_sign digests it.
+    function _signed(uint256 key, bytes32 proofHash, uint256 tokens) internal pure returns (bytes memory) {
+        bytes32 message = keccak256(abi.encodePacked(proofHash, vm.addr(key), tokens, MODEL));
+        bytes32 digest = keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", message));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function test_signedProofOfWorkPaysTheDeltaOnceAndMixesWithVerifiedProofs() public {
+        bytes32 proofHash = keccak256("proof bytes");
+        bytes memory signature = _signed(HOST1_KEY, proofHash, 40);
+        vm.prank(host1);
+        market.submitProofOfWork(1, 40, proofHash, "bafy-proof", signature, "bafy-delta");
+        assertEq(market.getJob(1).tokensUsed, 40, "tokens used");
+        assertEq(market.earnings(host1), 40 * PRICE, "earnings");
+
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.ProofAlreadySubmitted.selector, proofHash));
+        market.submitProofOfWork(1, 40, proofHash, "bafy-proof", signature, "bafy-delta");
+
+        bytes32 other = keccak256("other proof");
+        // Signed by another key, or for another token count.
+        bytes memory foreign = _signed(HOST2_KEY, other, 10);
+        vm.prank(host1);
+        vm.expectRevert(FabstirMarketplace.InvalidSignature.selector);
+        market.submitProofOfWork(1, 10, other, "", foreign, "");
+        bytes memory forTen = _signed(HOST1_KEY, other, 10);
+        vm.prank(host1);
+        vm.expectRevert(FabstirMarketplace.InvalidSignature.selector);
+        market.submitProofOfWork(1, 11, other, "", forTen, "");
+        // The malleable twin (s -> n - s, v flipped) is refused.
+        (bytes32 r, bytes32 s) = abi.decode(forTen, (bytes32, bytes32));
+        uint8 v = uint8(forTen[64]);
+        uint256 n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141;
+        bytes memory twin = abi.encodePacked(r, bytes32(n - uint256(s)), v == 27 ? uint8(28) : uint8(27));
+        vm.prank(host1);
+        vm.expectRevert(FabstirMarketplace.InvalidSignature.selector);
+        market.submitProofOfWork(1, 10, other, "", twin, "");
+
+        // A verified checkpoint after it pays the rest of its cumulative count.
+        vm.expectEmit(true, true, false, true);
+        emit VerifiedProofSubmitted(1, host1, 100, 60, V.JOB1_HOST1_100_COMMITMENT);
+        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        assertEq(market.earnings(host1), 100 * PRICE, "earnings after both kinds");
+    }
+}

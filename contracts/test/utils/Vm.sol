@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+/// The forge cheatcodes the tests use (forge-std cannot be fetched offline).
+interface Vm {
+    function prank(address sender) external;
+    function deal(address account, uint256 balance) external;
+    function chainId(uint256 newChainId) external;
+    function expectRevert(bytes calldata revertData) external;
+    function expectRevert(bytes4 revertData) external;
+    function expectEmit(bool topic1, bool topic2, bool topic3, bool data) external;
+    function addr(uint256 privateKey) external pure returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+}
+
+// The cheatcode address: `address(uint160(uint256(keccak256("hevm cheat code"))))`.
+Vm constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);

@@ -1,0 +1,559 @@
+//! The marketplace contract (contracts/src/FabstirMarketplace.sol) with real
+//! proofs:
+//! - the forge test's proofs (contracts/test/MarketplaceVectors.sol) are what
+//!   the generator writes around them, for the address forge deploys the
+//!   marketplace at, and still verify under the development key;
+//! - end to end on anvil: a host registers, a client opens a job, proofs the
+//!   node made for that job are paid for, a replayed, over-claiming or
+//!   foreign proof is refused with the contract's own error, and completion
+//!   refunds the rest of the deposit.
+//!
+//! Regenerate the forge vectors (after a key change) with
+//! `FABSTIR_REGENERATE_VECTORS=1 cargo test -p fabstir-node --test marketplace`.
+//!
+//! Needs Node.js and `npm ci --prefix contracts` (the README's test command).
+
+mod common;
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+
+use alloy_primitives::{address, keccak256, Address as AlloyAddress, U256};
+use alloy_sol_types::{sol, SolCall, SolInterface};
+use common::evm::{compile, hex_bytes, hex_string, Address, Anvil};
+use common::{read_repo_file, repo_root};
+use fabstir_zk::evm::{calldata, halo2_verdict, Plan};
+use fabstir_zk::{Fr, HostKey, InferenceResult, ProofEnvelope, ProvingKey, Srs};
+use serde_json::{json, Value};
+
+sol! {
+    #[sol(all_derives)]
+    interface IMarketplace {
+        struct Job {
+            address client;
+            address host;
+            bytes32 modelId;
+            uint256 deposit;
+            uint256 pricePerToken;
+            uint256 tokensUsed;
+            bool completed;
+        }
+
+        function registerHost(uint256 hostId) external;
+        function hostIdOf(address host) external view returns (uint256);
+        function createSessionJob(address host, bytes32 modelId, uint256 pricePerToken) external payable returns (uint256 jobId);
+        function getJob(uint256 jobId) external view returns (Job memory);
+        function submitVerifiedProof(uint256 jobId, uint256 cumulativeTokens, uint256 commitment, bytes calldata proof) external;
+        function commitmentOf(uint256 jobId, uint256 cumulativeTokens) external view returns (uint256);
+        function completeJob(uint256 jobId) external;
+        function earnings(address account) external view returns (uint256);
+        function withdraw() external;
+        function verifierVkId() external view returns (bytes32);
+
+        error TokensNotIncreasing(uint256 jobId, uint256 recorded, uint256 claimed);
+        error ExceedsDeposit(uint256 jobId, uint256 cost, uint256 deposit);
+        error InvalidProof(uint256 jobId);
+        error NotJobHost(uint256 jobId, address caller);
+        error JobAlreadyCompleted(uint256 jobId);
+    }
+}
+
+const VECTORS_FILE: &str = "contracts/test/MarketplaceVectors.sol";
+const REGENERATE: &str =
+    "FABSTIR_REGENERATE_VECTORS=1 cargo test -p fabstir-node --test marketplace";
+
+/// forge deploys a test contract at this address, with nonce 1.
+const FORGE_TEST_CONTRACT: AlloyAddress = address!("7FA9385bE102ac3EAc297483Dd6233D62b3e1496");
+/// forge's default chain id.
+const FORGE_CHAIN_ID: u64 = 31337;
+
+fn pk() -> &'static ProvingKey {
+    static PK: OnceLock<ProvingKey> = OnceLock::new();
+    PK.get_or_init(|| ProvingKey::build(Arc::new(Srs::insecure_dev())).expect("keygen"))
+}
+
+/// Development host `n` (the test hosts' convention).
+fn host(n: u64) -> HostKey {
+    HostKey::from_secret(Fr::from(0x5eed_0000 + n))
+}
+
+/// Development host `n`'s id as a contract word.
+fn host_word(n: u64) -> [u8; 32] {
+    calldata::instance_words(&[host(n).host_id().0])[0]
+}
+
+/// The marketplace's address in the forge test: the test contract deploys
+/// the verifier (nonce 1), then the marketplace (nonce 2).
+fn forge_marketplace() -> AlloyAddress {
+    // CREATE: keccak256(rlp([sender, nonce]))[12..], a one-byte nonce.
+    let mut rlp = vec![0xd6, 0x94];
+    rlp.extend_from_slice(FORGE_TEST_CONTRACT.as_slice());
+    rlp.push(2);
+    AlloyAddress::from_slice(&keccak256(&rlp)[12..])
+}
+
+/// One proof the forge test uses: `host` proved `tokens` cumulative tokens
+/// for job `job`.
+struct Vector {
+    name: &'static str,
+    job: u64,
+    host: u64,
+    tokens: u64,
+}
+
+/// The forge test's proofs. Job 2 is served by host 2: its proof by host 1
+/// is another host's work.
+const VECTORS: [Vector; 3] = [
+    Vector {
+        name: "JOB1_HOST1_100",
+        job: 1,
+        host: 1,
+        tokens: 100,
+    },
+    Vector {
+        name: "JOB1_HOST1_250",
+        job: 1,
+        host: 1,
+        tokens: 250,
+    },
+    Vector {
+        name: "JOB2_HOST1_100",
+        job: 2,
+        host: 1,
+        tokens: 100,
+    },
+];
+
+/// The result a node would prove for `job` at `tokens` cumulative tokens.
+fn result(chain_id: u64, marketplace: &[u8; 20], job: u64, tokens: u64) -> InferenceResult {
+    InferenceResult::from_json(
+        json!({
+            "job_id": job.to_string(),
+            "chain_id": chain_id,
+            "marketplace": hex_string(marketplace),
+            "model": "llama-3",
+            "prompt": format!("prompt of job {job}"),
+            "response": format!("response of job {job} up to {tokens} tokens"),
+            "tokens_used": tokens,
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("result")
+}
+
+/// The public inputs (contract words) of `v` in the forge test.
+fn vector_words(v: &Vector) -> Vec<[u8; 32]> {
+    let statement = result(FORGE_CHAIN_ID, &forge_marketplace().0 .0, v.job, v.tokens)
+        .statement(host(v.host).host_id());
+    calldata::instance_words(&statement.instance().to_field_elements())
+}
+
+/// `MarketplaceVectors.sol` around `proofs` (one per [`VECTORS`] entry).
+fn vectors_source(proofs: &[Vec<u8>]) -> String {
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(w, "// SPDX-License-Identifier: MIT OR Apache-2.0");
+    let _ = writeln!(
+        w,
+        "// Generated by crates/fabstir-node/tests/marketplace.rs with the development proving key.\n\
+         // Do not edit: {REGENERATE}"
+    );
+    let _ = writeln!(w, "pragma solidity ^0.8.24;");
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "/// Proofs for FabstirMarketplaceTest: made for the marketplace forge deploys at\n\
+         /// MARKETPLACE on chain CHAIN_ID, by development hosts 1 and 2."
+    );
+    let _ = writeln!(w, "library MarketplaceVectors {{");
+    let _ = writeln!(
+        w,
+        "    address internal constant MARKETPLACE = {};",
+        forge_marketplace().to_checksum(None)
+    );
+    let _ = writeln!(
+        w,
+        "    uint256 internal constant CHAIN_ID = {FORGE_CHAIN_ID};"
+    );
+    for n in [1, 2] {
+        let _ = writeln!(
+            w,
+            "    uint256 internal constant HOST{n}_ID = 0x{};",
+            hex::encode(host_word(n))
+        );
+    }
+    for (v, proof) in VECTORS.iter().zip(proofs) {
+        let words = vector_words(v);
+        let _ = writeln!(w);
+        let _ = writeln!(
+            w,
+            "    // Job {}, host {}, {} cumulative tokens.",
+            v.job, v.host, v.tokens
+        );
+        let _ = writeln!(
+            w,
+            "    uint256 internal constant {}_TOKENS = {};",
+            v.name, v.tokens
+        );
+        let _ = writeln!(
+            w,
+            "    uint256 internal constant {}_COMMITMENT = 0x{};",
+            v.name,
+            hex::encode(words[fabstir_zk::circuit::layout::instance::COMMITMENT])
+        );
+        let _ = writeln!(
+            w,
+            "    bytes internal constant {}_PROOF =\n        hex\"{}\";",
+            v.name,
+            hex::encode(proof)
+        );
+    }
+    let _ = writeln!(w, "}}");
+    s
+}
+
+/// The proofs of a file written by [`vectors_source`], in order.
+fn parse_proofs(source: &str) -> Vec<Vec<u8>> {
+    source
+        .split("hex\"")
+        .skip(1)
+        .map(|rest| {
+            let end = rest.find('"').expect("closing quote");
+            hex::decode(&rest[..end]).expect("proof hex")
+        })
+        .collect()
+}
+
+#[test]
+fn forge_vectors_are_current_and_verify() {
+    let path = repo_root().join(VECTORS_FILE);
+    if std::env::var_os("FABSTIR_REGENERATE_VECTORS").is_some() {
+        let proofs: Vec<Vec<u8>> = VECTORS
+            .iter()
+            .map(|v| {
+                let statement = result(FORGE_CHAIN_ID, &forge_marketplace().0 .0, v.job, v.tokens)
+                    .statement(host(v.host).host_id());
+                ProofEnvelope::create(pk(), &statement, &host(v.host), rand::rngs::OsRng)
+                    .expect("prove")
+                    .proof
+            })
+            .collect();
+        std::fs::write(&path, vectors_source(&proofs)).expect("write vectors");
+    }
+    let source = read_repo_file(VECTORS_FILE);
+    let proofs = parse_proofs(&source);
+    assert_eq!(
+        proofs.len(),
+        VECTORS.len(),
+        "{VECTORS_FILE}: regenerate with {REGENERATE}"
+    );
+    assert_eq!(
+        source,
+        vectors_source(&proofs),
+        "{VECTORS_FILE} drifted from its generator: regenerate with {REGENERATE}"
+    );
+    let plan = Plan::new(pk().verifying_key()).expect("plan");
+    for (v, proof) in VECTORS.iter().zip(&proofs) {
+        assert!(
+            halo2_verdict(pk().verifying_key(), &plan, &vector_words(v), proof),
+            "{}: the checked-in proof no longer verifies under the development key; regenerate with {REGENERATE}",
+            v.name
+        );
+    }
+    // A proof is bound to its statement: the first proof does not verify for
+    // the second vector's public inputs.
+    assert!(!halo2_verdict(
+        pk().verifying_key(),
+        &plan,
+        &vector_words(&VECTORS[1]),
+        &proofs[0]
+    ));
+}
+
+/// The verifier and the marketplace on a fresh anvil, with a client and a
+/// host account.
+struct Market {
+    anvil: Anvil,
+    address: Address,
+    client: String,
+    host: String,
+}
+
+impl Market {
+    fn deploy() -> Self {
+        let anvil = Anvil::start();
+        let verifier = compile(
+            &repo_root().join("contracts/src/FabstirVerifier.sol"),
+            "FabstirVerifier",
+        );
+        let verifier = anvil.deploy(&verifier.bytecode);
+        let market = compile(
+            &repo_root().join("contracts/src/FabstirMarketplace.sol"),
+            "FabstirMarketplace",
+        );
+        let mut code = market.bytecode.clone();
+        code.extend_from_slice(&[0u8; 12]);
+        code.extend_from_slice(&verifier);
+        let address = anvil.deploy(&code);
+        let accounts = anvil.rpc("eth_accounts", json!([]));
+        let account = |i: usize| accounts[i].as_str().expect("account").to_string();
+        Self {
+            client: account(0),
+            host: account(1),
+            anvil,
+            address,
+        }
+    }
+
+    /// Sends `data` from `from` with `value` wei; the receipt.
+    fn send(&self, from: &str, data: Vec<u8>, value: U256) -> Value {
+        let tx = json!({
+            "from": from,
+            "to": hex_string(&self.address),
+            "data": hex_string(&data),
+            "value": format!("{value:#x}"),
+            "gas": "0x1000000",
+        });
+        let hash = self.anvil.rpc("eth_sendTransaction", json!([tx]));
+        for _ in 0..500 {
+            let receipt = self.anvil.rpc("eth_getTransactionReceipt", json!([hash]));
+            if !receipt.is_null() {
+                return receipt;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("transaction {hash} not mined in 10 s");
+    }
+
+    /// Sends and expects success; the gas used.
+    fn ok(&self, from: &str, data: Vec<u8>, value: U256, what: &str) -> u64 {
+        let receipt = self.send(from, data.clone(), value);
+        if receipt["status"] != "0x1" {
+            panic!("{what} reverted: {:?}", self.revert(from, data, value));
+        }
+        u64::from_str_radix(
+            receipt["gasUsed"]
+                .as_str()
+                .expect("gasUsed")
+                .trim_start_matches("0x"),
+            16,
+        )
+        .expect("gas")
+    }
+
+    /// The contract error an `eth_call` of `data` from `from` reverts with.
+    fn revert(&self, from: &str, data: Vec<u8>, value: U256) -> IMarketplace::IMarketplaceErrors {
+        let tx = json!({
+            "from": from,
+            "to": hex_string(&self.address),
+            "data": hex_string(&data),
+            "value": format!("{value:#x}"),
+        });
+        let err = self
+            .anvil
+            .try_rpc("eth_call", json!([tx, "latest"]))
+            .expect_err("the call should revert");
+        let data = err
+            .data
+            .as_ref()
+            .and_then(|d| d.as_str())
+            .map(hex_bytes)
+            .unwrap_or_else(|| panic!("revert without data: {err:?}"));
+        IMarketplace::IMarketplaceErrors::abi_decode(&data)
+            .unwrap_or_else(|e| panic!("not a marketplace error ({e}): 0x{}", hex::encode(&data)))
+    }
+
+    fn view(&self, data: Vec<u8>) -> Vec<u8> {
+        self.anvil
+            .call(&self.address, &data)
+            .unwrap_or_else(|e| panic!("view call reverted: {e:?}"))
+    }
+
+    fn job(&self, job: u64) -> IMarketplace::Job {
+        let out = self.view(
+            IMarketplace::getJobCall {
+                jobId: U256::from(job),
+            }
+            .abi_encode(),
+        );
+        IMarketplace::getJobCall::abi_decode_returns(&out).expect("getJob")
+    }
+
+    fn earnings(&self, account: &str) -> U256 {
+        let out = self.view(
+            IMarketplace::earningsCall {
+                account: account.parse().expect("address"),
+            }
+            .abi_encode(),
+        );
+        IMarketplace::earningsCall::abi_decode_returns(&out).expect("earnings")
+    }
+}
+
+/// A proof by development host 1 for `job` on this market: (commitment, proof).
+fn prove_for(m: &Market, chain_id: u64, job: u64, tokens: u64) -> (U256, Vec<u8>) {
+    let statement = result(chain_id, &m.address, job, tokens).statement(host(1).host_id());
+    let envelope =
+        ProofEnvelope::create(pk(), &statement, &host(1), rand::rngs::OsRng).expect("prove");
+    let commitment = U256::from_be_bytes(
+        calldata::instance_words(&envelope.instance.to_field_elements())
+            [fabstir_zk::circuit::layout::instance::COMMITMENT],
+    );
+    (commitment, envelope.proof)
+}
+
+fn submit(job: u64, tokens: u64, (commitment, proof): &(U256, Vec<u8>)) -> Vec<u8> {
+    IMarketplace::submitVerifiedProofCall {
+        jobId: U256::from(job),
+        cumulativeTokens: U256::from(tokens),
+        commitment: *commitment,
+        proof: proof.clone().into(),
+    }
+    .abi_encode()
+}
+
+#[test]
+fn proofs_made_by_the_node_are_paid_for_once_on_anvil() {
+    let m = Market::deploy();
+    let vk_id = m.view(IMarketplace::verifierVkIdCall {}.abi_encode());
+    assert_eq!(
+        vk_id,
+        pk().vk_id().0,
+        "the marketplace's verifier checks another key"
+    );
+
+    let host_id = U256::from_be_bytes(host_word(1));
+    m.ok(
+        &m.host,
+        IMarketplace::registerHostCall { hostId: host_id }.abi_encode(),
+        U256::ZERO,
+        "registerHost",
+    );
+    let price = U256::from(1_000_000_000u64);
+    let deposit = price * U256::from(1_000u64);
+    let open = IMarketplace::createSessionJobCall {
+        host: m.host.parse().expect("host"),
+        modelId: [7u8; 32].into(),
+        pricePerToken: price,
+    }
+    .abi_encode();
+    m.ok(&m.client, open.clone(), deposit, "createSessionJob"); // job 1
+    m.ok(&m.client, open, deposit, "createSessionJob"); // job 2
+
+    let chain_id = 31337;
+    let first = prove_for(&m, chain_id, 1, 100);
+    let gas = m.ok(
+        &m.host,
+        submit(1, 100, &first),
+        U256::ZERO,
+        "first submission",
+    );
+    eprintln!("submitVerifiedProof: {gas} gas (whole transaction)");
+    assert_eq!(m.job(1).tokensUsed, U256::from(100u64));
+    assert_eq!(m.earnings(&m.host), price * U256::from(100u64));
+    let recorded = m.view(
+        IMarketplace::commitmentOfCall {
+            jobId: U256::from(1u64),
+            cumulativeTokens: U256::from(100u64),
+        }
+        .abi_encode(),
+    );
+    assert_eq!(
+        U256::from_be_slice(&recorded),
+        first.0,
+        "recorded commitment"
+    );
+
+    // Replaying the same proof is refused: the count does not increase.
+    match m.revert(&m.host, submit(1, 100, &first), U256::ZERO) {
+        IMarketplace::IMarketplaceErrors::TokensNotIncreasing(e) => {
+            assert_eq!(e.recorded, U256::from(100u64));
+        }
+        other => panic!("replay: unexpected error {other:?}"),
+    }
+    // The job-1 proof claimed on job 2 (same host) is another job's work.
+    assert!(matches!(
+        m.revert(&m.host, submit(2, 100, &first), U256::ZERO),
+        IMarketplace::IMarketplaceErrors::InvalidProof(_)
+    ));
+    // A proof made for another chain is refused.
+    let other_chain = prove_for(&m, 1, 1, 200);
+    assert!(matches!(
+        m.revert(&m.host, submit(1, 200, &other_chain), U256::ZERO),
+        IMarketplace::IMarketplaceErrors::InvalidProof(_)
+    ));
+    // Claiming a different token count than proved is refused.
+    let second = prove_for(&m, chain_id, 1, 250);
+    assert!(matches!(
+        m.revert(&m.host, submit(1, 251, &second), U256::ZERO),
+        IMarketplace::IMarketplaceErrors::InvalidProof(_)
+    ));
+    // Over the deposit (1000 tokens) is refused before verification.
+    let too_many = prove_for(&m, chain_id, 1, 1001);
+    assert!(matches!(
+        m.revert(&m.host, submit(1, 1001, &too_many), U256::ZERO),
+        IMarketplace::IMarketplaceErrors::ExceedsDeposit(_)
+    ));
+    // Only the host submits.
+    assert!(matches!(
+        m.revert(&m.client, submit(1, 250, &second), U256::ZERO),
+        IMarketplace::IMarketplaceErrors::NotJobHost(_)
+    ));
+    m.ok(
+        &m.host,
+        submit(1, 250, &second),
+        U256::ZERO,
+        "second submission",
+    );
+    assert_eq!(m.earnings(&m.host), price * U256::from(250u64));
+
+    // Completion refunds the rest once; nothing is paid after it.
+    m.ok(
+        &m.client,
+        IMarketplace::completeJobCall {
+            jobId: U256::from(1u64),
+        }
+        .abi_encode(),
+        U256::ZERO,
+        "completeJob",
+    );
+    assert_eq!(m.earnings(&m.client), deposit - price * U256::from(250u64));
+    let third = prove_for(&m, chain_id, 1, 300);
+    assert!(matches!(
+        m.revert(&m.host, submit(1, 300, &third), U256::ZERO),
+        IMarketplace::IMarketplaceErrors::JobAlreadyCompleted(_)
+    ));
+    let balance = |who: &str| {
+        U256::from_str_radix(
+            m.anvil
+                .rpc("eth_getBalance", json!([who, "latest"]))
+                .as_str()
+                .expect("balance")
+                .trim_start_matches("0x"),
+            16,
+        )
+        .expect("hex")
+    };
+    let before = balance(&m.host);
+    let receipt = m.send(
+        &m.host,
+        IMarketplace::withdrawCall {}.abi_encode(),
+        U256::ZERO,
+    );
+    assert_eq!(receipt["status"], "0x1", "withdraw");
+    let word = |key: &str| {
+        U256::from_str_radix(
+            receipt[key].as_str().expect(key).trim_start_matches("0x"),
+            16,
+        )
+        .expect("hex")
+    };
+    let fee = word("gasUsed") * word("effectiveGasPrice");
+    assert_eq!(
+        balance(&m.host) + fee - before,
+        price * U256::from(250u64),
+        "withdrawn earnings"
+    );
+    assert_eq!(m.earnings(&m.host), U256::ZERO);
+}

@@ -770,11 +770,14 @@ impl EvmChain {
         }
     }
 
-    /// Gas for the call: the estimate plus 20%.
+    /// Gas for the call: the estimate plus 20%, on the latest block (the
+    /// pending state may already hold this very submission, which would then
+    /// revert as not increasing).
     async fn gas_for(&self, input: &Bytes) -> Result<u64, PassError> {
         let estimate = self
             .provider
             .estimate_gas(self.request(input.clone()))
+            .block(BlockId::latest())
             .await
             .map_err(|e| self.rpc_error("eth_estimateGas", &e))?;
         Ok(estimate + estimate / 5)

@@ -853,3 +853,53 @@ fn a_burst_of_100_checkpoints_from_one_wallet_confirms_gapless() {
     );
     node.kill9();
 }
+
+#[test]
+fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
+    let chain = Chain::start(&[]);
+    let setup = setup(&chain);
+    let job = setup.open_job(&chain, 50);
+    let node = setup.start_node(
+        &chain,
+        &["--stuck-after-ms", "400", "--max-fee-bumps", "2"],
+        &[],
+    );
+    prove(&node, &setup, job, 15);
+    // Blocks stop: the submission waits in the mempool.
+    rpc(&chain.url, "evm_setAutomine", json!([false]));
+    let (status, body) = checkpoint(&node, job, 15);
+    assert_eq!(status, 201, "{body}");
+    let bumps = || {
+        setup
+            .dir
+            .count("SELECT COALESCE(MAX(bumps), 0) FROM chain_outbox", [])
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bumps() < 2 {
+        assert!(Instant::now() < deadline, "{}", setup.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Bounded: no third bump however long it waits.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(bumps(), 2, "{}", setup.dump());
+    let hashes: String = setup
+        .dir
+        .db()
+        .query_row("SELECT tx_hashes FROM chain_outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Vec<String>>(&hashes).unwrap().len(),
+        3
+    );
+    assert_eq!(node.metric("fabstir_chain_fee_bumps_total"), Some(2.0));
+    // Blocks resume: exactly one of the three transactions (one nonce) is
+    // mined, and the submission is credited once.
+    rpc(&chain.url, "evm_setAutomine", json!([true]));
+    chain.mine(1);
+    setup.wait_outbox_done(Duration::from_secs(60));
+    assert_eq!(setup.outbox("confirmed"), 1, "{}", setup.dump());
+    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(15));
+    assert_eq!(setup.earnings(&chain), U256::from(15 * PRICE));
+    setup.assert_one_transaction_per_submission(&chain);
+    node.kill9();
+}

@@ -542,6 +542,14 @@ impl EvmChain {
             }
             let nonce = entry.nonce.unwrap_or(u64::MAX);
             let Some(receipt) = found else {
+                // An endpoint can count a mined nonce before it serves the
+                // receipt and the new state: wait a little before deciding.
+                let sent_at = entry.sent_at_ms.unwrap_or(entry.created_at_ms);
+                let grace = (self.settings.poll_interval * 5).max(Duration::from_secs(2));
+                let settled = crate::store::now_ms() - sent_at > grace.as_millis() as i64;
+                if nonce < mined_nonce && !settled {
+                    continue;
+                }
                 if nonce < mined_nonce {
                     // The nonce is used, but no receipt of this entry's
                     // transactions is found (an endpoint that lost them, or

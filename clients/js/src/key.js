@@ -14,7 +14,7 @@ import { bn254 } from '@noble/curves/bn254.js';
 import { blake2b } from '@noble/hashes/blake2.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { KeyError } from './errors.js';
-import { Q, R, bigToLe, bytesToHex, concat, hexToBytes, leToBig, powMod } from './field.js';
+import { Q, R, bigToLe, bytesToHex, concat, hexToBytes, inv, leToBig, powMod } from './field.js';
 import { parseStrictJson } from './json.js';
 import { PROOF_LAYOUT } from './envelope.js';
 import { parseDebug } from './pinned.js';
@@ -362,10 +362,12 @@ export function prepareVerifyingKey(exported, { vkId } = {}) {
   if (leading !== PROOF_LAYOUT.leadingPoints || scalarCount !== PROOF_LAYOUT.scalars) {
     fail('unsupported_key', `the key's proofs have ${leading} leading points and ${scalarCount} evaluations; this package reads ${PROOF_LAYOUT.leadingPoints} and ${PROOF_LAYOUT.scalars}`, 'cs');
   }
-  // Per set and point: the constant Lagrange denominator at x = 1.
-  const setDenominators = sets.map((s) =>
-    s.rotations.map((rt, t) => s.rotations.reduce((acc, rj, j) => (j === t ? acc : (acc * ((omegaPow(rt) - omegaPow(rj) + R) % R)) % R), 1n)),
+  // Per set and point: the inverse of the Lagrange denominator at x = 1, a
+  // constant (distinct rotations give distinct powers of omega: never zero).
+  const setDenominatorInvs = sets.map((s) =>
+    s.rotations.map((rt, t) => inv(s.rotations.reduce((acc, rj, j) => (j === t ? acc : (acc * ((omegaPow(rt) - omegaPow(rj) + R) % R)) % R), 1n))),
   );
+  if (setDenominatorInvs.flat().some((x) => x === null)) fail('malformed_key', 'two rotations of a set coincide', 'cs');
   return Object.freeze({
     kind: 'fabstir-prepared-vk',
     vkId: id,
@@ -384,7 +386,8 @@ export function prepareVerifyingKey(exported, { vkId } = {}) {
     gateRoots: graph.roots,
     sets,
     allRotations,
-    setDenominators,
+    setDenominatorInvs,
+    nInv: inv(n % R),
     omegaPows: new Map(allRotations.map((r) => [r, omegaPow(r)])),
     omegaPow,
     fixedCommitments,

@@ -10,7 +10,7 @@ import { bn254 } from '@noble/curves/bn254.js';
 import { pippenger } from '@noble/curves/abstract/curve.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { EnvelopeError, KeyError } from './errors.js';
-import { R, batchInv, beToBig, bigToBe, concat, inv, powMod } from './field.js';
+import { R, batchInv, beToBig, bigToBe, concat, powMod } from './field.js';
 import { precheck } from './checks.js';
 import { parseProof, readPoint } from './envelope.js';
 import { prepareVerifyingKey } from './key.js';
@@ -117,20 +117,24 @@ export function verifyRaw(key, instances, proof) {
   const n = key.n;
   const xn = powMod(x, n);
   const xnMinusOne = (xn - 1n + R) % R;
-  const nInv = inv(n % R);
+  const nInv = key.nInv;
   // Lagrange indices j - rot for every instance row j and query rotation.
   const lagrangeIdx = [];
   for (const rot of key.instanceRotations) for (let j = 0; j < instances.length; j++) lagrangeIdx.push(j - rot);
   const uniqueIdx = [...new Set(lagrangeIdx)];
   const wis = uniqueIdx.map((i) => key.omegaPow(i));
-  // Everything to invert at once: x^n - 1, x, x - w^i.
-  const toInvert = [xnMinusOne, x, ...wis.map((wi) => (x - wi + R) % R)];
+  // SHPLONK's differences u - x w^r, and the vanishing product of the
+  // rotations outside set 0.
+  const diff = new Map(key.allRotations.map((r) => [r, (u - ((x * key.omegaPows.get(r)) % R) + R) % R]));
+  const zDiff = (s) => key.allRotations.filter((r) => !key.sets[s].rotations.includes(r)).reduce((acc, r) => (acc * diff.get(r)) % R, 1n);
+  // Everything to invert at once: x^n - 1, x, z_diff(0), x - w^i.
+  const toInvert = [xnMinusOne, x, zDiff(0), ...wis.map((wi) => (x - wi + R) % R)];
   const inverses = batchInv(toInvert);
   if (!inverses) return false;
-  const [xnMinusOneInv, xInv] = inverses;
+  const [xnMinusOneInv, xInv, zDiff0Inv] = inverses;
   const lagrange = new Map();
   uniqueIdx.forEach((i, k) => {
-    lagrange.set(i, (((wis[k] * xnMinusOne) % R) * nInv % R) * inverses[2 + k] % R);
+    lagrange.set(i, (((((wis[k] * xnMinusOne) % R) * nInv) % R) * inverses[3 + k]) % R);
   });
   const instanceEvals = key.instanceRotations.map((rot) => {
     let sum = 0n;
@@ -173,11 +177,7 @@ export function verifyRaw(key, instances, proof) {
   hEval = (hEval * xnMinusOneInv) % R;
 
   // SHPLONK.
-  const diff = new Map(key.allRotations.map((r) => [r, (u - ((x * key.omegaPows.get(r)) % R) + R) % R]));
-  const zDiff = (s) => key.allRotations.filter((r) => !key.sets[s].rotations.includes(r)).reduce((acc, r) => (acc * diff.get(r)) % R, 1n);
   const z0 = key.sets[0].rotations.reduce((acc, r) => (acc * diff.get(r)) % R, 1n);
-  const zDiff0Inv = inv(zDiff(0));
-  if (zDiff0Inv === null) return false;
   const evalOf = (e) => (e.kind === 'advice' ? adviceEvals[e.i] : e.kind === 'fixed' ? fixedEvals[e.i] : e.kind === 'quotient' ? hEval : randomEval[0]);
   const msmPoints = [];
   const msmScalars = [];
@@ -195,7 +195,7 @@ export function verifyRaw(key, instances, proof) {
     const basis = set.rotations.map((_, t2) => {
       let num = 1n;
       for (let j = 0; j < m; j++) if (j !== t2) num = (num * diff.get(set.rotations[j])) % R;
-      return (((num * xPowInv) % R) * inv(key.setDenominators[s][t2])) % R;
+      return (((num * xPowInv) % R) * key.setDenominatorInvs[s][t2]) % R;
     });
     let yPow = 1n;
     let rInner = 0n;

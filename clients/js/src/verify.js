@@ -7,7 +7,7 @@
  * KZG pair checked with one pairing.
  */
 import { bn254 } from '@noble/curves/bn254.js';
-import { pippenger } from '@noble/curves/abstract/curve.js';
+import { interleavedMSMUnsafe } from '@noble/curves/abstract/curve.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { EnvelopeError, KeyError } from './errors.js';
 import { R, batchInv, beToBig, bigToBe, concat, powMod } from './field.js';
@@ -39,6 +39,17 @@ class Transcript {
     this.len = 32;
     return challenge(hash);
   }
+}
+
+const fixedTables = new WeakMap();
+/** Multi-scalar multiplication over the key's fixed commitments and [1]_1, cached per key. */
+function fixedMsm(key) {
+  let msm = fixedTables.get(key);
+  if (!msm) {
+    msm = interleavedMSMUnsafe(G1, [...key.fixedCommitments, key.g1], 8);
+    fixedTables.set(key, msm);
+  }
+  return msm;
 }
 
 const prepared = new WeakMap();
@@ -229,11 +240,13 @@ export function verifyRaw(key, instances, proof) {
     rOuter = (rOuter + scale * rInner) % R;
     vPow = (vPow * v) % R;
   });
-  key.fixedCommitments.forEach((c, i) => add(c, fixedScalars[i]));
-  add(key.g1, R - rOuter);
   add(w1[0], R - z0);
   add(w2[0], u);
-  const right = pippenger(G1, msmPoints, msmScalars);
+  // The proof's points with small per-proof tables; the key's fixed
+  // commitments and [1]_1 with tables made once per key.
+  const fromProof = interleavedMSMUnsafe(G1, msmPoints, 4)(msmScalars);
+  const fromKey = fixedMsm(key)([...fixedScalars, (R - rOuter) % R]);
+  const right = fromProof.add(fromKey);
   const left = w2[0];
   if (right.is0()) return false;
   const lines = g2Lines(key);

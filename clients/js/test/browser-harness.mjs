@@ -52,7 +52,8 @@ export async function withBrowserPage(data, fn) {
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
   const profile = mkdtempSync(join(tmpdir(), 'fabstir-chromium-'));
-  const browser = await chromium.launch({
+  // A fresh profile directory per run (Chromium's --user-data-dir).
+  const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     timeout: 60_000,
@@ -65,11 +66,10 @@ export async function withBrowserPage(data, fn) {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      `--user-data-dir=${profile}`,
     ],
   });
   try {
-    const page = await browser.newPage();
+    const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`http://127.0.0.1:${server.address().port}/`, { timeout: 30_000 });
@@ -78,7 +78,7 @@ export async function withBrowserPage(data, fn) {
     });
     return await fn(page);
   } finally {
-    await browser.close();
+    await context.close();
     server.close();
     rmSync(profile, { recursive: true, force: true });
   }

@@ -120,7 +120,16 @@ fn other_srs(dir: &Path) -> Srs {
 /// A random inference result (sizes, Unicode, model by name or hash, job
 /// ids up to 2^256 - 1, token counts up to 2^64 - 1).
 fn random_result(rng: &mut ChaCha20Rng, i: usize) -> Value {
-    let words = ["Paris", "héllo", "日本語", "🦀", "proof", "\"quoted\"", "tab\there", "line\nbreak"];
+    let words = [
+        "Paris",
+        "héllo",
+        "日本語",
+        "🦀",
+        "proof",
+        "\"quoted\"",
+        "tab\there",
+        "line\nbreak",
+    ];
     let text = |rng: &mut ChaCha20Rng| -> String {
         let n = rng.gen_range(0..12);
         (0..n)
@@ -137,7 +146,11 @@ fn random_result(rng: &mut ChaCha20Rng, i: usize) -> Value {
     };
     let mut marketplace = [0u8; 20];
     rng.fill(&mut marketplace[..]);
-    let tokens = if i % 5 == 0 { u64::MAX - i as u64 } else { rng.gen_range(0..100_000u64) };
+    let tokens = if i % 5 == 0 {
+        u64::MAX - i as u64
+    } else {
+        rng.gen_range(0..100_000u64)
+    };
     let mut result = json!({
         "job_id": job_id,
         "chain_id": if i % 7 == 0 { u64::MAX } else { [8453u64, 84532, 1][i % 3] },
@@ -185,7 +198,9 @@ impl ProofForm {
     fn to_json(&self) -> Value {
         match self {
             Self::Json(text) => json!({ "form": "json", "data": text }),
-            Self::Binary(bytes) => json!({ "form": "binary", "data": format!("0x{}", hex::encode(bytes)) }),
+            Self::Binary(bytes) => {
+                json!({ "form": "binary", "data": format!("0x{}", hex::encode(bytes)) })
+            }
         }
     }
 }
@@ -328,14 +343,20 @@ fn mutations(
             let mut bytes = env.to_bytes();
             let at = rng.gen_range(0..bytes.len());
             bytes[at] ^= 1 << rng.gen_range(0..8);
-            ("a bit flipped in the binary envelope", ProofForm::Binary(bytes))
+            (
+                "a bit flipped in the binary envelope",
+                ProofForm::Binary(bytes),
+            )
         }
         21 => {
             let len = env.to_bytes().len();
             let mut bytes = vec![0u8; len];
             rng.fill(&mut bytes[..]);
             bytes[..8].copy_from_slice(b"FZKP\x01\x02\0\0");
-            ("random bytes after a valid header start", ProofForm::Binary(bytes))
+            (
+                "random bytes after a valid header start",
+                ProofForm::Binary(bytes),
+            )
         }
         22 => {
             let mut bytes = env.to_bytes();
@@ -356,7 +377,9 @@ fn mutations(
             ("JSON with trailing text", ProofForm::Json(text))
         }
         25 => {
-            let text = env.to_json().replacen("\"format\": 1", "\"format\": 1, \"format\": 1", 1);
+            let text = env
+                .to_json()
+                .replacen("\"format\": 1", "\"format\": 1, \"format\": 1", 1);
             ("JSON with a repeated key", ProofForm::Json(text))
         }
         _ => ("valid, binary form", ProofForm::Binary(env.to_bytes())),
@@ -454,7 +477,10 @@ fn differential_corpus_for_the_js_client() {
         "wrong_tokens",
         "commitment_mismatch",
     ] {
-        assert!(verdicts.get(code).copied().unwrap_or(0) > 0, "no case gives {code}: {verdicts:?}");
+        assert!(
+            verdicts.get(code).copied().unwrap_or(0) > 0,
+            "no case gives {code}: {verdicts:?}"
+        );
     }
     assert!(entries.len() >= 200, "only {} cases", entries.len());
     let corpus = json!({
@@ -468,5 +494,9 @@ fn differential_corpus_for_the_js_client() {
     let path = corpus_path();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, serde_json::to_vec(&corpus).unwrap()).unwrap();
-    eprintln!("wrote {} cases to {}: {verdicts:?}", entries.len(), path.display());
+    eprintln!(
+        "wrote {} cases to {}: {verdicts:?}",
+        entries.len(),
+        path.display()
+    );
 }

@@ -103,9 +103,7 @@ mod tests {
         let pinned = v["pinned"].as_str().unwrap();
         // The compact and the pretty form describe the same key.
         let squash = |s: &str| s.split_whitespace().collect::<String>().replace(",)", ")");
-        let pretty = squash(&vk.pinned())
-            .replace(",]", "]")
-            .replace(",}", "}");
+        let pretty = squash(&vk.pinned()).replace(",]", "]").replace(",}", "}");
         assert_eq!(squash(pinned), pretty);
         assert!(!pinned.contains('\n'));
     }

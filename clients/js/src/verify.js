@@ -261,25 +261,27 @@ export function verifyRaw(key, instances, proof) {
   return Fp12.eql(gt, Fp12.ONE);
 }
 
-/** A key prepared once, kept per exported object (or text) and pinned id. */
-const keyCache = new Map();
+/** Keys prepared once: per export text (a few recent ones) or export object. */
+const textCache = new Map();
+const objectCache = new WeakMap();
 function keyFor(verifyingKey, vkId) {
   if (verifyingKey && verifyingKey.kind === 'fabstir-prepared-vk') {
-    if (typeof vkId === 'string' && verifyingKey.vkId !== vkId.toLowerCase()) {
+    if (typeof vkId !== 'string') throw new KeyError('bad_vk_id', 'vkId (the id you trust) must be given', 'vkId');
+    if (verifyingKey.vkId !== vkId.toLowerCase()) {
       throw new KeyError('vk_id_mismatch', `this key's vk_id is ${verifyingKey.vkId}, not the trusted ${vkId.toLowerCase()}: refused`, 'vkId');
     }
-    if (typeof vkId !== 'string') throw new KeyError('bad_vk_id', 'vkId (the id you trust) must be given', 'vkId');
     return verifyingKey;
   }
-  const cacheKey = typeof verifyingKey === 'string' ? verifyingKey : null;
-  if (cacheKey !== null) {
-    const hit = keyCache.get(cacheKey);
-    if (hit && hit.vkId === String(vkId).toLowerCase()) return hit;
-  }
+  const isText = typeof verifyingKey === 'string';
+  const isObject = verifyingKey !== null && typeof verifyingKey === 'object' && !(verifyingKey instanceof Uint8Array);
+  const hit = isText ? textCache.get(verifyingKey) : isObject ? objectCache.get(verifyingKey) : undefined;
+  if (hit && typeof vkId === 'string' && hit.vkId === vkId.toLowerCase()) return hit;
   const key = prepareVerifyingKey(verifyingKey, { vkId });
-  if (cacheKey !== null) {
-    if (keyCache.size > 8) keyCache.clear();
-    keyCache.set(cacheKey, key);
+  if (isText) {
+    if (textCache.size >= 8) textCache.clear();
+    textCache.set(verifyingKey, key);
+  } else if (isObject) {
+    objectCache.set(verifyingKey, key);
   }
   return key;
 }

@@ -59,8 +59,7 @@ fn export_vk_writes_the_key_directorys_key_with_its_id() {
     assert!(exported.status.success(), "{exported:?}");
     let line: Value = serde_json::from_slice(&exported.stdout).unwrap();
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(keys.join("keys.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(keys.join("keys.json")).unwrap()).unwrap();
     assert_eq!(line["vk_id"], manifest["vk_id"]);
     let export: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(export["vk_id"], manifest["vk_id"]);

@@ -64,6 +64,12 @@ test('a key with another id than the pinned one is refused', () => {
   assert.throws(() => prepareVerifyingKey(key, {}), (e) => e instanceof KeyError && e.code === 'bad_vk_id');
 });
 
+test('an export whose vk_id field disagrees with its contents is refused', () => {
+  const obj = JSON.parse(key);
+  const lying = JSON.stringify({ ...obj, vk_id: '0x' + '00'.repeat(32) });
+  assert.throws(() => prepareVerifyingKey(lying, { vkId }), (e) => e instanceof KeyError && e.code === 'malformed_key' && e.field === 'vk_id');
+});
+
 test('any change to what the verifier uses changes the id, so the key is refused', () => {
   const obj = JSON.parse(key);
   const constant = /Constant\(0x([0-9a-f]{64})\)/.exec(obj.pinned);

@@ -145,20 +145,20 @@ fn random_result(rng: &mut ChaCha20Rng, i: usize) -> Value {
     };
     let mut marketplace = [0u8; 20];
     rng.fill(&mut marketplace[..]);
-    let tokens = if i % 5 == 0 {
+    let tokens = if i.is_multiple_of(5) {
         u64::MAX - i as u64
     } else {
         rng.gen_range(0..100_000u64)
     };
     let mut result = json!({
         "job_id": job_id,
-        "chain_id": if i % 7 == 0 { u64::MAX } else { [8453u64, 84532, 1][i % 3] },
+        "chain_id": if i.is_multiple_of(7) { u64::MAX } else { [8453u64, 84532, 1][i % 3] },
         "marketplace": fabstir_zk::Address(marketplace).to_checksummed(),
         "prompt": text(rng),
         "response": text(rng),
         "tokens_used": tokens,
     });
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         result["model"] = json!(format!("model-{i}.gguf"));
     } else {
         let mut hash = [0u8; 32];
@@ -421,7 +421,7 @@ fn differential_corpus_for_the_js_client() {
             let kind = (i * 6 + j) % KINDS;
             cases.push(mutations(kind, &envelope, &result, &host_id, &mut rng));
         }
-        if i % 6 == 0 {
+        if i.is_multiple_of(6) {
             // Another key set, and the same statement under the version 1 key.
             let other = ProofEnvelope::create(&other_pk, &statement, host, &mut rng).unwrap();
             cases.push(Case {

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod evm;
 mod evm_bench;
+mod export_vk;
 mod io;
 mod keygen;
 mod keys;

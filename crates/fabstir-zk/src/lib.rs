@@ -25,6 +25,7 @@ pub mod circuit;
 pub mod envelope;
 pub mod error;
 pub mod evm;
+pub mod export;
 pub mod fsutil;
 pub mod host;
 pub mod json;

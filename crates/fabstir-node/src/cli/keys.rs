@@ -60,12 +60,15 @@ pub enum KeysCommand {
         #[arg(long)]
         new_host_key: bool,
     },
+    /// Write the verifying key for client verifiers (clients/js): the data its vk_id is computed from.
+    ExportVk(super::export_vk::ExportVkArgs),
 }
 
 /// Runs a `keys` command.
 pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
     match command {
         KeysCommand::Verify { dir } => verify(&dir),
+        KeysCommand::ExportVk(args) => super::export_vk::run(&args),
         KeysCommand::Backup {
             dir,
             out,

@@ -5,6 +5,7 @@ mod chain;
 mod demo;
 mod evm;
 mod evm_bench;
+mod export_vk;
 mod io;
 mod keygen;
 mod keys;

@@ -1,0 +1,133 @@
+// Type declarations of @fabstir/zk-verify (hand-written; the sources are plain ESM JavaScript).
+
+/** Base class of the package's errors; `field` names the offending input. */
+export class FabstirError extends Error {
+  readonly field: string | undefined;
+}
+/** A result, host id or other caller input is malformed. */
+export class InputError extends FabstirError {}
+/** A proof envelope is malformed; `code` says how (e.g. "truncated", "point_not_on_curve"). */
+export class EnvelopeError extends FabstirError {
+  readonly code: string;
+}
+/** A key export is malformed or unsupported, or its vk_id is not the pinned one ("vk_id_mismatch"). */
+export class KeyError extends FabstirError {
+  readonly code: 'bad_vk_id' | 'vk_id_mismatch' | 'malformed_key' | 'unsupported_key';
+}
+
+/** An inference result with the node's field names (give `model` or `model_hash`). */
+export interface InferenceResult {
+  job_id: string | number | bigint;
+  chain_id: number | bigint;
+  marketplace: string;
+  model?: string | null;
+  model_hash?: string | null;
+  prompt: string;
+  response: string;
+  tokens_used: number | bigint;
+}
+/** A result as an object, JSON text or UTF-8 bytes of JSON. */
+export type ResultInput = InferenceResult | string | Uint8Array;
+/** A host id: 0x + 64 hex digits, or a bigint below r. */
+export type HostId = string | bigint;
+
+/** The statement of a result for a host. */
+export interface Statement {
+  circuitVersion: 1 | 2;
+  chainId: bigint;
+  /** EIP-55 checksummed. */
+  marketplace: string;
+  /** 0x + 64 hex digits. */
+  jobId: string;
+  modelHash: string;
+  inputHash: string;
+  outputHash: string;
+  hostId: string;
+  tokens: bigint;
+  /** The eleven Poseidon inputs of the commitment. */
+  commitmentInputs: bigint[];
+  commitment: bigint;
+  /** Public inputs: chain_id, marketplace, job.hi, job.lo, host_id, commitment[, tokens]. */
+  instances: bigint[];
+  /** The public inputs as 32-byte big-endian words. */
+  instanceWords: Uint8Array[];
+}
+
+/** A parsed proof envelope. */
+export interface ProofEnvelope {
+  vkId: string;
+  circuitVersion: 1 | 2;
+  instance: {
+    chain_id: bigint;
+    marketplace: string;
+    job_id: string;
+    tokens?: bigint;
+    host_id: string;
+    commitment: string;
+  };
+  /** The halo2 proof bytes. */
+  proof: Uint8Array;
+}
+/** A proof envelope: binary bytes, JSON text, a parsed JSON object, or a parsed envelope. */
+export type ProofInput = Uint8Array | ArrayBuffer | string | object | ProofEnvelope;
+
+/** A verifying key checked against a pinned vk_id (from `prepareVerifyingKey`). */
+export interface PreparedVerifyingKey {
+  readonly kind: 'fabstir-prepared-vk';
+  readonly vkId: string;
+  readonly circuitVersion: number;
+  readonly k: number;
+}
+/** The node's export (`fabstir-node keys export-vk`) as text, bytes or parsed object. */
+export type VerifyingKeyInput = string | Uint8Array | object | PreparedVerifyingKey;
+
+export type ReasonCode =
+  | 'malformed_proof'
+  | 'unknown_verifying_key'
+  | 'wrong_chain'
+  | 'wrong_marketplace'
+  | 'wrong_job'
+  | 'wrong_tokens'
+  | 'wrong_host'
+  | 'commitment_mismatch'
+  | 'invalid_proof';
+export type Verdict = { valid: true } | { valid: false; reason_code: ReasonCode; reason: string };
+
+/** circomlib's Poseidon over BN254 of 1 to 15 field elements. */
+export function poseidon(inputs: bigint[]): bigint;
+export function statementFromResult(result: ResultInput, hostId: HostId, options?: { circuitVersion?: 1 | 2 }): Statement;
+export function parseResult(result: ResultInput): {
+  jobId: bigint;
+  chainId: bigint;
+  marketplace: Uint8Array;
+  modelHash: Uint8Array;
+  inputHash: Uint8Array;
+  outputHash: Uint8Array;
+  tokens: bigint;
+};
+export function toChecksumAddress(bytes: Uint8Array): string;
+export function parseProof(input: ProofInput): ProofEnvelope;
+export const PROOF_LEN: number;
+export const MAX_ENVELOPE_LEN: number;
+/** Checks an exported key against the id you trust; throws KeyError otherwise. */
+export function prepareVerifyingKey(key: VerifyingKeyInput, options: { vkId: string }): PreparedVerifyingKey;
+/** halo2's transcript representation of a pinned key text. */
+export function transcriptRepr(pinned: string): bigint;
+/** Full offline verification of `proof` for `result` and `hostId` under the key with id `vkId`. */
+export function verifyProof(key: VerifyingKeyInput, proof: ProofInput, result: ResultInput, options: { hostId: HostId; vkId: string }): Verdict;
+/** The KZG check alone, for public inputs given directly. */
+export function verifyRaw(key: PreparedVerifyingKey, instances: bigint[], proof: Uint8Array): boolean;
+
+/** The part of a viem public client `verifyOnChain` uses. */
+export interface ReadContractClient {
+  readContract(args: { address: `0x${string}`; abi: readonly unknown[]; functionName: string; args?: readonly unknown[] }): Promise<unknown>;
+}
+export const VERIFIER_ABI: readonly object[];
+/** The same check as an eth_call to the verifier contract's `verify(uint256[7],bytes)`. */
+export function verifyOnChain(
+  client: ReadContractClient,
+  verifierAddress: `0x${string}`,
+  proof: ProofInput,
+  result: ResultInput,
+  options: { hostId: HostId },
+): Promise<Verdict>;

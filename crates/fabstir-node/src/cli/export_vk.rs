@@ -1,0 +1,43 @@
+//! `keys export-vk`: write the verifying key for client verifiers.
+//!
+//! A client (the JavaScript package in `clients/js`) checks proofs offline
+//! with nothing to trust but a `vk_id`: the export holds the data that id is
+//! computed from, so the client recomputes it and refuses any other key
+//! (format: `fabstir_zk::export`). Only public data is read and written.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use fabstir_zk::keystore;
+use serde_json::json;
+
+use super::{io, Failure};
+
+/// Arguments of `keys export-vk`.
+#[derive(Debug, clap::Args)]
+pub struct ExportVkArgs {
+    /// Key directory (only the manifest, SRS and verifying key are read).
+    #[arg(long, default_value = "data/keys")]
+    keys: PathBuf,
+    /// File to write (JSON; must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Loads the directory's verifying key, writes its export and prints a JSON
+/// line naming the file and the key's `vk_id`.
+pub fn run(args: &ExportVkArgs) -> Result<ExitCode, Failure> {
+    let (vk, _manifest) = keystore::load_verifier(&args.keys)?;
+    let export = vk.export_json()?;
+    io::write_new(&args.out, export.as_bytes())?;
+    println!(
+        "{}",
+        json!({
+            "out": args.out.display().to_string(),
+            "vk_id": vk.id().to_string(),
+            "circuit_version": vk.version().as_u8(),
+            "bytes": export.len(),
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -767,10 +767,9 @@ fn an_rpc_outage_and_a_restarted_chain_lose_nothing() {
     // ... a checkpoint arrives meanwhile: accepted, kept pending.
     let (status, body) = checkpoint(&node, job, 30);
     assert_eq!(status, 201, "{body}");
-    // 5 s without the chain: long enough for several failed passes and the
-    // backoff to grow (250 ms, 500 ms, 1 s, 2 s); a 30 s outage differs only
-    // in more of the same.
-    std::thread::sleep(Duration::from_secs(5));
+    // 30 s without the chain: many failed passes, the backoff growing to
+    // its 30 s ceiling (250 ms, 500 ms, 1 s, ... 16 s).
+    std::thread::sleep(Duration::from_secs(30));
     assert_eq!(setup.outbox("pending"), 1, "{}", setup.dump());
     assert!(
         node.metric("fabstir_chain_rpc_errors_total{method=\"eth_blockNumber\"}")

@@ -41,11 +41,13 @@ impl Declare for Gauge {
     }
 }
 
-/// Histograms are latencies in seconds, from 1 ms to 5 s.
+/// Histograms are latencies in seconds, from 1 ms to 10 minutes (the upper
+/// buckets are for chain confirmations, which take blocks).
 impl Declare for Histogram {
     fn declare(name: &str, help: &str, _: &[&str]) -> prometheus::Result<Self> {
         Histogram::with_opts(HistogramOpts::new(name, help).buckets(vec![
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0, 120.0, 300.0, 600.0,
         ]))
     }
 }

@@ -117,15 +117,27 @@ impl Chain {
             .collect()
     }
 
-    /// Sends a transaction from an unlocked account and returns its receipt
-    /// (mined: anvil automines).
+    /// Sends a transaction from an unlocked account and returns its receipt,
+    /// polled until the transaction is mined (anvil automines, but may answer
+    /// `eth_sendTransaction` before the block holding it is sealed).
     fn send(&self, from: &str, to: Address, data: Vec<u8>, value: U256) -> Value {
         let hash = rpc(
             &self.url,
             "eth_sendTransaction",
             json!([{ "from": from, "to": format!("{to:#x}"), "data": format!("0x{}", hex::encode(data)), "value": format!("{value:#x}") }]),
         );
-        rpc(&self.url, "eth_getTransactionReceipt", json!([hash]))
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let receipt = rpc(&self.url, "eth_getTransactionReceipt", json!([hash]));
+            if !receipt.is_null() {
+                return receipt;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no receipt for {hash} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn call<C: SolCall>(&self, to: Address, call: C) -> C::Return {

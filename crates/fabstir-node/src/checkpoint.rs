@@ -28,11 +28,14 @@ use serde_json::json;
 
 use crate::chain::abi::{keccak256, u256_from_u64, u64_from_u256};
 use crate::chain::{HostWallet, ProofOfWorkSubmission};
+use crate::gate::{Gate, Rejection};
 use crate::metrics::Metrics;
+use crate::mock::MOCK_MAGIC;
 use crate::prover::ProofGenerator;
+use crate::reasons::Reason;
 use crate::store::checkpoints::{self, CheckpointStatus, NewCheckpoint};
 use crate::store::ledger::{self, LedgerEntry};
-use crate::store::{Checkpoint, Claims, JobLocks, Store, StoreError};
+use crate::store::{Checkpoint, Claims, JobLocks, JobSnapshot, JobState, Store, StoreError};
 
 /// What the chain says about a submission.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -179,6 +182,11 @@ pub enum CheckpointError {
     ChainRefused(String),
     #[error("proof generation for the checkpoint failed: {0}")]
     Prove(String),
+    /// The payment gate refuses the job: settlement would not pay it.
+    #[error(
+        "the checkpoint is refused ({0}); settlement would not pay it either; nothing was signed"
+    )]
+    Refused(Rejection),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -194,6 +202,8 @@ pub struct Checkpoints {
     pool: Arc<rayon::ThreadPool>,
     wallet: HostWallet,
     chain: Arc<dyn ChainClient>,
+    /// What every checkpoint passes before anything is signed.
+    gate: Arc<Gate>,
     metrics: Arc<Metrics>,
 }
 
@@ -231,6 +241,7 @@ impl Checkpoints {
         pool: Arc<rayon::ThreadPool>,
         wallet: HostWallet,
         chain: Arc<dyn ChainClient>,
+        gate: Arc<Gate>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -240,6 +251,7 @@ impl Checkpoints {
             pool,
             wallet,
             chain,
+            gate,
             metrics,
         }
     }
@@ -264,6 +276,14 @@ impl Checkpoints {
     /// `tokens`, claiming the delta over the job's last checkpoint. Returns
     /// the checkpoint and whether it is new (a repeat of an existing count
     /// returns the stored one).
+    ///
+    /// Nothing is signed or sent for a job the payment [`Gate`] refuses. The
+    /// checkpoint's proof (the stored one, or a fresh one: proving takes tens
+    /// of milliseconds, so it is made before the recording transaction, from
+    /// a snapshot) is checked in the transaction that records the
+    /// checkpoint: there the job's state is read once, passed through the
+    /// gate (statement re-derived, stored proof verified), the token rules
+    /// applied, and the checkpoint's own proof verified against that state.
     pub fn submit(
         &self,
         job: &JobId,
@@ -272,25 +292,47 @@ impl Checkpoints {
         delta_cid: &str,
     ) -> Result<(Checkpoint, bool), CheckpointError> {
         let _guard = self.locks.lock(job);
-        let stored = self
-            .store
-            .result(job)?
-            .ok_or_else(|| CheckpointError::UnknownJob(job.to_string()))?;
-        let proof = self
-            .store
-            .proof(job)?
-            .ok_or_else(|| CheckpointError::NotProved(job.to_string()))?;
-        if let Some(checkpoint) = self
-            .store
-            .durable(|tx| checkpoints::by_tokens(tx, job, tokens))?
-        {
+        self.submit_locked(job, tokens, model_id, delta_cid)
+            .inspect_err(|e| {
+                if let CheckpointError::Refused(rejection) = e {
+                    self.refused(job, rejection);
+                }
+            })
+    }
+
+    /// [`Checkpoints::submit`] with the job's lock held.
+    fn submit_locked(
+        &self,
+        job: &JobId,
+        tokens: u64,
+        model_id: Option<[u8; 32]>,
+        delta_cid: &str,
+    ) -> Result<(Checkpoint, bool), CheckpointError> {
+        let (plan, existing) = self.store.read(|tx| {
+            let snapshot = JobSnapshot::read(tx, job)?;
+            let existing = snapshot.checkpoint_at(tx, tokens)?;
+            Ok((snapshot, existing))
+        })?;
+        if let Some(checkpoint) = existing {
             return Ok((self.send(checkpoint)?, false));
         }
-        let claims = self.store.durable(|tx| checkpoints::claims(tx, job))?;
-        let delta = claimable(job, tokens, stored.tokens_used, &claims)?;
+        // Refuse early what the recording transaction would refuse, before
+        // anything is proved.
+        let stored = plan
+            .result
+            .as_ref()
+            .ok_or_else(|| CheckpointError::UnknownJob(job.to_string()))?;
+        if !matches!(plan.proof, Ok(Some(_))) && stored.state != JobState::Proved {
+            return Err(CheckpointError::NotProved(job.to_string()));
+        }
+        claimable(job, tokens, stored.tokens_used, &plan.claims)?;
+        let prechecked = self
+            .gate
+            .precheck(&plan)
+            .map_err(CheckpointError::Refused)?;
         let verified = self.chain.verified();
         if verified {
-            if proof.mock {
+            if prechecked.proof.mock {
                 return Err(CheckpointError::ChainRefused(
                     "mock proofs cannot be verified on-chain".into(),
                 ));
@@ -312,82 +354,163 @@ impl Checkpoints {
             (None, ModelRef::Name(name)) => keccak256(name.as_bytes()),
             (None, ModelRef::Hash(_)) => return Err(CheckpointError::ModelIdRequired),
         };
-        // Each submission needs its own proofHash: the job's first checkpoint
-        // uses the stored proof, later ones a fresh proof of the same
-        // statement (proofs are randomised, so the bytes differ).
-        let proof_bytes = if verified {
-            // A verified submission proves the checkpoint's own count: the
-            // contract credits the statement's `tokens`.
-            let mut statement = stored.result.statement(stored.host_id);
+        // The statement the checkpoint's proof binds: a verified submission
+        // proves the checkpoint's own count (the contract credits the
+        // statement's `tokens`); a signed payload carries a proof of the
+        // result (its tokens_used).
+        let mut statement = prechecked.statement;
+        if verified {
             statement.tokens = tokens;
-            if claims.checkpoints == 0 && tokens == stored.tokens_used {
-                proof.envelope.clone()
-            } else {
-                self.generator
-                    .prove_fresh(&statement, &self.pool)
-                    .map_err(|e| CheckpointError::Prove(e.to_string()))?
-                    .bytes
-            }
-        } else if claims.checkpoints == 0 {
-            proof.envelope.clone()
+        }
+        // Each submission needs its own proofHash: the job's first checkpoint
+        // uses the stored proof when it binds this statement, later ones a
+        // fresh proof (proofs are randomised, so the bytes differ).
+        let first = plan.claims.checkpoints == 0;
+        let proof_bytes = if first && statement == prechecked.statement {
+            prechecked.proof.envelope.clone()
         } else {
-            let statement = stored.result.statement(stored.host_id);
-            self.generator
-                .prove_another(&statement, &self.pool)
+            let fresh = if verified {
+                self.generator.prove_fresh(&statement, &self.pool)
+            } else {
+                self.generator.prove_another(&statement, &self.pool)
+            };
+            fresh
                 .map_err(|e| CheckpointError::Prove(e.to_string()))?
                 .bytes
         };
+        let recorded = self.store.durable(|tx| {
+            let now = JobSnapshot::read(tx, job)?;
+            if let Some(checkpoint) = now.checkpoint_at(tx, tokens)? {
+                return Ok(Ok((checkpoint, false)));
+            }
+            match self.record(
+                tx,
+                &now,
+                tokens,
+                verified,
+                &proof_bytes,
+                &model_id,
+                delta_cid,
+            ) {
+                Ok(checkpoint) => Ok(Ok((checkpoint, true))),
+                Err(CheckpointError::Store(e)) => Err(e),
+                Err(e) => Ok(Err(e)),
+            }
+        })?;
+        let (checkpoint, created) = recorded?;
+        if created {
+            tracing::info!(job_id = %job, tokens_processed = tokens, tokens_claimed = checkpoint.tokens_claimed, "checkpoint recorded");
+        }
+        Ok((self.send(checkpoint)?, created))
+    }
+
+    /// Inside the recording transaction, on the job's state `now` as it
+    /// read it: the gate, the token rules, the checkpoint's own proof
+    /// against the re-derived statement, then the signed payload recorded
+    /// (`pending`).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        tx: &rusqlite::Connection,
+        now: &JobSnapshot,
+        tokens: u64,
+        verified: bool,
+        proof_bytes: &[u8],
+        model_id: &[u8; 32],
+        delta_cid: &str,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let job = &now.job;
+        let cleared = self.gate.check(now).map_err(CheckpointError::Refused)?;
+        let delta = claimable(job, tokens, cleared.tokens_used, &now.claims)?;
+        let mut statement = cleared.statement;
+        if verified {
+            statement.tokens = tokens;
+        }
+        if proof_bytes != cleared.proof.envelope.as_slice() || statement != cleared.statement {
+            self.gate
+                .check_payment_proof(proof_bytes, &statement)
+                .map_err(CheckpointError::Refused)?;
+        }
         let submission = ProofOfWorkSubmission::build(
             &self.wallet,
             &job.0,
             &u256_from_u64(delta),
-            &proof_bytes,
-            &model_id,
+            proof_bytes,
+            model_id,
             delta_cid,
         );
+        let mock = proof_bytes.starts_with(MOCK_MAGIC);
         let payload = json!({
             "submission": submission,
-            "proof": format!("0x{}", hex::encode(&proof_bytes)),
-            "mock": proof.mock,
+            "proof": format!("0x{}", hex::encode(proof_bytes)),
+            "mock": mock,
         });
-        let commitment = if verified {
-            fabstir_zk::ProofEnvelope::from_bytes(&proof_bytes)
-                .map(|e| e.instance.commitment.to_string())
-                .map_err(|e| CheckpointError::Prove(e.to_string()))?
+        let commitment = if mock {
+            cleared.proof.commitment.clone()
         } else {
-            proof.commitment.clone()
+            statement.instance().commitment.to_string()
         };
-        let recorded = self.store.durable(|tx| {
-            // The rules again, in the transaction that records the claim: a
-            // settlement or another checkpoint written since is seen here.
-            let now = checkpoints::claims(tx, job)?;
-            match claimable(job, tokens, stored.tokens_used, &now) {
-                Ok(again) if again == delta => {}
-                Ok(_) => {
-                    return Ok(Err(CheckpointError::NotIncreasing {
-                        tokens,
-                        last: now.last_cumulative,
-                    }))
-                }
-                Err(e) => return Ok(Err(e)),
-            }
-            let row = checkpoints::insert(
-                tx,
-                &NewCheckpoint {
-                    job_id: job,
-                    tokens_processed: tokens,
-                    tokens_claimed: delta,
-                    commitment: &commitment,
-                    proof_hash: &Digest32(submission.proof_hash).to_string(),
-                    proof_cid: &submission.proof_cid,
-                    payload: &payload,
-                },
-            )?;
-            Ok(Ok(row))
-        })?;
-        let checkpoint = recorded?;
-        tracing::info!(job_id = %job, tokens_processed = tokens, tokens_claimed = delta, "checkpoint recorded");
-        Ok((self.send(checkpoint)?, true))
+        Ok(checkpoints::insert(
+            tx,
+            &NewCheckpoint {
+                job_id: job,
+                tokens_processed: tokens,
+                tokens_claimed: delta,
+                commitment: &commitment,
+                proof_hash: &Digest32(submission.proof_hash).to_string(),
+                proof_cid: &submission.proof_cid,
+                payload: &payload,
+            },
+        )?)
+    }
+
+    /// Logs and counts a checkpoint the gate refused.
+    fn refused(&self, job: &JobId, rejection: &Rejection) {
+        tracing::warn!(job_id = %job, reason = rejection.reason.code(), detail = %rejection.detail, "checkpoint refused by the payment gate; nothing was signed");
+        self.metrics
+            .checkpoints_refused
+            .with_label_values(&[rejection.reason.code()])
+            .inc();
+    }
+
+    /// A recorded checkpoint that is still `pending` (recorded before a
+    /// crash, sent now), checked as it would be recorded: the job through the
+    /// gate, and the payload's proof and signature against the row.
+    fn recheck(&self, checkpoint: &Checkpoint) -> Result<Result<(), Rejection>, StoreError> {
+        let reject = |detail: String| {
+            Ok(Err(Rejection {
+                reason: Reason::CorruptProof,
+                detail,
+            }))
+        };
+        let Ok(job) = JobId::parse(&checkpoint.job_id) else {
+            return reject(format!("unreadable job id {:?}", checkpoint.job_id));
+        };
+        let snapshot = self.store.read(|tx| JobSnapshot::read(tx, &job))?;
+        let cleared = match self.gate.check(&snapshot) {
+            Ok(cleared) => cleared,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let proof = checkpoint.payload["proof"]
+            .as_str()
+            .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok());
+        let submission: Option<ProofOfWorkSubmission> =
+            serde_json::from_value(checkpoint.payload["submission"].clone()).ok();
+        let (Some(proof), Some(submission)) = (proof, submission) else {
+            return reject("the checkpoint's payload has no readable proof or submission".into());
+        };
+        if Digest32::sha256(&proof).to_string() != checkpoint.proof_hash
+            || submission.proof_hash != Digest32::sha256(&proof).0
+            || u64_from_u256(&submission.tokens_claimed) != Some(checkpoint.tokens_claimed)
+            || submission.verify().is_err()
+        {
+            return reject("the checkpoint's payload does not match its recorded proofHash, claim or signature".into());
+        }
+        let mut statement = cleared.statement;
+        if self.chain.verified() {
+            statement.tokens = checkpoint.tokens_processed;
+        }
+        Ok(self.gate.check_payment_proof(&proof, &statement))
     }
 
     /// Hands a pending checkpoint to the chain client and records the outcome.
@@ -452,7 +575,18 @@ impl Checkpoints {
                 Ok(Some(receipt)) => {
                     self.mark(checkpoint.id, CheckpointStatus::Submitted, &receipt.id)?
                 }
-                Ok(None) => self.send(checkpoint.clone())?,
+                Ok(None) => match self.recheck(checkpoint)? {
+                    Ok(()) => self.send(checkpoint.clone())?,
+                    Err(rejection) => {
+                        let job = JobId::parse(&checkpoint.job_id).unwrap_or(JobId([0; 32]));
+                        self.refused(&job, &rejection);
+                        self.mark(
+                            checkpoint.id,
+                            CheckpointStatus::Rejected,
+                            &format!("refused by the payment gate: {rejection}"),
+                        )?
+                    }
+                },
                 Err(ChainError::Store(e)) => return Err(e),
                 Err(e) => {
                     tracing::warn!(checkpoint = checkpoint.id, error = %e, "cannot reconcile checkpoint");

@@ -4,7 +4,8 @@
 //!
 //! A result's path through the node, one module per step:
 //! [`api`] (HTTP: `POST /v1/results`) -> [`store`] (results table, queued) ->
-//! [`prover`] (pool, generator, cache; proofs table) -> [`checkpoint`]
+//! [`prover`] (pool, generator, cache; proofs table) -> [`gate`] (the one
+//! check before any payment) -> [`checkpoint`]
 //! (outbox, [`chain`] payload, ledger, or [`onchain`]: verified submissions
 //! to the marketplace contract) -> [`settlement`] (validator,
 //! settlements table). [`keys`] holds the key sets, [`config`] the
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod evm_local;
+pub mod gate;
 pub mod health;
 pub mod keys;
 pub mod metrics;

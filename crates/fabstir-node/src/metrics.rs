@@ -133,6 +133,10 @@ metrics! {
     settlements_paid: IntCounter = "fabstir_settlements_paid_total";
     /// Proof-of-work submissions handed to the chain client
     checkpoints_submitted: IntCounter = "fabstir_checkpoints_submitted_total";
+    /// Checkpoints the payment gate refused before anything was signed, by
+    /// reason (the settlement reason codes: a tampered row, a mock proof in
+    /// production, a proof that does not verify, ...)
+    checkpoints_refused: IntCounterVec = "fabstir_checkpoints_refused_total" ["reason"];
     /// Verified submissions in the chain outbox, by state (pending, sent,
     /// confirmed, failed)
     chain_outbox_depth: IntGaugeVec = "fabstir_chain_outbox_depth" ["state"];
@@ -193,6 +197,9 @@ impl Metrics {
             std::iter::once("passed").chain(crate::reasons::Reason::ALL.iter().map(|r| r.code()))
         {
             self.settlement_validations.with_label_values(&[outcome]);
+        }
+        for reason in crate::reasons::Reason::ALL {
+            self.checkpoints_refused.with_label_values(&[reason.code()]);
         }
     }
 

@@ -12,11 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{binary, cli, result, DataDir, Node};
-use halo2_axiom::halo2curves::bn256::Bn256;
-use halo2_axiom::poly::kzg::commitment::ParamsKZG;
-use rand::SeedableRng;
 use serde_json::{json, Value};
-use sha2::Digest;
 
 fn stdout_json(output: &std::process::Output) -> Value {
     let text = String::from_utf8_lossy(&output.stdout);
@@ -192,19 +188,6 @@ fn backup_and_restore_with_passphrase_from_file_or_stdin() {
     assert_eq!(output.status.code(), Some(2));
 }
 
-/// A ceremony-style SRS file (halo2 raw format) that is not the development one.
-fn ceremony_srs(dir: &Path) -> (String, String) {
-    let params = ParamsKZG::<Bn256>::setup(7, rand_chacha::ChaCha20Rng::seed_from_u64(4242));
-    let mut bytes = Vec::new();
-    params
-        .write_custom(&mut bytes, halo2_axiom::SerdeFormat::RawBytes)
-        .unwrap();
-    let path = dir.join("ceremony.params");
-    std::fs::write(&path, &bytes).unwrap();
-    let pin = format!("0x{}", hex::encode(sha2::Sha256::digest(&bytes)));
-    (path.to_str().unwrap().to_string(), pin)
-}
-
 fn wait_for(node: &Node, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -258,7 +241,7 @@ fn rotation_while_serving_keeps_old_proofs_verifiable() {
     };
 
     // Rotate to a new SRS and a new host key, then SIGHUP the node.
-    let (srs, pin) = ceremony_srs(dir.path());
+    let (srs, pin) = common::ceremony_srs(dir.path());
     let keys = dir.path().join("keys");
     let output = cli(&[
         "keys",
@@ -352,7 +335,7 @@ fn rotation_while_serving_keeps_old_proofs_verifiable() {
 fn production_node_starts_with_ceremony_keys_and_a_wallet() {
     let dir = DataDir::new();
     let keys = dir.path().join("keys");
-    let (srs, pin) = ceremony_srs(dir.path());
+    let (srs, pin) = common::ceremony_srs(dir.path());
     let output = cli(&[
         "keygen",
         "--dir",

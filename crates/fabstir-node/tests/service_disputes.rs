@@ -564,3 +564,143 @@ fn a_failed_proof_settles_as_missing_proof() {
     assert_rejected(&node, &dir, &job, "missing_proof");
     assert_eq!(dir.count("SELECT COUNT(*) FROM settlements", []), 1);
 }
+
+/// A checkpoint request that the payment gate refuses: 409
+/// `checkpoint_refused` naming settlement's reason, and nothing recorded,
+/// signed or put on the ledger for the job.
+fn assert_checkpoint_refused(node: &Node, dir: &DataDir, job: &str, tokens: u64, reason: &str) {
+    let (status, body) = node.post(
+        "/v1/checkpoints",
+        &json!({ "job_id": job, "tokens_processed": tokens }),
+    );
+    assert_eq!(status, 409, "{job} at {tokens}: {body}");
+    assert_eq!(body["error"]["code"], "checkpoint_refused", "{body}");
+    assert_eq!(body["error"]["reason"], reason, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(reason), "{message}");
+    assert!(message.contains("nothing was signed"), "{message}");
+    let count = |table: &str| -> i64 {
+        dir.db()
+            .query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE job_id = ?1"),
+                [job],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(count("checkpoints"), 0, "{job}: a checkpoint was recorded");
+    assert_eq!(count("ledger"), 0, "{job}: the ledger holds a claim");
+}
+
+/// The reproductions of "checkpoints skip the checks settlement applies":
+/// with the node stopped, the database edited and the node restarted, a
+/// checkpoint was signed for an inflated `tokens_used`, an edited response
+/// and a corrupted proof. Each is now refused with the reason settlement
+/// gives, and settlement still rejects it; an untouched job still pays.
+#[test]
+fn checkpoints_pay_only_what_settlement_would() {
+    let dir = DataDir::new();
+    let node = Node::start(dir.path(), &[]);
+    let mut inflated = result(161);
+    inflated["tokens_used"] = json!(120);
+    let inflated = submit_proved(&node, &inflated);
+    let edited = submit_proved(&node, &result(162));
+    let corrupt = submit_proved(&node, &result(163));
+    let resigned = submit_proved(&node, &result(164));
+    let untouched = submit_proved(&node, &result(165));
+    node.kill9();
+
+    assert_eq!(
+        dir.execute(
+            "UPDATE results SET tokens_used = 120000 WHERE job_id = ?1",
+            [&inflated],
+        ),
+        1
+    );
+    assert_eq!(
+        dir.execute(
+            "UPDATE results SET response = 'An edited answer.' WHERE job_id = ?1",
+            [&edited],
+        ),
+        1
+    );
+    // A corrupted proof that keeps the old digest, and one whose digest was
+    // recomputed (its public commitment no longer matches).
+    flip(&dir, &corrupt, instance_low_byte(6) + 40, false);
+    flip(&dir, &resigned, instance_low_byte(COMMITMENT), true);
+
+    let node = Node::start(dir.path(), &[]);
+    assert_checkpoint_refused(&node, &dir, &inflated, 1000, "wrong_tokens");
+    assert_checkpoint_refused(&node, &dir, &inflated, 120_000, "wrong_tokens");
+    assert_checkpoint_refused(&node, &dir, &edited, 10, "output_tampered");
+    assert_checkpoint_refused(&node, &dir, &corrupt, 10, "corrupt_proof");
+    assert_checkpoint_refused(&node, &dir, &resigned, 10, "invalid_proof");
+    assert_eq!(
+        node.metric("fabstir_checkpoints_refused_total{reason=\"wrong_tokens\"}"),
+        Some(2.0)
+    );
+    // The same jobs, settled: the same reasons.
+    assert_rejected(&node, &dir, &inflated, "wrong_tokens");
+    assert_rejected(&node, &dir, &edited, "output_tampered");
+    assert_rejected(&node, &dir, &corrupt, "corrupt_proof");
+    assert_rejected(&node, &dir, &resigned, "invalid_proof");
+    // An untouched job: checkpointed twice (the second with a fresh proof),
+    // then settled for the rest.
+    assert_eq!(node.checkpoint(&untouched, 10)["tokens_claimed"], 10);
+    assert_eq!(node.checkpoint(&untouched, 100)["tokens_claimed"], 90);
+    assert_settled(&node, &untouched, (100 + 165) - 100);
+}
+
+/// A job proved with mock proofs, then served in production: its
+/// checkpoint was signed (201, ledger 10 tokens) while settlement refused
+/// it as `mock_proof`. Now both refuse it.
+#[test]
+fn a_mock_proof_pays_nothing_in_production() {
+    let dir = DataDir::new();
+    let keys = dir.path().join("keys");
+    let (srs, pin) = common::ceremony_srs(dir.path());
+    let made = common::cli(&[
+        "keygen",
+        "--dir",
+        keys.to_str().unwrap(),
+        "--srs",
+        &srs,
+        "--srs-sha256",
+        &pin,
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let node = Node::start(dir.path(), &["--mock-proofs"]);
+    let (status, accepted) = node.post("/v1/results", &result(171));
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["job_id"].as_str().unwrap().to_string();
+    let proved = node.wait_proved(&job, PROVE_TIMEOUT);
+    assert_eq!(proved["mock"], true, "{proved}");
+    node.kill9();
+
+    let wallet = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+    let node = Node::try_start(
+        dir.path(),
+        &["--production"],
+        &[("HOST_PRIVATE_KEY", wallet)],
+    )
+    .unwrap_or_else(|e| panic!("production node did not start: {e}"));
+    let (status, body) = node.post_with_token(
+        "/v1/checkpoints",
+        &json!({ "job_id": job, "tokens_processed": 10 }),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "checkpoint_refused", "{body}");
+    assert_eq!(body["error"]["reason"], "mock_proof", "{body}");
+    let ledger: i64 = dir
+        .db()
+        .query_row("SELECT COUNT(*) FROM ledger", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(ledger, 0);
+    let (_, settlement) = node.post_with_token(&format!("/v1/settlements/{job}"), &json!({}));
+    assert_eq!(settlement["outcome"], "rejected", "{settlement}");
+    assert_eq!(settlement["reason"], "mock_proof", "{settlement}");
+}

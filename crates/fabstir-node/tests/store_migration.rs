@@ -15,6 +15,7 @@ use std::time::Duration;
 use fabstir_node::chain::HostWallet;
 use fabstir_node::checkpoint::{CheckpointError, Checkpoints, LocalLedger};
 use fabstir_node::config::Backend;
+use fabstir_node::gate::Gate;
 use fabstir_node::keys::KeyManager;
 use fabstir_node::metrics::Metrics;
 use fabstir_node::prover::ProofGenerator;
@@ -79,13 +80,8 @@ fn a_version_1_database_is_migrated_and_keeps_every_row() {
         assert_eq!(vk.version(), fabstir_zk::CircuitVersion::V1);
     }
     let pools = Pools::new(ThreadLayout::default_for(1)).unwrap();
-    let validator = SettlementValidator::new(
-        store.clone(),
-        keys.clone(),
-        metrics.clone(),
-        pools.verify(),
-        false,
-    );
+    let gate = Arc::new(Gate::new(keys.clone(), pools.verify(), false));
+    let validator = SettlementValidator::new(store.clone(), gate.clone(), metrics.clone());
     // Every stored version 1 proof verifies (one by one and in a batch).
     for n in [1, 2, 3] {
         let validation = validator.validate(&job(n)).unwrap();
@@ -117,6 +113,7 @@ fn a_version_1_database_is_migrated_and_keeps_every_row() {
         pools.prover(0),
         wallet,
         Arc::new(LocalLedger::new(store.clone())),
+        gate,
         metrics,
     );
     let (recorded, new) = checkpoints.submit(&job(2), 40, None, "").unwrap();

@@ -19,6 +19,7 @@ use std::time::Duration;
 use fabstir_node::chain::HostWallet;
 use fabstir_node::checkpoint::{CheckpointError, Checkpoints, LocalLedger};
 use fabstir_node::config::Backend;
+use fabstir_node::gate::Gate;
 use fabstir_node::keys::KeyManager;
 use fabstir_node::metrics::Metrics;
 use fabstir_node::prover::ProofGenerator;
@@ -68,17 +69,18 @@ impl Node {
             metrics.clone(),
         ));
         let pools = Pools::new(ThreadLayout::default_for(1)).expect("pools");
+        let gate = Arc::new(Gate::new(keys, pools.verify(), false));
         let checkpoints = Checkpoints::new(
             store.clone(),
             generator,
             pools.prover(0),
             wallet(),
             Arc::new(LocalLedger::new(store.clone())),
+            gate.clone(),
             metrics.clone(),
         );
         checkpoints.reconcile().expect("reconcile");
-        let validator =
-            SettlementValidator::new(store.clone(), keys, metrics, pools.verify(), false);
+        let validator = SettlementValidator::new(store.clone(), gate, metrics);
         Self {
             store,
             checkpoints,
@@ -464,4 +466,192 @@ fn cumulative_checkpoints_claim_deltas() {
         ],
     )
     .unwrap();
+}
+
+/// A chain client for verified submissions that records what reaches it.
+#[derive(Default)]
+struct VerifiedChain {
+    submitted: std::sync::Mutex<Vec<(i64, Vec<u8>)>>,
+}
+
+impl fabstir_node::checkpoint::ChainClient for VerifiedChain {
+    fn kind(&self) -> &'static str {
+        "test_verified"
+    }
+
+    fn verified(&self) -> bool {
+        true
+    }
+
+    fn submit(
+        &self,
+        checkpoint: &fabstir_node::store::Checkpoint,
+        _submission: &fabstir_node::chain::ProofOfWorkSubmission,
+    ) -> Result<fabstir_node::checkpoint::Receipt, fabstir_node::checkpoint::ChainError> {
+        let proof = hex::decode(
+            checkpoint.payload["proof"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+        )
+        .unwrap();
+        self.submitted.lock().unwrap().push((checkpoint.id, proof));
+        Ok(fabstir_node::checkpoint::Receipt {
+            id: format!("test-{}", checkpoint.id),
+            recorded_at_ms: 0,
+        })
+    }
+
+    fn receipt(
+        &self,
+        _checkpoint_id: i64,
+    ) -> Result<Option<fabstir_node::checkpoint::Receipt>, fabstir_node::checkpoint::ChainError>
+    {
+        Ok(None)
+    }
+}
+
+/// The verified on-chain path passes the same gate: a tampered job reaches
+/// the chain client with nothing, an intact one with a real proof of the
+/// checkpoint's own count (which verifies against the checkpoint's public
+/// inputs), and a pending checkpoint whose job was tampered with before a
+/// restart is refused at reconciliation instead of being sent.
+#[test]
+fn verified_submissions_pass_the_payment_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("node.db");
+    let store = Arc::new(Store::open(&db).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let keys = keys();
+    let generator = Arc::new(ProofGenerator::new(
+        Backend::Real,
+        keys.clone(),
+        16,
+        1 << 16,
+        Duration::from_secs(30),
+        metrics.clone(),
+    ));
+    let pools = Pools::new(ThreadLayout::default_for(1)).unwrap();
+    let gate = Arc::new(Gate::new(keys.clone(), pools.verify(), false));
+    let chain = Arc::new(VerifiedChain::default());
+    let open = |chain: Arc<VerifiedChain>| {
+        Checkpoints::new(
+            store.clone(),
+            generator.clone(),
+            pools.prover(0),
+            wallet(),
+            chain,
+            gate.clone(),
+            metrics.clone(),
+        )
+    };
+    let checkpoints = open(chain.clone());
+    let node = Node {
+        store: store.clone(),
+        checkpoints: open(chain.clone()),
+        validator: SettlementValidator::new(store.clone(), gate.clone(), metrics.clone()),
+    };
+    for index in 0..3 {
+        add_job(&node, &generator, index, 120);
+    }
+    let edit = |sql: &str, index: usize| {
+        let changed = store
+            .durable(|tx| Ok(tx.execute(sql, [job_id(index).to_string()])?))
+            .unwrap();
+        assert_eq!(changed, 1, "{sql}");
+    };
+    edit(
+        "UPDATE results SET tokens_used = 120000 WHERE job_id = ?1",
+        0,
+    );
+    for tokens in [1000, 120_000] {
+        match checkpoints.submit(&job_id(0), tokens, None, "") {
+            Err(CheckpointError::Refused(rejection)) => {
+                assert_eq!(rejection.reason.code(), "wrong_tokens")
+            }
+            other => panic!("an inflated job was not refused: {other:?}"),
+        }
+    }
+    assert!(chain.submitted.lock().unwrap().is_empty());
+
+    // An intact job: each submission carries a proof of its own count.
+    let (first, _) = checkpoints.submit(&job_id(1), 50, None, "").unwrap();
+    let (second, _) = checkpoints.submit(&job_id(1), 120, None, "").unwrap();
+    let submitted = chain.submitted.lock().unwrap().clone();
+    assert_eq!(
+        submitted.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [first.id, second.id]
+    );
+    let stored = store.result(&job_id(1)).unwrap().unwrap();
+    for ((_, proof), tokens) in submitted.iter().zip([50, 120]) {
+        let envelope = fabstir_zk::ProofEnvelope::from_bytes(proof).unwrap();
+        let mut statement = stored.statement();
+        statement.tokens = tokens;
+        let vk = keys.verifier(&envelope.vk_id).unwrap();
+        envelope.verify(&vk, &statement.instance()).unwrap();
+    }
+
+    // A checkpoint recorded but not yet sent when the node stopped (its
+    // chain client was unreachable), then its job's response edited: at
+    // start-up it is refused, not sent.
+    struct Unreachable;
+    impl fabstir_node::checkpoint::ChainClient for Unreachable {
+        fn kind(&self) -> &'static str {
+            "unreachable"
+        }
+        fn verified(&self) -> bool {
+            true
+        }
+        fn submit(
+            &self,
+            _: &fabstir_node::store::Checkpoint,
+            _: &fabstir_node::chain::ProofOfWorkSubmission,
+        ) -> Result<fabstir_node::checkpoint::Receipt, fabstir_node::checkpoint::ChainError>
+        {
+            Err(fabstir_node::checkpoint::ChainError::Unavailable(
+                "down".into(),
+            ))
+        }
+        fn receipt(
+            &self,
+            _: i64,
+        ) -> Result<Option<fabstir_node::checkpoint::Receipt>, fabstir_node::checkpoint::ChainError>
+        {
+            Ok(None)
+        }
+    }
+    let offline = Checkpoints::new(
+        store.clone(),
+        generator.clone(),
+        pools.prover(0),
+        wallet(),
+        Arc::new(Unreachable),
+        gate.clone(),
+        metrics.clone(),
+    );
+    let (pending, _) = offline.submit(&job_id(2), 60, None, "").unwrap();
+    assert_eq!(pending.status.name(), "pending");
+    edit(
+        "UPDATE results SET response = 'edited' WHERE job_id = ?1",
+        2,
+    );
+    let restarted = open(chain.clone());
+    assert_eq!(restarted.reconcile().unwrap(), 1);
+    assert_eq!(
+        chain.submitted.lock().unwrap().len(),
+        2,
+        "the tampered job was sent"
+    );
+    let after = store
+        .durable(|tx| fabstir_node::store::checkpoints::by_id(tx, pending.id))
+        .unwrap();
+    assert_eq!(after.status.name(), "rejected", "{after:?}");
+    assert!(
+        after.payload["chain"]
+            .as_str()
+            .unwrap()
+            .contains("output_tampered"),
+        "{}",
+        after.payload
+    );
 }

@@ -94,6 +94,11 @@ error_codes! {
     /// unknown, another host's, completed, already credited that far, or
     /// cannot pay for it); nothing was signed.
     ChainRefused = ("chain_refused", CONFLICT),
+    /// The payment gate refuses the job as settlement would (a tampered
+    /// row, a mock proof in production, a proof that binds another count or
+    /// does not verify); the message names the settlement reason code.
+    /// Nothing was signed or sent.
+    CheckpointRefused = ("checkpoint_refused", CONFLICT),
     /// The body exceeds the size limit.
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE),
     /// A `POST` without `Content-Type: application/json`.
@@ -117,6 +122,8 @@ error_codes! {
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// The settlement reason code behind a `checkpoint_refused`.
+    reason: Option<&'static str>,
     retry_after: Option<u64>,
 }
 
@@ -126,8 +133,16 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            reason: None,
             retry_after: None,
         }
+    }
+
+    /// Names the settlement reason code behind the error (`reason` in the
+    /// body), for clients that act on it.
+    pub fn with_reason(mut self, reason: crate::reasons::Reason) -> Self {
+        self.reason = Some(reason.code());
+        self
     }
 
     /// Asks the client to retry after `seconds` (`Retry-After`).
@@ -174,7 +189,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
+        let mut body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
+        if let Some(reason) = self.reason {
+            body["error"]["reason"] = json!(reason);
+        }
         let mut response = (self.code.status(), Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
@@ -206,6 +224,10 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl From<CheckpointError> for ApiError {
     fn from(e: CheckpointError) -> Self {
+        if let CheckpointError::Refused(rejection) = &e {
+            return Self::new(ErrorCode::CheckpointRefused, e.to_string())
+                .with_reason(rejection.reason);
+        }
         let code = match &e {
             CheckpointError::UnknownJob(_) => ErrorCode::UnknownJob,
             CheckpointError::NotProved(_) => ErrorCode::NotProved,
@@ -215,6 +237,7 @@ impl From<CheckpointError> for ApiError {
             CheckpointError::ModelIdRequired => ErrorCode::ModelIdRequired,
             CheckpointError::ChainRefused(_) => ErrorCode::ChainRefused,
             CheckpointError::Prove(_) => ErrorCode::ProveFailed,
+            CheckpointError::Refused(_) => ErrorCode::CheckpointRefused,
             CheckpointError::Store(_) => {
                 tracing::error!(error = %e, "storage error");
                 ErrorCode::InternalError

@@ -22,6 +22,7 @@ use crate::chain::HostWallet;
 use crate::checkpoint::{ChainClient, Checkpoints, EvmClient, LocalLedger};
 use crate::config::{Backend, Config, Settings};
 use crate::datadir::{AdminToken, DataDirLock};
+use crate::gate::Gate;
 use crate::health::Health;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
@@ -138,12 +139,12 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
     for job in &unfinished {
         pool.resume(*job);
     }
+    // The one check before any payment, for settlement and checkpoints alike.
+    let gate = Arc::new(Gate::new(keys.clone(), pools.verify(), config.production));
     let validator = Arc::new(SettlementValidator::new(
         store.clone(),
-        keys.clone(),
+        gate.clone(),
         metrics.clone(),
-        pools.verify(),
-        config.production,
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -187,6 +188,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         pools.prover(0),
         wallet,
         chain,
+        gate,
         metrics.clone(),
     ));
     let reconciled = checkpoints

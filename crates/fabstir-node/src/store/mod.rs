@@ -2,7 +2,8 @@
 //!
 //! One file per table, each with its schema, row type and queries:
 //! [`results`], [`proofs`], [`checkpoints`], [`ledger`], [`settlements`],
-//! [`outbox`] (the EVM chain client's transactions);
+//! [`outbox`] (the EVM chain client's transactions); [`snapshot`] reads a
+//! job's state across them in one transaction (what the payment gate checks);
 //! [`schema`] orders their migrations. This file holds the [`Store`] (the
 //! connections), the errors and the token-count conversions.
 //!
@@ -28,12 +29,14 @@ pub mod proofs;
 pub mod results;
 pub mod schema;
 pub mod settlements;
+pub mod snapshot;
 
 pub use checkpoints::{Checkpoint, CheckpointStatus, Claims};
 pub use proofs::StoredProof;
 pub use results::{content_hash, InsertOutcome, JobState, StoredResult};
 pub use schema::SCHEMA_VERSION;
 pub use settlements::Settlement;
+pub use snapshot::JobSnapshot;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +174,19 @@ impl Store {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         f(&lock(&self.fast))
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot of every table)
+    /// on the fast connection; for reads that act on nothing.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.fast);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
     }
 
     /// Runs `f` in an immediate transaction on the fast connection.

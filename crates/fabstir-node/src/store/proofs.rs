@@ -23,8 +23,13 @@ CREATE TABLE IF NOT EXISTS proofs (
 );
 "#;
 
+/// Version 4: proofs looked up by digest (the replay check of every payment).
+pub(super) const MIGRATE_V4: &str = r#"
+CREATE INDEX IF NOT EXISTS proofs_sha256 ON proofs(proof_sha256);
+"#;
+
 /// A stored proof and the statement hashes it was made for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredProof {
     /// Binary proof envelope (or, for a mock proof, the mock record).
     pub envelope: Vec<u8>,

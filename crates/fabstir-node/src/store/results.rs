@@ -2,7 +2,7 @@
 //! (`queued` -> `proving` -> `proved` | `failed`). Written on the fast
 //! connection.
 
-use fabstir_zk::{Address, Digest32, HostId, InferenceResult, JobId, ModelRef};
+use fabstir_zk::{Address, Digest32, HostId, InferenceResult, JobId, ModelRef, Statement};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -28,6 +28,15 @@ CREATE TABLE IF NOT EXISTS results (
     updated_at    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS results_state ON results(state);
+"#;
+
+/// Version 4: retention. Once a settled job's prompt and response text is
+/// deleted (`pruned_at` set), their SHA-256 hashes stay in `input_hash` and
+/// `output_hash`, which is all the statement and the content digest need.
+pub(super) const MIGRATE_V4: &str = r#"
+ALTER TABLE results ADD COLUMN input_hash TEXT;
+ALTER TABLE results ADD COLUMN output_hash TEXT;
+ALTER TABLE results ADD COLUMN pruned_at INTEGER;
 "#;
 
 /// Where a job stands.
@@ -60,9 +69,19 @@ impl JobState {
 }
 
 /// A stored inference result.
-#[derive(Debug, Clone)]
+///
+/// After retention deleted its text (`pruned_at_ms` set), `result.prompt`
+/// and `result.response` are empty and only `input_hash` and `output_hash`
+/// remain: use [`StoredResult::statement`], never `result.statement`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredResult {
     pub result: InferenceResult,
+    /// SHA-256 of the prompt (kept when the text is deleted).
+    pub input_hash: Digest32,
+    /// SHA-256 of the response (kept when the text is deleted).
+    pub output_hash: Digest32,
+    /// When retention deleted the prompt and response text, if it did.
+    pub pruned_at_ms: Option<i64>,
     /// The result's `tokens_used` (the same as `result.tokens_used`).
     pub tokens_used: u64,
     pub host_id: HostId,
@@ -86,8 +105,24 @@ pub enum InsertOutcome {
 }
 
 /// Canonical digest of a result's content: what "the same job with the same
-/// content" means for idempotency.
+/// content" means for idempotency, and what the settlement gate checks a
+/// stored row against. It covers the prompt and response through their
+/// hashes, so it can be recomputed after retention deleted the text.
 pub fn content_hash(result: &InferenceResult) -> Digest32 {
+    content_digest(
+        result,
+        &Digest32::sha256(result.prompt.as_bytes()),
+        &Digest32::sha256(result.response.as_bytes()),
+    )
+}
+
+/// [`content_hash`] from the prompt's and response's hashes (the text in
+/// `result` is not read).
+fn content_digest(
+    result: &InferenceResult,
+    input_hash: &Digest32,
+    output_hash: &Digest32,
+) -> Digest32 {
     let model = match &result.model {
         ModelRef::Name(name) => format!("name:{}", Digest32::sha256(name.as_bytes())),
         ModelRef::Hash(hash) => format!("hash:{hash}"),
@@ -98,11 +133,30 @@ pub fn content_hash(result: &InferenceResult) -> Digest32 {
         result.chain_id,
         result.marketplace,
         model,
-        Digest32::sha256(result.prompt.as_bytes()),
-        Digest32::sha256(result.response.as_bytes()),
+        input_hash,
+        output_hash,
         result.tokens_used
     );
     Digest32::sha256(canonical.as_bytes())
+}
+
+impl StoredResult {
+    /// The statement the stored result makes for its host, from the stored
+    /// hashes (so it holds after retention deleted the text).
+    pub fn statement(&self) -> Statement {
+        Statement {
+            input_hash: self.input_hash,
+            output_hash: self.output_hash,
+            ..self.result.statement(self.host_id)
+        }
+    }
+
+    /// Whether the row still has the content digest recorded when it was
+    /// accepted (a field the proof does not cover, such as `tokens_used`,
+    /// edited since is caught here).
+    pub fn content_intact(&self) -> bool {
+        content_digest(&self.result, &self.input_hash, &self.output_hash) == self.content_hash
+    }
 }
 
 /// Stores a result (queued) unless the job exists; call inside a transaction.
@@ -226,7 +280,8 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
     let row = conn
         .query_row(
             "SELECT chain_id, marketplace, model_name, model_hash, prompt, response, tokens_used, host_id,
-                    content_hash, state, failure, attempts, created_at, updated_at
+                    content_hash, state, failure, attempts, created_at, updated_at,
+                    input_hash, output_hash, pruned_at
              FROM results WHERE job_id = ?1",
             params![job_id.to_string()],
             |row| {
@@ -245,6 +300,11 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
                     row.get::<_, i64>(11)?,
                     row.get::<_, i64>(12)?,
                     row.get::<_, i64>(13)?,
+                    (
+                        row.get::<_, Option<String>>(14)?,
+                        row.get::<_, Option<String>>(15)?,
+                        row.get::<_, Option<i64>>(16)?,
+                    ),
                 ))
             },
         )
@@ -264,6 +324,7 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
         attempts,
         created,
         updated,
+        (input_hash, output_hash, pruned_at),
     )) = row
     else {
         return Ok(None);
@@ -280,7 +341,31 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
         _ => return Err(corrupt("model must be a name or a hash".into())),
     };
     let tokens_used = tokens_from_sql(tokens, &job_id.to_string())?;
+    // Text deleted by retention: its hashes are stored; otherwise they are
+    // the text's (what is stored is what is checked).
+    let (input_hash, output_hash) = match pruned_at {
+        Some(_) => {
+            let stored = |what: &'static str, value: Option<String>| {
+                value
+                    .ok_or_else(|| {
+                        corrupt(format!("{what} is missing although the text was deleted"))
+                    })
+                    .and_then(|v| Digest32::parse(what, &v).map_err(|e| corrupt(e.to_string())))
+            };
+            (
+                stored("input_hash", input_hash)?,
+                stored("output_hash", output_hash)?,
+            )
+        }
+        None => (
+            Digest32::sha256(prompt.as_bytes()),
+            Digest32::sha256(response.as_bytes()),
+        ),
+    };
     Ok(Some(StoredResult {
+        input_hash,
+        output_hash,
+        pruned_at_ms: pruned_at,
         result: InferenceResult {
             job_id: *job_id,
             chain_id: chain as u64,
@@ -301,4 +386,49 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
         created_at_ms: created,
         updated_at_ms: updated,
     }))
+}
+
+/// Settled jobs whose settlement is at or before `cutoff_ms` and whose text
+/// is still stored, oldest settlement first, at most `limit`.
+pub fn prunable(
+    conn: &Connection,
+    cutoff_ms: i64,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT r.job_id FROM results r JOIN settlements s ON s.job_id = r.job_id
+         WHERE r.pruned_at IS NULL AND s.created_at <= ?1 ORDER BY s.created_at LIMIT ?2",
+    )?;
+    let ids = stmt
+        .query_map(params![cutoff_ms, limit as i64], |row| {
+            row.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
+/// Deletes a job's prompt and response text, keeping their SHA-256 hashes
+/// (computed from the text as stored); returns the bytes of text deleted.
+pub fn prune(conn: &Connection, job_id: &str, now: i64) -> Result<u64, StoreError> {
+    let text: Option<(String, String)> = conn
+        .query_row(
+            "SELECT prompt, response FROM results WHERE job_id = ?1 AND pruned_at IS NULL",
+            params![job_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((prompt, response)) = text else {
+        return Ok(0);
+    };
+    conn.execute(
+        "UPDATE results SET prompt = '', response = '', input_hash = ?2, output_hash = ?3,
+            pruned_at = ?4 WHERE job_id = ?1",
+        params![
+            job_id,
+            Digest32::sha256(prompt.as_bytes()).to_string(),
+            Digest32::sha256(response.as_bytes()).to_string(),
+            now
+        ],
+    )?;
+    Ok((prompt.len() + response.len()) as u64)
 }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{checkpoints, ledger, outbox, proofs, results, settlements, StoreError};
 
 /// The schema version this node writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Every migration, in order: the version it produces and its statements.
 ///
@@ -16,7 +16,8 @@ pub const SCHEMA_VERSION: i64 = 3;
 /// every statement is `IF NOT EXISTS`, so applying it to them changes
 /// nothing. Version 2 records the tokens each checkpoint claims and what a
 /// settlement found already claimed. Version 3 adds the EVM chain client's
-/// outbox and wallet nonces.
+/// outbox and wallet nonces. Version 4 keeps the prompt's and response's
+/// hashes when retention deletes their text, and indexes proofs by digest.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -30,6 +31,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
     (2, &[checkpoints::MIGRATE_V2, settlements::MIGRATE_V2]),
     (3, &[outbox::SCHEMA_V3]),
+    (4, &[results::MIGRATE_V4, proofs::MIGRATE_V4]),
 ];
 
 /// The database's schema version.

@@ -447,3 +447,24 @@ impl DataDir {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }
+
+/// A ceremony-style SRS file (halo2 raw format) that is not the development one.
+pub fn ceremony_srs(dir: &Path) -> (String, String) {
+    let params = halo2_axiom::poly::kzg::commitment::ParamsKZG::<
+        halo2_axiom::halo2curves::bn256::Bn256,
+    >::setup(
+        7,
+        <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(4242),
+    );
+    let mut bytes = Vec::new();
+    params
+        .write_custom(&mut bytes, halo2_axiom::SerdeFormat::RawBytes)
+        .unwrap();
+    let path = dir.join("ceremony.params");
+    std::fs::write(&path, &bytes).unwrap();
+    let pin = format!(
+        "0x{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    (path.to_str().unwrap().to_string(), pin)
+}

@@ -69,6 +69,52 @@ pub struct Config {
     /// The EVM chain the node submits verified proofs to; `None`: the
     /// embedded local ledger.
     pub chain: Option<ChainConfig>,
+    /// How long after its settlement a job's prompt and response text is
+    /// kept (then only their hashes stay); zero: deleted at settlement.
+    pub result_retention: Duration,
+}
+
+/// A duration written with one unit: `7d`, `12h`, `30m`, `45s`, or `0`
+/// (the `result_retention` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period(pub Duration);
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text == "0" {
+            return Ok(Self(Duration::ZERO));
+        }
+        let unit = |c: char| match c {
+            's' => Some(1u64),
+            'm' => Some(60),
+            'h' => Some(3600),
+            'd' => Some(86_400),
+            _ => None,
+        };
+        let expected = || {
+            format!(
+                "{text:?} is not a duration: give a number and one unit (s, m, h or d), e.g. 7d, 12h, 30m, 45s, or 0"
+            )
+        };
+        let (number, last) = text.split_at(text.len().saturating_sub(1));
+        let seconds_per = last.chars().next().and_then(unit).ok_or_else(expected)?;
+        let number: u64 = number.parse().map_err(|_| expected())?;
+        number
+            .checked_mul(seconds_per)
+            .filter(|s| *s <= 100 * 365 * 86_400)
+            .map(|s| Self(Duration::from_secs(s)))
+            .ok_or_else(|| format!("{text:?} is longer than 100 years"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// An EVM chain to submit to (`rpc_url` and `marketplace` set).
@@ -210,6 +256,11 @@ pub struct Settings {
     /// Cap on maxFeePerGas, in wei [default: none].
     #[arg(long, env = "FABSTIR_MAX_FEE_PER_GAS", value_name = "WEI")]
     pub max_fee_per_gas: Option<u64>,
+    /// How long a settled job's prompt and response text is kept after its settlement, e.g. 7d,
+    /// 12h, 30m; 0 deletes it at settlement. Only their hashes stay, which is all verification,
+    /// settlement and the money records need [default: 7d].
+    #[arg(long, env = "FABSTIR_RESULT_RETENTION", value_name = "DURATION")]
+    pub result_retention: Option<Period>,
     /// Log as JSON lines instead of text [default: false]; FABSTIR_LOG sets the filter.
     #[arg(long, env = "FABSTIR_LOG_JSON", num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new(), value_name = "BOOL")]
@@ -375,6 +426,9 @@ pub mod defaults {
     pub const STUCK_AFTER_MS: u64 = 30_000;
     /// `max_fee_bumps`.
     pub const MAX_FEE_BUMPS: u32 = 5;
+    /// `result_retention`: a week after settlement, time for a client to
+    /// dispute an answer it received.
+    pub const RESULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 }
 
 impl Config {
@@ -506,6 +560,10 @@ impl Config {
                     .unwrap_or(defaults::HEALTH_INTERVAL_MS),
             ),
             log_json: cli.log_json.or(file.log_json).unwrap_or(false),
+            result_retention: cli
+                .result_retention
+                .or(file.result_retention)
+                .map_or(defaults::RESULT_RETENTION, |p| p.0),
             chain,
             data_dir,
         };
@@ -605,6 +663,37 @@ mod tests {
         assert!(seen >= 18, "only {seen} settings parsed");
         let unknown = toml::from_str::<Settings>("no_such_setting = 1").unwrap_err();
         assert!(unknown.to_string().contains("unknown field"), "{unknown}");
+    }
+
+    #[test]
+    fn result_retention_takes_one_unit_and_defaults_to_a_week() {
+        let days = |n: u64| Duration::from_secs(n * 86_400);
+        assert_eq!(Config::load(parse(&[])).unwrap().result_retention, days(7));
+        for (text, expected) in [
+            ("0", Duration::ZERO),
+            ("45s", Duration::from_secs(45)),
+            ("30m", Duration::from_secs(1800)),
+            ("12h", Duration::from_secs(43_200)),
+            ("3d", days(3)),
+        ] {
+            let config = Config::load(parse(&["--result-retention", text])).unwrap();
+            assert_eq!(config.result_retention, expected, "{text}");
+        }
+        for bad in ["7", "7 days", "d", "1.5h", "99999999999d", "", "5w"] {
+            let error = Serve::try_parse_from(["serve", "--result-retention", bad]).unwrap_err();
+            assert!(
+                error.to_string().contains("--result-retention"),
+                "{bad}: {error}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "result_retention = \"36h\"\n").unwrap();
+        let config = Config::load(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(config.result_retention, Duration::from_secs(36 * 3600));
+        std::fs::write(&file, "result_retention = \"soon\"\n").unwrap();
+        let error = Config::load(parse(&["--config", file.to_str().unwrap()])).unwrap_err();
+        assert!(error.to_string().contains("result_retention"), "{error}");
     }
 
     #[test]

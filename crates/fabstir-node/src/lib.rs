@@ -11,7 +11,8 @@
 //! settlements table). [`keys`] holds the key sets, [`config`] the
 //! configuration, [`metrics`] the Prometheus metrics, [`health`] the checks
 //! behind `/health`, [`datadir`] the data directory's lock and admin token,
-//! [`mock`] the test-only mock proofs, [`reasons`] the stable reason codes,
+//! [`mock`] the test-only mock proofs, [`retention`] the deletion of settled
+//! jobs' text, [`reasons`] the stable reason codes,
 //! [`evm_local`] a local EVM toolchain (solcjs and anvil) for `evm bench` and
 //! the contract tests.
 //! Domain modules know nothing of HTTP; [`api`] maps their errors to status
@@ -33,6 +34,7 @@ pub mod mock;
 pub mod onchain;
 pub mod prover;
 pub mod reasons;
+pub mod retention;
 pub mod settlement;
 pub mod store;
 pub mod threads;

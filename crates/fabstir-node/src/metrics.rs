@@ -153,6 +153,11 @@ metrics! {
     chain_fee_bumps: IntCounter = "fabstir_chain_fee_bumps_total";
     /// Confirmed submissions a reorg dropped (sent again)
     chain_reorgs: IntCounter = "fabstir_chain_reorgs_total";
+    /// Settled jobs whose prompt and response text retention deleted
+    /// (their hashes stay)
+    results_pruned: IntCounter = "fabstir_results_pruned_total";
+    /// Size of the database on disk (the file and its write-ahead log), in bytes
+    database_bytes: IntGauge = "fabstir_database_bytes";
     /// Failed key loads or reloads
     key_load_failures: IntCounter = "fabstir_key_load_failures_total";
     /// 1 when the node holds usable keys that still load from disk and the

@@ -13,8 +13,9 @@ use serde::Serialize;
 use crate::gate::{Gate, Prechecked, Rejection};
 use crate::metrics::Metrics;
 pub use crate::reasons::Reason;
+use crate::store::results;
 use crate::store::settlements::{self, NewSettlement};
-use crate::store::{JobLocks, JobSnapshot, JobState, Settlement, Store, StoreError};
+use crate::store::{now_ms, JobLocks, JobSnapshot, JobState, Settlement, Store, StoreError};
 
 /// The outcome of validating one job.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +46,9 @@ pub struct SettlementValidator {
     /// One settlement at a time per job (the database's uniqueness is the
     /// final guard; this avoids validating twice).
     locks: JobLocks,
+    /// `result_retention` is zero: a job's text is deleted in the
+    /// transaction that settles it.
+    prune_at_settlement: bool,
 }
 
 /// A validation from the gate's verdict on a job.
@@ -76,7 +80,15 @@ impl SettlementValidator {
             gate,
             metrics,
             locks: JobLocks::default(),
+            prune_at_settlement: false,
         }
+    }
+
+    /// Deletes each job's prompt and response text (keeping their hashes)
+    /// in the transaction that settles it (`result_retention` 0).
+    pub fn prune_at_settlement(mut self, prune: bool) -> Self {
+        self.prune_at_settlement = prune;
+        self
     }
 
     fn record_metrics(&self, validation: &Validation, started: Instant) {
@@ -217,6 +229,9 @@ impl SettlementValidator {
                     proof_sha256: proof_sha.as_deref(),
                 },
             )?;
+            if self.prune_at_settlement && results::prune(tx, &job.to_string(), now_ms())? > 0 {
+                self.metrics.results_pruned.inc();
+            }
             Ok(Ok((settlement, Some(validation))))
         })?;
         let (settlement, validation) = outcome?;

@@ -136,3 +136,104 @@ fn bad_requests_get_json_errors() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+/// Retention: with `--result-retention 0` a settled job's prompt and
+/// response text is deleted in the settling transaction and only their
+/// hashes stay; the proof, its verification, validation by job, the
+/// settlement record and idempotent resubmission keep working from the
+/// hashes, and the space is given back. Unsettled jobs keep their text,
+/// and with the default retention (7 days) a settled job keeps it too.
+#[test]
+fn retention_deletes_settled_text_and_keeps_what_money_needs() {
+    let text = |dir: &DataDir, job: &str| -> (String, String, Option<i64>) {
+        dir.db()
+            .query_row(
+                "SELECT prompt, response, pruned_at FROM results WHERE job_id = ?1",
+                [job],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap()
+    };
+    let big = |job: u64| {
+        let mut r = result(job);
+        r["prompt"] = json!(format!("{job}: {}", "a long prompt ".repeat(20_000)));
+        r["response"] = json!(format!("{job}: {}", "a long answer ".repeat(20_000)));
+        r
+    };
+
+    // The default: a week after settlement.
+    let dir = DataDir::new();
+    let node = Node::start(dir.path(), &[]);
+    let job = node.submit_and_prove(&result(301));
+    let (_, settlement) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
+    assert_eq!(settlement["outcome"], "settled", "{settlement}");
+    assert!(text(&dir, &job).2.is_none(), "pruned before its retention");
+    drop(node);
+
+    let dir = DataDir::new();
+    let node = Node::start(dir.path(), &["--result-retention", "0"]);
+    let jobs: Vec<String> = (310..330).map(|n| node.submit_and_prove(&big(n))).collect();
+    let unsettled = node.submit_and_prove(&big(330));
+    let before = std::fs::metadata(dir.path().join("node.db")).unwrap().len();
+    for job in &jobs[..10] {
+        node.checkpoint(job, 100);
+    }
+    for job in &jobs {
+        let (status, settlement) = node.post(&format!("/v1/settlements/{job}"), &json!({}));
+        assert_eq!(status, 200, "{settlement}");
+        assert_eq!(settlement["outcome"], "settled", "{settlement}");
+        let (prompt, response, pruned) = text(&dir, job);
+        assert_eq!((prompt.as_str(), response.as_str()), ("", ""), "{job}");
+        assert!(pruned.is_some(), "{job}");
+    }
+    assert_eq!(
+        text(&dir, &unsettled).2,
+        None,
+        "an unsettled job lost its text"
+    );
+    assert!(text(&dir, &unsettled).0.len() > 200_000);
+
+    // What money and disputes need still works from the hashes.
+    let (status, validations) = node.post(
+        "/v1/settlements/validate",
+        &json!({ "job_ids": jobs.clone() }),
+    );
+    assert_eq!(status, 200, "{validations}");
+    for validation in validations["validations"].as_array().unwrap() {
+        assert_eq!(validation["passed"], true, "{validation}");
+    }
+    let (status, proof) = node.get(&format!("/v1/proofs/{}", jobs[0]));
+    assert_eq!(
+        (status, &proof["state"]),
+        (200, &json!("proved")),
+        "{proof}"
+    );
+    let (status, verdict) = node.post(
+        "/v1/verify",
+        &json!({ "result": big(310), "proof": proof["proof"] }),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let (status, again) = node.post("/v1/results", &big(310));
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["duplicate"], true, "{again}");
+    let (status, changed) = node.post("/v1/results", &result(310));
+    assert_eq!(status, 409, "{changed}");
+    let (_, settled) = node.get(&format!("/v1/settlements/{}", jobs[0]));
+    assert_eq!(settled["tokens"], 410 - 100, "{settled}");
+    assert!(node.metric("fabstir_results_pruned_total").is_some());
+
+    // The text's pages are given back: the file shrinks once the worker ran.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = std::fs::metadata(dir.path().join("node.db")).unwrap().len();
+        if now < before / 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node.db still {now} bytes (was {before} with the text)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -87,6 +87,16 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         Store::open(&config.data_dir.join("node.db"))
             .map_err(|e| Failure::other("database", e.to_string()))?,
     );
+    let database_backup = store.upgrade_backup().map(|backup| {
+        eprintln!(
+            "NOTE: the database was migrated from schema {} to {}; the copy from before the migration is {} \
+             (to roll back to the previous release, see DEPLOYMENT.md, Upgrades).",
+            backup.from_version,
+            crate::store::SCHEMA_VERSION,
+            backup.path.display()
+        );
+        backup.path.display().to_string()
+    });
     let metrics = Arc::new(Metrics::new());
     let (keys, created) = KeyManager::open(&config.keys_dir, config.production).map_err(|e| {
         metrics.key_load_failures.inc();
@@ -141,11 +151,11 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
     }
     // The one check before any payment, for settlement and checkpoints alike.
     let gate = Arc::new(Gate::new(keys.clone(), pools.verify(), config.production));
-    let validator = Arc::new(SettlementValidator::new(
-        store.clone(),
-        gate.clone(),
-        metrics.clone(),
-    ));
+    let validator = Arc::new(
+        SettlementValidator::new(store.clone(), gate.clone(), metrics.clone())
+            .prune_at_settlement(config.result_retention.is_zero()),
+    );
+    crate::retention::spawn(store.clone(), config.result_retention, metrics.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -223,6 +233,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
                 "production": config.production,
                 "resumed_jobs": unfinished.len(),
                 "reconciled_checkpoints": reconciled,
+                "database_backup": database_backup,
                 "chain": checkpoints.chain_description(),
                 "admin_token": token_source,
                 "lock": lock_path,

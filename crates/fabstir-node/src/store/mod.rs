@@ -58,6 +58,18 @@ pub enum StoreError {
     TokensOutOfRange(u64),
     #[error("the database has schema version {found}, newer than this node's {supported}; run a newer fabstir-node or restore a backup")]
     NewerSchema { found: i64, supported: i64 },
+    #[error("cannot back up the database to {path} before migrating it (nothing was changed; free disk space or fix permissions in the data directory): {reason}")]
+    Backup { path: PathBuf, reason: String },
+}
+
+/// The copy of the database kept before a schema migration: the rollback
+/// path to the release that wrote it (DEPLOYMENT.md, "Upgrades").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeBackup {
+    /// The schema version the copy has (the previous release's).
+    pub from_version: i64,
+    /// Where the copy is.
+    pub path: PathBuf,
 }
 
 /// The largest token count the node stores (SQLite integers are signed 64-bit).
@@ -106,6 +118,8 @@ pub struct Store {
     fast: Mutex<Connection>,
     /// `synchronous=FULL`: checkpoints, ledger, settlements.
     durable: Mutex<Connection>,
+    /// The copy kept before this start-up migrated the schema, if it did.
+    upgrade_backup: Option<UpgradeBackup>,
 }
 
 impl std::fmt::Debug for Store {
@@ -128,8 +142,15 @@ fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, StoreEr
         .map_err(open)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open)?;
+    // The write-ahead log is truncated to this size after each checkpoint,
+    // so a burst of writes does not leave a large file behind.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(open)?;
     Ok(conn)
 }
+
+/// Bytes the write-ahead log is truncated to after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a half-applied change (every
@@ -144,13 +165,32 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut fast = open_connection(path, "NORMAL")?;
         quick_check(&fast)?;
+        let found = schema::version(&fast)?;
+        // A database from before versioning has version 0 and tables.
+        let tables: i64 = fast.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |row| row.get(0),
+        )?;
+        let upgrade_backup = if tables > 0 && found < SCHEMA_VERSION {
+            Some(back_up_before_migration(&fast, path, found)?)
+        } else {
+            None
+        };
         schema::migrate(&mut fast)?;
+        incremental_vacuum_on(&fast)?;
         let durable = open_connection(path, "FULL")?;
         Ok(Self {
             path: path.to_path_buf(),
             fast: Mutex::new(fast),
             durable: Mutex::new(durable),
+            upgrade_backup,
         })
+    }
+
+    /// The copy kept before this start-up migrated the schema, if it did.
+    pub fn upgrade_backup(&self) -> Option<&UpgradeBackup> {
+        self.upgrade_backup.as_ref()
     }
 
     /// Runs `PRAGMA quick_check` on a fresh connection (so that it reads
@@ -284,6 +324,49 @@ impl Store {
         Ok(stats)
     }
 
+    /// Retention: deletes the prompt and response text of up to `batch`
+    /// jobs settled at or before `cutoff_ms`, keeping their hashes; returns
+    /// the jobs pruned and the bytes of text deleted.
+    pub fn prune_settled(&self, cutoff_ms: i64, batch: usize) -> Result<(u64, u64), StoreError> {
+        self.fast_tx(|tx| {
+            let now = now_ms();
+            let mut bytes = 0;
+            let jobs = results::prunable(tx, cutoff_ms, batch)?;
+            for job in &jobs {
+                bytes += results::prune(tx, job, now)?;
+            }
+            Ok((jobs.len() as u64, bytes))
+        })
+    }
+
+    /// Gives the database's free pages back to the file system, when it
+    /// has any: the file shrinks once the write-ahead log is checkpointed,
+    /// which is asked for here without waiting on readers. Returns the pages
+    /// freed.
+    pub fn reclaim(&self) -> Result<u64, StoreError> {
+        self.fast(|conn| {
+            let free: i64 = conn.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+            if free > 0 {
+                // Each step of the statement frees one page: run it to the end.
+                let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+                let mut rows = vacuum.query([])?;
+                while rows.next()?.is_some() {}
+                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            }
+            Ok(free.max(0) as u64)
+        })
+    }
+
+    /// The database's size on disk: the file and its write-ahead log.
+    pub fn size_bytes(&self) -> u64 {
+        let size = |suffix: &str| {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            std::fs::metadata(PathBuf::from(name)).map_or(0, |m| m.len())
+        };
+        size("") + size("-wal")
+    }
+
     /// Runs `f` in an immediate transaction on the durable connection.
     pub fn durable<T>(
         &self,
@@ -319,6 +402,61 @@ impl JobLocks {
         let stripe = &self.stripes[usize::from(job.0[31]) % self.stripes.len()];
         lock(stripe)
     }
+}
+
+/// Copies the database (schema `version`) next to it with SQLite's online
+/// backup, before anything is migrated: `node.db.schema3-<unix seconds>.bak`,
+/// created 0600 (it holds prompts and responses).
+fn back_up_before_migration(
+    conn: &Connection,
+    path: &Path,
+    version: i64,
+) -> Result<UpgradeBackup, StoreError> {
+    let seconds = now_ms() / 1000;
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".schema{version}-{seconds}.bak"));
+    let backup = PathBuf::from(name);
+    let fail = |reason: String| StoreError::Backup {
+        path: backup.clone(),
+        reason,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&backup).map_err(|e| fail(e.to_string()))?;
+    let started = std::time::Instant::now();
+    conn.backup(rusqlite::MAIN_DB, &backup, None)
+        .map_err(|e| fail(e.to_string()))?;
+    tracing::warn!(
+        from_version = version,
+        to_version = SCHEMA_VERSION,
+        backup = %backup.display(),
+        ms = started.elapsed().as_millis() as u64,
+        "database copied before its schema migration; to roll back, stop the node and restore this copy (DEPLOYMENT.md, Upgrades)"
+    );
+    Ok(UpgradeBackup {
+        from_version: version,
+        path: backup,
+    })
+}
+
+/// Puts the database in incremental auto-vacuum mode, so that space freed
+/// by retention can be given back to the file system
+/// ([`Store::reclaim`]). A database created before that mode needs one
+/// `VACUUM` (a rewrite of the file, once).
+fn incremental_vacuum_on(conn: &Connection) -> Result<(), StoreError> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+    if mode != 2 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        let started = std::time::Instant::now();
+        conn.execute_batch("VACUUM")?;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "database rewritten once for incremental vacuum"
+        );
+    }
+    Ok(())
 }
 
 fn quick_check(conn: &Connection) -> Result<(), StoreError> {

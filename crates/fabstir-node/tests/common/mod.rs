@@ -52,7 +52,18 @@ impl Node {
         flags: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
-        let mut command = Command::new(binary());
+        Self::try_start_binary(Path::new(binary()), data_dir, flags, env)
+    }
+
+    /// Starts the node binary at `binary` (another release's, say); on
+    /// failure returns its stderr.
+    pub fn try_start_binary(
+        binary: &Path,
+        data_dir: &Path,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let mut command = Command::new(binary);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::Failure;
 use crate::api::guard::Access;
+use crate::api::wire::JsonErrorListener;
 use crate::api::{router, App};
 use crate::chain::HostWallet;
 use crate::checkpoint::{ChainClient, Checkpoints, EvmClient, LocalLedger};
@@ -242,7 +243,8 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
             pools,
         });
         reload_keys_on_sighup(app.clone());
-        axum::serve(listener, router(app))
+        // The HTTP server's own errors (unparseable request) get JSON bodies too.
+        axum::serve(JsonErrorListener::new(listener), router(app))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| Failure::other("serve", e.to_string()))

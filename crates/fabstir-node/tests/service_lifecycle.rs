@@ -1,5 +1,6 @@
 //! End-to-end lifecycle against a real node: result -> proof -> verify ->
-//! checkpoint -> settlement, with idempotency and input validation.
+//! checkpoint -> settlement, with idempotency and input validation; a
+//! graceful stop that says what it leaves unfinished.
 
 mod common;
 
@@ -236,4 +237,51 @@ fn retention_deletes_settled_text_and_keeps_what_money_needs() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn sigterm_logs_the_unfinished_jobs_which_resume_at_the_next_start() {
+    let dir = DataDir::new();
+    // Real proofs, one at a time: most of the jobs are still queued when
+    // the node is stopped.
+    let flags = ["--prover-threads", "1"];
+    let mut node = Node::try_start(dir.path(), &flags, &[("FABSTIR_LOG", "info")])
+        .unwrap_or_else(|e| panic!("node did not start: {e}"));
+    let submitted = 12;
+    for n in 0..submitted {
+        let (status, accepted) = node.post("/v1/results", &result(600 + n));
+        assert_eq!(status, 202, "{accepted}");
+    }
+    let status = node.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    let stderr = node.stderr_text();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("shutting down"))
+        .unwrap_or_else(|| panic!("no shutdown line in:\n{stderr}"));
+    let logged: i64 = line
+        .split("shutting down: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no job count in {line:?}"));
+    assert!(
+        line.contains(" queued or proving; they are kept and resume when the node starts again"),
+        "{line}"
+    );
+    // The count is taken when the signal arrives; a proof may still finish
+    // before the process exits, never the other way round.
+    let left = dir.count(
+        "SELECT COUNT(*) FROM results WHERE state IN ('queued', 'proving')",
+        [],
+    );
+    assert!(left > 0, "every job was proved before the stop: {line}");
+    assert!(
+        (left..=submitted as i64).contains(&logged),
+        "logged {logged}, {left} left in the database: {line}"
+    );
+    drop(node);
+
+    let again = Node::start(dir.path(), &flags);
+    assert_eq!(again.startup["resumed_jobs"], left, "{}", again.startup);
 }

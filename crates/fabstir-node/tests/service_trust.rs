@@ -4,7 +4,8 @@
 //! 1. A job paid for more tokens than it used (cumulative checkpoints).
 //! 2. A web page driving the node through a visitor's browser (Content-Type,
 //!    Host, Origin, admin token).
-//! 3. Strict input: repeated keys, JSON errors for the framework's rejections.
+//! 3. Strict input: repeated keys, JSON errors for the framework's rejections
+//!    and for the requests the HTTP server refuses before any route.
 //! 5. One node per data directory; bind before touching it.
 
 mod common;
@@ -582,4 +583,216 @@ fn one_node_per_data_directory_and_bind_before_touching_it() {
     let again = Node::start(dir.path(), &["--mock-proofs"]);
     let (status, _) = again.get(&format!("/v1/proofs/{job}"));
     assert_eq!(status, 200);
+}
+
+/// One response read off a raw connection.
+#[derive(Debug)]
+struct RawResponse {
+    status: u16,
+    /// Status line and header lines, lower case.
+    head: String,
+    body: String,
+}
+
+/// Writes `request` on a new connection and reads until the node closes it.
+fn exchange(node: &Node, request: &[u8]) -> Vec<u8> {
+    let address = node.startup["listening"].as_str().unwrap();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    answer
+}
+
+/// Splits what a connection received into responses (by `content-length`).
+fn responses(mut bytes: &[u8]) -> Vec<RawResponse> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no complete head in {:?}", String::from_utf8_lossy(bytes)));
+        let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or_else(|| panic!("no content-length: {head}"));
+        let body = &bytes[end + 4..end + 4 + length];
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        out.push(RawResponse {
+            status,
+            head: head.clone(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        });
+        bytes = &bytes[end + 4 + length..];
+    }
+    out
+}
+
+/// A JSON error with `status` and `code`.
+fn assert_raw_error(response: &RawResponse, status: u16, code: &str) {
+    assert_eq!(response.status, status, "{response:?}");
+    assert!(
+        response
+            .head
+            .contains("\r\ncontent-type: application/json\r\n"),
+        "{response:?}"
+    );
+    let body: Value =
+        serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("{e}: {response:?}"));
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// The one response a request got, which must be a JSON error.
+fn refused(node: &Node, request: &[u8], status: u16, code: &str) -> RawResponse {
+    let answer = exchange(node, request);
+    let mut all = responses(&answer);
+    assert_eq!(
+        all.len(),
+        1,
+        "{:?}: {all:?}",
+        String::from_utf8_lossy(&request[..request.len().min(80)])
+    );
+    let response = all.remove(0);
+    assert_raw_error(&response, status, code);
+    assert!(
+        response.head.contains("\r\nconnection: close"),
+        "{response:?}"
+    );
+    response
+}
+
+/// A `GET` for `target` (HTTP/1.1, `Connection: close`) with `fields`
+/// header fields in all, `Host` and `Connection` included.
+fn get_with(target: &str, fields: usize) -> Vec<u8> {
+    let mut request = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for i in 2..fields {
+        request.push_str(&format!("X-Field-{i}: {i}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.into_bytes()
+}
+
+#[test]
+fn requests_the_http_server_refuses_get_json_errors() {
+    let dir = DataDir::new();
+    let node = Node::start(dir.path(), &["--mock-proofs"]);
+    let long = |len: usize| format!("/{}", "a".repeat(len - 1));
+
+    // A 70 KB path: 414, past the longest target the server reads; the
+    // longest it reads reaches the router (404 from the fallback).
+    let response = refused(&node, &get_with(&long(70_000), 2), 414, "uri_too_long");
+    assert!(response.body.contains("65534 bytes"), "{response:?}");
+    refused(&node, &get_with(&long(65_535), 2), 414, "uri_too_long");
+    let answer = exchange(&node, &get_with(&long(65_534), 2));
+    let all = responses(&answer);
+    assert_raw_error(&all[0], 404, "not_found");
+
+    // 200 header fields: 431; 101 too; 100 are read.
+    let response = refused(&node, &get_with("/health", 200), 431, "headers_too_large");
+    assert!(response.body.contains("100 header fields"), "{response:?}");
+    refused(&node, &get_with("/health", 101), 431, "headers_too_large");
+    let all = responses(&exchange(&node, &get_with("/health", 100)));
+    assert_eq!(all[0].status, 200, "{:?}", all[0]);
+
+    // Not HTTP, or broken HTTP: 400, in the request's HTTP version.
+    for request in [
+        "GARBAGE\r\n\r\n",
+        "GET /health HTTP/1.2\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET /he alth HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost : 127.0.0.1\r\n\r\n",
+        "POST /v1/results HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
+        "POST /v1/results HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /v1/results HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ] {
+        let response = refused(&node, request.as_bytes(), 400, "bad_request");
+        assert!(response.head.starts_with("http/1.1 400 "), "{response:?}");
+    }
+    // After an HTTP/1.0 request the server answers in HTTP/1.0.
+    let all = responses(&exchange(
+        &node,
+        b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\nGARBAGE\r\n\r\n",
+    ));
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all[0].head.starts_with("http/1.0 200 "), "{all:?}");
+    assert_raw_error(&all[1], 400, "bad_request");
+    assert!(all[1].head.starts_with("http/1.0 400 "), "{all:?}");
+
+    // Keep-alive: a normal request, its response read, then a bad one on
+    // the same connection: the normal answer, then the JSON error.
+    let address = node.startup["listening"].as_str().unwrap();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut first = Vec::new();
+    let mut buf = [0u8; 4096];
+    while responses_complete(&first).is_none() {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&first));
+        first.extend_from_slice(&buf[..n]);
+    }
+    let health = responses(&first);
+    assert_eq!(health.len(), 1);
+    assert_eq!(health[0].status, 200);
+    assert!(!health[0].head.contains("connection: close"), "{health:?}");
+    stream.write_all(b"GARBAGE\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    let after = responses(&rest);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_raw_error(&after[0], 400, "bad_request");
+    assert!(after[0].head.contains("\r\nconnection: close"), "{after:?}");
+
+    // Pipelined: two good requests and a bad one in one write.
+    let answer = exchange(
+        &node,
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+          GET /v1/nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+          GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
+    );
+    let all = responses(&answer);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[0].status, 200);
+    assert!(all[0].body.contains("\"status\""), "{:?}", all[0]);
+    assert_raw_error(&all[1], 404, "not_found");
+    assert_raw_error(&all[2], 400, "bad_request");
+    assert!(all[2].head.contains("\r\nconnection: close"), "{all:?}");
+
+    // HTTP/2 with prior knowledge: this node speaks HTTP/1 only; the server
+    // closes without an answer (an HTTP/1 body would mean nothing to an
+    // HTTP/2 client).
+    let answer = exchange(&node, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+
+    // The node still serves.
+    let (status, _) = node.get("/health");
+    assert_eq!(status, 200);
+}
+
+/// The number of bytes of the complete responses at the start of `bytes`,
+/// if there is at least one.
+fn responses_complete(bytes: &[u8]) -> Option<usize> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (bytes.len() >= end + 4 + length).then_some(end + 4 + length)
 }

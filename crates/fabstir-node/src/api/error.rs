@@ -62,7 +62,8 @@ error_codes! {
     /// Too many job ids in one validation request.
     BatchTooLarge = ("batch_too_large", BAD_REQUEST),
     /// A request refused by the HTTP framework before a route saw it, with a
-    /// client-error status that has no code of its own.
+    /// client-error status that has no code of its own (this includes a
+    /// request the HTTP server cannot parse at all, see [`super::wire`]).
     BadRequest = ("bad_request", BAD_REQUEST),
     /// The route needs `Authorization: Bearer <token>` and it is missing or wrong.
     Unauthorized = ("unauthorized", UNAUTHORIZED),
@@ -101,6 +102,9 @@ error_codes! {
     CheckpointRefused = ("checkpoint_refused", CONFLICT),
     /// The body exceeds the size limit.
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE),
+    /// The request target is longer than the HTTP server reads (65,534
+    /// bytes); answered by the HTTP server before any route (see [`super::wire`]).
+    UriTooLong = ("uri_too_long", URI_TOO_LONG),
     /// A `POST` without `Content-Type: application/json`.
     UnsupportedMediaType = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
     /// A token count the node cannot store (above 2^63 − 1).
@@ -109,6 +113,10 @@ error_codes! {
     ModelIdRequired = ("model_id_required", UNPROCESSABLE_ENTITY),
     /// The key directory cannot be loaded; the old keys stay in use.
     KeyReloadFailed = ("key_reload_failed", UNPROCESSABLE_ENTITY),
+    /// The request head has more header fields (100) or bytes (the HTTP
+    /// server's read buffer) than the HTTP server reads; answered before any
+    /// route (see [`super::wire`]).
+    HeadersTooLarge = ("headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE),
     /// Storage failure, unreadable stored row, failed worker task.
     InternalError = ("internal_error", INTERNAL_SERVER_ERROR),
     /// The prover queue is full.
@@ -166,15 +174,7 @@ impl ApiError {
     /// without a code of its own becomes `bad_request` (400) or
     /// `internal_error` (500), so every code keeps exactly one status.
     pub fn from_status(status: StatusCode, message: String) -> Self {
-        let code = match status {
-            StatusCode::NOT_FOUND => ErrorCode::NotFound,
-            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
-            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
-            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
-            s if s.is_client_error() => ErrorCode::BadRequest,
-            _ => ErrorCode::InternalError,
-        };
+        let code = ErrorCode::for_status(status);
         let message = if message.trim().is_empty() {
             status
                 .canonical_reason()
@@ -187,9 +187,33 @@ impl ApiError {
     }
 }
 
+impl ErrorCode {
+    /// The code for a response the HTTP framework or server produced itself
+    /// with `status`: the code of that status, else `bad_request` (400) for
+    /// a client error and `internal_error` (500) for anything else.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+            StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            s if s.is_client_error() => ErrorCode::BadRequest,
+            _ => ErrorCode::InternalError,
+        }
+    }
+
+    /// The JSON body of an error with this code: `{"error": {"code", "message"}}`.
+    pub fn body(self, message: &str) -> serde_json::Value {
+        json!({ "error": { "code": self.as_str(), "message": message } })
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
+        let mut body = self.code.body(&self.message);
         if let Some(reason) = self.reason {
             body["error"]["reason"] = json!(reason);
         }
@@ -287,7 +311,7 @@ mod tests {
 
     #[test]
     fn framework_statuses_map_to_codes_with_that_status() {
-        for status in [400u16, 401, 404, 405, 413, 415, 500] {
+        for status in [400u16, 401, 404, 405, 413, 414, 415, 431, 500] {
             let status = StatusCode::from_u16(status).unwrap();
             let error = ApiError::from_status(status, String::new());
             assert_eq!(error.code.status(), status, "{status}");

@@ -4,7 +4,8 @@
 //! [`checkpoints`], [`settlements`], [`admin`], [`status`] (health and
 //! metrics). [`error`] holds every error code and the one mapping from domain
 //! errors to statuses; [`extract`] the strict request parsers; [`guard`] the
-//! Host/Origin/Content-Type checks and the bearer token. Handlers only parse,
+//! Host/Origin/Content-Type checks and the bearer token; [`wire`] the JSON
+//! body of the errors the HTTP server answers itself. Handlers only parse,
 //! call the domain modules off the async runtime, and shape the answer.
 
 pub mod admin;
@@ -15,6 +16,7 @@ pub mod guard;
 pub mod results;
 pub mod settlements;
 pub mod status;
+pub mod wire;
 
 use std::sync::Arc;
 

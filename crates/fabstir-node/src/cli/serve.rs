@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::Failure;
 use crate::api::guard::Access;
+use crate::api::wire::JsonErrorListener;
 use crate::api::{router, App};
 use crate::chain::HostWallet;
 use crate::checkpoint::{ChainClient, Checkpoints, EvmClient, LocalLedger};
@@ -255,8 +256,10 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
             pools,
         });
         reload_keys_on_sighup(app.clone());
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown_signal())
+        let store = app.store.clone();
+        // The HTTP server's own errors (unparseable request) get JSON bodies too.
+        axum::serve(JsonErrorListener::new(listener), router(app))
+            .with_graceful_shutdown(shutdown_signal(store))
             .await
             .map_err(|e| Failure::other("serve", e.to_string()))
     })?;
@@ -293,7 +296,10 @@ fn reload_keys_on_sighup(app: Arc<App>) {
     let _ = app;
 }
 
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM, then says how many jobs are left unfinished
+/// (queued or proving): they stay in the database and are proved after the
+/// next start.
+async fn shutdown_signal(store: Arc<Store>) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -312,7 +318,29 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down");
+    // Bounded: a stuck database must not hold up the shutdown.
+    let stats = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::task::spawn_blocking(move || store.stats()),
+    )
+    .await;
+    match stats {
+        Ok(Ok(Ok(stats))) if stats.queued + stats.proving == 0 => {
+            tracing::info!(queued = 0, proving = 0, "shutting down: no jobs queued or proving");
+        }
+        Ok(Ok(Ok(stats))) => {
+            let unfinished = stats.queued + stats.proving;
+            let jobs = if unfinished == 1 { "job" } else { "jobs" };
+            tracing::info!(
+                queued = stats.queued,
+                proving = stats.proving,
+                "shutting down: {unfinished} {jobs} queued or proving; they are kept and resume when the node starts again"
+            );
+        }
+        _ => tracing::info!(
+            "shutting down; jobs still queued or proving (count unavailable) are kept and resume when the node starts again"
+        ),
+    }
 }
 
 fn init_logging(json: bool) {

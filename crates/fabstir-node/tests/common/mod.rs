@@ -6,7 +6,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -19,7 +20,15 @@ pub struct Node {
     pub base: String,
     pub data_dir: PathBuf,
     pub startup: Value,
+    /// What the node wrote to standard error after its first line on
+    /// standard output (at most [`STDERR_KEPT`] bytes).
+    stderr: Arc<Mutex<String>>,
+    /// The thread that reads standard error until the node closes it.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The most standard error kept per node; the rest is read and dropped.
+const STDERR_KEPT: usize = 4 << 20;
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
@@ -94,16 +103,23 @@ impl Node {
             let _ = child.kill();
             return Err(format!("unexpected first line: {line}"));
         }
-        // Drain stderr so the node never blocks on a full pipe.
-        if let Some(stderr) = child.stderr.take() {
+        // Drain stderr so the node never blocks on a full pipe, keeping it
+        // for `stderr_text`.
+        let kept = Arc::new(Mutex::new(String::new()));
+        let stderr_reader = child.stderr.take().map(|stderr| {
+            let kept = kept.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stderr);
-                let mut sink = String::new();
-                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                    sink.clear();
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    if kept.len() + line.len() <= STDERR_KEPT {
+                        kept.push_str(&line);
+                    }
+                    line.clear();
                 }
-            });
-        }
+            })
+        });
         let base = format!(
             "http://{}",
             startup["listening"].as_str().unwrap_or_default()
@@ -113,7 +129,44 @@ impl Node {
             base,
             data_dir: data_dir.to_path_buf(),
             startup,
+            stderr: kept,
+            stderr_reader,
         })
+    }
+
+    /// Sends SIGTERM (a graceful stop) and waits up to `timeout` for the
+    /// node to exit; panics (after SIGKILL) if it does not.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}: {sent:?}", self.pid());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the node") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the node did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Standard error so far; all of it once the node has exited.
+    pub fn stderr_text(&mut self) -> String {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if let Some(reader) = self.stderr_reader.take() {
+                let _ = reader.join();
+            }
+        }
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The node's process id.

@@ -285,3 +285,79 @@ fn sigterm_logs_the_unfinished_jobs_which_resume_at_the_next_start() {
     let again = Node::start(dir.path(), &flags);
     assert_eq!(again.startup["resumed_jobs"], left, "{}", again.startup);
 }
+
+/// The README's curl session (the first `sh` block of "The node: from result
+/// to settlement"), run as written with `NODE` naming the test's node: each
+/// response on a line of its own, and the session's outcome (proved,
+/// verified, 8 tokens checkpointed, 4 settled). Without a node it says so at
+/// once, and its wait is bounded.
+#[test]
+fn readme_curl_session_runs_as_written() {
+    let readme = common::read_repo_file("README.md");
+    let section = &readme[readme
+        .find("## The node: from result to settlement")
+        .expect("the README's session section")..];
+    let open = section.find("```sh\n").expect("a sh block") + 6;
+    let script = &section[open..open + section[open..].find("```").unwrap()];
+    assert!(
+        script.contains("for i in $(seq"),
+        "the wait is unbounded: {script}"
+    );
+
+    let dir = DataDir::new();
+    let node = Node::start(dir.path(), &[]);
+    let address = node.base.trim_start_matches("http://").to_string();
+    let output = std::process::Command::new("bash")
+        .args(["-c", script])
+        .env("NODE", &address)
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains("no node answers"), "{stdout}");
+    let documents: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let find = |what: &str, test: &dyn Fn(&serde_json::Value) -> bool| {
+        documents
+            .iter()
+            .find(|d| test(d))
+            .unwrap_or_else(|| panic!("no {what} in the session's output:\n{stdout}"))
+            .clone()
+    };
+    find("accepted result", &|d| d["state"] == "queued");
+    find("proof", &|d| {
+        d["state"] == "proved" && d["proof"].is_object()
+    });
+    find("verdict", &|d| d["valid"] == true);
+    find("checkpoint", &|d| d["tokens_claimed"] == 8);
+    let settled = find("settlement", &|d| d["outcome"] == "settled");
+    assert_eq!(settled["tokens"], 4, "{settled}");
+    find("health", &|d| d["backend"] == "real");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("fabstir_")),
+        "{stdout}"
+    );
+
+    // No node: the first check says so at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let preamble: String = script.lines().take(2).collect::<Vec<_>>().join("\n");
+    let output = std::process::Command::new("bash")
+        .args(["-c", &preamble])
+        .env("NODE", format!("127.0.0.1:{port}"))
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("no node answers at 127.0.0.1:{port}")),
+        "{stdout}"
+    );
+}

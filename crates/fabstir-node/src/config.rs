@@ -317,9 +317,11 @@ pub mod parse {
 /// A configuration problem, named so the operator can fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path} (named by {named_by}): {source}")]
     Read {
         path: PathBuf,
+        /// `--config` or `environment variable FABSTIR_CONFIG`.
+        named_by: &'static str,
         source: std::io::Error,
     },
     #[error("config file {path}: {message}")]
@@ -599,7 +601,14 @@ impl Config {
     pub fn load(cli: Settings) -> Result<Self, ConfigError> {
         let file = match &cli.config {
             None => Settings::default(),
-            Some(path) => read_file(path)?,
+            Some(path) => {
+                let named_by = if cli.from_env.contains("config") {
+                    "environment variable FABSTIR_CONFIG"
+                } else {
+                    "--config"
+                };
+                read_file(path, named_by)?
+            }
         };
         let mut sources = Sources::new(&cli);
         let chain = chain_config(&cli, &file, &mut sources)?;
@@ -786,9 +795,10 @@ impl Config {
 /// Reads the TOML file. A bad value names the file and the key
 /// (`config file node.toml: queue_capacity = "abc": expected a non-negative
 /// integer`); a syntax error gives the line.
-fn read_file(path: &Path) -> Result<Settings, ConfigError> {
+fn read_file(path: &Path, named_by: &'static str) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
+        named_by,
         source,
     })?;
     let parse_error = |message: String| ConfigError::Parse {
@@ -929,6 +939,143 @@ mod tests {
             .allowed_hosts
             .unwrap(),
             ["a.example", "b.example", "c"]
+        );
+    }
+
+    fn load_error(settings: Settings) -> String {
+        Config::load(settings).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_bad_value_names_the_flag_or_the_file_and_key_that_gave_it() {
+        // Flags: clap's error names the flag, with the reason.
+        let error = Serve::try_parse_from(["serve", "--queue-capacity", "abc"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("'--queue-capacity <N>'") && error.contains(parse::INTEGER),
+            "{error}"
+        );
+        let error = Serve::try_parse_from(["serve", "--production", "maybe"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--production") && error.contains(parse::BOOLEAN),
+            "{error}"
+        );
+        assert_eq!(
+            load_error(parse(&["--queue-capacity", "0"])),
+            "--queue-capacity 0: must be at least 1"
+        );
+        assert_eq!(
+            load_error(parse(&["--health-interval-ms", "5"])),
+            "--health-interval-ms 5: must be at least 100"
+        );
+        // The file: its path and the key.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let config_arg = file.to_str().unwrap();
+        for (toml, expected) in [
+            (
+                "queue_capacity = \"abc\"",
+                format!("queue_capacity = \"abc\": {}", parse::INTEGER),
+            ),
+            (
+                "queue_capacity = -1",
+                format!("queue_capacity = -1: {}", parse::INTEGER),
+            ),
+            (
+                "listen = \"localhost\"",
+                format!("listen = \"localhost\": {}", parse::SOCKET_ADDRESS),
+            ),
+            (
+                "log_json = \"maybe\"",
+                format!("log_json = \"maybe\": {}", parse::BOOLEAN),
+            ),
+            (
+                "queue_capacity = 0",
+                "queue_capacity = 0: must be at least 1".into(),
+            ),
+            (
+                "allowed_origins = [\"https://a.example/path\"]",
+                "allowed_origins = \"https://a.example/path\": not an origin".into(),
+            ),
+        ] {
+            std::fs::write(&file, format!("data_dir = \"d\"\n{toml}\n")).unwrap();
+            let error = load_error(parse(&["--config", config_arg]));
+            assert!(
+                error.starts_with(&format!("config file {config_arg}: {expected}")),
+                "{toml}: {error}"
+            );
+        }
+        std::fs::write(&file, "queue_capacty = 3\n").unwrap();
+        let error = load_error(parse(&["--config", config_arg]));
+        assert!(
+            error.contains(config_arg) && error.contains("unknown key queue_capacty"),
+            "{error}"
+        );
+        let missing = dir.path().join("missing.toml");
+        let error = load_error(parse(&["--config", missing.to_str().unwrap()]));
+        assert!(error.contains("(named by --config)"), "{error}");
+        // A value clap took from the environment is reported as the variable
+        // (the variable's own text is read when the message is made).
+        let mut settings = parse(&["--queue-capacity", "0"]);
+        settings.from_env.insert("queue_capacity".into());
+        let error = load_error(settings);
+        assert!(
+            error.starts_with("environment variable FABSTIR_QUEUE_CAPACITY=")
+                && error.ends_with(": must be at least 1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_the_default_key_directory_is_unnamed() {
+        let defaults = Config::load(parse(&["--data-dir", "/srv/node"])).unwrap();
+        assert_eq!(defaults.keys_dir, Path::new("/srv/node/keys"));
+        assert_eq!(defaults.keys_dir_named_by, None);
+        let flag = Config::load(parse(&["--keys-dir", "/srv/keys"])).unwrap();
+        assert_eq!(flag.keys_dir, Path::new("/srv/keys"));
+        assert_eq!(flag.keys_dir_named_by.as_deref(), Some("--keys-dir"));
+        let mut settings = parse(&["--keys-dir", "/srv/keys"]);
+        settings.from_env.insert("keys_dir".into());
+        assert_eq!(
+            Config::load(settings).unwrap().keys_dir_named_by.as_deref(),
+            Some("environment variable FABSTIR_KEYS_DIR")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "keys_dir = \"/srv/other\"\n").unwrap();
+        let from_file = Config::load(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            from_file.keys_dir_named_by,
+            Some(format!("keys_dir in config file {}", file.display()))
+        );
+    }
+
+    #[test]
+    fn value_parsers_say_what_they_expect() {
+        assert_eq!(parse::integer::<usize>(" 42 "), Ok(42));
+        assert_eq!(parse::integer::<u32>("x"), Err(parse::INTEGER.to_string()));
+        assert_eq!(parse::integer::<u32>("-1"), Err(parse::INTEGER.to_string()));
+        assert_eq!(
+            parse::integer::<u32>("4294967296"),
+            Err(format!("{} of at most 4294967295", parse::INTEGER))
+        );
+        for (text, value) in [
+            ("YES", true),
+            ("on", true),
+            ("1", true),
+            ("off", false),
+            ("f", false),
+        ] {
+            assert_eq!(parse::boolean(text), Ok(value), "{text}");
+        }
+        assert!(parse::boolean("maybe").is_err());
+        assert!(parse::socket_address("[::1]:80").is_ok());
+        assert_eq!(
+            parse::socket_address("localhost:80"),
+            Err(parse::SOCKET_ADDRESS.to_string())
         );
     }
 }

@@ -47,6 +47,10 @@ pub enum BackupError {
     WeakPassphrase,
     #[error("no passphrase given (give --passphrase-file FILE, or the passphrase as the first line of standard input)")]
     NoPassphrase,
+    #[error("the two passphrases do not match; nothing was written")]
+    PassphraseMismatch,
+    #[error("cancelled at the passphrase prompt; nothing was written")]
+    Cancelled,
     #[error("{0} is not a fabstir key backup, or it is truncated")]
     NotABackup(PathBuf),
     #[error("cannot decrypt {0}: wrong passphrase, or the backup is damaged")]
@@ -68,25 +72,184 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     }
 }
 
-/// Reads the passphrase from `file` (its first line) or from standard input.
-pub fn read_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>, BackupError> {
-    let mut line = Zeroizing::new(String::new());
-    match file {
+/// What the passphrase is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passphrase {
+    /// Setting it, for a new backup: asked twice on a terminal.
+    New,
+    /// Entering it, to decrypt a backup: asked once.
+    Existing,
+}
+
+/// Reads the passphrase: the first line of `file`; else, when standard
+/// input is a terminal, at a prompt on standard error without echo (a new
+/// one twice, refusing a mismatch; Ctrl-C cancels); else the first line of
+/// standard input (for scripts: `cat pass | fabstir-node keys backup ...`).
+pub fn read_passphrase(
+    file: Option<&Path>,
+    purpose: Passphrase,
+) -> Result<Zeroizing<String>, BackupError> {
+    let line = match file {
         Some(path) => {
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io(path))?);
-            line.push_str(text.lines().next().unwrap_or(""));
+            Zeroizing::new(text.lines().next().unwrap_or("").to_string())
         }
-        None => {
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(io(Path::new("<stdin>")))?;
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            return prompt_passphrase(purpose);
         }
-    }
+        None => read_stdin_line()?,
+    };
+    non_empty(line)
+}
+
+/// The line without its line ending; an empty one is no passphrase.
+fn non_empty(line: Zeroizing<String>) -> Result<Zeroizing<String>, BackupError> {
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
     if trimmed.is_empty() {
         return Err(BackupError::NoPassphrase);
     }
     Ok(trimmed)
+}
+
+fn read_stdin_line() -> Result<Zeroizing<String>, BackupError> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(io(Path::new("<stdin>")))?;
+    Ok(line)
+}
+
+/// The interactive prompt(s) on a terminal.
+fn prompt_passphrase(purpose: Passphrase) -> Result<Zeroizing<String>, BackupError> {
+    match purpose {
+        Passphrase::Existing => non_empty(terminal::read_hidden("Backup passphrase: ")?),
+        Passphrase::New => {
+            let first = non_empty(terminal::read_hidden(&format!(
+                "New backup passphrase (at least {MIN_PASSPHRASE_LEN} characters): "
+            ))?)?;
+            // Refuse a short one before asking again.
+            if first.chars().count() < MIN_PASSPHRASE_LEN {
+                return Err(BackupError::WeakPassphrase);
+            }
+            let second = non_empty(terminal::read_hidden("Repeat the passphrase: ")?)?;
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                first.as_bytes(),
+                second.as_bytes(),
+            )) {
+                return Err(BackupError::PassphraseMismatch);
+            }
+            Ok(first)
+        }
+    }
+}
+
+/// Reading a line from the terminal on standard input without echo.
+#[cfg(unix)]
+mod terminal {
+    use std::io::Write;
+    use std::path::Path;
+
+    use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
+    use zeroize::Zeroizing;
+
+    use super::{io, BackupError};
+
+    /// Puts the terminal's saved modes back, also on an early return.
+    struct Restore(Termios);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &self.0);
+        }
+    }
+
+    /// Ctrl-C: ends the line (VEOL) instead of killing the process with
+    /// echo still off.
+    const CTRL_C: u8 = 0x03;
+
+    /// Shows `prompt` on standard error and reads one line from the
+    /// terminal with echo off (the Enter still moves to the next line).
+    pub fn read_hidden(prompt: &str) -> Result<Zeroizing<String>, BackupError> {
+        let stdin = std::io::stdin();
+        let tty_error = |e: rustix::io::Errno| BackupError::Io {
+            path: Path::new("<terminal>").to_path_buf(),
+            source: e.into(),
+        };
+        let saved = termios::tcgetattr(&stdin).map_err(tty_error)?;
+        let mut quiet = saved.clone();
+        quiet
+            .local_modes
+            .remove(LocalModes::ECHO | LocalModes::ISIG);
+        quiet
+            .local_modes
+            .insert(LocalModes::ICANON | LocalModes::ECHONL);
+        quiet.special_codes[SpecialCodeIndex::VEOL] = CTRL_C;
+        // Flush: what was typed before the prompt (and echoed) is dropped.
+        termios::tcsetattr(&stdin, OptionalActions::Flush, &quiet).map_err(tty_error)?;
+        let restore = Restore(saved);
+        let mut stderr = std::io::stderr();
+        let _ = write!(stderr, "{prompt}");
+        let _ = stderr.flush();
+        let read = read_line(&stdin);
+        drop(restore);
+        let line = read?;
+        if line.last() == Some(&CTRL_C) {
+            let _ = writeln!(stderr);
+            return Err(BackupError::Cancelled);
+        }
+        if line.last() != Some(&b'\n') {
+            // End of input (Ctrl-D): no newline was echoed.
+            let _ = writeln!(stderr);
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| BackupError::Io {
+            path: Path::new("<terminal>").to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the passphrase is not UTF-8",
+            ),
+        })?;
+        Ok(Zeroizing::new(text.to_string()))
+    }
+
+    /// One line from the terminal, read with `read(2)` (unbuffered: in
+    /// canonical mode a read ends at Enter, Ctrl-C (VEOL) or Ctrl-D).
+    fn read_line(stdin: &std::io::Stdin) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+        let mut line = Zeroizing::new(Vec::new());
+        let mut chunk = Zeroizing::new([0u8; 512]);
+        loop {
+            let n = match rustix::io::read(stdin, chunk.as_mut()) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(io(Path::new("<stdin>"))(e.into())),
+            };
+            line.extend_from_slice(&chunk[..n]);
+            if n == 0 || matches!(line.last(), Some(b'\n') | Some(&CTRL_C)) {
+                return Ok(line);
+            }
+            if line.len() > 4096 {
+                return Err(BackupError::Io {
+                    path: Path::new("<terminal>").to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "the passphrase line is longer than 4096 bytes",
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Without termios: the line is read as typed (echoed).
+#[cfg(not(unix))]
+mod terminal {
+    use zeroize::Zeroizing;
+
+    use super::BackupError;
+
+    pub fn read_hidden(prompt: &str) -> Result<Zeroizing<String>, BackupError> {
+        eprint!("{prompt}");
+        super::read_stdin_line()
+    }
 }
 
 fn derive_key(

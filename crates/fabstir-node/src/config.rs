@@ -3,11 +3,11 @@
 //! resolves them (flag, environment, legacy variables, TOML file, default)
 //! into a [`Config`] and checks it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
 use crate::threads::ThreadLayout;
@@ -36,6 +36,10 @@ pub struct Config {
     pub backend: Backend,
     /// Key directory (default: `data_dir/keys`).
     pub keys_dir: PathBuf,
+    /// The setting that named the key directory (`--keys-dir`, `environment
+    /// variable FABSTIR_KEYS_DIR`, ...); `None` for the default
+    /// `DATA_DIR/keys`, the only key directory created on first start.
+    pub keys_dir_named_by: Option<String>,
     /// Largest proof envelope accepted or stored, in bytes.
     pub max_proof_size: usize,
     /// Entries of the proof cache.
@@ -154,17 +158,17 @@ pub struct Settings {
     #[arg(long, env = "FABSTIR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8080].
-    #[arg(long, env = "FABSTIR_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = "FABSTIR_LISTEN", value_name = "ADDR", value_parser = parse::socket_address)]
     pub listen: Option<SocketAddr>,
     /// Production mode: refuse the development SRS, mock proofs, missing keys or wallet, and
     /// require the admin token on state-changing routes [default: false].
     #[arg(long, env = "FABSTIR_PRODUCTION", num_args = 0..=1, default_missing_value = "true",
-          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+          value_parser = parse::boolean, value_name = "BOOL")]
     pub production: Option<bool>,
     /// Mock proofs, for tests only; refused with --production [default: false]. Also set by
     /// ENABLE_REAL_EZKL=false.
     #[arg(long, env = "FABSTIR_MOCK_PROOFS", num_args = 0..=1, default_missing_value = "true",
-          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+          value_parser = parse::boolean, value_name = "BOOL")]
     pub mock_proofs: Option<bool>,
     /// The seed's TOML key: `enable_real_ezkl = false` means mock proofs (prefer mock_proofs).
     #[arg(skip)]
@@ -174,30 +178,30 @@ pub struct Settings {
     #[arg(long, env = "FABSTIR_KEYS_DIR", value_name = "DIR")]
     pub keys_dir: Option<PathBuf>,
     /// Largest proof envelope stored, in bytes [default: 16384]. Also EZKL_MAX_PROOF_SIZE.
-    #[arg(long, env = "FABSTIR_MAX_PROOF_SIZE", value_name = "BYTES")]
+    #[arg(long, env = "FABSTIR_MAX_PROOF_SIZE", value_name = "BYTES", value_parser = parse::integer::<usize>)]
     pub max_proof_size: Option<usize>,
     /// Entries of the LRU proof cache [default: 1000]. Also PROOF_CACHE_SIZE.
-    #[arg(long, env = "FABSTIR_PROOF_CACHE_SIZE", value_name = "N")]
+    #[arg(long, env = "FABSTIR_PROOF_CACHE_SIZE", value_name = "N", value_parser = parse::integer::<usize>)]
     pub proof_cache_size: Option<usize>,
     /// Proofs generated in parallel: prover workers, each with a thread pool of its own
     /// [default: cores / threads_per_prover].
-    #[arg(long, env = "FABSTIR_PROVER_THREADS", value_name = "N")]
+    #[arg(long, env = "FABSTIR_PROVER_THREADS", value_name = "N", value_parser = parse::integer::<usize>)]
     pub prover_threads: Option<usize>,
     /// Threads each prover worker proves with [default: 1].
-    #[arg(long, env = "FABSTIR_THREADS_PER_PROVER", value_name = "N")]
+    #[arg(long, env = "FABSTIR_THREADS_PER_PROVER", value_name = "N", value_parser = parse::integer::<usize>)]
     pub threads_per_prover: Option<usize>,
     /// Threads of the proof verification pool (settlement validation, /v1/verify)
     /// [default: the number of cores].
-    #[arg(long, env = "FABSTIR_VERIFY_THREADS", value_name = "N")]
+    #[arg(long, env = "FABSTIR_VERIFY_THREADS", value_name = "N", value_parser = parse::integer::<usize>)]
     pub verify_threads: Option<usize>,
     /// Results waiting for a prover before new ones get 503 [default: 256].
-    #[arg(long, env = "FABSTIR_QUEUE_CAPACITY", value_name = "N")]
+    #[arg(long, env = "FABSTIR_QUEUE_CAPACITY", value_name = "N", value_parser = parse::integer::<usize>)]
     pub queue_capacity: Option<usize>,
     /// Time allowed for one proof, in milliseconds [default: 5000].
-    #[arg(long, env = "FABSTIR_PROVE_TIMEOUT_MS", value_name = "MS")]
+    #[arg(long, env = "FABSTIR_PROVE_TIMEOUT_MS", value_name = "MS", value_parser = parse::integer::<u64>)]
     pub prove_timeout_ms: Option<u64>,
     /// Largest request body, in bytes [default: 4194304].
-    #[arg(long, env = "FABSTIR_MAX_BODY_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "FABSTIR_MAX_BODY_BYTES", value_name = "BYTES", value_parser = parse::integer::<usize>)]
     pub max_body_bytes: Option<usize>,
     /// Host wallet key file (0400) that signs checkpoints [default: HOST_PRIVATE_KEY, else a
     /// development wallet in DATA_DIR, refused in production].
@@ -226,7 +230,7 @@ pub struct Settings {
     #[arg(long, env = "FABSTIR_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// Milliseconds between the database and key-directory health checks [default: 30000].
-    #[arg(long, env = "FABSTIR_HEALTH_INTERVAL_MS", value_name = "MS")]
+    #[arg(long, env = "FABSTIR_HEALTH_INTERVAL_MS", value_name = "MS", value_parser = parse::integer::<u64>)]
     pub health_interval_ms: Option<u64>,
     /// JSON-RPC endpoint of the EVM chain to submit verified proofs to; needs --marketplace
     /// [default: none: checkpoints go to the embedded local ledger].
@@ -237,24 +241,24 @@ pub struct Settings {
     pub marketplace: Option<String>,
     /// Chain id the RPC endpoint must serve (eth_chainId), checked at start-up
     /// [default: whatever the endpoint serves].
-    #[arg(long, env = "FABSTIR_CHAIN_ID", value_name = "ID")]
+    #[arg(long, env = "FABSTIR_CHAIN_ID", value_name = "ID", value_parser = parse::integer::<u64>)]
     pub chain_id: Option<u64>,
     /// Blocks deep a transaction's receipt must be before a submission counts as confirmed
     /// [default: 1].
-    #[arg(long, env = "FABSTIR_CONFIRMATIONS", value_name = "N")]
+    #[arg(long, env = "FABSTIR_CONFIRMATIONS", value_name = "N", value_parser = parse::integer::<u64>)]
     pub confirmations: Option<u64>,
     /// Milliseconds between passes over the chain outbox [default: 500].
-    #[arg(long, env = "FABSTIR_CHAIN_POLL_MS", value_name = "MS")]
+    #[arg(long, env = "FABSTIR_CHAIN_POLL_MS", value_name = "MS", value_parser = parse::integer::<u64>)]
     pub chain_poll_ms: Option<u64>,
     /// Milliseconds without a receipt after which a transaction is re-sent with higher fees
     /// [default: 30000].
-    #[arg(long, env = "FABSTIR_STUCK_AFTER_MS", value_name = "MS")]
+    #[arg(long, env = "FABSTIR_STUCK_AFTER_MS", value_name = "MS", value_parser = parse::integer::<u64>)]
     pub stuck_after_ms: Option<u64>,
     /// Fee bumps per transaction at most [default: 5].
-    #[arg(long, env = "FABSTIR_MAX_FEE_BUMPS", value_name = "N")]
+    #[arg(long, env = "FABSTIR_MAX_FEE_BUMPS", value_name = "N", value_parser = parse::integer::<u32>)]
     pub max_fee_bumps: Option<u32>,
     /// Cap on maxFeePerGas, in wei [default: none].
-    #[arg(long, env = "FABSTIR_MAX_FEE_PER_GAS", value_name = "WEI")]
+    #[arg(long, env = "FABSTIR_MAX_FEE_PER_GAS", value_name = "WEI", value_parser = parse::integer::<u64>)]
     pub max_fee_per_gas: Option<u64>,
     /// How long a settled job's prompt and response text is kept after its settlement, e.g. 7d,
     /// 12h, 30m; 0 deletes it at settlement. Only their hashes stay, which is all verification,
@@ -263,16 +267,112 @@ pub struct Settings {
     pub result_retention: Option<Period>,
     /// Log as JSON lines instead of text [default: false]; FABSTIR_LOG sets the filter.
     #[arg(long, env = "FABSTIR_LOG_JSON", num_args = 0..=1, default_missing_value = "true",
-          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+          value_parser = parse::boolean, value_name = "BOOL")]
     pub log_json: Option<bool>,
+    /// The settings (by id, e.g. `queue_capacity`) whose value clap took
+    /// from their environment variable rather than their flag: errors name
+    /// the variable ([`Settings::record_sources`]).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub from_env: BTreeSet<String>,
+}
+
+impl Settings {
+    /// Records which settings came from their environment variable
+    /// (`matches`: `serve`'s), so that a bad value is reported as the
+    /// variable's, not as the flag's.
+    pub fn record_sources(&mut self, matches: &clap::ArgMatches) {
+        self.from_env = matches
+            .ids()
+            .filter(|id| {
+                matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable)
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+    }
+}
+
+/// Value parsers of the settings: each error says what was expected, and
+/// the caller says where the value came from (a flag, an environment
+/// variable, a TOML key).
+pub mod parse {
+    use std::net::SocketAddr;
+
+    /// What an integer setting takes.
+    pub const INTEGER: &str = "expected a non-negative integer";
+    /// What a boolean setting takes.
+    pub const BOOLEAN: &str = "expected true or false (also yes/no, on/off, 1/0)";
+    /// What an address setting takes.
+    pub const SOCKET_ADDRESS: &str =
+        "expected an IP address and port, such as 127.0.0.1:8080 or [::1]:8080";
+
+    /// An unsigned integer type a setting holds.
+    pub trait Unsigned: std::str::FromStr {
+        /// Its largest value.
+        const MAX: u128;
+    }
+    impl Unsigned for usize {
+        const MAX: u128 = usize::MAX as u128;
+    }
+    impl Unsigned for u64 {
+        const MAX: u128 = u64::MAX as u128;
+    }
+    impl Unsigned for u32 {
+        const MAX: u128 = u32::MAX as u128;
+    }
+
+    /// A non-negative integer (surrounding whitespace ignored).
+    pub fn integer<T: Unsigned>(s: &str) -> Result<T, String> {
+        let digits = s.trim();
+        digits.parse().map_err(|_| {
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{INTEGER} of at most {}", T::MAX)
+            } else {
+                INTEGER.to_string()
+            }
+        })
+    }
+
+    /// A boolean: true/false, yes/no, on/off, 1/0, y/n, t/f (any case).
+    pub fn boolean(s: &str) -> Result<bool, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
+            "0" | "false" | "f" | "no" | "n" | "off" => Ok(false),
+            _ => Err(BOOLEAN.to_string()),
+        }
+    }
+
+    /// An IP address and port.
+    pub fn socket_address(s: &str) -> Result<SocketAddr, String> {
+        s.trim().parse().map_err(|_| SOCKET_ADDRESS.to_string())
+    }
+
+    /// serde's complaint about a TOML value, in the words above.
+    pub fn toml_reason(message: &str) -> String {
+        let message = message.trim();
+        if ["expected usize", "expected u64", "expected u32"]
+            .iter()
+            .any(|t| message.contains(t))
+        {
+            INTEGER.to_string()
+        } else if message.contains("expected a boolean") {
+            BOOLEAN.to_string()
+        } else if message.contains("socket address") {
+            SOCKET_ADDRESS.to_string()
+        } else {
+            message.to_string()
+        }
+    }
 }
 
 /// A configuration problem, named so the operator can fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path} (named by {named_by}): {source}")]
     Read {
         path: PathBuf,
+        /// `--config` or `environment variable FABSTIR_CONFIG`.
+        named_by: &'static str,
         source: std::io::Error,
     },
     #[error("config file {path}: {message}")]
@@ -281,7 +381,7 @@ pub enum ConfigError {
     Env {
         name: &'static str,
         value: String,
-        reason: &'static str,
+        reason: String,
     },
     #[error("{0}")]
     Invalid(String),
@@ -290,26 +390,26 @@ pub enum ConfigError {
 fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(None),
-        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(Some(true)),
-            "0" | "false" | "no" | "off" => Ok(Some(false)),
-            _ => Err(ConfigError::Env {
+        Ok(v) => parse::boolean(&v)
+            .map(Some)
+            .map_err(|reason| ConfigError::Env {
                 name,
                 value: v,
-                reason: "expected true or false",
+                reason,
             }),
-        },
     }
 }
 
 fn env_usize(name: &'static str) -> Result<Option<usize>, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(None),
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Env {
-            name,
-            value: v,
-            reason: "expected a non-negative integer",
-        }),
+        Ok(v) => parse::integer(&v)
+            .map(Some)
+            .map_err(|reason| ConfigError::Env {
+                name,
+                value: v,
+                reason,
+            }),
     }
 }
 
@@ -326,57 +426,172 @@ fn key_dir_of(name: &'static str, file: &Path, expected: &str) -> Result<PathBuf
             name,
             value: file.display().to_string(),
             reason:
-                "must name the key file inside a key directory created by `fabstir-node keygen`",
+                "must name the key file inside a key directory created by `fabstir-node keygen`"
+                    .into(),
         });
     }
     Ok(file.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The flag, or its `FABSTIR_*` variable (told apart by `from_env`).
+    Cli,
+    /// A legacy environment variable of the seed (`EZKL_MAX_PROOF_SIZE`, ...).
+    Legacy(&'static str),
+    /// The TOML file.
+    File,
+}
+
+/// Resolves settings in order of precedence and remembers where each value
+/// came from, so that a bad value is reported as the flag, the environment
+/// variable or the file key that gave it.
+struct Sources<'a> {
+    from_env: &'a BTreeSet<String>,
+    file: Option<&'a Path>,
+    origins: BTreeMap<&'static str, Origin>,
+}
+
+impl<'a> Sources<'a> {
+    fn new(cli: &'a Settings) -> Self {
+        Self {
+            from_env: &cli.from_env,
+            file: cli.config.as_deref(),
+            origins: BTreeMap::new(),
+        }
+    }
+
+    /// The flag (or its variable), else the file's value.
+    fn pick<T>(&mut self, id: &'static str, cli: Option<T>, file: Option<T>) -> Option<T> {
+        self.pick_legacy(id, cli, None, file)
+    }
+
+    /// The flag (or its variable), else a legacy variable's, else the file's.
+    fn pick_legacy<T>(
+        &mut self,
+        id: &'static str,
+        cli: Option<T>,
+        legacy: Option<(&'static str, Option<T>)>,
+        file: Option<T>,
+    ) -> Option<T> {
+        let (origin, value) = match (cli, legacy) {
+            (Some(v), _) => (Origin::Cli, Some(v)),
+            (None, Some((name, Some(v)))) => (Origin::Legacy(name), Some(v)),
+            (None, _) => (Origin::File, file),
+        };
+        if value.is_some() {
+            self.origins.insert(id, origin);
+        }
+        value
+    }
+
+    /// The setting `id` with `value` as the operator gave it:
+    /// `--queue-capacity 0`, `environment variable FABSTIR_QUEUE_CAPACITY="0"`,
+    /// `config file node.toml: queue_capacity = 0`.
+    fn describe(&self, id: &str, value: &dyn std::fmt::Display) -> String {
+        let variable = |name: &str| {
+            let raw = std::env::var_os(name).unwrap_or_default();
+            format!("environment variable {name}={:?}", raw.to_string_lossy())
+        };
+        match self.origins.get(id) {
+            Some(Origin::Cli) if self.from_env.contains(id) => {
+                variable(&format!("FABSTIR_{}", id.to_ascii_uppercase()))
+            }
+            Some(Origin::Cli) => format!("--{} {value}", id.replace('_', "-")),
+            Some(Origin::Legacy(name)) => variable(name),
+            Some(Origin::File) => format!(
+                "config file {}: {id} = {value}",
+                self.file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            None => format!("{id} {value} (the default)"),
+        }
+    }
+
+    /// The setting that named the value: `--keys-dir`, `environment
+    /// variable FABSTIR_KEYS_DIR`, `keys_dir in config file node.toml`.
+    fn name(&self, id: &str) -> String {
+        match self.origins.get(id) {
+            Some(Origin::Cli) if self.from_env.contains(id) => {
+                format!("environment variable FABSTIR_{}", id.to_ascii_uppercase())
+            }
+            Some(Origin::Cli) => format!("--{}", id.replace('_', "-")),
+            Some(Origin::Legacy(name)) => format!("environment variable {name}"),
+            Some(Origin::File) => format!(
+                "{id} in config file {}",
+                self.file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            None => format!("the default {id}"),
+        }
+    }
+
+    /// A bad value: which setting gave it, and why it is refused.
+    fn bad(&self, id: &str, value: &dyn std::fmt::Display, reason: &str) -> ConfigError {
+        ConfigError::Invalid(format!("{}: {reason}", self.describe(id, value)))
+    }
+}
+
 /// The chain settings from the flags/environment (`cli`) and the file.
-fn chain_config(cli: &Settings, file: &Settings) -> Result<Option<ChainConfig>, ConfigError> {
-    let rpc_url = cli.rpc_url.clone().or(file.rpc_url.clone());
-    let marketplace = cli.marketplace.clone().or(file.marketplace.clone());
+fn chain_config(
+    cli: &Settings,
+    file: &Settings,
+    sources: &mut Sources,
+) -> Result<Option<ChainConfig>, ConfigError> {
+    let rpc_url = sources.pick("rpc_url", cli.rpc_url.clone(), file.rpc_url.clone());
+    let marketplace = sources.pick(
+        "marketplace",
+        cli.marketplace.clone(),
+        file.marketplace.clone(),
+    );
     let (rpc_url, marketplace) = match (rpc_url, marketplace) {
         (None, None) => return Ok(None),
         (Some(_), None) => {
-            return Err(ConfigError::Invalid(
-                "rpc_url is set but marketplace is not: give the FabstirMarketplace contract's address (--marketplace)".into(),
-            ))
+            return Err(ConfigError::Invalid(format!(
+                "rpc_url is set ({}) but marketplace is not: give the FabstirMarketplace contract's address (--marketplace)",
+                sources.name("rpc_url")
+            )))
         }
         (None, Some(_)) => {
-            return Err(ConfigError::Invalid(
-                "marketplace is set but rpc_url is not: give the chain's JSON-RPC endpoint (--rpc-url)".into(),
-            ))
+            return Err(ConfigError::Invalid(format!(
+                "marketplace is set ({}) but rpc_url is not: give the chain's JSON-RPC endpoint (--rpc-url)",
+                sources.name("marketplace")
+            )))
         }
         (Some(url), Some(address)) => (url, address),
     };
     if !(rpc_url.starts_with("http://") || rpc_url.starts_with("https://")) {
-        return Err(ConfigError::Invalid(format!(
-            "rpc_url {rpc_url:?} must be an http:// or https:// URL"
-        )));
+        return Err(sources.bad(
+            "rpc_url",
+            &format!("{rpc_url:?}"),
+            "must be an http:// or https:// URL",
+        ));
     }
     let marketplace = fabstir_zk::Address::parse(&marketplace).map_err(|e| {
-        ConfigError::Invalid(format!(
-            "marketplace {marketplace:?} is not an address: {e}"
-        ))
+        sources.bad(
+            "marketplace",
+            &format!("{marketplace:?}"),
+            &format!("is not an address: {e}"),
+        )
     })?;
-    let confirmations = cli
-        .confirmations
-        .or(file.confirmations)
+    let confirmations = sources
+        .pick("confirmations", cli.confirmations, file.confirmations)
         .unwrap_or(defaults::CONFIRMATIONS);
     if confirmations == 0 {
-        return Err(ConfigError::Invalid(
-            "confirmations must be at least 1 (1: the block that includes the transaction)".into(),
+        return Err(sources.bad(
+            "confirmations",
+            &confirmations,
+            "must be at least 1 (1: the block that includes the transaction)",
         ));
     }
-    let poll = cli
-        .chain_poll_ms
-        .or(file.chain_poll_ms)
+    let poll = sources
+        .pick("chain_poll_ms", cli.chain_poll_ms, file.chain_poll_ms)
         .unwrap_or(defaults::CHAIN_POLL_MS);
     if poll < 10 {
-        return Err(ConfigError::Invalid(
-            "chain_poll_ms must be at least 10".into(),
-        ));
+        return Err(sources.bad("chain_poll_ms", &poll, "must be at least 10"));
     }
     Ok(Some(ChainConfig {
         rpc_url,
@@ -435,28 +650,29 @@ impl Config {
     /// Builds the configuration from `cli` (flags and `FABSTIR_*` variables,
     /// as clap read them), the seed's legacy variables, the TOML file named
     /// by `cli.config`, and the defaults, in that order of precedence.
-    /// `production` is on when any source turns it on.
+    /// `production` is on when any source turns it on. A bad value is
+    /// reported as the flag, environment variable or file key that gave it.
     pub fn load(cli: Settings) -> Result<Self, ConfigError> {
         let file = match &cli.config {
             None => Settings::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
+                let named_by = if cli.from_env.contains("config") {
+                    "environment variable FABSTIR_CONFIG"
+                } else {
+                    "--config"
+                };
+                read_file(path, named_by)?
             }
         };
-        let chain = chain_config(&cli, &file)?;
+        let mut sources = Sources::new(&cli);
+        let chain = chain_config(&cli, &file, &mut sources)?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         let data_dir = cli
             .data_dir
-            .or(file.data_dir)
+            .clone()
+            .or(file.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
 
         // Keys: flag/env, then the seed's variables, then the file, then data_dir/keys.
@@ -485,12 +701,19 @@ impl Config {
                 ));
             }
         }
-        let keys_dir = cli
-            .keys_dir
-            .or(env_pk)
-            .or(env_vk)
-            .or(file.keys_dir)
-            .unwrap_or_else(|| data_dir.join("keys"));
+        let legacy_keys = match (env_pk, env_vk) {
+            (Some(dir), _) => Some(("EZKL_PROVING_KEY_PATH", Some(dir))),
+            (None, Some(dir)) => Some(("EZKL_VERIFYING_KEY_PATH", Some(dir))),
+            (None, None) => None,
+        };
+        let keys_dir = sources.pick_legacy(
+            "keys_dir",
+            cli.keys_dir.clone(),
+            legacy_keys,
+            file.keys_dir.clone(),
+        );
+        let keys_dir_named_by = keys_dir.as_ref().map(|_| sources.name("keys_dir"));
+        let keys_dir = keys_dir.unwrap_or_else(|| data_dir.join("keys"));
 
         let legacy_real = env_bool("ENABLE_REAL_EZKL")?;
         let mock = cli
@@ -499,21 +722,47 @@ impl Config {
             .or(file.mock_proofs)
             .or(file.enable_real_ezkl.map(|real| !real))
             .unwrap_or(false);
+        let max_proof_size = sources
+            .pick_legacy(
+                "max_proof_size",
+                cli.max_proof_size,
+                Some(("EZKL_MAX_PROOF_SIZE", env_usize("EZKL_MAX_PROOF_SIZE")?)),
+                file.max_proof_size,
+            )
+            .unwrap_or(defaults::MAX_PROOF_SIZE);
+        let proof_cache_size = sources
+            .pick_legacy(
+                "proof_cache_size",
+                cli.proof_cache_size,
+                Some(("PROOF_CACHE_SIZE", env_usize("PROOF_CACHE_SIZE")?)),
+                file.proof_cache_size,
+            )
+            .unwrap_or(defaults::PROOF_CACHE_ENTRIES);
+        let queue_capacity = sources
+            .pick("queue_capacity", cli.queue_capacity, file.queue_capacity)
+            .unwrap_or(defaults::QUEUE_CAPACITY);
+        let health_interval_ms = sources
+            .pick(
+                "health_interval_ms",
+                cli.health_interval_ms,
+                file.health_interval_ms,
+            )
+            .unwrap_or(defaults::HEALTH_INTERVAL_MS);
+        let allowed_origins = sources
+            .pick(
+                "allowed_origins",
+                cli.allowed_origins.clone(),
+                file.allowed_origins.clone(),
+            )
+            .unwrap_or_default();
         let config = Self {
             listen: cli.listen.or(file.listen).unwrap_or(defaults::LISTEN),
             production: cli.production.unwrap_or(false) || file.production.unwrap_or(false),
             backend: if mock { Backend::Mock } else { Backend::Real },
             keys_dir,
-            max_proof_size: cli
-                .max_proof_size
-                .or(env_usize("EZKL_MAX_PROOF_SIZE")?)
-                .or(file.max_proof_size)
-                .unwrap_or(defaults::MAX_PROOF_SIZE),
-            proof_cache_size: cli
-                .proof_cache_size
-                .or(env_usize("PROOF_CACHE_SIZE")?)
-                .or(file.proof_cache_size)
-                .unwrap_or(defaults::PROOF_CACHE_ENTRIES),
+            keys_dir_named_by,
+            max_proof_size,
+            proof_cache_size,
             threads: {
                 let per_prover = cli
                     .threads_per_prover
@@ -534,10 +783,7 @@ impl Config {
                         .max(1),
                 }
             },
-            queue_capacity: cli
-                .queue_capacity
-                .or(file.queue_capacity)
-                .unwrap_or(defaults::QUEUE_CAPACITY),
+            queue_capacity,
             prove_timeout: Duration::from_millis(
                 cli.prove_timeout_ms
                     .or(file.prove_timeout_ms)
@@ -547,18 +793,15 @@ impl Config {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(defaults::MAX_BODY_BYTES),
-            wallet_key: cli.wallet_key.or(file.wallet_key),
-            allowed_hosts: cli.allowed_hosts.or(file.allowed_hosts).unwrap_or_default(),
-            allowed_origins: cli
-                .allowed_origins
-                .or(file.allowed_origins)
+            wallet_key: cli.wallet_key.clone().or(file.wallet_key),
+            allowed_hosts: cli
+                .allowed_hosts
+                .clone()
+                .or(file.allowed_hosts)
                 .unwrap_or_default(),
-            admin_token_file: cli.admin_token_file.or(file.admin_token_file),
-            health_interval: Duration::from_millis(
-                cli.health_interval_ms
-                    .or(file.health_interval_ms)
-                    .unwrap_or(defaults::HEALTH_INTERVAL_MS),
-            ),
+            allowed_origins,
+            admin_token_file: cli.admin_token_file.clone().or(file.admin_token_file),
+            health_interval: Duration::from_millis(health_interval_ms),
             log_json: cli.log_json.or(file.log_json).unwrap_or(false),
             result_retention: cli
                 .result_retention
@@ -567,35 +810,35 @@ impl Config {
             chain,
             data_dir,
         };
-        config.validate()?;
+        config.validate(&sources)?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.health_interval < Duration::from_millis(100) {
-            return Err(ConfigError::Invalid(
-                "health_interval_ms must be at least 100".into(),
-            ));
+    fn validate(&self, sources: &Sources) -> Result<(), ConfigError> {
+        let ms = self.health_interval.as_millis();
+        if ms < 100 {
+            return Err(sources.bad("health_interval_ms", &ms, "must be at least 100"));
         }
         for origin in &self.allowed_origins {
             let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
             if !scheme_ok || origin.trim_end_matches('/').matches('/').count() != 2 {
-                return Err(ConfigError::Invalid(format!(
-                    "allowed_origins: {origin:?} is not an origin (scheme://host[:port], no path)"
-                )));
+                return Err(sources.bad(
+                    "allowed_origins",
+                    &format!("{origin:?}"),
+                    "not an origin (scheme://host[:port], no path)",
+                ));
             }
         }
         if self.queue_capacity == 0 {
-            return Err(ConfigError::Invalid(
-                "queue_capacity must be at least 1".into(),
-            ));
+            return Err(sources.bad("queue_capacity", &0, "must be at least 1"));
         }
-        if self.max_proof_size < fabstir_zk::ProofLayout::get().envelope_len() {
-            return Err(ConfigError::Invalid(format!(
-                "EZKL_MAX_PROOF_SIZE={} is smaller than a proof envelope ({} bytes)",
-                self.max_proof_size,
-                fabstir_zk::ProofLayout::get().envelope_len()
-            )));
+        let envelope_len = fabstir_zk::ProofLayout::get().envelope_len();
+        if self.max_proof_size < envelope_len {
+            return Err(sources.bad(
+                "max_proof_size",
+                &self.max_proof_size,
+                &format!("smaller than a proof envelope ({envelope_len} bytes)"),
+            ));
         }
         if self.production && self.backend == Backend::Mock {
             return Err(ConfigError::Invalid(
@@ -604,6 +847,43 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Reads the TOML file. A bad value names the file and the key
+/// (`config file node.toml: queue_capacity = "abc": expected a non-negative
+/// integer`); a syntax error gives the line.
+fn read_file(path: &Path, named_by: &'static str) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        named_by,
+        source,
+    })?;
+    let parse_error = |message: String| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    match Settings::deserialize(toml::Value::Table(table.clone())) {
+        Ok(settings) => Ok(settings),
+        Err(whole) => {
+            // Find the key: each one alone.
+            for (key, value) in &table {
+                let mut one = toml::Table::new();
+                one.insert(key.clone(), value.clone());
+                if let Err(e) = Settings::deserialize(toml::Value::Table(one)) {
+                    let message = e.message();
+                    if message.contains("unknown field") {
+                        return Err(parse_error(format!("unknown key {key}: {message}")));
+                    }
+                    return Err(parse_error(format!(
+                        "{key} = {value}: {}",
+                        parse::toml_reason(message)
+                    )));
+                }
+            }
+            Err(parse_error(whole.message().to_string()))
+        }
     }
 }
 
@@ -748,6 +1028,143 @@ mod tests {
             .allowed_hosts
             .unwrap(),
             ["a.example", "b.example", "c"]
+        );
+    }
+
+    fn load_error(settings: Settings) -> String {
+        Config::load(settings).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_bad_value_names_the_flag_or_the_file_and_key_that_gave_it() {
+        // Flags: clap's error names the flag, with the reason.
+        let error = Serve::try_parse_from(["serve", "--queue-capacity", "abc"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("'--queue-capacity <N>'") && error.contains(parse::INTEGER),
+            "{error}"
+        );
+        let error = Serve::try_parse_from(["serve", "--production", "maybe"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--production") && error.contains(parse::BOOLEAN),
+            "{error}"
+        );
+        assert_eq!(
+            load_error(parse(&["--queue-capacity", "0"])),
+            "--queue-capacity 0: must be at least 1"
+        );
+        assert_eq!(
+            load_error(parse(&["--health-interval-ms", "5"])),
+            "--health-interval-ms 5: must be at least 100"
+        );
+        // The file: its path and the key.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let config_arg = file.to_str().unwrap();
+        for (toml, expected) in [
+            (
+                "queue_capacity = \"abc\"",
+                format!("queue_capacity = \"abc\": {}", parse::INTEGER),
+            ),
+            (
+                "queue_capacity = -1",
+                format!("queue_capacity = -1: {}", parse::INTEGER),
+            ),
+            (
+                "listen = \"localhost\"",
+                format!("listen = \"localhost\": {}", parse::SOCKET_ADDRESS),
+            ),
+            (
+                "log_json = \"maybe\"",
+                format!("log_json = \"maybe\": {}", parse::BOOLEAN),
+            ),
+            (
+                "queue_capacity = 0",
+                "queue_capacity = 0: must be at least 1".into(),
+            ),
+            (
+                "allowed_origins = [\"https://a.example/path\"]",
+                "allowed_origins = \"https://a.example/path\": not an origin".into(),
+            ),
+        ] {
+            std::fs::write(&file, format!("data_dir = \"d\"\n{toml}\n")).unwrap();
+            let error = load_error(parse(&["--config", config_arg]));
+            assert!(
+                error.starts_with(&format!("config file {config_arg}: {expected}")),
+                "{toml}: {error}"
+            );
+        }
+        std::fs::write(&file, "queue_capacty = 3\n").unwrap();
+        let error = load_error(parse(&["--config", config_arg]));
+        assert!(
+            error.contains(config_arg) && error.contains("unknown key queue_capacty"),
+            "{error}"
+        );
+        let missing = dir.path().join("missing.toml");
+        let error = load_error(parse(&["--config", missing.to_str().unwrap()]));
+        assert!(error.contains("(named by --config)"), "{error}");
+        // A value clap took from the environment is reported as the variable
+        // (the variable's own text is read when the message is made).
+        let mut settings = parse(&["--queue-capacity", "0"]);
+        settings.from_env.insert("queue_capacity".into());
+        let error = load_error(settings);
+        assert!(
+            error.starts_with("environment variable FABSTIR_QUEUE_CAPACITY=")
+                && error.ends_with(": must be at least 1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_the_default_key_directory_is_unnamed() {
+        let defaults = Config::load(parse(&["--data-dir", "/srv/node"])).unwrap();
+        assert_eq!(defaults.keys_dir, Path::new("/srv/node/keys"));
+        assert_eq!(defaults.keys_dir_named_by, None);
+        let flag = Config::load(parse(&["--keys-dir", "/srv/keys"])).unwrap();
+        assert_eq!(flag.keys_dir, Path::new("/srv/keys"));
+        assert_eq!(flag.keys_dir_named_by.as_deref(), Some("--keys-dir"));
+        let mut settings = parse(&["--keys-dir", "/srv/keys"]);
+        settings.from_env.insert("keys_dir".into());
+        assert_eq!(
+            Config::load(settings).unwrap().keys_dir_named_by.as_deref(),
+            Some("environment variable FABSTIR_KEYS_DIR")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "keys_dir = \"/srv/other\"\n").unwrap();
+        let from_file = Config::load(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            from_file.keys_dir_named_by,
+            Some(format!("keys_dir in config file {}", file.display()))
+        );
+    }
+
+    #[test]
+    fn value_parsers_say_what_they_expect() {
+        assert_eq!(parse::integer::<usize>(" 42 "), Ok(42));
+        assert_eq!(parse::integer::<u32>("x"), Err(parse::INTEGER.to_string()));
+        assert_eq!(parse::integer::<u32>("-1"), Err(parse::INTEGER.to_string()));
+        assert_eq!(
+            parse::integer::<u32>("4294967296"),
+            Err(format!("{} of at most 4294967295", parse::INTEGER))
+        );
+        for (text, value) in [
+            ("YES", true),
+            ("on", true),
+            ("1", true),
+            ("off", false),
+            ("f", false),
+        ] {
+            assert_eq!(parse::boolean(text), Ok(value), "{text}");
+        }
+        assert!(parse::boolean("maybe").is_err());
+        assert!(parse::socket_address("[::1]:80").is_ok());
+        assert_eq!(
+            parse::socket_address("localhost:80"),
+            Err(parse::SOCKET_ADDRESS.to_string())
         );
     }
 }

@@ -17,10 +17,19 @@ use fabstir_zk::{KeyError, KeySet, SrsSource, SrsTrust, VerifyingKey, VkId};
 pub enum KeysError {
     #[error(transparent)]
     Key(#[from] KeyError),
-    #[error("production mode needs existing keys in {0} (create them with `fabstir-node keygen --dir {0} --srs FILE --srs-sha256 HEX`)")]
+    #[error("production mode needs existing keys in {0} (create them with `fabstir-node keygen --keys-dir {0} --srs FILE --srs-sha256 HEX`)")]
     Missing(String),
     #[error("production mode refuses the insecure development SRS in {0}; generate keys from a ceremony SRS")]
     InsecureSrs(String),
+    #[error("key directory {dir} (named by {named_by}) {problem}: create the keys with `fabstir-node keygen --keys-dir {dir}` (or restore a backup there), or fix {named_by} if the path is wrong; only the default key directory DATA_DIR/keys is created on first start")]
+    NotFound {
+        /// The directory.
+        dir: String,
+        /// The setting that named it: `--keys-dir`, `environment variable FABSTIR_KEYS_DIR`, ...
+        named_by: String,
+        /// `does not exist`, or `holds no keys (no keys.json)`.
+        problem: &'static str,
+    },
 }
 
 /// The node's keys.
@@ -39,10 +48,26 @@ impl std::fmt::Debug for KeyManager {
 }
 
 impl KeyManager {
-    /// Loads the key directory. Outside production a missing directory is
-    /// created with the insecure development SRS (reported loudly by the
-    /// caller); in production missing keys and a development SRS are refused.
+    /// Loads the default key directory (`DATA_DIR/keys`). Outside production
+    /// a missing directory is created with the insecure development SRS
+    /// (reported loudly by the caller); in production missing keys and a
+    /// development SRS are refused. Returns whether keys were created.
     pub fn open(dir: &Path, production: bool) -> Result<(Self, bool), KeysError> {
+        Self::open_configured(dir, production, None)
+    }
+
+    /// Loads the key directory the configuration gives. `named_by` is the
+    /// setting that named it (`None`: the default directory, see
+    /// [`KeyManager::open`]). A named directory without keys is refused,
+    /// never created: a mistyped path must not give the node a new identity.
+    pub fn open_configured(
+        dir: &Path,
+        production: bool,
+        named_by: Option<&str>,
+    ) -> Result<(Self, bool), KeysError> {
+        if let Some(named_by) = named_by {
+            Self::check_named(dir, named_by)?;
+        }
         let manifest = dir.join(fabstir_zk::keystore::files::MANIFEST);
         let mut created = false;
         let keys = if std::fs::symlink_metadata(&manifest).is_ok() {
@@ -66,6 +91,25 @@ impl KeyManager {
             },
             created,
         ))
+    }
+
+    /// Refuses a key directory named by the setting `named_by` that holds no
+    /// keys (cheap: `serve` checks it before touching the data directory).
+    pub fn check_named(dir: &Path, named_by: &str) -> Result<(), KeysError> {
+        let manifest = dir.join(fabstir_zk::keystore::files::MANIFEST);
+        if std::fs::symlink_metadata(&manifest).is_ok() {
+            return Ok(());
+        }
+        let problem = if std::fs::symlink_metadata(dir).is_ok() {
+            "holds no keys (no keys.json)"
+        } else {
+            "does not exist"
+        };
+        Err(KeysError::NotFound {
+            dir: dir.display().to_string(),
+            named_by: named_by.to_string(),
+            problem,
+        })
     }
 
     /// The key set new work uses.

@@ -269,7 +269,7 @@ impl Worker {
             Ok(Some(stored)) => stored,
             Ok(None) => return,
             Err(e) => {
-                tracing::error!(job_id = %job, error = %e, "cannot read result; left queued for the next start");
+                tracing::error!(job_id = %job.short(), error = %e, "cannot read result; left queued for the next start");
                 return;
             }
         };
@@ -277,7 +277,7 @@ impl Worker {
             return;
         }
         if let Err(e) = self.store.mark_proving(job) {
-            tracing::error!(job_id = %job, error = %e, "cannot mark job proving");
+            tracing::error!(job_id = %job.short(), error = %e, "cannot mark job proving");
             return;
         }
         // After a host key rotation, work accepted for the old host is proved
@@ -285,7 +285,7 @@ impl Worker {
         let host_id = self.generator.host_id();
         if stored.host_id != host_id {
             if let Err(e) = self.store.reassign_host(job, host_id) {
-                tracing::error!(job_id = %job, error = %e, "cannot reassign job to the current host");
+                tracing::error!(job_id = %job.short(), error = %e, "cannot reassign job to the current host");
                 return;
             }
         }
@@ -299,10 +299,10 @@ impl Worker {
                         if let Ok(mut last) = self.last_proof_ms.lock() {
                             *last = Some(record.prove_ms);
                         }
-                        tracing::info!(job_id = %job, prove_ms = record.prove_ms, mock = record.mock, "proof generated");
+                        tracing::info!(job_id = %job.short(), prove_ms = record.prove_ms, mock = record.mock, "proof generated");
                     }
                     Err(e) => {
-                        tracing::error!(job_id = %job, error = %e, "cannot store proof; job will be proved again")
+                        tracing::error!(job_id = %job.short(), error = %e, "cannot store proof; job will be proved again")
                     }
                 }
             }
@@ -311,10 +311,10 @@ impl Worker {
                     .proof_failures
                     .with_label_values(&[e.code()])
                     .inc();
-                tracing::warn!(job_id = %job, reason = e.code(), error = %e, "proof generation failed");
+                tracing::warn!(job_id = %job.short(), reason = e.code(), error = %e, "proof generation failed");
                 if let Err(store_error) = self.store.mark_failed(job, &format!("{}: {e}", e.code()))
                 {
-                    tracing::error!(job_id = %job, error = %store_error, "cannot record failure");
+                    tracing::error!(job_id = %job.short(), error = %store_error, "cannot record failure");
                 }
             }
         }

@@ -51,8 +51,8 @@ fn cli_with_stdin(args: &[&str], input: &str) -> std::process::Output {
 fn keys_verify_passes_and_names_the_failing_check() {
     let dir = DataDir::new();
     let keys = dir.path().join("keys");
-    assert!(cli(&["keygen", "--dir", s(&keys)]).status.success());
-    let output = cli(&["keys", "verify", "--dir", s(&keys)]);
+    assert!(cli(&["keygen", "--keys-dir", s(&keys)]).status.success());
+    let output = cli(&["keys", "verify", "--keys-dir", s(&keys)]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -83,7 +83,7 @@ fn keys_verify_passes_and_names_the_failing_check() {
 
     // Each kind of damage is named.
     chmod(&keys.join("host.key"), 0o644);
-    let report = stdout_json(&cli(&["keys", "verify", "--dir", s(&keys)]));
+    let report = stdout_json(&cli(&["keys", "verify", "--keys-dir", s(&keys)]));
     assert_eq!(report["failed_check"], "permissions");
     chmod(&keys.join("host.key"), 0o400);
 
@@ -92,7 +92,7 @@ fn keys_verify_passes_and_names_the_failing_check() {
     let mut bytes = std::fs::read(&srs).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&srs, bytes).unwrap();
-    let output = cli(&["keys", "verify", "--dir", s(&keys)]);
+    let output = cli(&["keys", "verify", "--keys-dir", s(&keys)]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout_json(&output)["failed_check"], "srs_pin");
 }
@@ -101,14 +101,14 @@ fn keys_verify_passes_and_names_the_failing_check() {
 fn backup_and_restore_with_passphrase_from_file_or_stdin() {
     let dir = DataDir::new();
     let keys = dir.path().join("keys");
-    let made = stdout_json(&cli(&["keygen", "--dir", s(&keys)]));
+    let made = stdout_json(&cli(&["keygen", "--keys-dir", s(&keys)]));
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "a long enough passphrase\n").unwrap();
     let bak = dir.path().join("keys.bak");
     let output = cli(&[
         "keys",
         "backup",
-        "--dir",
+        "--keys-dir",
         s(&keys),
         "--out",
         s(&bak),
@@ -124,7 +124,7 @@ fn backup_and_restore_with_passphrase_from_file_or_stdin() {
     // Restore into a new directory, passphrase on stdin.
     let target = dir.path().join("restored");
     let output = cli_with_stdin(
-        &["keys", "restore", "--in", s(&bak), "--dir", s(&target)],
+        &["keys", "restore", "--in", s(&bak), "--keys-dir", s(&target)],
         "a long enough passphrase\n",
     );
     assert!(
@@ -135,14 +135,21 @@ fn backup_and_restore_with_passphrase_from_file_or_stdin() {
     let restored = stdout_json(&output);
     assert_eq!(restored["host_id"], made["host_id"]);
     assert_eq!(
-        stdout_json(&cli(&["keys", "verify", "--dir", s(&target)]))["ok"],
+        stdout_json(&cli(&["keys", "verify", "--keys-dir", s(&target)]))["ok"],
         true
     );
 
     // Wrong passphrase: refused, nothing installed; over existing keys only with --force.
     let elsewhere = dir.path().join("elsewhere");
     let output = cli_with_stdin(
-        &["keys", "restore", "--in", s(&bak), "--dir", s(&elsewhere)],
+        &[
+            "keys",
+            "restore",
+            "--in",
+            s(&bak),
+            "--keys-dir",
+            s(&elsewhere),
+        ],
         "not the passphrase\n",
     );
     assert_eq!(output.status.code(), Some(2));
@@ -153,7 +160,7 @@ fn backup_and_restore_with_passphrase_from_file_or_stdin() {
         "restore",
         "--in",
         s(&bak),
-        "--dir",
+        "--keys-dir",
         s(&target),
         "--passphrase-file",
         s(&pass),
@@ -165,7 +172,7 @@ fn backup_and_restore_with_passphrase_from_file_or_stdin() {
         "restore",
         "--in",
         s(&bak),
-        "--dir",
+        "--keys-dir",
         s(&target),
         "--passphrase-file",
         s(&pass),
@@ -178,7 +185,7 @@ fn backup_and_restore_with_passphrase_from_file_or_stdin() {
     let output = cli(&[
         "keys",
         "backup",
-        "--dir",
+        "--keys-dir",
         s(&keys),
         "--out",
         s(&dir.path().join("x.bak")),
@@ -246,7 +253,7 @@ fn rotation_while_serving_keeps_old_proofs_verifiable() {
     let output = cli(&[
         "keys",
         "rotate",
-        "--dir",
+        "--keys-dir",
         s(&keys),
         "--srs",
         &srs,
@@ -325,7 +332,7 @@ fn rotation_while_serving_keeps_old_proofs_verifiable() {
     assert_eq!(node.startup["vk_id"], new_vk.as_str());
     check_old(&node);
     assert_eq!(
-        stdout_json(&cli(&["keys", "verify", "--dir", s(&keys)]))["ok"],
+        stdout_json(&cli(&["keys", "verify", "--keys-dir", s(&keys)]))["ok"],
         true
     );
 }
@@ -338,7 +345,7 @@ fn production_node_starts_with_ceremony_keys_and_a_wallet() {
     let (srs, pin) = common::ceremony_srs(dir.path());
     let output = cli(&[
         "keygen",
-        "--dir",
+        "--keys-dir",
         s(&keys),
         "--srs",
         &srs,
@@ -352,7 +359,7 @@ fn production_node_starts_with_ceremony_keys_and_a_wallet() {
     );
     assert_eq!(stdout_json(&output)["srs_trust"], "ceremony");
     assert_eq!(
-        stdout_json(&cli(&["keys", "verify", "--dir", s(&keys)]))["ok"],
+        stdout_json(&cli(&["keys", "verify", "--keys-dir", s(&keys)]))["ok"],
         true
     );
 
@@ -400,4 +407,230 @@ fn production_node_starts_with_ceremony_keys_and_a_wallet() {
     // Reading and verifying need no token.
     let (status, _) = node.get(&format!("/v1/proofs/{job}"));
     assert_eq!(status, 200);
+}
+
+/// A key directory named by a setting must hold keys: `serve` refuses to
+/// start (naming the setting) instead of making a new identity there; only
+/// the default `DATA_DIR/keys` is created on first start.
+#[test]
+fn a_named_key_directory_without_keys_is_refused_never_created() {
+    let dir = DataDir::new();
+    let data = dir.path().join("data");
+    let typo = dir.path().join("kyes");
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, format!("keys_dir = {:?}\n", s(&typo))).unwrap();
+    let proving_key = typo.join("proving.key");
+    // (flags, environment, the setting the refusal names)
+    type Case<'a> = (&'a [&'a str], Vec<(&'a str, &'a str)>, String);
+    let cases: [Case; 5] = [
+        (&["--keys-dir", s(&typo)], vec![], "--keys-dir".into()),
+        (
+            &[],
+            vec![("FABSTIR_KEYS_DIR", s(&typo))],
+            "environment variable FABSTIR_KEYS_DIR".into(),
+        ),
+        (
+            &[],
+            vec![("EZKL_PROVING_KEY_PATH", s(&proving_key))],
+            "environment variable EZKL_PROVING_KEY_PATH".into(),
+        ),
+        (
+            &["--config", s(&config)],
+            vec![],
+            format!("keys_dir in config file {}", config.display()),
+        ),
+        (
+            &["--keys-dir", s(&typo), "--production"],
+            vec![],
+            "--keys-dir".into(),
+        ),
+    ];
+    for (flags, env, named_by) in &cases {
+        let refusal = common::serve_refused(&data, flags, env);
+        assert_eq!(
+            refusal.code,
+            Some(2),
+            "{flags:?} {env:?}: {}",
+            refusal.text()
+        );
+        let report: Value = serde_json::from_str(refusal.stdout.trim()).unwrap();
+        assert_eq!(report["code"], "keys", "{report}");
+        let message = report["error"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "key directory {} (named by {named_by}) does not exist: create the keys with `fabstir-node keygen --keys-dir {}`",
+                typo.display(),
+                typo.display()
+            )),
+            "{message}"
+        );
+        assert!(
+            !typo.exists(),
+            "{flags:?} {env:?} created {}",
+            typo.display()
+        );
+        assert!(!data.exists(), "a refused start touched the data directory");
+    }
+    // An existing directory without keys: refused, left empty.
+    std::fs::create_dir(&typo).unwrap();
+    let refusal = common::serve_refused(&data, &["--keys-dir", s(&typo)], &[]);
+    assert_eq!(refusal.code, Some(2));
+    assert!(
+        refusal
+            .stdout
+            .contains("(named by --keys-dir) holds no keys (no keys.json)"),
+        "{}",
+        refusal.stdout
+    );
+    assert_eq!(std::fs::read_dir(&typo).unwrap().count(), 0);
+
+    // Keys made by keygen in the named directory: the node uses them.
+    let made = stdout_json(&cli(&["keygen", "--keys-dir", s(&typo)]));
+    let node = Node::start(&data, &["--keys-dir", s(&typo)]);
+    assert_eq!(node.startup["host_id"], made["host_id"]);
+    assert!(
+        !data.join("keys").exists(),
+        "default keys made besides --keys-dir"
+    );
+    drop(node);
+    // Without any key setting, the default directory is created.
+    let fresh = dir.path().join("fresh");
+    let node = Node::start(&fresh, &[]);
+    assert!(fresh.join("keys").join("keys.json").exists());
+    assert_ne!(node.startup["host_id"], made["host_id"]);
+}
+
+/// Drives a command on a pseudo-terminal (standard input and error), with
+/// python3's `pty` module: answers each prompt (a line ending in ": ") with
+/// the next answer, and reports the terminal's transcript, standard output,
+/// exit code and whether echo is on again afterwards.
+const PTY_DRIVER: &str = r#"
+import json, os, pty, select, subprocess, sys, termios, time
+spec = json.loads(sys.argv[1])
+master, slave = pty.openpty()
+proc = subprocess.Popen(spec["argv"], stdin=slave, stderr=slave, stdout=subprocess.PIPE)
+answers = [a.encode() for a in spec["answers"]]
+transcript = b""
+answered_at = -1
+deadline = time.time() + 120
+timed_out = False
+while True:
+    ready, _, _ = select.select([master], [], [], 0.05)
+    if ready:
+        transcript += os.read(master, 4096)
+        continue
+    if proc.poll() is not None:
+        break
+    if time.time() > deadline:
+        timed_out = True
+        proc.kill()
+        proc.wait()
+        break
+    last = transcript.split(b"\n")[-1]
+    if answers and last.endswith(b": ") and answered_at != len(transcript):
+        os.write(master, answers.pop(0))
+        answered_at = len(transcript)
+echo = bool(termios.tcgetattr(slave)[3] & termios.ECHO)
+print(json.dumps({
+    "code": proc.returncode,
+    "timed_out": timed_out,
+    "terminal": transcript.decode(errors="replace"),
+    "stdout": proc.stdout.read().decode(errors="replace"),
+    "echo_after": echo,
+    "unanswered": len(answers),
+}))
+"#;
+
+fn on_terminal(args: &[&str], answers: &[&str]) -> Value {
+    let spec = json!({
+        "argv": std::iter::once(binary()).chain(args.iter().copied()).collect::<Vec<_>>(),
+        "answers": answers,
+    });
+    let output = Command::new("python3")
+        .args(["-c", PTY_DRIVER, &spec.to_string()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "pty driver: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["timed_out"], false, "{report}");
+    assert_eq!(report["echo_after"], true, "echo left off: {report}");
+    report
+}
+
+/// On a terminal, `keys backup` prompts on standard error, reads without
+/// echo and asks twice (a mismatch is refused); `keys restore` asks once;
+/// Ctrl-C cancels.
+#[test]
+fn passphrase_on_a_terminal_is_prompted_without_echo_and_confirmed() {
+    const PASS: &str = "correct horse battery staple";
+    let dir = DataDir::new();
+    let keys = dir.path().join("keys");
+    let made = stdout_json(&cli(&["keygen", "--keys-dir", s(&keys)]));
+    let bak = dir.path().join("keys.bak");
+    let backup = ["keys", "backup", "--keys-dir", s(&keys), "--out", s(&bak)];
+
+    let mismatch = on_terminal(
+        &backup,
+        &[&format!("{PASS}\n"), "correct horse battery stapler\n"],
+    );
+    assert_eq!(mismatch["code"], 2, "{mismatch}");
+    let refused: Value = serde_json::from_str(mismatch["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(refused["code"], "passphrase");
+    assert_eq!(
+        refused["error"],
+        "the two passphrases do not match; nothing was written"
+    );
+    assert!(!bak.exists());
+
+    let short = on_terminal(&backup, &["short\n", "short\n"]);
+    assert_eq!(short["code"], 2, "{short}");
+    assert!(short["stdout"]
+        .as_str()
+        .unwrap()
+        .contains("at least 12 characters"));
+    assert!(
+        !short["terminal"].as_str().unwrap().contains("Repeat"),
+        "{short}"
+    );
+
+    let cancelled = on_terminal(&backup, &["correct\u{3}"]);
+    assert_eq!(cancelled["code"], 2, "{cancelled}");
+    assert!(cancelled["stdout"]
+        .as_str()
+        .unwrap()
+        .contains("cancelled at the passphrase prompt"));
+
+    let saved = on_terminal(&backup, &[&format!("{PASS}\n"), &format!("{PASS}\n")]);
+    assert_eq!(saved["code"], 0, "{saved}");
+    let terminal = saved["terminal"].as_str().unwrap();
+    assert!(
+        terminal.contains("New backup passphrase (at least 12 characters): ")
+            && terminal.contains("Repeat the passphrase: "),
+        "{terminal:?}"
+    );
+    for report in [&mismatch, &short, &cancelled, &saved] {
+        let terminal = report["terminal"].as_str().unwrap();
+        assert!(
+            !terminal.contains("horse")
+                && !terminal.contains("short\r")
+                && !terminal.contains("correct"),
+            "the passphrase was echoed: {terminal:?}"
+        );
+    }
+    assert!(bak.exists());
+
+    let target = dir.path().join("restored");
+    let restore = ["keys", "restore", "--in", s(&bak), "--keys-dir", s(&target)];
+    let restored = on_terminal(&restore, &[&format!("{PASS}\n"), &format!("{PASS}\n")]);
+    assert_eq!(restored["code"], 0, "{restored}");
+    assert_eq!(restored["unanswered"], 1, "restore asks once: {restored}");
+    let terminal = restored["terminal"].as_str().unwrap();
+    assert_eq!(terminal.matches("passphrase: ").count(), 1, "{terminal:?}");
+    assert!(!terminal.contains("horse"), "{terminal:?}");
+    let report: Value = serde_json::from_str(restored["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(report["host_id"], made["host_id"]);
 }

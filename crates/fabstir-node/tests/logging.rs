@@ -1,13 +1,13 @@
 //! Structured logs: one JSON event per proof generated, verified, rejected
 //! (with its reason) and settled, and never a secret or the prompt or
-//! response text.
+//! response text. Job ids in log lines and messages read as given (`42`).
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{binary, DataDir};
 use serde_json::{json, Value};
@@ -49,8 +49,16 @@ fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
     };
 
     let client = reqwest::blocking::Client::new();
+    // A job the node does not know: the message names it as people write it.
+    let unknown = client.get(format!("{base}/v1/proofs/42")).send().unwrap();
+    assert_eq!(unknown.status(), 404);
+    let unknown: Value = unknown.json().unwrap();
+    assert_eq!(
+        unknown["error"]["message"], "no result for job 42",
+        "{unknown}"
+    );
     let result = json!({
-        "job_id": "77", "chain_id": 84532, "marketplace": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "job_id": "42", "chain_id": 84532, "marketplace": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
         "model": "llama", "prompt": PROMPT, "response": RESPONSE, "tokens_used": 9,
     });
     assert_eq!(
@@ -62,16 +70,20 @@ fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
             .status(),
         202
     );
+    let deadline = Instant::now() + Duration::from_secs(60);
     let proof = loop {
         let doc: Value = client
-            .get(format!("{base}/v1/proofs/77"))
+            .get(format!("{base}/v1/proofs/42"))
             .send()
             .unwrap()
             .json()
             .unwrap();
         if doc["state"] == "proved" {
+            // JSON fields keep the canonical form.
+            assert_eq!(doc["job_id"], format!("0x{:064x}", 42));
             break doc["proof"].clone();
         }
+        assert!(Instant::now() < deadline, "job 42 not proved: {doc}");
         std::thread::sleep(Duration::from_millis(20));
     };
     let client_result = result.clone();
@@ -94,7 +106,7 @@ fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
         .unwrap();
     assert_eq!(verdict["valid"], false);
     let settled: Value = client
-        .post(format!("{base}/v1/settlements/77"))
+        .post(format!("{base}/v1/settlements/42"))
         .json(&json!({}))
         .send()
         .unwrap()
@@ -119,7 +131,12 @@ fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
         .send()
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    std::thread::sleep(Duration::from_millis(200));
+    // Wait (with a deadline) for the last events to reach the log.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stderr.lock().unwrap().contains("keys reloaded") {
+        assert!(Instant::now() < deadline, "no reload event logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = child.kill();
     let _ = child.wait();
     reader.join().unwrap();
@@ -144,6 +161,17 @@ fn json_logs_have_one_event_per_step_and_no_secrets_or_text() {
     assert_eq!(rejected.len(), 1, "{logs}");
     assert_eq!(rejected[0]["fields"]["reason"], "commitment_mismatch");
     assert_eq!(with_message("job settled").len(), 1, "{logs}");
+    // Job ids in log lines read as given: 42, not 0x000…02a.
+    for message in [
+        "result accepted",
+        "proof generated",
+        "proof verified",
+        "proof rejected",
+    ] {
+        let events = with_message(message);
+        assert_eq!(events.len(), 1, "{message}: {logs}");
+        assert_eq!(events[0]["fields"]["job_id"], "42", "{message}: {logs}");
+    }
     for event in &events {
         assert!(
             event["level"].is_string() && event["timestamp"].is_string(),

@@ -209,7 +209,7 @@ impl KeySet {
                 path: dir.join(files::MANIFEST),
                 reason: format!(
                     "keys are for circuit version {}; this build proves version {CIRCUIT_VERSION}: rotate them \
-                     (`fabstir-node keys rotate --dir DIR`), the old verifying key stays usable for old proofs",
+                     (`fabstir-node keys rotate --keys-dir DIR`), the old verifying key stays usable for old proofs",
                     manifest.circuit_version
                 ),
             });

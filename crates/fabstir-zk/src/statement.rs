@@ -142,6 +142,39 @@ impl JobId {
         digits.reverse();
         String::from_utf8(digits).unwrap_or_default()
     }
+
+    /// The id as people read it, for log lines and messages: decimal when
+    /// it is below 2^64 (on-chain job ids are counters, and clients give
+    /// them in decimal), else `0x` and hex without leading zeros. `Display`
+    /// stays `0x` and 64 hex digits: that form is the stored and serialized
+    /// one.
+    pub fn short(&self) -> ShortJobId {
+        ShortJobId(*self)
+    }
+}
+
+/// A [`JobId`] written for people ([`JobId::short`]): `42`, or
+/// `0x1000000000000000000` for ids of 2^64 and above.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ShortJobId(JobId);
+
+impl fmt::Display for ShortJobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = &(self.0).0;
+        if bytes[..24].iter().all(|b| *b == 0) {
+            let mut low = [0u8; 8];
+            low.copy_from_slice(&bytes[24..]);
+            return write!(f, "{}", u64::from_be_bytes(low));
+        }
+        let digits = hex::encode(bytes);
+        write!(f, "0x{}", digits.trim_start_matches('0'))
+    }
+}
+
+impl fmt::Debug for ShortJobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl fmt::Display for JobId {

@@ -93,6 +93,35 @@ fn job_id_parses_decimal() {
     );
 }
 
+/// `short()`: decimal below 2^64, else `0x` without leading zeros; the
+/// `Display` form (stored, serialized) is unchanged.
+#[test]
+fn job_id_short_form_is_decimal_below_2_pow_64_else_trimmed_hex() {
+    for (given, short) in [
+        ("0", "0"),
+        ("42", "42"),
+        ("0x2a", "42"),
+        (
+            "0x000000000000000000000000000000000000000000000000000000000000002a",
+            "42",
+        ),
+        ("18446744073709551615", "18446744073709551615"),
+        ("18446744073709551616", "0x10000000000000000"),
+        (
+            "0xdeadbeef00000000000000000000000000000000",
+            "0xdeadbeef00000000000000000000000000000000",
+        ),
+        (MAX_DEC, &format!("0x{}", "f".repeat(64))),
+    ] {
+        assert_eq!(job(given).short().to_string(), short, "{given}");
+    }
+    assert_eq!(
+        JobId::from_u64(42).to_string(),
+        "0x000000000000000000000000000000000000000000000000000000000000002a"
+    );
+    assert_eq!(format!("{:?}", JobId::from_u64(7).short()), "7");
+}
+
 #[test]
 fn job_id_decimal_overflow_is_refused() {
     for s in [

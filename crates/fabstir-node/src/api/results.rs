@@ -107,7 +107,7 @@ pub async fn post_result(
             app.pool.submit(stored.result.job_id);
             app.metrics.results_accepted.inc();
             app.metrics.queue_depth.set(app.pool.depth() as i64);
-            tracing::info!(job_id = %stored.result.job_id, "result accepted");
+            tracing::info!(job_id = %stored.result.job_id.short(), "result accepted");
             (stored, false)
         }
         InsertOutcome::Duplicate(stored) => {
@@ -147,7 +147,7 @@ fn conflict(app: &App, stored: &StoredResult) -> ApiError {
         ErrorCode::JobConflict,
         format!(
             "job {} is already stored with different content; nothing was changed",
-            stored.result.job_id
+            stored.result.job_id.short()
         ),
     )
 }
@@ -159,8 +159,12 @@ pub async fn get_proof(
 ) -> Result<Json<Value>, ApiError> {
     let store = app.store.clone();
     let (stored, proof) = blocking(move || Ok((store.result(&job)?, store.proof(&job)?))).await?;
-    let stored = stored
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownJob, format!("no result for job {job}")))?;
+    let stored = stored.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownJob,
+            format!("no result for job {}", job.short()),
+        )
+    })?;
     let mut body = json!({
         "job_id": job.to_string(),
         "state": stored.state,
@@ -182,7 +186,10 @@ pub async fn get_proof(
                 json!({ "mock": true, "bytes": format!("0x{}", hex::encode(&proof.envelope)) });
         } else {
             let envelope = ProofEnvelope::from_bytes(&proof.envelope).map_err(|e| {
-                ApiError::internal(format!("stored proof for job {job} is unreadable: {e}"))
+                ApiError::internal(format!(
+                    "stored proof for job {} is unreadable: {e}",
+                    job.short()
+                ))
             })?;
             body["public_inputs"] = json!(envelope.instance);
             body["proof"] = serde_json::from_str(&envelope.to_json()).unwrap_or(Value::Null);
@@ -261,9 +268,9 @@ pub async fn post_verify(
         }
     };
     if label == "valid" {
-        tracing::info!(job_id = %job_id, host_id = %host_id, "proof verified");
+        tracing::info!(job_id = %job_id.short(), host_id = %host_id, "proof verified");
     } else {
-        tracing::warn!(job_id = %job_id, host_id = %host_id, reason = %label, "proof rejected");
+        tracing::warn!(job_id = %job_id.short(), host_id = %host_id, reason = %label, "proof rejected");
     }
     app.metrics.verifications.with_label_values(&[label]).inc();
     Ok(Json(body))

@@ -33,7 +33,7 @@ pub async fn get_settlement(
     settlement.map(|s| Json(json!(s))).ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotSettled,
-            format!("job {job} has no settlement"),
+            format!("job {} has no settlement", job.short()),
         )
     })
 }

@@ -55,8 +55,8 @@ pub enum ChainCommand {
         #[arg(long)]
         marketplace: String,
         /// Key directory whose host_id is registered.
-        #[arg(long)]
-        keys: PathBuf,
+        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
+        keys_dir: PathBuf,
         /// Host wallet key file (0400) [default: HOST_PRIVATE_KEY].
         #[arg(long)]
         wallet_key: Option<PathBuf>,
@@ -107,7 +107,7 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
         ChainCommand::Register {
             rpc_url,
             marketplace,
-            keys,
+            keys_dir,
             wallet_key,
         } => {
             let wallet = match &wallet_key {
@@ -123,7 +123,8 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
                 }),
             }
             .map_err(|e| Failure::input("wallet", e.to_string()))?;
-            let keyset = KeySet::load(&keys).map_err(|e| Failure::input("keys", e.to_string()))?;
+            let keyset =
+                KeySet::load(&keys_dir).map_err(|e| Failure::input("keys", e.to_string()))?;
             let marketplace = parse_address("marketplace", &marketplace)?;
             let outcome = runtime.block_on(async {
                 let provider = provider(&rpc_url, wallet.signer())?;

@@ -46,7 +46,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let result = sample_result();
     eprintln!(
         "2. prove job {} (model {:?}, {} prompt bytes, {} response bytes)",
-        result.job_id.to_decimal(),
+        result.job_id.short(),
         model_name(&result),
         result.prompt.len(),
         result.response.len()

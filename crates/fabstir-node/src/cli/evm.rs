@@ -27,8 +27,8 @@ pub enum EvmCommand {
     /// Write the Solidity verifier for a key set (DIR/FabstirVerifier.sol).
     Verifier {
         /// Key directory (default: the development keys, which are insecure).
-        #[arg(long)]
-        keys: Option<PathBuf>,
+        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
+        keys_dir: Option<PathBuf>,
         /// Directory to write FabstirVerifier.sol into (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -60,8 +60,8 @@ pub enum EvmCommand {
         #[arg(long)]
         json: bool,
         /// Key directory (default: the development keys, which are insecure).
-        #[arg(long)]
-        keys: Option<PathBuf>,
+        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
+        keys_dir: Option<PathBuf>,
         /// Batch sizes of the verifyBatch transactions.
         #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 50])]
         batches: Vec<usize>,
@@ -77,20 +77,20 @@ pub enum EvmCommand {
 pub fn run(command: EvmCommand) -> Result<ExitCode, Failure> {
     match command {
         EvmCommand::Verifier {
-            keys,
+            keys_dir,
             out,
             test_out,
             force,
-        } => verifier(keys.as_deref(), &out, test_out.as_deref(), force),
+        } => verifier(keys_dir.as_deref(), &out, test_out.as_deref(), force),
         EvmCommand::Calldata { proof, json } => calldata_cmd(&proof, json),
         EvmCommand::Bench {
             json,
-            keys,
+            keys_dir,
             batches,
             contracts,
         } => super::evm_bench::run(super::evm_bench::BenchArgs {
             json,
-            keys,
+            keys: keys_dir,
             batches,
             contracts,
         }),
@@ -157,7 +157,7 @@ fn verifier(
     if keys.is_some() && test_out.is_some() {
         return Err(Failure::input(
             "bad_argument",
-            "--test-out needs the development keys (its proofs are made with the development proving key); drop --keys",
+            "--test-out needs the development keys (its proofs are made with the development proving key); drop --keys-dir",
         ));
     }
     let vk = verifying_key(keys)?;

@@ -17,8 +17,13 @@ use super::{io, Failure};
 #[derive(Debug, clap::Args)]
 pub struct ExportVkArgs {
     /// Key directory (only the manifest, SRS and verifying key are read).
-    #[arg(long, default_value = "data/keys")]
-    keys: PathBuf,
+    #[arg(
+        long = "keys-dir",
+        alias = "keys",
+        value_name = "DIR",
+        default_value = "data/keys"
+    )]
+    keys_dir: PathBuf,
     /// File to write (JSON; must not exist).
     #[arg(long)]
     out: PathBuf,
@@ -27,7 +32,7 @@ pub struct ExportVkArgs {
 /// Loads the directory's verifying key, writes its export and prints a JSON
 /// line naming the file and the key's `vk_id`.
 pub fn run(args: &ExportVkArgs) -> Result<ExitCode, Failure> {
-    let (vk, _manifest) = keystore::load_verifier(&args.keys)?;
+    let (vk, _manifest) = keystore::load_verifier(&args.keys_dir)?;
     let export = vk.export_json()?;
     io::write_new(&args.out, export.as_bytes())?;
     println!(

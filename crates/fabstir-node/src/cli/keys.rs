@@ -18,18 +18,20 @@ pub enum KeysCommand {
     /// Check a key directory: manifest, SRS pin, key files, pairing, permissions, a canary proof.
     Verify {
         /// Key directory.
-        #[arg(long)]
+        #[arg(long = "keys-dir", alias = "dir", value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Write an encrypted backup of a key directory (passphrase from --passphrase-file or stdin).
+    /// Write an encrypted backup of a key directory (passphrase from --passphrase-file, a prompt
+    /// on a terminal, else the first line of standard input).
     Backup {
         /// Key directory.
-        #[arg(long)]
+        #[arg(long = "keys-dir", alias = "dir", value_name = "DIR")]
         dir: PathBuf,
         /// Backup file to create (mode 0400; never overwritten).
         #[arg(long)]
         out: PathBuf,
-        /// File whose first line is the passphrase (else the first line of standard input).
+        /// File whose first line is the passphrase (else asked twice on a terminal, without
+        /// echo; else the first line of standard input).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
@@ -39,19 +41,20 @@ pub enum KeysCommand {
         #[arg(long = "in")]
         input: PathBuf,
         /// Key directory to restore into.
-        #[arg(long)]
+        #[arg(long = "keys-dir", alias = "dir", value_name = "DIR")]
         dir: PathBuf,
         /// Replace existing keys (they are moved to DIR.replaced-<time>).
         #[arg(long)]
         force: bool,
-        /// File whose first line is the passphrase (else the first line of standard input).
+        /// File whose first line is the passphrase (else asked on a terminal, without echo;
+        /// else the first line of standard input).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
     /// Make new keys; the old set moves to DIR/retired/ and still verifies old proofs.
     Rotate {
         /// Key directory.
-        #[arg(long)]
+        #[arg(long = "keys-dir", alias = "dir", value_name = "DIR")]
         dir: PathBuf,
         /// Without --srs, the current SRS is kept.
         #[command(flatten)]
@@ -75,7 +78,8 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
             passphrase_file,
         } => {
             let passphrase =
-                backup::read_passphrase(passphrase_file.as_deref()).map_err(backup_failure)?;
+                backup::read_passphrase(passphrase_file.as_deref(), backup::Passphrase::New)
+                    .map_err(backup_failure)?;
             let files = backup::backup(&dir, &out, &passphrase).map_err(backup_failure)?;
             println!(
                 "{}",
@@ -90,7 +94,8 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
             passphrase_file,
         } => {
             let passphrase =
-                backup::read_passphrase(passphrase_file.as_deref()).map_err(backup_failure)?;
+                backup::read_passphrase(passphrase_file.as_deref(), backup::Passphrase::Existing)
+                    .map_err(backup_failure)?;
             let restored =
                 backup::restore(&input, &dir, &passphrase, force).map_err(backup_failure)?;
             println!(
@@ -146,7 +151,10 @@ fn backup_failure(e: BackupError) -> Failure {
     let code = match e {
         BackupError::Authentication(_) => "backup_authentication",
         BackupError::Exists(_) => "keys_exist",
-        BackupError::WeakPassphrase | BackupError::NoPassphrase => "passphrase",
+        BackupError::WeakPassphrase
+        | BackupError::NoPassphrase
+        | BackupError::PassphraseMismatch
+        | BackupError::Cancelled => "passphrase",
         BackupError::NotABackup(_) | BackupError::Malformed(_) => "malformed_backup",
         BackupError::Keys(_) => "keys",
         BackupError::Io { .. } => "io",

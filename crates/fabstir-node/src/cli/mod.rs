@@ -14,10 +14,12 @@ mod prove;
 mod serve;
 mod verify;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A command failure: what to print and which exit code to return.
 #[derive(Debug)]
@@ -102,8 +104,8 @@ enum Command {
     /// Run keygen, prove and verify end to end on a sample result and print the figures.
     Demo {
         /// Key directory to create (default: a fresh temporary directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
+        #[arg(long = "keys-dir", alias = "dir", value_name = "DIR")]
+        keys_dir: Option<PathBuf>,
     },
     /// Key lifecycle: verify, backup, restore, rotate.
     Keys {
@@ -112,9 +114,9 @@ enum Command {
     },
     /// Create a key directory: SRS, proving and verifying keys, host key.
     Keygen {
-        /// Directory to create the keys in (must not hold keys already).
-        #[arg(long)]
-        dir: PathBuf,
+        /// Key directory to create (must not hold keys already).
+        #[arg(long = "keys-dir", alias = "dir", value_name = "DIR")]
+        keys_dir: PathBuf,
         /// Without --srs, an insecure development SRS is used.
         #[command(flatten)]
         srs: SrsArgs,
@@ -122,8 +124,8 @@ enum Command {
     /// Prove an inference result with the keys in DIR.
     Prove {
         /// Key directory.
-        #[arg(long)]
-        keys: PathBuf,
+        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
+        keys_dir: PathBuf,
         /// Inference result JSON.
         #[arg(long)]
         result: PathBuf,
@@ -137,8 +139,8 @@ enum Command {
     /// Verify a proof for an inference result (exit 0 valid, 1 invalid, 2 malformed input).
     Verify {
         /// Key directory (only the SRS, verifying key and manifest are read).
-        #[arg(long)]
-        keys: PathBuf,
+        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
+        keys_dir: PathBuf,
         /// Inference result JSON: the public inputs are recomputed from it.
         #[arg(long)]
         result: PathBuf,
@@ -197,27 +199,143 @@ enum Command {
     },
 }
 
+/// Parses a command line (`argv[0]` first). Besides clap's parse it records
+/// which of `serve`'s settings came from environment variables, so that a
+/// bad value names its variable (see [`crate::config::Config::load`]).
+/// Errors are clap's: render them with [`usage_failure`] (`--help` and
+/// `--version` come back as errors of kind `DisplayHelp`/`DisplayVersion`).
+pub fn parse(argv: &[OsString]) -> Result<Args, clap::Error> {
+    let matches = Args::command().try_get_matches_from(argv)?;
+    let mut args = Args::from_arg_matches(&matches)?;
+    if let (Command::Serve { settings }, Some(("serve", serve))) =
+        (&mut args.command, matches.subcommand())
+    {
+        settings.record_sources(serve);
+    }
+    Ok(args)
+}
+
+/// The failure for a command line clap refused: a value that came from an
+/// environment variable (the flag was not given) names the variable, with
+/// code `config`; anything else is a usage error (code `usage`, exit 2)
+/// whose message is clap's first line, its tips and the command's usage.
+pub fn usage_failure(error: &clap::Error, argv: &[OsString]) -> Failure {
+    environment_failure(error, argv)
+        .unwrap_or_else(|| Failure::input("usage", usage_message(error)))
+}
+
+/// clap's error in one line: what is wrong, its tips, the usage.
+fn usage_message(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let what = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        "a subcommand is required".to_string()
+    } else {
+        lines
+            .first()
+            .map(|l| l.strip_prefix("error: ").unwrap_or(l).to_string())
+            .unwrap_or_else(|| error.kind().to_string())
+    };
+    let mut message = what;
+    // A first line ending in a colon is followed by its list (missing arguments).
+    if message.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .iter()
+            .skip(1)
+            .take_while(|l| !l.starts_with("tip: ") && !l.starts_with("Usage: "))
+            .copied()
+            .collect();
+        message.push(' ');
+        message.push_str(&listed.join(", "));
+    }
+    for tip in lines.iter().filter_map(|l| l.strip_prefix("tip: ")) {
+        message.push_str("; ");
+        message.push_str(tip);
+    }
+    if let Some(usage) = lines.iter().find_map(|l| l.strip_prefix("Usage: ")) {
+        message.push_str("; usage: ");
+        message.push_str(usage);
+    }
+    message
+}
+
+/// When clap refused a value that came from an environment variable (its
+/// flag is not on the command line): the failure naming the variable.
+fn environment_failure(error: &clap::Error, argv: &[OsString]) -> Option<Failure> {
+    if !matches!(
+        error.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split([' ', '=']).next()?.strip_prefix("--")?;
+    let words: Vec<&str> = argv.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    let flag = format!("--{long}");
+    let flag_given = words
+        .iter()
+        .any(|w| *w == flag || w.starts_with(&format!("{flag}=")));
+    if flag_given {
+        return None;
+    }
+    // The (sub)command the words name, then its argument.
+    let mut command = Args::command();
+    for word in words.iter().take_while(|w| !w.starts_with('-')) {
+        match command.find_subcommand(word) {
+            Some(sub) => command = sub.clone(),
+            None => break,
+        }
+    }
+    let variable = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    let value = std::env::var_os(&variable)?;
+    let reason = match std::error::Error::source(error) {
+        Some(source) => source.to_string(),
+        None => match error.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(valid)) => format!("expected one of {}", valid.join(", ")),
+            _ => usage_message(error),
+        },
+    };
+    Some(Failure::input(
+        "config",
+        format!(
+            "environment variable {variable}={:?}: {reason}",
+            value.to_string_lossy()
+        ),
+    ))
+}
+
 /// Runs a command.
 pub fn run(args: Args) -> Result<ExitCode, Failure> {
     match args.command {
         Command::Serve { settings } => serve::run(*settings),
-        Command::Demo { dir } => demo::run(dir),
+        Command::Demo { keys_dir } => demo::run(keys_dir),
         Command::Keys { command } => keys::run(command),
         Command::Evm { command } => evm::run(command),
         Command::Chain { command } => chain::run(command),
-        Command::Keygen { dir, srs } => keygen::run(&dir, &srs),
+        Command::Keygen { keys_dir, srs } => keygen::run(&keys_dir, &srs),
         Command::Prove {
-            keys,
+            keys_dir,
             result,
             out,
             timeout_ms,
-        } => prove::run(&keys, &result, &out, timeout_ms),
+        } => prove::run(&keys_dir, &result, &out, timeout_ms),
         Command::Verify {
-            keys,
+            keys_dir,
             result,
             proof,
             host_id,
-        } => verify::run(&keys, &result, &proof, host_id.as_deref()),
+        } => verify::run(&keys_dir, &result, &proof, host_id.as_deref()),
         Command::Bench {
             json,
             iterations,

@@ -3,8 +3,9 @@
 //! Start-up: configuration, the listening socket (a node that cannot bind
 //! its port touches nothing), the data directory's lock (one node per data
 //! directory), the admin token, database (integrity check, migrations),
-//! keys (created with the insecure development SRS on first start outside
-//! production), host wallet, prover workers (results accepted before a crash
+//! keys (the default DATA_DIR/keys is created with the insecure development
+//! SRS on first start outside production; a key directory named by a setting
+//! must hold keys), host wallet, prover workers (results accepted before a crash
 //! are queued again), the chain (the embedded ledger, or an EVM chain whose
 //! id, verifier key and host registration are checked), checkpoint
 //! reconciliation, health checks, then serving (and the chain outbox).
@@ -63,6 +64,12 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
     let config = Config::load(settings);
     init_logging(config.as_ref().is_ok_and(|c| c.log_json));
     let config = config.map_err(|e| Failure::input("config", e.to_string()))?;
+    // A key directory named by a setting must hold keys: refused before the
+    // data directory is touched (only the default one is created).
+    if let Some(named_by) = &config.keys_dir_named_by {
+        KeyManager::check_named(&config.keys_dir, named_by)
+            .map_err(|e| Failure::input("keys", e.to_string()))?;
+    }
     // Bind before touching the data directory: a node that cannot listen
     // creates no keys, wallet or database and resumes no jobs.
     let listener = std::net::TcpListener::bind(config.listen)
@@ -99,7 +106,12 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         backup.path.display().to_string()
     });
     let metrics = Arc::new(Metrics::new());
-    let (keys, created) = KeyManager::open(&config.keys_dir, config.production).map_err(|e| {
+    let (keys, created) = KeyManager::open_configured(
+        &config.keys_dir,
+        config.production,
+        config.keys_dir_named_by.as_deref(),
+    )
+    .map_err(|e| {
         metrics.key_load_failures.inc();
         Failure::input("keys", e.to_string())
     })?;

@@ -9,7 +9,7 @@ import { bn254 } from '@noble/curves/bn254.js';
 import { EnvelopeError } from './errors.js';
 import { Q, R, beToBig, bigToBe, bytesToHex, fieldHex, hexToBytes } from './field.js';
 import { JsonInt, parseStrictJson } from './json.js';
-import { INSTANCE_BITS, parseAddress, parseFieldHex, parseJobId, toChecksumAddress, u64 } from './statement.js';
+import { INSTANCE_BITS, parseAddress, parseFieldHex, parseJobId, refuseUnsafeNumber, toChecksumAddress, u64 } from './statement.js';
 
 const MAGIC = [0x46, 0x5a, 0x4b, 0x50]; // "FZKP"
 const FORMAT_VERSION = 1;
@@ -134,6 +134,13 @@ function fromObject(raw) {
   for (const k of ['chain_id', 'marketplace', 'job_id', 'host_id', 'commitment']) {
     if (inst[k] === undefined) fail('json', `missing field "instance.${k}"`, `instance.${k}`);
   }
+  // An integer JSON.parse may have rounded is the caller's mistake, not the
+  // proof's: an InputError is thrown (verifyProof does not turn it into a
+  // malformed_proof verdict about a proof that may be valid).
+  const remedy = 'read the node\'s response with parseProofResponse (integers stay exact as BigInts), or pass the envelope\'s JSON text';
+  refuseUnsafeNumber(raw.format, 'proof.format', remedy);
+  refuseUnsafeNumber(raw.circuit, 'proof.circuit', remedy);
+  for (const k of ['chain_id', 'job_id', 'tokens']) refuseUnsafeNumber(inst[k], `proof.instance.${k}`, remedy);
   const format = intField(raw.format, 'format');
   const circuit = intField(raw.circuit, 'circuit');
   if (typeof raw.vk_id !== 'string' || !/^0[xX][0-9a-fA-F]{64}$/.test(raw.vk_id.trim())) fail('json', 'vk_id must be 0x + 64 hex digits', 'vk_id');
@@ -176,7 +183,10 @@ function fromObject(raw) {
 /**
  * Parses a proof envelope: the binary form (Uint8Array), the JSON form (a
  * string, or bytes starting with "{"), or an already parsed JSON object.
- * Returns `{vkId, circuitVersion, instance, proof}`; throws `EnvelopeError`.
+ * Returns `{vkId, circuitVersion, instance, proof}`; throws `EnvelopeError`,
+ * or `InputError` for an object holding an integer above 2^53 - 1 as a
+ * JavaScript number (JSON.parse may have rounded it: pass the JSON text, or
+ * the object `parseProofResponse` returns, whose integers are BigInts).
  */
 export function parseProof(input) {
   if (input instanceof ArrayBuffer) input = new Uint8Array(input);

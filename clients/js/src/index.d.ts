@@ -18,15 +18,17 @@ export class KeyError extends FabstirError {
 /** An inference result with the node's field names (give `model` or `model_hash`). */
 export interface InferenceResult {
   job_id: string | number | bigint;
-  chain_id: number | bigint;
+  /** A BigInt, a decimal string or a safe integer (a number above 2^53 - 1 is refused: it may be rounded). */
+  chain_id: number | bigint | string;
   marketplace: string;
   model?: string | null;
   model_hash?: string | null;
   prompt: string;
   response: string;
-  tokens_used: number | bigint;
+  /** A BigInt, a decimal string or a safe integer (a number above 2^53 - 1 is refused: it may be rounded). */
+  tokens_used: number | bigint | string;
 }
-/** A result as an object, JSON text or UTF-8 bytes of JSON. */
+/** A result as an object, JSON text or UTF-8 bytes of JSON (in JSON text, integers are JSON integers, read exactly). */
 export type ResultInput = InferenceResult | string | Uint8Array;
 /** A host id: 0x + 64 hex digits, or a bigint below r. */
 export type HostId = string | bigint;
@@ -107,6 +109,32 @@ export function parseResult(result: ResultInput): {
 };
 export function toChecksumAddress(bytes: Uint8Array): string;
 export function parseProof(input: ProofInput): ProofEnvelope;
+
+/** The body of `GET /v1/proofs/{job_id}`, every integer a BigInt (see `parseProofResponse`). */
+export interface ProofResponse {
+  job_id: string;
+  state: 'queued' | 'proving' | 'proved' | 'failed';
+  attempts: bigint;
+  host_id: string;
+  tokens_used: bigint;
+  created_at_ms: bigint;
+  updated_at_ms: bigint;
+  /** In state `failed`: `"<code>: <message>"`. */
+  failure?: string;
+  /** In state `proved`. */
+  mock?: boolean;
+  prove_ms?: number;
+  proof_sha256?: string;
+  /** In state `proved`: the JSON proof envelope (integers as BigInts) to pass to `verifyProof`; a mock node's is `{mock, bytes}`. */
+  proof?: { format: bigint; circuit: bigint; vk_id: string; instance: Record<string, string | bigint>; proof: string } | { mock: true; bytes: string };
+  public_inputs?: Record<string, string | bigint>;
+}
+/**
+ * Parses the text of a `GET /v1/proofs/{job_id}` response without rounding
+ * (JSON.parse rounds integers above 2^53); throws InputError for anything
+ * else, including the node's error body.
+ */
+export function parseProofResponse(body: string | Uint8Array | ArrayBuffer): ProofResponse;
 export const PROOF_LEN: number;
 export const MAX_ENVELOPE_LEN: number;
 /** Checks an exported key against the id you trust; throws KeyError otherwise. */

@@ -7,6 +7,7 @@ export { FabstirError, InputError, EnvelopeError, KeyError } from './errors.js';
 export { poseidon } from './poseidon.js';
 export { statementFromResult, parseResult, toChecksumAddress } from './statement.js';
 export { parseProof, PROOF_LEN, MAX_ENVELOPE_LEN } from './envelope.js';
+export { parseProofResponse } from './response.js';
 export { prepareVerifyingKey, transcriptRepr } from './key.js';
 export { verifyProof, verifyRaw } from './verify.js';
 export { verifyOnChain, VERIFIER_ABI } from './onchain.js';

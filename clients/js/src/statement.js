@@ -23,13 +23,42 @@ const RESULT_FIELDS = ['job_id', 'chain_id', 'marketplace', 'model', 'model_hash
 
 const utf8 = new TextEncoder();
 
-/** A non-negative integer below 2^64 from a JSON integer, bigint or safe JS integer. */
-export function u64(value, field) {
+/**
+ * Throws an `InputError` naming `field` if `value` is a JavaScript number
+ * that is an integer above 2^53 - 1 in magnitude: such a number cannot hold
+ * every integer exactly, so it may already have been rounded (by JSON.parse,
+ * or by `fetch(...).json()`). Refusing it is the only way not to check a
+ * rounded value.
+ */
+export function refuseUnsafeNumber(value, field, remedy = `give ${field} as a BigInt or a decimal string`) {
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    throw new InputError(
+      `${field} is the JavaScript number ${value}, above 2^53 - 1, which cannot hold every integer exactly ` +
+        `(JSON.parse and fetch(...).json() round such integers, so it may already be wrong): ${remedy}`,
+      field,
+    );
+  }
+}
+
+/**
+ * A non-negative integer below 2^64 from a JSON integer (`JsonInt`), a
+ * BigInt or a safe JS integer; with `strings`, also from a decimal string
+ * (for objects built in JavaScript; the node's JSON takes integers only).
+ */
+export function u64(value, field, { strings = false } = {}) {
   let x;
+  refuseUnsafeNumber(value, field);
   if (value instanceof JsonInt) x = value.toBigInt();
   else if (typeof value === 'bigint') x = value;
   else if (typeof value === 'number' && Number.isSafeInteger(value)) x = BigInt(value);
-  else throw new InputError(`${field} must be an integer`, field);
+  else if (strings && typeof value === 'string') {
+    if (!/^[0-9]{1,40}$/.test(value)) throw new InputError(`${field} must be decimal digits when given as a string, found ${JSON.stringify(value.slice(0, 50))}`, field);
+    x = BigInt(value);
+  } else {
+    const found = typeof value === 'number' ? String(value) : value === null ? 'null' : `a ${typeof value}`;
+    const forms = strings ? ' (a BigInt, a decimal string or a safe integer)' : ' (in JSON, a number without quotes, as the node writes it)';
+    throw new InputError(`${field} must be an integer${forms}, found ${found}`, field);
+  }
   if (x < 0n || x > U64_MAX) throw new InputError(`${field} must be between 0 and 2^64 - 1`, field);
   return x;
 }
@@ -105,10 +134,17 @@ function text(value, field) {
 /**
  * Reads an inference result (a JSON string, bytes, or an object with the
  * node's field names), refusing unknown or missing fields like the node.
+ * In an object, `chain_id` and `tokens_used` may be BigInts, decimal
+ * strings or safe integers; a number above 2^53 - 1 is refused (it may have
+ * been rounded), never used.
  */
 export function parseResult(result) {
   let obj = result;
-  if (typeof result === 'string' || result instanceof Uint8Array) {
+  // JSON text is read as the node reads it (integers must be JSON integers,
+  // kept exact); an object built in JavaScript may also give the integers as
+  // decimal strings or BigInts.
+  const fromText = typeof result === 'string' || result instanceof Uint8Array;
+  if (fromText) {
     const s = typeof result === 'string' ? result : new TextDecoder('utf-8', { fatal: true }).decode(result);
     try {
       obj = parseStrictJson(s);
@@ -139,12 +175,12 @@ export function parseResult(result) {
   }
   return {
     jobId: parseJobId(obj.job_id),
-    chainId: u64(obj.chain_id, 'chain_id'),
+    chainId: u64(obj.chain_id, 'chain_id', { strings: !fromText }),
     marketplace: parseAddress(obj.marketplace),
     modelHash: modelDigest,
     inputHash: sha256(utf8.encode(text(obj.prompt, 'prompt'))),
     outputHash: sha256(utf8.encode(text(obj.response, 'response'))),
-    tokens: u64(obj.tokens_used, 'tokens_used'),
+    tokens: u64(obj.tokens_used, 'tokens_used', { strings: !fromText }),
   };
 }
 

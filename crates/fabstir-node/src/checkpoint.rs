@@ -216,7 +216,7 @@ pub fn claimable(
     claims: &Claims,
 ) -> Result<u64, CheckpointError> {
     if claims.settled {
-        return Err(CheckpointError::Settled(job.to_string()));
+        return Err(CheckpointError::Settled(job.short().to_string()));
     }
     if tokens > tokens_used {
         return Err(CheckpointError::ExceedsUsed {
@@ -321,9 +321,9 @@ impl Checkpoints {
         let stored = plan
             .result
             .as_ref()
-            .ok_or_else(|| CheckpointError::UnknownJob(job.to_string()))?;
+            .ok_or_else(|| CheckpointError::UnknownJob(job.short().to_string()))?;
         if !matches!(plan.proof, Ok(Some(_))) && stored.state != JobState::Proved {
-            return Err(CheckpointError::NotProved(job.to_string()));
+            return Err(CheckpointError::NotProved(job.short().to_string()));
         }
         claimable(job, tokens, stored.tokens_used, &plan.claims)?;
         let prechecked = self
@@ -345,7 +345,7 @@ impl Checkpoints {
                 Err(ChainError::Store(e)) => return Err(e.into()),
                 // The outbox simulates every submission before sending it.
                 Err(e) => {
-                    tracing::warn!(job_id = %job, error = %e, "cannot check the checkpoint against the chain now; the outbox checks it before sending")
+                    tracing::warn!(job_id = %job.short(), error = %e, "cannot check the checkpoint against the chain now; the outbox checks it before sending")
                 }
             }
         }
@@ -399,7 +399,7 @@ impl Checkpoints {
         })?;
         let (checkpoint, created) = recorded?;
         if created {
-            tracing::info!(job_id = %job, tokens_processed = tokens, tokens_claimed = checkpoint.tokens_claimed, "checkpoint recorded");
+            tracing::info!(job_id = %job.short(), tokens_processed = tokens, tokens_claimed = checkpoint.tokens_claimed, "checkpoint recorded");
         }
         Ok((self.send(checkpoint)?, created))
     }
@@ -466,7 +466,7 @@ impl Checkpoints {
 
     /// Logs and counts a checkpoint the gate refused.
     fn refused(&self, job: &JobId, rejection: &Rejection) {
-        tracing::warn!(job_id = %job, reason = rejection.reason.code(), detail = %rejection.detail, "checkpoint refused by the payment gate; nothing was signed");
+        tracing::warn!(job_id = %job.short(), reason = rejection.reason.code(), detail = %rejection.detail, "checkpoint refused by the payment gate; nothing was signed");
         self.metrics
             .checkpoints_refused
             .with_label_values(&[rejection.reason.code()])

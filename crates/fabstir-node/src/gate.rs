@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use fabstir_zk::{Digest32, Instance, ProofEnvelope, Statement, VerifyError};
+use fabstir_zk::{Digest32, Instance, JobId, ProofEnvelope, Statement, VerifyError};
 
 use crate::keys::KeyManager;
 use crate::mock::{mock_proof, MOCK_MAGIC};
@@ -138,7 +138,10 @@ impl Gate {
         if let Some(other) = &snapshot.proof_reused_by {
             return Err(Rejection::new(
                 Reason::ReplayedProof,
-                format!("the same proof is stored for job {other}"),
+                format!(
+                    "the same proof is stored for job {}",
+                    JobId::parse(other).map_or_else(|_| other.clone(), |j| j.short().to_string())
+                ),
             ));
         }
         // Checked after every specific reason: the digest recorded at

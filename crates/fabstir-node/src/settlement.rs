@@ -91,7 +91,7 @@ impl SettlementValidator {
         self
     }
 
-    fn record_metrics(&self, validation: &Validation, started: Instant) {
+    fn record_metrics(&self, job: &JobId, validation: &Validation, started: Instant) {
         let outcome = validation.reason.map_or("passed", Reason::code);
         self.metrics
             .settlement_validations
@@ -110,9 +110,9 @@ impl SettlementValidator {
             .settlement_success_ratio
             .set(passed / total.max(1.0));
         match validation.reason {
-            None => tracing::info!(job_id = %validation.job_id, "settlement validation passed"),
+            None => tracing::info!(job_id = %job.short(), "settlement validation passed"),
             Some(reason) => {
-                tracing::warn!(job_id = %validation.job_id, reason = reason.code(), "settlement validation rejected")
+                tracing::warn!(job_id = %job.short(), reason = reason.code(), "settlement validation rejected")
             }
         }
     }
@@ -123,7 +123,7 @@ impl SettlementValidator {
         let snapshot = self.store.read(|tx| JobSnapshot::read(tx, job))?;
         let verdict = self.gate.check(&snapshot).map(|_| ());
         let validation = validation(job, &snapshot, verdict);
-        self.record_metrics(&validation, started);
+        self.record_metrics(job, &validation, started);
         Ok(validation)
     }
 
@@ -167,8 +167,8 @@ impl SettlementValidator {
             }
         }
         let per_job = started.elapsed() / out.len().max(1) as u32;
-        for validation in &out {
-            self.record_metrics(validation, Instant::now() - per_job);
+        for (job, validation) in jobs.iter().zip(&out) {
+            self.record_metrics(job, validation, Instant::now() - per_job);
         }
         Ok(out)
     }
@@ -196,11 +196,11 @@ impl SettlementValidator {
             }
             let snapshot = JobSnapshot::read(tx, job)?;
             let Some(stored) = &snapshot.result else {
-                return Ok(Err(SettleError::UnknownJob(job.to_string())));
+                return Ok(Err(SettleError::UnknownJob(job.short().to_string())));
             };
             if matches!(stored.state, JobState::Queued | JobState::Proving) {
                 return Ok(Err(SettleError::NotReady {
-                    job: job.to_string(),
+                    job: job.short().to_string(),
                     state: stored.state,
                 }));
             }
@@ -236,10 +236,10 @@ impl SettlementValidator {
         })?;
         let (settlement, validation) = outcome?;
         if let Some(validation) = validation {
-            self.record_metrics(&validation, started);
+            self.record_metrics(job, &validation, started);
             if validation.passed {
                 self.metrics.settlements_paid.inc();
-                tracing::info!(job_id = %job, settlement_id = %settlement.settlement_id, tokens = settlement.tokens, "job settled");
+                tracing::info!(job_id = %job.short(), settlement_id = %settlement.settlement_id, tokens = settlement.tokens, "job settled");
             }
         }
         Ok(settlement)

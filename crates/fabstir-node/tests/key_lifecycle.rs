@@ -634,3 +634,57 @@ fn passphrase_on_a_terminal_is_prompted_without_echo_and_confirmed() {
     let report: Value = serde_json::from_str(restored["stdout"].as_str().unwrap()).unwrap();
     assert_eq!(report["host_id"], made["host_id"]);
 }
+
+/// DEPLOYMENT.md section 10's HTTP reload, run as written (the node's address
+/// and data directory substituted for the service's): it carries the content
+/// type and the admin token, and the node takes the rotated keys.
+#[test]
+fn deployment_reload_command_works_as_written() {
+    let deployment = common::read_repo_file("docs/DEPLOYMENT.md");
+    let section = &deployment[deployment
+        .find("## 10. Rotating keys while serving")
+        .expect("DEPLOYMENT section 10")..];
+    let block = &section[section.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let start = block.find("curl ").expect("the HTTP reload command");
+    let mut command = String::new();
+    for line in block[start..].lines() {
+        command.push_str(line.trim_end_matches('\\'));
+        command.push(' ');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    assert!(command.contains("/v1/admin/keys/reload"), "{command}");
+
+    let dir = DataDir::new();
+    let node = Node::start(dir.path(), &[]);
+    let old_host = node.startup["host_id"].as_str().unwrap().to_string();
+    let keys = dir.path().join("keys");
+    let output = cli(&["keys", "rotate", "--keys-dir", s(&keys), "--new-host-key"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let command = command
+        .replace("http://127.0.0.1:8080", &node.base)
+        .replace(
+            "sudo -u fabstir cat /var/lib/fabstir/data/",
+            &format!("cat {}/", s(dir.path())),
+        );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &command])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{command}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reloaded: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(reloaded["vk_id"].is_string(), "{reloaded}");
+    let (_, health) = node.get("/health/ezkl");
+    assert_ne!(health["host_id"], old_host.as_str(), "{health}");
+}

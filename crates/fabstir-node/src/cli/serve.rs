@@ -233,6 +233,9 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         }
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Failure::other("listen", e.to_string()))?;
+        let signals = ShutdownSignals::install().map_err(|e| {
+            Failure::other("signals", format!("cannot listen for SIGINT/SIGTERM: {e}"))
+        })?;
         println!(
             "{}",
             json!({
@@ -271,7 +274,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         let store = app.store.clone();
         // The HTTP server's own errors (unparseable request) get JSON bodies too.
         axum::serve(JsonErrorListener::new(listener), router(app))
-            .with_graceful_shutdown(shutdown_signal(store))
+            .with_graceful_shutdown(shutdown_signal(signals, store))
             .await
             .map_err(|e| Failure::other("serve", e.to_string()))
     })?;
@@ -311,25 +314,47 @@ fn reload_keys_on_sighup(app: Arc<App>) {
 /// Waits for Ctrl-C or SIGTERM, then says how many jobs are left unfinished
 /// (queued or proving): they stay in the database and are proved after the
 /// next start.
-async fn shutdown_signal(store: Arc<Store>) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT and SIGTERM, listened for from before the start-up line is
+/// printed: a supervisor that stops the node right after it announced itself
+/// gets a graceful shutdown, not the default action of the signal.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers (inside the runtime).
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
+
+    /// Waits for either signal.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn shutdown_signal(signals: ShutdownSignals, store: Arc<Store>) {
+    signals.recv().await;
     // Bounded: a stuck database must not hold up the shutdown.
     let stats = tokio::time::timeout(
         std::time::Duration::from_secs(2),

@@ -136,6 +136,10 @@ fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, StoreEr
     let conn = Connection::open(path).map_err(open)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(open)?;
+    // Before WAL: a new database takes incremental auto-vacuum only before
+    // its first table and before the journal mode is written.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(open)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(open)?;
     conn.pragma_update(None, "synchronous", synchronous)

@@ -342,21 +342,7 @@ fn rotation_while_serving_keeps_old_proofs_verifiable() {
 fn production_node_starts_with_ceremony_keys_and_a_wallet() {
     let dir = DataDir::new();
     let keys = dir.path().join("keys");
-    let (srs, pin) = common::ceremony_srs(dir.path());
-    let output = cli(&[
-        "keygen",
-        "--keys-dir",
-        s(&keys),
-        "--srs",
-        &srs,
-        "--srs-sha256",
-        &pin,
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = common::ceremony_keygen(dir.path());
     assert_eq!(stdout_json(&output)["srs_trust"], "ceremony");
     assert_eq!(
         stdout_json(&cli(&["keys", "verify", "--keys-dir", s(&keys)]))["ok"],
@@ -368,13 +354,7 @@ fn production_node_starts_with_ceremony_keys_and_a_wallet() {
     assert_ne!(refused.code, Some(0));
     assert!(refused.stdout.contains("wallet"), "{}", refused.stdout);
 
-    let wallet = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
-    let node = Node::try_start(
-        dir.path(),
-        &["--production"],
-        &[("HOST_PRIVATE_KEY", wallet)],
-    )
-    .unwrap_or_else(|e| panic!("production node did not start: {e}"));
+    let node = common::start_production(dir.path());
     assert_eq!(node.startup["production"], true);
     assert_eq!(node.startup["srs_trust"], "ceremony");
     let (_, health) = node.get("/health/ezkl");

@@ -262,7 +262,10 @@ fn a_proof_reused_for_another_job_is_a_replay() {
         assert_eq!(validation["reason"], "replayed_proof", "{validation}");
         assert_eq!(
             validation["detail"],
-            format!("the same proof is stored for job {other}"),
+            format!(
+                "the same proof is stored for job {}",
+                fabstir_zk::JobId::parse(other).unwrap().short()
+            ),
             "{validation}"
         );
     }
@@ -657,22 +660,7 @@ fn checkpoints_pay_only_what_settlement_would() {
 #[test]
 fn a_mock_proof_pays_nothing_in_production() {
     let dir = DataDir::new();
-    let keys = dir.path().join("keys");
-    let (srs, pin) = common::ceremony_srs(dir.path());
-    let made = common::cli(&[
-        "keygen",
-        "--dir",
-        keys.to_str().unwrap(),
-        "--srs",
-        &srs,
-        "--srs-sha256",
-        &pin,
-    ]);
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    common::ceremony_keygen(dir.path());
     let node = Node::start(dir.path(), &["--mock-proofs"]);
     let (status, accepted) = node.post("/v1/results", &result(171));
     assert_eq!(status, 202, "{accepted}");
@@ -681,13 +669,7 @@ fn a_mock_proof_pays_nothing_in_production() {
     assert_eq!(proved["mock"], true, "{proved}");
     node.kill9();
 
-    let wallet = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
-    let node = Node::try_start(
-        dir.path(),
-        &["--production"],
-        &[("HOST_PRIVATE_KEY", wallet)],
-    )
-    .unwrap_or_else(|e| panic!("production node did not start: {e}"));
+    let node = common::start_production(dir.path());
     let (status, body) = node.post_with_token(
         "/v1/checkpoints",
         &json!({ "job_id": job, "tokens_processed": 10 }),

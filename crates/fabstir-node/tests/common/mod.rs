@@ -532,3 +532,39 @@ pub fn ceremony_srs(dir: &Path) -> (String, String) {
     );
     (path.to_str().unwrap().to_string(), pin)
 }
+
+/// A wallet key for production nodes in tests (`HOST_PRIVATE_KEY`).
+pub const TEST_WALLET: &str = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+
+/// `keygen` with a ceremony-style SRS into `data_dir/keys` (keys a
+/// production node accepts); returns `keygen`'s output.
+pub fn ceremony_keygen(data_dir: &Path) -> std::process::Output {
+    let keys = data_dir.join("keys");
+    let (srs, pin) = ceremony_srs(data_dir);
+    let output = cli(&[
+        "keygen",
+        "--keys-dir",
+        keys.to_str().expect("utf-8 path"),
+        "--srs",
+        &srs,
+        "--srs-sha256",
+        &pin,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A production node on `data_dir` (ceremony keys made by
+/// [`ceremony_keygen`]) with the [`TEST_WALLET`].
+pub fn start_production(data_dir: &Path) -> Node {
+    Node::try_start(
+        data_dir,
+        &["--production"],
+        &[("HOST_PRIVATE_KEY", TEST_WALLET)],
+    )
+    .unwrap_or_else(|e| panic!("production node did not start: {e}"))
+}

@@ -122,7 +122,7 @@ pub enum EvmError {
     NoContract { address: Address, chain_id: u64 },
     /// The contract at the marketplace address is something else (the
     /// verifier, say): it does not answer `verifierVkId()`.
-    #[error("marketplace: the contract at {address} on chain {chain_id} does not answer verifierVkId() ({detail}), so it is not a FabstirMarketplace; check --marketplace: it must be the \"marketplace\" address that `fabstir-node chain deploy` printed, not the \"verifier\"")]
+    #[error("marketplace: the contract at {address} on chain {chain_id} does not answer verifierVkId() ({detail}), so it is not a FabstirMarketplace; check --marketplace: it must be the \"marketplace\" address the chain deploy command printed, not the \"verifier\"")]
     NotMarketplace {
         address: Address,
         chain_id: u64,

@@ -1128,6 +1128,19 @@ fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
     assert!(node
         .metrics_text()
         .contains("fabstir_health_ok{check=\"chain_host_id\"} 0"));
+    // A restart with the rotated directory would be refused, saying what
+    // to do (another data directory: this one is the running node's).
+    let elsewhere = DataDir::new();
+    let flags = setup.node_flags(&chain, &[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let refusal = common::serve_refused(elsewhere.path(), &flags, &[]);
+    let text = refusal.text();
+    assert!(
+        text.contains(&format!("is registered with host_id {old_host}"))
+            && text.contains("register a new wallet for host_id")
+            && text.contains("retired/"),
+        "{text}"
+    );
 
     // A reload, by SIGHUP or by the admin route, is refused with what to do;
     // the old keys stay in use.

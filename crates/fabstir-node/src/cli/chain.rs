@@ -78,7 +78,8 @@ pub enum ChainCommand {
         /// Key directory whose host_id is registered.
         #[arg(long)]
         keys: PathBuf,
-        /// Host wallet key file (0400) [default: HOST_PRIVATE_KEY].
+        /// Host wallet key file (0400; made by chain wallet new, not the key directory's host.key)
+        /// [default: HOST_PRIVATE_KEY].
         #[arg(long)]
         wallet_key: Option<PathBuf>,
     },

@@ -1235,3 +1235,42 @@ fn parse_u256(text: &str) -> U256 {
     let digits = text.strip_prefix("0x").unwrap_or(text);
     U256::from_str_radix(digits, 16).unwrap_or(U256::ZERO)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_reaches_the_root_cause_without_repeats() {
+        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let transport = alloy::transports::TransportErrorKind::custom(root);
+        let text = error_chain(&transport);
+        assert!(text.ends_with("Connection refused"), "{text}");
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+        assert!(rpc_hint(&transport).contains("check that --rpc-url"));
+    }
+
+    #[test]
+    fn registrations_are_recorded_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(registrations(dir.path()).is_empty());
+        let registration = Registration {
+            chain_id: 31337,
+            marketplace: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".into(),
+            wallet: "0xDe72E1Ac5C5100cc1108B933e99295075F558877".into(),
+            host_id: format!("0x{}", "11".repeat(32)),
+        };
+        record_registration(dir.path(), &registration).unwrap();
+        record_registration(dir.path(), &registration).unwrap();
+        assert_eq!(registrations(dir.path()), vec![registration]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join(REGISTRATIONS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1266,9 +1266,10 @@ fn a_submission_waiting_for_its_confirmations_is_logged_and_shown() {
     let chain = Chain::start(&["--block-time", "1"]);
     let setup = setup(&chain);
     let job = setup.open_job(&chain, 50);
+    // Four blocks deep: the submission waits about three seconds.
     let mut node = setup.start_node(
         &chain,
-        &["--confirmations", "3"],
+        &["--confirmations", "4"],
         &[("FABSTIR_LOG", "info")],
     );
     prove(&node, &setup, job, 10);
@@ -1281,13 +1282,19 @@ fn a_submission_waiting_for_its_confirmations_is_logged_and_shown() {
     // While it waits: `sent` with its transaction, and /health counts it
     // with the age of the oldest open entry.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen_sent = None;
+    let (mut seen_sent, mut open_outbox) = (None, None);
     let confirmed = loop {
         let (_, list) = node.get(&format!("/v1/checkpoints/{job}"));
         let onchain = list["checkpoints"][0]["onchain"].clone();
         if onchain["state"] == "sent" && seen_sent.is_none() {
+            seen_sent = Some(onchain.clone());
+        }
+        if open_outbox.is_none() {
             let (_, health) = node.get("/health");
-            seen_sent = Some((onchain.clone(), health["chain"]["outbox"].clone()));
+            let outbox = health["chain"]["outbox"].clone();
+            if outbox["sent"] == 1 {
+                open_outbox = Some(outbox);
+            }
         }
         if onchain["state"] == "confirmed" {
             break onchain;
@@ -1295,19 +1302,19 @@ fn a_submission_waiting_for_its_confirmations_is_logged_and_shown() {
         assert!(Instant::now() < deadline, "{list}\n{}", setup.dump());
         std::thread::sleep(Duration::from_millis(50));
     };
-    let (sent, outbox) = seen_sent.expect("the submission was seen waiting as sent");
+    let sent = seen_sent.expect("the submission was seen waiting as sent");
     assert!(
         sent["tx_hash"].as_str().unwrap().starts_with("0x"),
         "{sent}"
     );
     assert_eq!(sent["block_number"], Value::Null, "{sent}");
-    let open = outbox["sent"].as_u64().unwrap() + outbox["pending"].as_u64().unwrap();
-    assert!(open >= 1, "{outbox}");
+    let outbox = open_outbox.expect("/health counted the submission as sent");
     assert!(outbox["oldest_open_age_ms"].as_i64().is_some(), "{outbox}");
-    // Confirmed three blocks deep: its block and two more exist.
+    assert_eq!(outbox["confirmed"], 0, "{outbox}");
+    // Confirmed four blocks deep: its block and three more exist.
     let block = confirmed["block_number"].as_u64().unwrap();
     let head = quantity(&rpc(&chain.url, "eth_blockNumber", json!([])));
-    assert!(head >= block + 2, "block {block}, head {head}");
+    assert!(head >= block + 3, "block {block}, head {head}");
     assert_eq!(confirmed["tx_hash"], sent["tx_hash"]);
     assert!(confirmed["confirmed_at_ms"].as_i64().is_some());
     // The log said what it waited for, once.
@@ -1319,8 +1326,8 @@ fn a_submission_waiting_for_its_confirmations_is_logged_and_shown() {
     assert_eq!(waits.len(), 1, "{stderr}");
     assert!(
         waits[0].contains(&format!("block={block}"))
-            && waits[0].contains("confirmations=3")
-            && waits[0].contains(&format!("confirmed_at_block={}", block + 2)),
+            && waits[0].contains("confirmations=4")
+            && waits[0].contains(&format!("confirmed_at_block={}", block + 3)),
         "{}",
         waits[0]
     );

@@ -72,6 +72,12 @@ pub trait ChainClient: Send + Sync {
     fn verified(&self) -> bool {
         false
     }
+    /// The chain id and marketplace every result must name, when the
+    /// client submits to one marketplace (so that a result for another is
+    /// refused when it arrives, not at its first checkpoint).
+    fn target(&self) -> Option<(u64, [u8; 20])> {
+        None
+    }
     /// Checks a checkpoint at cumulative count `tokens` before anything is
     /// proved or signed for it.
     fn precheck(&self, _result: &InferenceResult, _tokens: u64) -> Result<(), ChainError> {
@@ -260,6 +266,12 @@ impl Checkpoints {
     /// and, for an EVM chain, where it submits.
     pub fn chain_description(&self) -> serde_json::Value {
         self.chain.describe()
+    }
+
+    /// The chain id and marketplace results must name (see
+    /// [`ChainClient::target`]).
+    pub fn chain_target(&self) -> Option<(u64, [u8; 20])> {
+        self.chain.target()
     }
 
     /// The host wallet's address.
@@ -629,6 +641,10 @@ impl ChainClient for EvmClient {
             "marketplace": self.chain.marketplace().to_checksum(None),
             "confirmations": self.chain.confirmations(),
         })
+    }
+
+    fn target(&self) -> Option<(u64, [u8; 20])> {
+        Some((self.chain.chain_id(), self.chain.marketplace().0 .0))
     }
 
     fn precheck(&self, result: &InferenceResult, tokens: u64) -> Result<(), ChainError> {

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use fabstir_zk::{Digest32, Instance, JobId, ProofEnvelope, Statement, VerifyError};
+use fabstir_zk::{Digest32, Instance, ProofEnvelope, Statement, VerifyError};
 
 use crate::keys::KeyManager;
 use crate::mock::{mock_proof, MOCK_MAGIC};
@@ -140,7 +140,7 @@ impl Gate {
                 Reason::ReplayedProof,
                 format!(
                     "the same proof is stored for job {}",
-                    JobId::parse(other).map_or_else(|_| other.clone(), |j| j.short().to_string())
+                    crate::store::job_for_people(other)
                 ),
             ));
         }

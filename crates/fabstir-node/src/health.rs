@@ -5,12 +5,19 @@
 //! - `database`: `PRAGMA quick_check` on a fresh connection passes;
 //! - `keys`: the key directory on disk still loads (a restart would work);
 //! - `key_reload`: the last reload (SIGHUP or the admin route) succeeded;
-//! - `prover_queue`: the queue is not full.
+//! - `prover_queue`: the queue is not full;
 //!
-//! The first two run at start-up and then every `health_interval`
-//! (a background thread); the reload outcome is recorded when it happens;
-//! the queue is read live. A failing `database` makes the node `failing`
-//! (`/health` answers 503); any other failed check makes it `degraded`.
+//! and a fifth on a node serving a chain:
+//! - `chain_host_id`: the `host_id` the marketplace has registered for the
+//!   host wallet is the one of the keys in use and of the key directory (a
+//!   `keys rotate --new-host-key` would make every submission revert, and
+//!   the next start fail).
+//!
+//! The first two and the fifth run at start-up and then every
+//! `health_interval` (a background thread; the fifth also after each
+//! reload); the reload outcome is recorded when it happens; the queue is
+//! read live. A failing `database` makes the node `failing` (`/health`
+//! answers 503); any other failed check makes it `degraded`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,7 +26,7 @@ use std::time::Duration;
 use fabstir_zk::{KeySet, VkId};
 use serde::Serialize;
 
-use crate::keys::KeysError;
+use crate::keys::{KeyManager, KeysError};
 use crate::metrics::Metrics;
 use crate::store::{now_ms, Store};
 
@@ -78,6 +85,8 @@ pub struct Report {
     pub keys: Check,
     pub key_reload: Check,
     pub prover_queue: Check,
+    /// Only on a node serving a chain.
+    pub chain_host_id: Option<Check>,
 }
 
 impl Report {
@@ -93,6 +102,24 @@ struct Checks {
     database: Check,
     keys: Check,
     key_reload: Check,
+    chain_host_id: Option<Check>,
+}
+
+/// The marketplace's record of the node, for the `chain_host_id` check.
+pub trait RegisteredHost: Send + Sync {
+    /// The `host_id` registered on-chain for the host wallet (zero: none),
+    /// or why it cannot be read now.
+    fn registered_host_id(&self) -> Result<[u8; 32], String>;
+    /// Whose registration it is: the wallet, the marketplace, the chain.
+    fn describe(&self) -> String;
+}
+
+/// What the `chain_host_id` check compares.
+struct ChainWatch {
+    registry: Arc<dyn RegisteredHost>,
+    keys: Arc<KeyManager>,
+    /// The last `host_id` read from the chain (used while it cannot be read).
+    last_registered: Mutex<[u8; 32]>,
 }
 
 /// The checks and their last outcomes.
@@ -101,6 +128,7 @@ pub struct Health {
     keys_dir: PathBuf,
     metrics: Arc<Metrics>,
     checks: Mutex<Checks>,
+    chain: Mutex<Option<Arc<ChainWatch>>>,
 }
 
 impl Health {
@@ -119,7 +147,9 @@ impl Health {
                 database: Check::passed(),
                 keys: Check::passed(),
                 key_reload: never,
+                chain_host_id: None,
             }),
+            chain: Mutex::new(None),
         };
         health.publish(&health.lock());
         health
@@ -145,7 +175,38 @@ impl Health {
         }
         self.publish(&checks);
         drop(checks);
+        self.run_chain_check();
         outcome
+    }
+
+    /// Adds the `chain_host_id` check (a node serving a chain): `registered`
+    /// is the `host_id` the marketplace had for the wallet at start-up.
+    pub fn watch_chain_host(
+        &self,
+        registry: Arc<dyn RegisteredHost>,
+        keys: Arc<KeyManager>,
+        registered: [u8; 32],
+    ) {
+        *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(ChainWatch {
+            registry,
+            keys,
+            last_registered: Mutex::new(registered),
+        }));
+        self.run_chain_check();
+    }
+
+    /// Runs the `chain_host_id` check now (when the node serves a chain).
+    pub fn run_chain_check(&self) {
+        let Some(watch) = self.chain.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        let check = watch.check();
+        if let Some(detail) = &check.detail {
+            tracing::error!(detail = %detail, "the host_id registered on-chain is not the node's; submissions would revert");
+        }
+        let mut checks = self.lock();
+        checks.chain_host_id = Some(check);
+        self.publish(&checks);
     }
 
     /// Runs the database and key-directory checks now.
@@ -164,6 +225,8 @@ impl Health {
         checks.database = database;
         checks.keys = keys;
         self.publish(&checks);
+        drop(checks);
+        self.run_chain_check();
     }
 
     /// Runs [`Health::run_checks`] every `interval` on a background thread.
@@ -193,9 +256,10 @@ impl Health {
         } else {
             Check::passed()
         };
+        let chain_ok = checks.chain_host_id.as_ref().is_none_or(|c| c.ok);
         let status = if !checks.database.ok {
             Status::Failing
-        } else if checks.keys.ok && checks.key_reload.ok && prover_queue.ok {
+        } else if checks.keys.ok && checks.key_reload.ok && prover_queue.ok && chain_ok {
             Status::Ok
         } else {
             Status::Degraded
@@ -206,6 +270,7 @@ impl Health {
             keys: checks.keys.clone(),
             key_reload: checks.key_reload.clone(),
             prover_queue,
+            chain_host_id: checks.chain_host_id.clone(),
         }
     }
 
@@ -222,6 +287,9 @@ impl Health {
         gauge("database", checks.database.ok);
         gauge("keys", checks.keys.ok);
         gauge("key_reload", checks.key_reload.ok);
+        if let Some(check) = &checks.chain_host_id {
+            gauge("chain_host_id", check.ok);
+        }
         self.metrics
             .keys_loaded
             .set(i64::from(checks.keys.ok && checks.key_reload.ok));
@@ -233,5 +301,59 @@ impl Health {
             .health_ok
             .with_label_values(&["prover_queue"])
             .set(i64::from(queue_depth < queue_capacity));
+    }
+}
+
+fn hex32(bytes: &[u8; 32]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+impl ChainWatch {
+    /// The registered `host_id` (the last one read when the chain cannot be
+    /// asked now) against the keys in use and the key directory's.
+    fn check(&self) -> Check {
+        let mut last = self
+            .last_registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match self.registry.registered_host_id() {
+            Ok(id) => *last = id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the host_id registered on-chain; comparing with the last one read")
+            }
+        }
+        let registered = *last;
+        drop(last);
+        let who = self.registry.describe();
+        if registered == [0; 32] {
+            return Check::failed(format!(
+                "{who} is not registered with the marketplace: submissions revert (HostNotRegistered); register it (the chain register command)"
+            ));
+        }
+        let loaded = self.keys.current().manifest.host_id.to_bytes();
+        let dir = self.keys.dir();
+        if loaded != registered {
+            return Check::failed(format!(
+                "the keys in use have host_id {}, but {who} is registered with host_id {}: every submission reverts (InvalidProof). \
+                 Rotating a host_id on-chain is not supported yet: put the key set with host_id {} back into {} and reload",
+                hex32(&loaded),
+                hex32(&registered),
+                hex32(&registered),
+                dir.display()
+            ));
+        }
+        match fabstir_zk::keystore::read_manifest(dir) {
+            Ok(manifest) if manifest.host_id.to_bytes() != registered => Check::failed(format!(
+                "the key directory {} now holds host_id {} (after keys rotate --new-host-key?), but {who} is registered with host_id {}: \
+                 a reload is refused and the node would not start again with it. Rotating a host_id on-chain is not supported yet: \
+                 move the previous set back from {}/retired/ (the newest one), or register a new wallet for the new host_id and restart with it",
+                dir.display(),
+                manifest.host_id,
+                hex32(&registered),
+                dir.display()
+            )),
+            // The `keys` check reports a directory that does not load.
+            _ => Check::passed(),
+        }
     }
 }

@@ -30,13 +30,21 @@ pub enum KeysError {
         /// `does not exist`, or `holds no keys (no keys.json)`.
         problem: &'static str,
     },
+    /// The node's chain refuses the new keys (see [`KeyManager::guard_reloads`]).
+    #[error("key reload refused: {0}; the previous keys stay in use")]
+    Refused(String),
 }
+
+/// Checks a key set a reload would install; `Err` says why it must not be
+/// (for instance: the marketplace knows the node by another `host_id`).
+pub type ReloadGuard = Box<dyn Fn(&KeySet) -> Result<(), String> + Send + Sync>;
 
 /// The node's keys.
 pub struct KeyManager {
     dir: PathBuf,
     current: RwLock<Arc<KeySet>>,
     verifiers: RwLock<HashMap<VkId, VerifyingKey>>,
+    guard: RwLock<Option<ReloadGuard>>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -88,6 +96,7 @@ impl KeyManager {
                 dir: dir.to_path_buf(),
                 current: RwLock::new(Arc::new(keys)),
                 verifiers: RwLock::new(verifiers),
+                guard: RwLock::new(None),
             },
             created,
         ))
@@ -139,12 +148,33 @@ impl KeyManager {
             .collect()
     }
 
+    /// The key directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every later reload first passes `guard`, and is refused (the old
+    /// keys stay in use) when it fails. A node serving a chain uses it: the
+    /// marketplace knows the node by its `host_id` and `vk_id`, which keys
+    /// cannot change under it.
+    pub fn guard_reloads(&self, guard: ReloadGuard) {
+        *self.guard.write().unwrap_or_else(|p| p.into_inner()) = Some(guard);
+    }
+
     /// Reloads the key directory (after a rotation). The old verifying key
     /// stays available. Returns the new current `vk_id`.
     pub fn reload(&self, production: bool) -> Result<VkId, KeysError> {
         let keys = KeySet::load(&self.dir)?;
         if production && keys.manifest.srs.trust == SrsTrust::InsecureDev {
             return Err(KeysError::InsecureSrs(self.dir.display().to_string()));
+        }
+        if let Some(guard) = self
+            .guard
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            guard(&keys).map_err(KeysError::Refused)?;
         }
         let id = keys.manifest.vk_id;
         let mut verifiers = retired_verifiers(&self.dir);

@@ -172,7 +172,7 @@ impl Metrics {
     /// Creates every labelled series at zero, so that dashboards and alerts
     /// see each series from the start rather than after its first event.
     fn register_label_values(&self) {
-        for reason in ["queue_full", "conflict"] {
+        for reason in ["queue_full", "conflict", "wrong_chain", "wrong_marketplace"] {
             self.results_rejected.with_label_values(&[reason]);
         }
         for reason in ["timeout", "wrong_host_key", "backend", "proof_too_large"] {

@@ -105,12 +105,14 @@ pub enum EvmError {
     /// `rpc_url` is not a URL.
     #[error("rpc_url {url:?} is not a valid URL: {reason}")]
     BadUrl { url: String, reason: String },
-    /// The endpoint does not answer (or answers garbage).
-    #[error("RPC {url}: {source}")]
+    /// The endpoint does not answer (or answers garbage): the error with
+    /// its causes down to the root (e.g. "Connection refused"), and what to
+    /// check.
+    #[error("RPC {url}: {detail}; {hint}")]
     Rpc {
         url: String,
-        #[source]
-        source: TransportError,
+        detail: String,
+        hint: &'static str,
     },
     /// `eth_chainId` is not the configured chain.
     #[error("chain_id: the RPC endpoint serves chain {actual}, but the node is configured for chain {configured}")]
@@ -118,6 +120,14 @@ pub enum EvmError {
     /// No contract at the marketplace address.
     #[error("marketplace: no contract at {address} on chain {chain_id}")]
     NoContract { address: Address, chain_id: u64 },
+    /// The contract at the marketplace address is something else (the
+    /// verifier, say): it does not answer `verifierVkId()`.
+    #[error("marketplace: the contract at {address} on chain {chain_id} does not answer verifierVkId() ({detail}), so it is not a FabstirMarketplace; check --marketplace: it must be the \"marketplace\" address the chain deploy command printed, not the \"verifier\"")]
+    NotMarketplace {
+        address: Address,
+        chain_id: u64,
+        detail: String,
+    },
     /// The marketplace's verifier checks another key.
     #[error("marketplace: its verifier checks vk_id {contract}, but this node proves with vk_id {node}; deploy a verifier for this node's keys (the evm verifier command) or use the node's matching keys")]
     VkMismatch { contract: String, node: String },
@@ -125,7 +135,7 @@ pub enum EvmError {
     #[error("host_id: wallet {wallet} is not registered with the marketplace; register host_id {host_id} first (the chain register command)")]
     NotRegistered { wallet: Address, host_id: String },
     /// The wallet is registered with another host id.
-    #[error("host_id: wallet {wallet} is registered with host_id {registered}, but this node's key has host_id {node}")]
+    #[error("host_id: wallet {wallet} is registered with host_id {registered}, but this node's key has host_id {node}; a wallet registers once and rotating a host_id on-chain is not supported yet: start with the key set whose host_id is {registered} (after keys rotate --new-host-key it is the newest one under the key directory's retired/), or register a new wallet for host_id {node} and start with it")]
     HostIdMismatch {
         wallet: Address,
         registered: String,
@@ -158,6 +168,9 @@ pub struct EvmChain {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     wake: tokio::sync::Notify,
+    /// Entries whose wait for the confirmation depth was logged, with the
+    /// block their receipt was in (logged again if a reorg moves it).
+    depth_logged: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
 }
 
 /// An RPC failure sorted by what to do about it.
@@ -178,6 +191,33 @@ fn classify(e: &TransportError) -> RpcFailure {
         }
     }
     RpcFailure::Transient(e.to_string())
+}
+
+/// An error and its causes, down to the root one, without repeats: a
+/// failed HTTP request says "error sending request for url (…)" and only its
+/// innermost cause says "Connection refused".
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let message = e.to_string();
+        if !message.is_empty() && !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+/// What to check when an RPC call fails: the endpoint itself (no answer)
+/// or what it answered.
+fn rpc_hint(e: &TransportError) -> &'static str {
+    if e.is_error_resp() {
+        "the endpoint answered with an error: check that --rpc-url (and any API key in it) is right and the provider is up"
+    } else {
+        "check that --rpc-url names a running JSON-RPC endpoint (scheme, host and port) that this machine can reach"
+    }
 }
 
 /// Aborts the process when [`FAULT_ENV`] names `point` (crash tests).
@@ -215,9 +255,10 @@ impl EvmChain {
             .disable_recommended_fillers()
             .connect_http(url)
             .erased();
-        let rpc = |source| EvmError::Rpc {
+        let rpc = |source: TransportError| EvmError::Rpc {
             url: settings.rpc_url.clone(),
-            source,
+            detail: error_chain(&source),
+            hint: rpc_hint(&source),
         };
         let chain_id = provider.get_chain_id().await.map_err(rpc)?;
         if let Some(configured) = settings.chain_id {
@@ -239,9 +280,24 @@ impl EvmChain {
             });
         }
         let market = IFabstirMarketplace::new(settings.marketplace, &provider);
+        let not_marketplace = |detail: String| EvmError::NotMarketplace {
+            address: settings.marketplace,
+            chain_id,
+            detail,
+        };
         let contract_vk = market.verifierVkId().call().await.map_err(|e| match e {
-            alloy::contract::Error::TransportError(source) => rpc(source),
-            other => rpc(TransportError::local_usage_str(&other.to_string())),
+            // A revert (a contract without that function) or an answer
+            // that is not a bytes32: another contract.
+            alloy::contract::Error::TransportError(source) => match classify(&source) {
+                RpcFailure::Revert(data) if data.is_empty() => {
+                    not_marketplace("the call reverted without data".into())
+                }
+                RpcFailure::Revert(data) => {
+                    not_marketplace(format!("the call reverted with 0x{}", hex::encode(data)))
+                }
+                RpcFailure::Transient(_) => rpc(source),
+            },
+            other => not_marketplace(other.to_string()),
         })?;
         if contract_vk.0 != vk_id {
             return Err(EvmError::VkMismatch {
@@ -278,7 +334,30 @@ impl EvmChain {
             store,
             metrics,
             wake: tokio::sync::Notify::new(),
+            depth_logged: Default::default(),
         }))
+    }
+
+    /// The host wallet's address.
+    pub fn wallet(&self) -> Address {
+        self.wallet
+    }
+
+    /// The `host_id` the marketplace has registered for the host wallet
+    /// (`hostIdOf`; zero when none), or why it cannot be asked now.
+    pub async fn registered_host_id(&self) -> Result<[u8; 32], String> {
+        IFabstirMarketplace::new(self.settings.marketplace, &self.provider)
+            .hostIdOf(self.wallet)
+            .call()
+            .await
+            .map(|id| id.to_be_bytes())
+            .map_err(|e| {
+                self.metrics
+                    .chain_rpc_errors
+                    .with_label_values(&["hostIdOf"])
+                    .inc();
+                format!("hostIdOf: {}", error_chain(&e))
+            })
     }
 
     /// The chain's id (`eth_chainId`).
@@ -577,9 +656,11 @@ impl EvmChain {
             };
             let block = receipt.block_number.unwrap_or(u64::MAX);
             if head.saturating_add(1) < block.saturating_add(self.settings.confirmations) {
+                self.log_depth_wait(&entry, &receipt.transaction_hash, block, head);
                 fault("awaiting_receipt");
                 continue;
             }
+            self.forget_depth_wait(entry.id);
             let tx_hash = format!("{:#x}", receipt.transaction_hash);
             let block_hash = receipt
                 .block_hash
@@ -591,13 +672,42 @@ impl EvmChain {
                 })?;
                 let latency = (crate::store::now_ms() - entry.created_at_ms).max(0) as f64 / 1000.0;
                 self.metrics.chain_confirm_seconds.observe(latency);
-                tracing::info!(checkpoint = entry.checkpoint_id, job_id = %entry.job_id, cumulative_tokens = entry.cumulative_tokens, tx = %tx_hash, block, "verified submission confirmed");
+                tracing::info!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), cumulative_tokens = entry.cumulative_tokens, tx = %tx_hash, block, "verified submission confirmed");
             } else {
                 let (name, detail) = self.revert_reason(&entry, block).await;
                 self.fail(&entry, &name, &detail)?;
             }
         }
         Ok(())
+    }
+
+    /// Says once per entry (and block) that a mined submission waits for
+    /// its confirmation depth: which block holds it, the head, and the block
+    /// at which it counts. On a chain that mines only when a transaction
+    /// arrives (anvil without `--block-time`) that block may never come.
+    fn log_depth_wait(&self, entry: &OutboxEntry, tx: &B256, block: u64, head: u64) {
+        let mut logged = self.depth_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if logged.insert(entry.id, block) == Some(block) {
+            return;
+        }
+        let confirmed_at = block.saturating_add(self.settings.confirmations.saturating_sub(1));
+        tracing::info!(
+            checkpoint = entry.checkpoint_id,
+            job_id = %crate::store::job_for_people(&entry.job_id),
+            tx = %format!("{tx:#x}"),
+            block,
+            head,
+            confirmations = self.settings.confirmations,
+            confirmed_at_block = confirmed_at,
+            "verified submission mined; waiting for its confirmation depth (it counts once block {confirmed_at} exists; the chain must keep mining)"
+        );
+    }
+
+    fn forget_depth_wait(&self, id: i64) {
+        self.depth_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// A sent transaction without a receipt: broadcast again if the node
@@ -728,7 +838,7 @@ impl EvmChain {
                 outbox::set_next_nonce(tx, &wallet, nonce + 1)
             })?;
             fault("after_record");
-            tracing::info!(checkpoint = entry.checkpoint_id, job_id = %entry.job_id, cumulative_tokens = entry.cumulative_tokens, nonce, tx = %hash, "verified submission sent");
+            tracing::info!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), cumulative_tokens = entry.cumulative_tokens, nonce, tx = %hash, "verified submission sent");
             self.broadcast(&raw).await?;
             fault("after_broadcast");
         }
@@ -881,7 +991,7 @@ impl EvmChain {
         } else {
             format!("{name}({detail})")
         };
-        tracing::warn!(checkpoint = entry.checkpoint_id, job_id = %entry.job_id, reason = %reason, "verified submission refused by the contract");
+        tracing::warn!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), reason = %reason, "verified submission refused by the contract");
         self.metrics.chain_reverts.with_label_values(&[name]).inc();
         self.store.durable(|tx| {
             outbox::mark_failed(tx, entry.id, &reason)?;
@@ -933,6 +1043,172 @@ impl EvmChain {
     }
 }
 
+/// The file in a key directory that lists the marketplaces its `host_id`
+/// is registered with (written by `chain register` and by `serve` once its
+/// start-up checks passed), so that `keys rotate --new-host-key` can tell
+/// that a new host key would lock the node out of them.
+pub const REGISTRATIONS_FILE: &str = "chain-registrations.json";
+
+/// One registration of a key directory's `host_id` on a marketplace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Registration {
+    pub chain_id: u64,
+    /// EIP-55 checksummed.
+    pub marketplace: String,
+    /// The host wallet, EIP-55 checksummed.
+    pub wallet: String,
+    /// `0x` + 64 hex digits.
+    pub host_id: String,
+}
+
+/// The registrations recorded in `keys_dir` (none when the file is missing
+/// or unreadable).
+pub fn registrations(keys_dir: &std::path::Path) -> Vec<Registration> {
+    std::fs::read(keys_dir.join(REGISTRATIONS_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Adds `registration` to `keys_dir`'s list (once), replacing the file
+/// atomically (mode 0600: it holds no secret, but lives among secrets).
+pub fn record_registration(
+    keys_dir: &std::path::Path,
+    registration: &Registration,
+) -> std::io::Result<()> {
+    let mut list = registrations(keys_dir);
+    if list.contains(registration) {
+        return Ok(());
+    }
+    list.push(registration.clone());
+    let path = keys_dir.join(REGISTRATIONS_FILE);
+    let staging = keys_dir.join(format!(".{REGISTRATIONS_FILE}.tmp"));
+    let _ = std::fs::remove_file(&staging);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&staging)?;
+    std::io::Write::write_all(
+        &mut file,
+        serde_json::to_string_pretty(&list)
+            .map_err(std::io::Error::other)?
+            .as_bytes(),
+    )?;
+    file.sync_all()?;
+    std::fs::rename(&staging, &path)
+}
+
+/// What the marketplace knows about the node's keys, for key reloads and
+/// the `chain_host_id` health check: the `host_id` registered for the host
+/// wallet (read from the contract) and the `vk_id` its verifier checks
+/// (checked at start-up). The contract cannot rotate a host's id yet, so a
+/// reload that would change either is refused.
+pub struct ChainKeys {
+    chain: Arc<EvmChain>,
+    runtime: tokio::runtime::Handle,
+    verifier_vk_id: [u8; 32],
+    /// The last `host_id` read from the contract.
+    registered: std::sync::Mutex<[u8; 32]>,
+}
+
+/// How long a key reload or a health check waits for the contract.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ChainKeys {
+    /// `chain` (checked at start-up: its verifier checks `verifier_vk_id`,
+    /// the wallet is registered with `registered`), whose calls run on
+    /// `runtime` (from blocking threads only).
+    pub fn new(
+        chain: Arc<EvmChain>,
+        runtime: tokio::runtime::Handle,
+        verifier_vk_id: [u8; 32],
+        registered: [u8; 32],
+    ) -> Self {
+        Self {
+            chain,
+            runtime,
+            verifier_vk_id,
+            registered: std::sync::Mutex::new(registered),
+        }
+    }
+
+    /// The registered `host_id`, read now (the last one read, with a
+    /// warning, when the contract cannot be asked).
+    fn current_registration(&self) -> [u8; 32] {
+        match crate::health::RegisteredHost::registered_host_id(self) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the host_id registered on-chain; comparing with the last one read");
+                *self.registered.lock().unwrap_or_else(|p| p.into_inner())
+            }
+        }
+    }
+
+    /// Whether a reload may install `keys`: the same `host_id` as the
+    /// wallet's registration and the `vk_id` the verifier checks; else what
+    /// to do instead.
+    pub fn check_reload(&self, keys: &fabstir_zk::KeySet) -> Result<(), String> {
+        let host_id = keys.manifest.host_id.to_bytes();
+        let registered = self.current_registration();
+        let who = crate::health::RegisteredHost::describe(self);
+        if host_id != registered {
+            return Err(format!(
+                "the new keys have host_id {}, but {who} is registered with host_id {}, and rotating a host_id on-chain is not supported yet \
+                 (the marketplace would refuse every submission with InvalidProof, and the node would not start again). \
+                 Either keep the old host key: move the previous key set back from the key directory's retired/ (the newest one) \
+                 or restore a backup, and reload; or register a new wallet for host_id {} (fabstir-node chain register --wallet-key NEW.key) \
+                 and restart the node with --wallet-key NEW.key",
+                hex32(&host_id),
+                hex32(&registered),
+                hex32(&host_id)
+            ));
+        }
+        let vk_id = keys.manifest.vk_id.0;
+        if vk_id != self.verifier_vk_id {
+            return Err(format!(
+                "the new keys have vk_id {}, but the verifier of marketplace {} checks vk_id {} \
+                 (the marketplace would refuse every submission with InvalidProof, and the node would not start again). \
+                 Keep the current keys (move the previous set back from the key directory's retired/), \
+                 or deploy a verifier and marketplace for the new keys and restart the node with that --marketplace",
+                hex32(&vk_id),
+                self.chain.marketplace(),
+                hex32(&self.verifier_vk_id)
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl crate::health::RegisteredHost for ChainKeys {
+    fn registered_host_id(&self) -> Result<[u8; 32], String> {
+        let chain = self.chain.clone();
+        let read = self.runtime.block_on(async move {
+            tokio::time::timeout(REGISTRY_TIMEOUT, chain.registered_host_id()).await
+        });
+        let id = match read {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(format!(
+                    "hostIdOf: no answer within {} s",
+                    REGISTRY_TIMEOUT.as_secs()
+                ))
+            }
+        };
+        *self.registered.lock().unwrap_or_else(|p| p.into_inner()) = id;
+        Ok(id)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "wallet {} (marketplace {}, chain {})",
+            self.chain.wallet(),
+            self.chain.marketplace(),
+            self.chain.chain_id()
+        )
+    }
+}
+
 /// The `tx_hash` recorded for a submission found credited by the contract
 /// without a receipt of its own transaction at hand.
 const CREDITED: &str = "credited";
@@ -958,4 +1234,43 @@ fn parse_hash(text: &str) -> Option<B256> {
 fn parse_u256(text: &str) -> U256 {
     let digits = text.strip_prefix("0x").unwrap_or(text);
     U256::from_str_radix(digits, 16).unwrap_or(U256::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_reaches_the_root_cause_without_repeats() {
+        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let transport = alloy::transports::TransportErrorKind::custom(root);
+        let text = error_chain(&transport);
+        assert!(text.ends_with("Connection refused"), "{text}");
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+        assert!(rpc_hint(&transport).contains("check that --rpc-url"));
+    }
+
+    #[test]
+    fn registrations_are_recorded_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(registrations(dir.path()).is_empty());
+        let registration = Registration {
+            chain_id: 31337,
+            marketplace: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".into(),
+            wallet: "0xDe72E1Ac5C5100cc1108B933e99295075F558877".into(),
+            host_id: format!("0x{}", "11".repeat(32)),
+        };
+        record_registration(dir.path(), &registration).unwrap();
+        record_registration(dir.path(), &registration).unwrap();
+        assert_eq!(registrations(dir.path()), vec![registration]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join(REGISTRATIONS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
 }

@@ -176,6 +176,7 @@ impl Drop for Chain {
 struct Setup {
     dir: DataDir,
     marketplace: Address,
+    verifier: Address,
     host: Address,
     client: String,
     keys: PathBuf,
@@ -198,6 +199,52 @@ fn run_cli(args: &[&str]) -> Value {
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
+/// Runs the CLI; its exit code and the JSON object it printed last.
+fn try_cli(args: &[&str]) -> (Option<i32>, Value) {
+    let output = Command::new(binary())
+        .args(args)
+        .env("FABSTIR_LOG", "warn")
+        .env_remove("HOST_PRIVATE_KEY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value = text
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| json!(String::from_utf8_lossy(&output.stderr)));
+    (output.status.code(), value)
+}
+
+/// The property names `docs/openapi.yaml` documents at `pointer` (a JSON
+/// pointer into the file, e.g. `/components/schemas/Checkpoint`).
+fn documented_properties(pointer: &str) -> Vec<String> {
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&common::read_repo_file("docs/openapi.yaml")).unwrap();
+    let spec = serde_json::to_value(yaml).unwrap();
+    spec.pointer(&format!("{pointer}/properties"))
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("docs/openapi.yaml has no properties at {pointer}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Every field of `value` is documented at `pointer` in docs/openapi.yaml.
+fn assert_documented(value: &Value, pointer: &str) {
+    let documented = documented_properties(pointer);
+    for key in value
+        .as_object()
+        .unwrap_or_else(|| panic!("{value}"))
+        .keys()
+    {
+        assert!(
+            documented.contains(key),
+            "`{key}` is not documented at {pointer} in docs/openapi.yaml ({documented:?})"
+        );
+    }
+}
+
 /// `chain deploy`, `keygen`, a funded wallet, `chain register`.
 fn setup(chain: &Chain) -> Setup {
     let contracts = common::repo_root().join("contracts");
@@ -210,6 +257,7 @@ fn setup(chain: &Chain) -> Setup {
         contracts.to_str().unwrap(),
     ]);
     let marketplace: Address = deployed["marketplace"].as_str().unwrap().parse().unwrap();
+    let verifier: Address = deployed["verifier"].as_str().unwrap().parse().unwrap();
     let dir = DataDir::new();
     let keys = dir.path().join("keys");
     run_cli(&["keygen", "--dir", keys.to_str().unwrap()]);
@@ -242,6 +290,7 @@ fn setup(chain: &Chain) -> Setup {
     Setup {
         dir,
         marketplace,
+        verifier,
         host,
         client,
         keys,
@@ -441,6 +490,31 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
     let (_, health) = node.get("/health");
     assert_eq!(health["chain"]["kind"], "evm", "{health}");
 
+    // Results for another chain or marketplace are refused when they
+    // arrive: nothing is stored or proved for them.
+    let mut other_chain = setup.result(job, 12);
+    other_chain["chain_id"] = json!(84532);
+    let (status, body) = node.post("/v1/results", &other_chain);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "wrong_chain", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("chain 31337"),
+        "{body}"
+    );
+    let mut other_market = setup.result(job, 12);
+    other_market["marketplace"] = json!(format!("{:#x}", setup.verifier));
+    let (status, body) = node.post("/v1/results", &other_market);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "wrong_marketplace", "{body}");
+    assert_eq!(node.get(&format!("/v1/proofs/{job}")).0, 404);
+    assert_eq!(
+        node.metric("fabstir_results_rejected_total{reason=\"wrong_chain\"}"),
+        Some(1.0)
+    );
+
     prove(&node, &setup, job, 12);
     let mut commitments = Vec::new();
     for tokens in [4, 9, 12] {
@@ -452,6 +526,26 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
         assert_eq!(on_chain.tokensUsed, U256::from(tokens), "{}", setup.dump());
     }
     assert_eq!(setup.outbox("confirmed"), 3);
+    // Each checkpoint shows its on-chain state, as documented.
+    let (_, list) = node.get(&format!("/v1/checkpoints/{job}"));
+    for checkpoint in list["checkpoints"].as_array().unwrap() {
+        let onchain = &checkpoint["onchain"];
+        assert_eq!(onchain["state"], "confirmed", "{list}");
+        assert!(onchain["block_number"].as_u64().is_some(), "{onchain}");
+        assert!(onchain["tx_hash"].as_str().unwrap().starts_with("0x"));
+        assert_documented(onchain, "/components/schemas/Checkpoint/properties/onchain");
+    }
+    let (_, health) = node.get("/health");
+    let outbox = &health["chain"]["outbox"];
+    assert_eq!(outbox["confirmed"], 3, "{health}");
+    assert_eq!(outbox["pending"], 0, "{health}");
+    assert_eq!(outbox["oldest_open_age_ms"], Value::Null, "{health}");
+    assert_documented(
+        outbox,
+        "/components/schemas/Health/properties/chain/properties/outbox",
+    );
+    assert_eq!(health["checks"]["chain_host_id"]["ok"], true, "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
     // The figure: gas of each verified submission.
     let db = setup.dir.db();
     let mut stmt = db
@@ -589,6 +683,36 @@ fn start_up_refuses_a_wrong_chain_an_unregistered_host_or_another_key() {
     let refusal = common::serve_refused(setup.dir.path(), &flags, &[]);
     let text = refusal.text();
     assert!(text.contains("vk_id") || text.contains("host_id"), "{text}");
+
+    // The verifier's address given as the marketplace: a contract, but not
+    // a marketplace, and the message says where the right address is.
+    let mut flags = setup.node_flags(&chain, &[]);
+    let at = flags.iter().position(|f| f == "--marketplace").unwrap();
+    flags[at + 1] = format!("{:#x}", setup.verifier);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let refusal = common::serve_refused(setup.dir.path(), &flags, &[]);
+    let text = refusal.text();
+    assert!(
+        text.contains("does not answer verifierVkId()")
+            && text.contains("not a FabstirMarketplace")
+            && text.contains("chain deploy"),
+        "{text}"
+    );
+    assert!(!text.contains("data: \"0x\""), "{text}");
+    // Nothing listens at the RPC URL: the root cause and what to check.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let mut flags = setup.node_flags(&chain, &[]);
+    let at = flags.iter().position(|f| f == "--rpc-url").unwrap();
+    flags[at + 1] = closed.clone();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let refusal = common::serve_refused(setup.dir.path(), &flags, &[]);
+    let text = refusal.text();
+    assert!(
+        text.contains(&closed)
+            && text.to_lowercase().contains("connection refused")
+            && text.contains("check that --rpc-url"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -682,6 +806,21 @@ fn over_claims_are_refused_before_sending_and_by_the_contract() {
     assert_eq!(chain.nonce(setup.host), nonce_before, "nothing was sent");
     let (_, list) = node.get(&format!("/v1/checkpoints/{job}"));
     assert_eq!(list["checkpoints"][1]["status"], "rejected", "{list}");
+    assert_eq!(
+        list["checkpoints"][1]["onchain"]["state"], "failed",
+        "{list}"
+    );
+    assert!(
+        list["checkpoints"][1]["onchain"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("JobAlreadyCompleted"),
+        "{list}"
+    );
+    assert_eq!(
+        list["checkpoints"][0]["onchain"]["state"], "confirmed",
+        "{list}"
+    );
     assert!(node
         .metrics_text()
         .contains("fabstir_chain_reverts_total{reason=\"JobAlreadyCompleted\"} 1"));
@@ -917,5 +1056,280 @@ fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
     assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(15));
     assert_eq!(setup.earnings(&chain), U256::from(15 * PRICE));
     setup.assert_one_transaction_per_submission(&chain);
+    node.kill9();
+}
+
+/// Polls `/health` until `accept` holds; panics with the last answer.
+fn wait_health(node: &Node, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, health) = node.get("/health");
+        if accept(&health) {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "{what}: {health}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
+    let chain = Chain::start(&[]);
+    let setup = setup(&chain);
+    let job = setup.open_job(&chain, 50);
+    let mut node = setup.start_node(&chain, &["--health-interval-ms", "200"], &[]);
+    prove(&node, &setup, job, 20);
+    let old_host = node.startup["host_id"].as_str().unwrap().to_string();
+    let health = wait_health(&node, "chain_host_id ok", |h| {
+        h["checks"]["chain_host_id"]["ok"] == true
+    });
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_documented(
+        &health["checks"],
+        "/components/schemas/Health/properties/checks",
+    );
+    let keys = setup.keys.to_str().unwrap();
+    let manifest_host = || {
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(setup.keys.join("keys.json")).unwrap()).unwrap();
+        manifest["host_id"].as_str().unwrap().to_string()
+    };
+
+    // `keys rotate --new-host-key` knows (from the registration `serve` and
+    // `chain register` recorded) that a marketplace has this host_id: it
+    // refuses, and changes nothing.
+    let (code, refused) = try_cli(&["keys", "rotate", "--dir", keys, "--new-host-key"]);
+    assert_eq!(code, Some(2), "{refused}");
+    assert_eq!(refused["code"], "registered_on_chain", "{refused}");
+    let message = refused["error"].as_str().unwrap();
+    assert!(
+        message.contains("not supported yet") && message.contains("Nothing was changed"),
+        "{message}"
+    );
+    assert_eq!(manifest_host(), old_host);
+
+    // Forced, the directory gets a new host_id: /health names the problem
+    // before any reload (a restart would fail).
+    let (code, rotated) = try_cli(&["keys", "rotate", "--dir", keys, "--new-host-key", "--force"]);
+    assert_eq!(code, Some(0), "{rotated}");
+    let new_host = rotated["host_id"].as_str().unwrap().to_string();
+    assert_ne!(new_host, old_host);
+    let health = wait_health(&node, "chain_host_id fails", |h| {
+        h["checks"]["chain_host_id"]["ok"] == false
+    });
+    assert_eq!(health["status"], "degraded", "{health}");
+    let detail = health["checks"]["chain_host_id"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        detail.contains(&new_host) && detail.contains(&old_host),
+        "{detail}"
+    );
+    assert!(node
+        .metrics_text()
+        .contains("fabstir_health_ok{check=\"chain_host_id\"} 0"));
+    // A restart with the rotated directory would be refused, saying what
+    // to do (another data directory: this one is the running node's).
+    let elsewhere = DataDir::new();
+    let flags = setup.node_flags(&chain, &[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let refusal = common::serve_refused(elsewhere.path(), &flags, &[]);
+    let text = refusal.text();
+    assert!(
+        text.contains(&format!("is registered with host_id {old_host}"))
+            && text.contains("register a new wallet for host_id")
+            && text.contains("retired/"),
+        "{text}"
+    );
+
+    // A reload, by SIGHUP or by the admin route, is refused with what to do;
+    // the old keys stay in use.
+    let sent = Command::new("kill")
+        .args(["-HUP", &node.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let health = wait_health(&node, "SIGHUP reload refused", |h| {
+        h["checks"]["key_reload"]["ok"] == false
+    });
+    let detail = health["checks"]["key_reload"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("rotating a host_id on-chain is not supported yet")
+            && detail.contains("previous keys stay in use"),
+        "{detail}"
+    );
+    let (status, body) = node.post_with_token("/v1/admin/keys/reload", &json!({}));
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "key_reload_failed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("keep the old host key")
+            && message.contains("register a new wallet for host_id")
+            && message.contains(&new_host),
+        "{message}"
+    );
+    let (_, ezkl) = node.get("/health/ezkl");
+    assert_eq!(ezkl["host_id"], old_host.as_str(), "{ezkl}");
+
+    // `chain register` of the new keys with the registered wallet: the
+    // contract's HostAlreadyRegistered, said in words (and checked first).
+    let market = format!("{:#x}", setup.marketplace);
+    let wallet = setup.wallet_file.to_str().unwrap();
+    let register = |keys: &str, wallet: &str| {
+        try_cli(&[
+            "chain",
+            "register",
+            "--rpc-url",
+            &chain.url,
+            "--marketplace",
+            &market,
+            "--keys",
+            keys,
+            "--wallet-key",
+            wallet,
+        ])
+    };
+    let (code, refused) = register(keys, wallet);
+    assert_eq!(code, Some(1), "{refused}");
+    assert_eq!(refused["code"], "already_registered", "{refused}");
+    let message = refused["error"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("is already registered with host_id {old_host}")),
+        "{message}"
+    );
+    // The old host_id for another wallet: the contract's HostIdTaken,
+    // decoded from the revert.
+    let retired = std::fs::read_dir(setup.keys.join("retired"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let other = setup.dir.path().join("other.key");
+    let other_wallet = HostWallet::generate(&mut rand::rngs::OsRng);
+    other_wallet.write_new(&other).unwrap();
+    rpc(
+        &chain.url,
+        "anvil_setBalance",
+        json!([
+            format!("{:#x}", Address::from(other_wallet.address())),
+            "0xde0b6b3a7640000"
+        ]),
+    );
+    let (code, refused) = register(retired.to_str().unwrap(), other.to_str().unwrap());
+    assert_eq!(code, Some(1), "{refused}");
+    assert_eq!(refused["code"], "reverted", "{refused}");
+    let message = refused["error"].as_str().unwrap();
+    assert!(
+        message.contains("HostIdTaken") && message.contains("another wallet"),
+        "{message}"
+    );
+
+    // The node still submits with the old keys: the checkpoint is credited.
+    let (status, body) = checkpoint(&node, job, 20);
+    assert_eq!(status, 201, "{body}");
+    setup.wait_outbox_done(Duration::from_secs(60));
+    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(20));
+
+    // Restoring the old set clears the check; a reload then succeeds.
+    for name in [
+        "srs.params",
+        "proving.key",
+        "verifying.key",
+        "host.key",
+        "keys.json",
+    ] {
+        std::fs::rename(retired.join(name), setup.keys.join(name)).unwrap();
+    }
+    wait_health(&node, "chain_host_id ok again", |h| {
+        h["checks"]["chain_host_id"]["ok"] == true
+    });
+    let (status, body) = node.post_with_token("/v1/admin/keys/reload", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let health = wait_health(&node, "ok again", |h| h["status"] == "ok");
+    assert_eq!(health["checks"]["key_reload"]["ok"], true);
+    // Registering the same wallet and host_id again is nothing to do.
+    let (code, again) = register(keys, wallet);
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(again["already_registered"], true, "{again}");
+    assert_eq!(again["transaction"], Value::Null, "{again}");
+    let stderr = node.stderr_text();
+    assert!(
+        stderr.contains("key reload failed; the previous keys stay in use"),
+        "{stderr}"
+    );
+    node.kill9();
+}
+
+#[test]
+fn a_submission_waiting_for_its_confirmations_is_logged_and_shown() {
+    // A chain that mines a block a second, as the README's.
+    let chain = Chain::start(&["--block-time", "1"]);
+    let setup = setup(&chain);
+    let job = setup.open_job(&chain, 50);
+    // Four blocks deep: the submission waits about three seconds.
+    let mut node = setup.start_node(
+        &chain,
+        &["--confirmations", "4"],
+        &[("FABSTIR_LOG", "info")],
+    );
+    prove(&node, &setup, job, 10);
+    let (status, body) = checkpoint(&node, job, 10);
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        matches!(body["onchain"]["state"].as_str(), Some("pending" | "sent")),
+        "{body}"
+    );
+    // While it waits: `sent` with its transaction, and /health counts it
+    // with the age of the oldest open entry.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut seen_sent, mut open_outbox) = (None, None);
+    let confirmed = loop {
+        let (_, list) = node.get(&format!("/v1/checkpoints/{job}"));
+        let onchain = list["checkpoints"][0]["onchain"].clone();
+        if onchain["state"] == "sent" && seen_sent.is_none() {
+            seen_sent = Some(onchain.clone());
+        }
+        if open_outbox.is_none() {
+            let (_, health) = node.get("/health");
+            let outbox = health["chain"]["outbox"].clone();
+            if outbox["sent"] == 1 {
+                open_outbox = Some(outbox);
+            }
+        }
+        if onchain["state"] == "confirmed" {
+            break onchain;
+        }
+        assert!(Instant::now() < deadline, "{list}\n{}", setup.dump());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let sent = seen_sent.expect("the submission was seen waiting as sent");
+    assert!(
+        sent["tx_hash"].as_str().unwrap().starts_with("0x"),
+        "{sent}"
+    );
+    assert_eq!(sent["block_number"], Value::Null, "{sent}");
+    let outbox = open_outbox.expect("/health counted the submission as sent");
+    assert!(outbox["oldest_open_age_ms"].as_i64().is_some(), "{outbox}");
+    assert_eq!(outbox["confirmed"], 0, "{outbox}");
+    // Confirmed four blocks deep: its block and three more exist.
+    let block = confirmed["block_number"].as_u64().unwrap();
+    let head = quantity(&rpc(&chain.url, "eth_blockNumber", json!([])));
+    assert!(head >= block + 3, "block {block}, head {head}");
+    assert_eq!(confirmed["tx_hash"], sent["tx_hash"]);
+    assert!(confirmed["confirmed_at_ms"].as_i64().is_some());
+    // The log said what it waited for, once.
+    let stderr = node.stderr_text();
+    let waits: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("waiting for its confirmation depth"))
+        .collect();
+    assert_eq!(waits.len(), 1, "{stderr}");
+    assert!(
+        waits[0].contains(&format!("block={block}"))
+            && waits[0].contains("confirmations=4")
+            && waits[0].contains(&format!("confirmed_at_block={}", block + 3)),
+        "{}",
+        waits[0]
+    );
     node.kill9();
 }

@@ -787,6 +787,42 @@ fn every_command_prints_exactly_one_json_object_on_success_and_on_failure() {
             Failure::Error("wallet"),
         ),
         (
+            "chain wallet new",
+            Some(v(&["chain", "wallet", "new", "--out", &p("wallet.key")])),
+            // The file exists now: never overwritten.
+            v(&["chain", "wallet", "new", "--out", &p("wallet.key")]),
+            Failure::Error("wallet"),
+        ),
+        (
+            "chain wallet show",
+            Some(v(&[
+                "chain",
+                "wallet",
+                "show",
+                "--wallet-key",
+                &p("wallet.key"),
+            ])),
+            v(&["chain", "wallet", "show", "--wallet-key", &missing]),
+            Failure::Error("wallet"),
+        ),
+        (
+            "chain open-job",
+            None,
+            v(&[
+                "chain",
+                "open-job",
+                "--rpc-url",
+                "http://127.0.0.1:1",
+                "--marketplace",
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                "--host",
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                "--private-key-file",
+                &missing,
+            ]),
+            Failure::Error("private_key_file"),
+        ),
+        (
             "chain demo",
             None,
             v(&["chain", "demo", "--contracts", &empty]),

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::extract::{JobPath, JsonBody};
 use super::{blocking, App};
+use crate::store::{outbox, Checkpoint};
 
 /// `POST /v1/checkpoints` body.
 #[derive(Deserialize)]
@@ -47,7 +48,32 @@ pub async fn post_checkpoint(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!(checkpoint))))
+    let mut list = with_onchain(&app, vec![checkpoint]).await?;
+    Ok((status, Json(list.pop().unwrap_or(Value::Null))))
+}
+
+/// The checkpoints as JSON; on a node that submits to a marketplace each
+/// gets `onchain`, its verified submission as the outbox has it (`null`
+/// when it has none: refused before it was queued).
+async fn with_onchain(app: &App, list: Vec<Checkpoint>) -> Result<Vec<Value>, ApiError> {
+    if app.checkpoints.chain_target().is_none() {
+        return Ok(list.iter().map(|c| json!(c)).collect());
+    }
+    let store = app.store.clone();
+    blocking(move || {
+        Ok(store.read(|tx| {
+            list.iter()
+                .map(|checkpoint| {
+                    let mut value = json!(checkpoint);
+                    value["onchain"] = outbox::by_checkpoint(tx, checkpoint.id)?
+                        .map(|entry| outbox::onchain_view(&entry))
+                        .unwrap_or(Value::Null);
+                    Ok(value)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?)
+    })
+    .await
 }
 
 /// The job's checkpoints, oldest first.
@@ -57,6 +83,7 @@ pub async fn get_checkpoints(
 ) -> Result<Json<Value>, ApiError> {
     let checkpoints = app.checkpoints.clone();
     let list = blocking(move || Ok(checkpoints.list(&job)?)).await?;
+    let list = with_onchain(&app, list).await?;
     Ok(Json(
         json!({ "job_id": job.to_string(), "checkpoints": list }),
     ))

@@ -111,6 +111,12 @@ error_codes! {
     TokensOutOfRange = ("tokens_out_of_range", UNPROCESSABLE_ENTITY),
     /// The result names its model by hash and no `model_id` was given.
     ModelIdRequired = ("model_id_required", UNPROCESSABLE_ENTITY),
+    /// With a chain configured: the result names another `chain_id` than
+    /// the chain the node submits to, so its proof could never be paid there.
+    WrongChain = ("wrong_chain", UNPROCESSABLE_ENTITY),
+    /// With a chain configured: the result names another marketplace
+    /// contract than the one the node submits to.
+    WrongMarketplace = ("wrong_marketplace", UNPROCESSABLE_ENTITY),
     /// The key directory cannot be loaded; the old keys stay in use.
     KeyReloadFailed = ("key_reload_failed", UNPROCESSABLE_ENTITY),
     /// The request head has more header fields (100) or bytes (the HTTP

@@ -63,6 +63,7 @@ pub async fn post_result(
     JsonBody(request): JsonBody<ResultRequest>,
 ) -> Result<Response, ApiError> {
     let result = request.into_result()?;
+    check_chain(&app, &result)?;
     // Without a place in the queue, a job that is already stored still gets
     // its idempotent answer (duplicate or conflict); only new jobs get 503.
     let reserved = app.pool.reserve().is_ok();
@@ -124,6 +125,44 @@ pub async fn post_result(
         Json(accepted_body(&stored, duplicate)),
     )
         .into_response())
+}
+
+/// On a node that submits to a marketplace, a result for another chain or
+/// marketplace is refused when it arrives: its proof binds both, so the
+/// contract would refuse every checkpoint of it, and nothing could pay it.
+fn check_chain(app: &App, result: &InferenceResult) -> Result<(), ApiError> {
+    let Some((chain_id, marketplace)) = app.checkpoints.chain_target() else {
+        return Ok(());
+    };
+    let refuse = |code: ErrorCode, message: String| {
+        app.metrics
+            .results_rejected
+            .with_label_values(&[code.as_str()])
+            .inc();
+        Err(ApiError::new(code, message))
+    };
+    if result.chain_id != chain_id {
+        return refuse(
+            ErrorCode::WrongChain,
+            format!(
+                "chain_id {} is not the chain this node submits checkpoints to (chain {chain_id}, --rpc-url): \
+                 the contract there could never pay for this result; send it to a node serving chain {}",
+                result.chain_id, result.chain_id
+            ),
+        );
+    }
+    if result.marketplace.0 != marketplace {
+        return refuse(
+            ErrorCode::WrongMarketplace,
+            format!(
+                "marketplace {} is not the marketplace this node submits checkpoints to ({}, --marketplace): \
+                 that contract could never pay for this result; send it to a node serving that marketplace",
+                result.marketplace.to_checksummed(),
+                Address(marketplace).to_checksummed()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// The 202 body for a stored result.

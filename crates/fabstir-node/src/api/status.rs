@@ -25,23 +25,36 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         Ok(stats) => (json!(stats), Value::Null),
         Err(e) => (Value::Null, json!(e.to_string())),
     };
+    let mut chain = app.checkpoints.chain_description();
+    if chain["kind"] == "evm" {
+        // The outbox of verified submissions: counts by state and the age
+        // of the oldest one not confirmed or failed yet (null if unreadable).
+        let store = app.store.clone();
+        let outbox =
+            blocking(move || Ok(store.read(|tx| crate::store::outbox::summary(tx)))).await?;
+        chain["outbox"] = outbox.unwrap_or(Value::Null);
+    }
     let report = app.health.report(app.pool.depth(), app.pool.capacity());
     let status = if report.status == Status::Failing {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
+    let mut checks = json!({
+        "database": report.database,
+        "keys": report.keys,
+        "key_reload": report.key_reload,
+        "prover_queue": report.prover_queue,
+    });
+    if let Some(check) = &report.chain_host_id {
+        checks["chain_host_id"] = json!(check);
+    }
     let body = json!({
         "status": report.status,
-        "checks": {
-            "database": report.database,
-            "keys": report.keys,
-            "key_reload": report.key_reload,
-            "prover_queue": report.prover_queue,
-        },
+        "checks": checks,
         "stats": stats,
         "stats_error": stats_error,
-        "chain": app.checkpoints.chain_description(),
+        "chain": chain,
         "peak_rss_kib": crate::metrics::peak_rss_kib(),
     });
     Ok((status, Json(body)).into_response())

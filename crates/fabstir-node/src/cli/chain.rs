@@ -1,8 +1,10 @@
 //! `chain`: the marketplace on an EVM chain. `deploy` deploys the verifier
 //! and the marketplace (compiled from `contracts/src` by the local toolchain),
-//! `register` registers the host wallet with the node's `host_id`, and
-//! `demo` runs the whole flow on a local anvil: deploy, a funded job, the
-//! host registered, one result proved and submitted, the host credited.
+//! `wallet` creates a host wallet key file (or shows its address),
+//! `register` registers the host wallet with the node's `host_id`,
+//! `open-job` opens a job with a deposit as a client, and `demo` runs the
+//! whole flow on a local anvil: deploy, a funded job, the host registered,
+//! one result proved and submitted, the host credited.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use fabstir_zk::{KeySet, SrsSource};
 use serde_json::{json, Value};
 
 use super::Failure;
-use crate::chain::contract::{IFabstirMarketplace, IFabstirVerifier};
+use crate::chain::contract::{decode_revert, IFabstirMarketplace, IFabstirVerifier};
 use crate::chain::HostWallet;
 use crate::evm_local::Toolchain;
 
@@ -31,6 +33,25 @@ pub const ANVIL_DEV_KEY: &str =
 const ANVIL_CLIENT_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 /// anvil's chain id.
 const ANVIL_CHAIN_ID: u64 = 31337;
+/// The model `open-job` names by default (the README's).
+const DEFAULT_MODEL: &str = "TheBloke/Llama-2-7B-Chat-GGUF/llama-2-7b-chat.Q4_K_M.gguf";
+
+/// Host wallet key files.
+#[derive(Debug, clap::Subcommand)]
+pub enum WalletCommand {
+    /// Create a new host wallet key file (0400, never overwritten) and print its address.
+    New {
+        /// The key file to create (the --wallet-key of serve and chain register).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the address of a host wallet key file.
+    Show {
+        /// The key file.
+        #[arg(long)]
+        wallet_key: PathBuf,
+    },
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ChainCommand {
@@ -57,9 +78,39 @@ pub enum ChainCommand {
         /// Key directory whose host_id is registered.
         #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
         keys_dir: PathBuf,
-        /// Host wallet key file (0400) [default: HOST_PRIVATE_KEY].
+        /// Host wallet key file (0400; made by chain wallet new, not the key directory's host.key)
+        /// [default: HOST_PRIVATE_KEY].
         #[arg(long)]
         wallet_key: Option<PathBuf>,
+    },
+    /// Create a host wallet key file, or show a key file's address.
+    Wallet {
+        #[command(subcommand)]
+        command: WalletCommand,
+    },
+    /// Open a job as a client: createSessionJob for a host wallet, with a deposit; prints the job id.
+    OpenJob {
+        /// JSON-RPC endpoint.
+        #[arg(long)]
+        rpc_url: String,
+        /// The marketplace's address.
+        #[arg(long)]
+        marketplace: String,
+        /// The host wallet's address (chain wallet show, or host_address in serve's first line).
+        #[arg(long)]
+        host: String,
+        /// Price per token, in wei.
+        #[arg(long, default_value_t = 1_000_000_000)]
+        price_per_token: u128,
+        /// Tokens the deposit pays for: the deposit is tokens x price_per_token.
+        #[arg(long, default_value_t = 100)]
+        tokens: u64,
+        /// The model's name; the job's modelId is its keccak256 (what checkpoints sign by default).
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: String,
+        /// The client's key file (0400; 0x + 64 hex digits) [default: anvil's second dev key, chain 31337 only].
+        #[arg(long)]
+        private_key_file: Option<PathBuf>,
     },
     /// Start anvil, deploy, open a funded job, register a host and run one result to an on-chain credit.
     Demo {
@@ -126,23 +177,123 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
             let keyset =
                 KeySet::load(&keys_dir).map_err(|e| Failure::input("keys", e.to_string()))?;
             let marketplace = parse_address("marketplace", &marketplace)?;
-            let outcome = runtime.block_on(async {
+            let host_id = U256::from_be_bytes(keyset.manifest.host_id.to_bytes());
+            let (chain_id, outcome) = runtime.block_on(async {
                 let provider = provider(&rpc_url, wallet.signer())?;
-                register(
-                    &provider,
-                    marketplace,
-                    U256::from_be_bytes(keyset.manifest.host_id.to_bytes()),
-                )
-                .await
+                let chain_id = provider
+                    .get_chain_id()
+                    .await
+                    .map_err(|e| rpc_failure(&format!("--rpc-url {rpc_url}"), e))?;
+                let host = Address::from(wallet.address());
+                let registered = IFabstirMarketplace::new(marketplace, &provider)
+                    .hostIdOf(host)
+                    .call()
+                    .await
+                    .map_err(|e| rpc_failure("hostIdOf", e))?;
+                // A wallet registers once: the same host_id again is done
+                // already; another cannot be registered (no rotation yet).
+                if registered == host_id {
+                    return Ok((chain_id, None));
+                }
+                if !registered.is_zero() {
+                    return Err(already_registered(host, registered, host_id));
+                }
+                let tx = register(&provider, marketplace, host_id).await?;
+                Ok((chain_id, Some(tx)))
             })?;
+            let registration = crate::onchain::Registration {
+                chain_id,
+                marketplace: marketplace.to_checksum(None),
+                wallet: wallet.address_checksummed(),
+                host_id: keyset.manifest.host_id.to_string(),
+            };
+            if let Err(e) = crate::onchain::record_registration(&keys_dir, &registration) {
+                eprintln!(
+                    "note: cannot record the registration in {} ({e}); keys rotate will not know about it",
+                    keys_dir.display()
+                );
+            }
             println!(
                 "{}",
                 json!({
                     "host": wallet.address_checksummed(),
                     "host_id": keyset.manifest.host_id.to_string(),
+                    "already_registered": outcome.is_none(),
                     "transaction": outcome,
                 })
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        ChainCommand::Wallet { command } => {
+            let (wallet, file) = match command {
+                WalletCommand::New { out } => {
+                    let wallet = HostWallet::generate(&mut rand::rngs::OsRng);
+                    wallet
+                        .write_new(&out)
+                        .map_err(|e| Failure::input("wallet", e.to_string()))?;
+                    eprintln!(
+                        "created {} (0400): the host wallet's private key; keep it secret and out of version control. \
+                         It pays the gas of submissions: fund it before chain register.",
+                        out.display()
+                    );
+                    (wallet, out)
+                }
+                WalletCommand::Show { wallet_key } => (
+                    HostWallet::load(&wallet_key)
+                        .map_err(|e| Failure::input("wallet", e.to_string()))?,
+                    wallet_key,
+                ),
+            };
+            println!(
+                "{}",
+                json!({ "address": wallet.address_checksummed(), "wallet_key": file.display().to_string() })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ChainCommand::OpenJob {
+            rpc_url,
+            marketplace,
+            host,
+            price_per_token,
+            tokens,
+            model,
+            private_key_file,
+        } => {
+            let marketplace = parse_address("marketplace", &marketplace)?;
+            let host = parse_address("host", &host)?;
+            let opened = runtime.block_on(async {
+                let key = match &private_key_file {
+                    Some(path) => HostWallet::load(path)
+                        .map_err(|e| Failure::input("private_key_file", e.to_string()))?
+                        .signer(),
+                    None => dev_signer(ANVIL_CLIENT_KEY)?,
+                };
+                let client = key.address();
+                let provider = provider(&rpc_url, key)?;
+                let chain_id = provider
+                    .get_chain_id()
+                    .await
+                    .map_err(|e| rpc_failure(&format!("--rpc-url {rpc_url}"), e))?;
+                if private_key_file.is_none() && chain_id != ANVIL_CHAIN_ID {
+                    return Err(Failure::input(
+                        "private_key_file",
+                        format!("chain {chain_id} is not a local anvil (31337): give the client's key with --private-key-file"),
+                    ));
+                }
+                let price = U256::from(price_per_token);
+                let deposit = price.saturating_mul(U256::from(tokens));
+                let job_id = open_job(&provider, marketplace, host, &model, price, deposit).await?;
+                Ok(json!({
+                    "job_id": job_id.to_string(),
+                    "chain_id": chain_id,
+                    "marketplace": marketplace.to_checksum(None),
+                    "client": client.to_checksum(None),
+                    "host": host.to_checksum(None),
+                    "price_per_token_wei": price.to_string(),
+                    "deposit_wei": deposit.to_string(),
+                }))
+            })?;
+            println!("{opened}");
             Ok(ExitCode::SUCCESS)
         }
         ChainCommand::Demo { contracts } => {
@@ -190,7 +341,41 @@ fn rpc_failure(what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::other("rpc", format!("{what}: {e}"))
 }
 
-/// Sends a transaction and waits for its receipt; a revert is a failure.
+/// `chain register` for a wallet registered with another `host_id`.
+fn already_registered(host: Address, registered: U256, host_id: U256) -> Failure {
+    Failure::other(
+        "already_registered",
+        format!(
+            "wallet {host} is already registered with host_id {registered:#066x}, not this key directory's {host_id:#066x}; \
+             a wallet registers once, and the contract cannot change its host_id yet: use the key directory with host_id \
+             {registered:#066x} (restore the previous host key), or register another wallet for {host_id:#066x} \
+             (fabstir-node chain wallet new --out NEW.key, fund it, chain register --wallet-key NEW.key)"
+        ),
+    )
+}
+
+/// Why the contract refuses a transaction, from the revert data of its
+/// gas estimate: the custom error, decoded and explained.
+fn refused(what: &str, data: &[u8]) -> Failure {
+    let (name, detail) = decode_revert(data);
+    let why = match name.as_str() {
+        "HostAlreadyRegistered" => "the wallet is already registered (a wallet registers once)",
+        "HostIdTaken" => "another wallet is registered with this host_id (a host_id belongs to one wallet): use that wallet, or other keys",
+        "InvalidHostId" => "the host_id is 0 or not below the BN254 field modulus",
+        "UnknownJob" => "no such job on this marketplace",
+        "ZeroDeposit" => "the deposit is zero: give --tokens and --price-per-token above zero",
+        "ZeroPrice" => "the price per token is zero",
+        "ZeroHost" => "the host is the zero address",
+        _ => "see TROUBLESHOOTING.md, On a chain",
+    };
+    Failure::other(
+        "reverted",
+        format!("{what}: the contract refuses it with {name}({detail}): {why}"),
+    )
+}
+
+/// Sends a transaction and waits for its receipt; a revert is a failure
+/// (decoded when the contract says why).
 async fn send(
     provider: &DynProvider,
     what: &str,
@@ -199,7 +384,19 @@ async fn send(
     let receipt = provider
         .send_transaction(request)
         .await
-        .map_err(|e| rpc_failure(what, e))?
+        .map_err(|e| {
+            if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
+                return refused(what, &data);
+            }
+            let text = e.to_string();
+            if text.contains("insufficient funds") {
+                return Failure::other(
+                    "rpc",
+                    format!("{what}: {text}: the sending wallet cannot pay for the gas; fund it first (on anvil: anvil_setBalance)"),
+                );
+            }
+            rpc_failure(what, crate::onchain::error_chain(&e))
+        })?
         .with_timeout(Some(Duration::from_secs(120)))
         .get_receipt()
         .await
@@ -279,6 +476,44 @@ pub async fn register(
     )
     .await?;
     Ok(format!("{:#x}", receipt.transaction_hash))
+}
+
+/// `createSessionJob(host, keccak256(model), price)` with `deposit` from
+/// the provider's wallet; the new job's id (from its `SessionJobCreated`).
+pub async fn open_job(
+    provider: &DynProvider,
+    marketplace: Address,
+    host: Address,
+    model: &str,
+    price: U256,
+    deposit: U256,
+) -> Result<U256, Failure> {
+    let create = IFabstirMarketplace::createSessionJobCall {
+        host,
+        modelId: alloy::primitives::keccak256(model.as_bytes()),
+        pricePerToken: price,
+    };
+    let receipt = send(
+        provider,
+        "createSessionJob",
+        TransactionRequest::default()
+            .with_to(marketplace)
+            .with_call(&create)
+            .with_value(deposit),
+    )
+    .await?;
+    receipt
+        .decoded_log::<IFabstirMarketplace::SessionJobCreated>()
+        .map(|log| log.data.jobId)
+        .ok_or_else(|| {
+            Failure::other(
+                "reverted",
+                format!(
+                    "createSessionJob: transaction {} has no SessionJobCreated event: is {marketplace} a FabstirMarketplace?",
+                    receipt.transaction_hash
+                ),
+            )
+        })
 }
 
 /// Prints one step of the demo (on standard error: standard output gets

@@ -62,6 +62,10 @@ pub enum KeysCommand {
         /// Also make a new host key (a new host_id).
         #[arg(long)]
         new_host_key: bool,
+        /// Rotate although a marketplace has this host_id registered (the node serving it would
+        /// refuse the new keys; register a new wallet for the new host_id).
+        #[arg(long)]
+        force: bool,
     },
     /// Write the verifying key for client verifiers (clients/js): the data its vk_id is computed from.
     ExportVk(super::export_vk::ExportVkArgs),
@@ -114,6 +118,7 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
             dir,
             srs,
             new_host_key,
+            force,
         } => {
             let source = srs.ceremony()?;
             // Keys of an older circuit version are rotated to the current
@@ -127,7 +132,34 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
                      give --srs FILE --srs-sha256 HEX and/or --new-host-key",
                 ));
             }
+            let registered = registered_on_chain(&dir);
+            if !registered.is_empty() && !force {
+                let changes = if new_host_key {
+                    "a new host key changes the host_id"
+                } else {
+                    "new keys change the vk_id its verifier checks"
+                };
+                return Err(Failure::input(
+                    "registered_on_chain",
+                    format!(
+                        "{} serves {}: {changes}, which the marketplace cannot follow (rotating on-chain is not supported yet): \
+                         a node serving it refuses the new keys on reload and would not start again with them. Nothing was changed. \
+                         To move to a new host_id anyway, rotate with --force, register a new wallet for the new host_id \
+                         (fabstir-node chain wallet new, chain register) and restart the node with it; for a new vk_id, deploy a \
+                         verifier and marketplace for the new keys",
+                        dir.display(),
+                        registered.join(", ")
+                    ),
+                ));
+            }
             let rotation = KeySet::rotate(&dir, source.as_ref(), new_host_key, rand::rngs::OsRng)?;
+            if !registered.is_empty() {
+                eprintln!(
+                    "WARNING: rotated with --force although {} serves {}: do not reload a node serving it; register a wallet for the new keys first",
+                    dir.display(),
+                    registered.join(", ")
+                );
+            }
             println!(
                 "{}",
                 json!({
@@ -145,6 +177,25 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The marketplaces the key directory's current `host_id` is registered
+/// with (as `chain register` and `serve` recorded them), described.
+fn registered_on_chain(dir: &Path) -> Vec<String> {
+    let Ok(manifest) = keystore::read_manifest(dir) else {
+        return Vec::new();
+    };
+    let host_id = manifest.host_id.to_string();
+    crate::onchain::registrations(dir)
+        .into_iter()
+        .filter(|r| r.host_id == host_id)
+        .map(|r| {
+            format!(
+                "marketplace {} on chain {} (wallet {} registered with host_id {})",
+                r.marketplace, r.chain_id, r.wallet, r.host_id
+            )
+        })
+        .collect()
 }
 
 fn backup_failure(e: BackupError) -> Failure {

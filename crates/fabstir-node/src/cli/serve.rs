@@ -28,7 +28,7 @@ use crate::gate::Gate;
 use crate::health::Health;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
-use crate::onchain::{EvmChain, EvmSettings};
+use crate::onchain::{ChainKeys, EvmChain, EvmSettings};
 use crate::prover::{ProofGenerator, ProverPool};
 use crate::settlement::SettlementValidator;
 use crate::store::Store;
@@ -199,6 +199,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
                 ))
                 .map_err(|e| Failure::other("chain", e.to_string()))?;
             tracing::info!(rpc_url = %c.rpc_url, chain_id = evm.chain_id(), marketplace = %evm.marketplace(), "submitting verified proofs to the marketplace");
+            guard_keys(&evm, &runtime, &keys, &health, &current);
             (
                 Arc::new(EvmClient::new(evm.clone(), runtime.handle().clone())),
                 Some(evm),
@@ -280,6 +281,38 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
     })?;
     drop(lock);
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a node serving a chain (whose start-up checks passed): key reloads
+/// that would change the `host_id` or `vk_id` the marketplace knows are
+/// refused, `/health` gets the `chain_host_id` check, and the key directory
+/// records the registration (for `keys rotate`).
+fn guard_keys(
+    evm: &Arc<EvmChain>,
+    runtime: &tokio::runtime::Runtime,
+    keys: &Arc<KeyManager>,
+    health: &Arc<Health>,
+    current: &fabstir_zk::KeySet,
+) {
+    let host_id = current.manifest.host_id.to_bytes();
+    let guard = Arc::new(ChainKeys::new(
+        evm.clone(),
+        runtime.handle().clone(),
+        current.manifest.vk_id.0,
+        host_id,
+    ));
+    let check = guard.clone();
+    keys.guard_reloads(Box::new(move |keys| check.check_reload(keys)));
+    health.watch_chain_host(guard, keys.clone(), host_id);
+    let registration = crate::onchain::Registration {
+        chain_id: evm.chain_id(),
+        marketplace: evm.marketplace().to_checksum(None),
+        wallet: evm.wallet().to_checksum(None),
+        host_id: current.manifest.host_id.to_string(),
+    };
+    if let Err(e) = crate::onchain::record_registration(keys.dir(), &registration) {
+        tracing::warn!(dir = %keys.dir().display(), error = %e, "cannot record the chain registration in the key directory; keys rotate cannot warn about it");
+    }
 }
 
 /// Reloads the keys (after `keys rotate`) on SIGHUP. Proofs in flight keep

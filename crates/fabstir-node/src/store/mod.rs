@@ -103,6 +103,12 @@ pub struct Stats {
     pub settlements_rejected: u64,
 }
 
+/// A job id as stored (`0x` and 64 hex digits) written for people: the
+/// short form of [`JobId::short`] (`42`); an unreadable one as it is.
+pub fn job_for_people(stored: &str) -> String {
+    JobId::parse(stored).map_or_else(|_| stored.to_string(), |job| job.short().to_string())
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

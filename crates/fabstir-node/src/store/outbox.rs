@@ -271,6 +271,42 @@ pub fn count_by_state(conn: &Connection) -> Result<Vec<(OutboxState, u64)>, Stor
         .collect()
 }
 
+/// When the oldest entry still open (`pending` or `sent`) was recorded (ms
+/// since the epoch), if any.
+pub fn oldest_open_created_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.query_row(
+        "SELECT MIN(created_at) FROM chain_outbox WHERE state IN ('pending', 'sent')",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+/// The outbox at a glance, for `/health`: entries by state and the age of
+/// the oldest open one (`null` when none is open).
+pub fn summary(conn: &Connection) -> Result<serde_json::Value, StoreError> {
+    let mut summary = serde_json::Map::new();
+    for (state, n) in count_by_state(conn)? {
+        summary.insert(state.name().into(), n.into());
+    }
+    let age = oldest_open_created_at(conn)?.map(|at| (now_ms() - at).max(0));
+    summary.insert("oldest_open_age_ms".into(), age.into());
+    Ok(serde_json::Value::Object(summary))
+}
+
+/// What a checkpoint's API record shows of its entry (`onchain`): its
+/// state, transaction, block and reason.
+pub fn onchain_view(entry: &OutboxEntry) -> serde_json::Value {
+    serde_json::json!({
+        "state": entry.state,
+        "tx_hash": entry.tx_hash,
+        "nonce": entry.nonce,
+        "block_number": entry.block_number,
+        "reason": entry.reason,
+        "sent_at_ms": entry.sent_at_ms,
+        "confirmed_at_ms": entry.confirmed_at_ms,
+    })
+}
+
 /// The wallet's next nonce as recorded, if any.
 pub fn next_nonce(conn: &Connection, wallet: &str) -> Result<Option<u64>, StoreError> {
     let value: Option<i64> = conn
@@ -398,6 +434,10 @@ mod tests {
         }
     }
 
+    fn summary_pending(conn: &Connection) -> Result<u64, StoreError> {
+        Ok(summary(conn)?["pending"].as_u64().unwrap_or(u64::MAX))
+    }
+
     #[test]
     fn steps_are_recorded_and_nonces_advance() {
         let dir = tempfile::tempdir().unwrap();
@@ -451,6 +491,17 @@ mod tests {
                 mark_failed(tx, first.id, "TokensNotIncreasing")?;
                 let counts = count_by_state(tx)?;
                 assert!(counts.contains(&(OutboxState::Failed, 1)), "{counts:?}");
+                let failed = by_id(tx, first.id)?;
+                let view = onchain_view(&failed);
+                assert_eq!(view["state"], "failed");
+                assert_eq!(view["reason"], "TokensNotIncreasing");
+                // Nothing open: no age.
+                let summary = summary(tx)?;
+                assert_eq!(summary["failed"], 1, "{summary}");
+                assert_eq!(summary["oldest_open_age_ms"], serde_json::Value::Null);
+                let open = insert(tx, &sample(8))?;
+                assert_eq!(oldest_open_created_at(tx)?, Some(open.created_at_ms));
+                assert_eq!(summary_pending(tx)?, 1);
                 Ok(())
             })
             .unwrap();

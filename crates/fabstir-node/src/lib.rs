@@ -12,7 +12,7 @@
 //! behind `/health`, [`datadir`] the data directory's lock and admin token,
 //! [`mock`] the test-only mock proofs, [`reasons`] the stable reason codes,
 //! [`evm_local`] a local EVM toolchain (solcjs and anvil) for `evm bench` and
-//! the contract tests.
+//! the contract tests, [`malloc`] the allocator's arena cap.
 //! Domain modules know nothing of HTTP; [`api`] maps their errors to status
 //! codes in one place.
 
@@ -26,6 +26,7 @@ pub mod datadir;
 pub mod evm_local;
 pub mod health;
 pub mod keys;
+pub mod malloc;
 pub mod metrics;
 pub mod mock;
 pub mod onchain;

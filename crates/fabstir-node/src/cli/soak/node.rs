@@ -120,7 +120,9 @@ impl Node {
                 source,
             })?;
         let spawned = Instant::now();
-        let mut child = Command::new(&launch.binary)
+        let mut command = Command::new(&launch.binary);
+        die_with_parent(&mut command);
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(&launch.data_dir)
@@ -229,6 +231,27 @@ impl Node {
     }
 }
 
+/// Makes the node die with the soak run (Linux: the parent-death signal),
+/// so that a soak run killed mid-way leaves no node behind.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
 /// Sends SIGTERM; false when it could not be sent.
 #[cfg(unix)]
 fn terminate(pid: u32) -> bool {
@@ -243,4 +266,90 @@ fn terminate(pid: u32) -> bool {
 #[cfg(not(unix))]
 fn terminate(_pid: u32) -> bool {
     false
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for the node: a shell script with `body`.
+    fn fake_node(dir: &Path, body: &str) -> Launch {
+        let binary = dir.join("fake-node");
+        std::fs::write(&binary, format!("#!/bin/sh\n{body}\n")).expect("script");
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Launch {
+            binary,
+            data_dir: dir.join("data"),
+            serve_args: vec![],
+            log: dir.join("node.log"),
+        }
+    }
+
+    #[test]
+    fn the_retention_flag_is_found_in_serve_help() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let with = fake_node(
+            dir.path(),
+            r#"echo "      --result-retention <DURATION>  Delete prompt and response text [env: X=]""#,
+        );
+        assert!(serve_has_flag(&with.binary, "--result-retention"));
+        assert!(!serve_has_flag(&with.binary, "--result"));
+        let without = fake_node(dir.path(), r#"echo "      --queue-capacity <N>""#);
+        assert!(!serve_has_flag(&without.binary, "--result-retention"));
+        assert!(!serve_has_flag(
+            &dir.path().join("missing"),
+            "--result-retention"
+        ));
+    }
+
+    #[test]
+    fn a_node_that_listens_is_started_and_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Prints its start-up line, then serves until SIGTERM, which it
+        // answers with a clean exit.
+        let launch = fake_node(
+            dir.path(),
+            r#"trap 'exit 0' TERM
+echo '{"listening": "127.0.0.1:4321", "resumed_jobs": 2}'
+echo "serving" >&2
+while true; do sleep 0.05; done"#,
+        );
+        let mut node = Node::start(&launch).expect("started");
+        assert_eq!(node.url, "http://127.0.0.1:4321");
+        assert_eq!(node.start_line["resumed_jobs"], 2);
+        assert!(node.exited().is_none());
+        let stopped = node.stop(Stop::Term);
+        assert!(stopped.clean && !stopped.term_timed_out, "{stopped:?}");
+        let log = std::fs::read_to_string(&launch.log).expect("log");
+        assert!(log.contains("serving"), "{log}");
+
+        let node = Node::start(&launch).expect("started again");
+        let killed = node.stop(Stop::Kill);
+        assert!(!killed.clean, "{killed:?}");
+        assert!(killed.status.contains("signal"), "{killed:?}");
+    }
+
+    #[test]
+    fn a_node_that_does_not_start_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let early = fake_node(dir.path(), "echo 'config refused' >&2; exit 2");
+        match Node::start(&early) {
+            Err(NodeError::ExitedEarly { status, .. }) => assert!(status.contains('2'), "{status}"),
+            other => panic!("expected ExitedEarly, got {other:?}"),
+        }
+        let odd = fake_node(dir.path(), "echo 'hello'; exec sleep 5");
+        match Node::start(&odd) {
+            Err(NodeError::BadStartLine { line }) => assert_eq!(line, "hello"),
+            other => panic!("expected BadStartLine, got {other:?}"),
+        }
+        let missing = Launch {
+            binary: dir.path().join("no-such-binary"),
+            ..early
+        };
+        assert!(matches!(
+            Node::start(&missing),
+            Err(NodeError::Spawn { .. })
+        ));
+    }
 }

@@ -391,7 +391,7 @@ impl Ctx {
             }
         }
         if plan.settle {
-            self.settle(job, &plan, deadline);
+            self.settle(job, &plan, state == "proved", deadline);
         }
     }
 
@@ -488,14 +488,14 @@ impl Ctx {
                 }
             }
         }
-        if let (true, Some(first)) = (plan.repeat_checkpoint, &last) {
-            if let Some(again) = self.checkpoint(job, first.tokens_processed, deadline) {
+        if let (true, Some(last)) = (plan.repeat_checkpoint, &last) {
+            if let Some(again) = self.checkpoint(job, last.tokens_processed, deadline) {
                 self.api_checked();
                 self.count("checkpoints_repeated");
-                if again.id != first.id || again.tokens_claimed != first.tokens_claimed {
+                if again.id != last.id || again.tokens_claimed != last.tokens_claimed {
                     self.api_violation(format!(
                         "job {job}: a repeated checkpoint at {} tokens returned id {} (first {})",
-                        first.tokens_processed, again.id, first.id
+                        last.tokens_processed, again.id, last.id
                     ));
                 }
             }
@@ -522,7 +522,9 @@ impl Ctx {
         })
     }
 
-    fn settle(&self, job: u64, plan: &Plan, deadline: Instant) {
+    /// Settles the job; repeats the settlement and, for a proved job, tries
+    /// a checkpoint after it, as the plan says.
+    fn settle(&self, job: u64, plan: &Plan, proved: bool, deadline: Instant) {
         let Some(ack) = self.settlement(job, deadline) else {
             return;
         };
@@ -570,7 +572,8 @@ impl Ctx {
                 }
             }
         }
-        if plan.late_checkpoint {
+        // (A failed job refuses any checkpoint as `not_proved`.)
+        if plan.late_checkpoint && proved {
             let body = json!({ "job_id": job.to_string(), "tokens_processed": plan.tokens_used });
             if let Some((status, answer)) =
                 self.call("checkpoints", "/v1/checkpoints", Some(&body), deadline)

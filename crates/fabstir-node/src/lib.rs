@@ -14,7 +14,7 @@
 //! [`mock`] the test-only mock proofs, [`retention`] the deletion of settled
 //! jobs' text, [`reasons`] the stable reason codes,
 //! [`evm_local`] a local EVM toolchain (solcjs and anvil) for `evm bench` and
-//! the contract tests.
+//! the contract tests, [`malloc`] the allocator's arena cap.
 //! Domain modules know nothing of HTTP; [`api`] maps their errors to status
 //! codes in one place.
 
@@ -29,6 +29,7 @@ pub mod evm_local;
 pub mod gate;
 pub mod health;
 pub mod keys;
+pub mod malloc;
 pub mod metrics;
 pub mod mock;
 pub mod onchain;

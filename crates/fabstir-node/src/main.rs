@@ -4,7 +4,8 @@
 //! Every command writes one JSON object to standard output (human notes and
 //! logs go to standard error), so scripts can consume the results; so does
 //! a command line that cannot be parsed (`{"error": …, "code": "usage"}`,
-//! exit code 2). `--help` and `--version` print text.
+//! exit code 2). `--help` and `--version` print text. Before anything else
+//! it caps the C allocator's arenas ([`fabstir_node::malloc`]).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -13,6 +14,9 @@ use clap::error::ErrorKind;
 use fabstir_node::cli::{self, Failure};
 
 fn main() -> ExitCode {
+    // Before any thread starts: glibc's per-thread arenas let a long-running
+    // node's memory creep up (MALLOC_ARENA_MAX overrides the cap).
+    fabstir_node::malloc::cap_arenas();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let args = match cli::parse(&argv) {
         Ok(args) => args,

@@ -823,6 +823,13 @@ fn every_command_prints_exactly_one_json_object_on_success_and_on_failure() {
             Failure::Error("private_key_file"),
         ),
         (
+            "soak",
+            // Runs for minutes: .ci/run runs two of them.
+            None,
+            v(&["soak", "--duration", "0s", "--json"]),
+            Failure::Error("bad_argument"),
+        ),
+        (
             "chain demo",
             None,
             v(&["chain", "demo", "--contracts", &empty]),

@@ -12,6 +12,7 @@ mod keys;
 mod load;
 mod prove;
 mod serve;
+mod soak;
 mod verify;
 
 use std::ffi::OsString;
@@ -175,6 +176,12 @@ enum Command {
         /// Print one JSON line.
         #[arg(long)]
         json: bool,
+    },
+    /// Soak a node: start it, drive mixed load for --duration with restarts (SIGKILL, SIGTERM), sample RSS,
+    /// descriptors and database size, then check that no accepted job or payment went wrong.
+    Soak {
+        #[command(flatten)]
+        args: Box<soak::SoakArgs>,
     },
     /// Measure prove, verify, batch verify and key load latency, and proof size.
     Bench {
@@ -359,5 +366,6 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
             concurrency,
             json,
         } => load::run(&url, results, concurrency, json),
+        Command::Soak { args } => soak::run(*args),
     }
 }

@@ -1,5 +1,5 @@
 // The differential test: the corpus of proofs the node made and mutated,
-// each with the Rust verifier's verdict (crates/fabstir-node/tests/js_client.rs
+// each with the Rust verifier's verdict (crates/fabstir-node/tests/it/js_client.rs
 // writes it); the JavaScript verifier must reach the same verdict on every case.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { corpusPath, hasCorpus, skipOrFail } from './helpers.mjs';
 
 test('the JavaScript verifier agrees with Rust on every corpus case', (t) => {
   if (!hasCorpus()) {
-    return skipOrFail(t, `no corpus at ${corpusPath()}: run cargo test -p fabstir-node --test js_client first`);
+    return skipOrFail(t, `no corpus at ${corpusPath()}: run cargo test -p fabstir-node --test it -- js_client:: first`);
   }
   // Integers stay exact (chain ids and token counts up to 2^64 - 1).
   const corpus = parseStrictJson(readFileSync(corpusPath(), 'utf8'));

@@ -115,7 +115,7 @@ test('parseProofResponse refuses what is not a proof response, naming why', () =
 
 test('proofs of counts and chain ids above 2^53 made by the node verify from the response text, and not after JSON.parse', (t) => {
   if (!hasCorpus()) {
-    return skipOrFail(t, `no corpus at ${corpusPath()}: run cargo test -p fabstir-node --test js_client first`);
+    return skipOrFail(t, `no corpus at ${corpusPath()}: run cargo test -p fabstir-node --test it -- js_client:: first`);
   }
   const corpus = parseStrictJson(readFileSync(corpusPath(), 'utf8'));
   const corpusKey = prepareVerifyingKey(corpus.key, { vkId: corpus.vk_id });

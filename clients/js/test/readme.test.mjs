@@ -124,7 +124,7 @@ async function submitAndProve(base, result) {
 
 test('the README: install from the repository, then its example against a real node', { timeout: 600_000 }, async (t) => {
   if (!existsSync(NODE_BIN)) {
-    return skipOrFail(t, `no node binary at ${NODE_BIN}: run cargo test -p fabstir-node --test js_client first`);
+    return skipOrFail(t, `no node binary at ${NODE_BIN}: run cargo test -p fabstir-node --test it -- js_client:: first`);
   }
   const install = block('## Install', 'sh');
   const example = block('## Verify a proof fetched from a running node', 'js');

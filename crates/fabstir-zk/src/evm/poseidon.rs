@@ -28,7 +28,7 @@
 //! Both files are checked in; tests in this module fail when either differs
 //! from what the generators write now. After an intended change, regenerate
 //! with `FABSTIR_REGENERATE_VECTORS=1 cargo test -p fabstir-zk --lib evm::poseidon`
-//! (the convention of `tests/vectors.rs`).
+//! (the convention of `tests/it/vectors.rs`).
 
 use std::fmt::Write as _;
 

@@ -21,7 +21,7 @@
 //!   its labels and their values;
 //! - the checker itself reports unknown names, labels and values.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! The CLI end to end, as an operator runs it: exit codes and JSON output.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -743,7 +743,7 @@ fn every_command_prints_exactly_one_json_object_on_success_and_on_failure() {
             v(&["bench", "--json", "--iterations", "0"]),
             Failure::Error("bad_argument"),
         ),
-        // serve: below. Successes of these: tests/evm_bench.rs, chain_anvil.rs, readme_chain.rs, service_load.rs.
+        // serve: below. Successes of these: tests/it/evm_bench.rs, chain_anvil.rs, readme_chain.rs, service_load.rs.
         (
             "serve",
             None,

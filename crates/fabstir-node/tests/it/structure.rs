@@ -5,7 +5,7 @@
 //! Every `crate::<module>` path in `src/<module>.rs` or `src/<module>/**`
 //! is an edge from that top-level module to the one it names.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

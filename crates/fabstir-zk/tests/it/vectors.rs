@@ -22,10 +22,10 @@
 //!   cross-checked here against `light-poseidon`.
 //!
 //! After an intended change, regenerate with
-//! `FABSTIR_REGENERATE_VECTORS=1 cargo test -p fabstir-zk --test vectors`
+//! `FABSTIR_REGENERATE_VECTORS=1 cargo test -p fabstir-zk --test it -- vectors::`
 //! and bump `CIRCUIT_VERSION` if proofs or keys changed.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //!
 //! Needs Node.js and `npm ci --prefix contracts` (the README's test command).
 
-mod common;
+use crate::common;
 
 use alloy_primitives::U256;
 use alloy_sol_types::{sol, SolCall, SolError, SolValue};

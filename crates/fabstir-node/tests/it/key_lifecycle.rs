@@ -2,7 +2,7 @@
 //! restore, and rotation while the node serves (picked up on SIGHUP, with
 //! proofs made before the rotation still verifying, also after a restart).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

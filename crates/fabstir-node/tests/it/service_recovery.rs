@@ -2,7 +2,7 @@
 //! damaged state found at runtime, and back-pressure when the prover queue
 //! is full.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! checkpoint -> settlement, with idempotency and input validation; a
 //! graceful stop that says what it leaves unfinished.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! proves, settles and records checkpoints, then restarted on the same data
 //! directory. Nothing accepted may be lost and nothing may happen twice.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;

@@ -1,7 +1,7 @@
 //! End to end: real proofs under the development SRS, verified single and in
 //! batches, and rejected for every other statement.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

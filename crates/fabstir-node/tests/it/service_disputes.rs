@@ -3,7 +3,7 @@
 //! re-reads it on every validation), and the settlement must be recorded as
 //! rejected with the specific reason.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;

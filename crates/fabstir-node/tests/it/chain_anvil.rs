@@ -10,7 +10,7 @@
 //!
 //! Needs anvil and solcjs from `npm ci --prefix contracts` (and Node.js).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

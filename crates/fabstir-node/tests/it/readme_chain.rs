@@ -7,7 +7,7 @@
 //!
 //! Needs anvil and solcjs from `npm ci --prefix contracts` (and Node.js).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -9,7 +9,7 @@
 //!   `clients/js/test/differential.test.mjs` replays it and must reach the
 //!   same verdict on every case (`.ci/run` runs both, in that order).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

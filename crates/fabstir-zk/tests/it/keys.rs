@@ -5,7 +5,7 @@
 //! Tests that run halo2 take `shared()`; the one that changes `MAX_DEGREE`
 //! takes `exclusive()`, so no other test in this binary sees the variable.
 
-mod common;
+use crate::common;
 
 use std::fmt::Debug;
 use std::fs;
@@ -1611,6 +1611,32 @@ fn ceremony_file_with_larger_k_is_downsized_and_makes_working_keys() {
 // Environment
 // ---------------------------------------------------------------------------
 
+/// Runs `body` in a child process of this test binary that runs only the
+/// test `name` (`keys::<name>`): `MAX_DEGREE` is process-wide, and every
+/// other test of this binary (other modules included) builds keys in
+/// parallel, so a test that sets it must be alone in its process. In the
+/// child (`FABSTIR_TEST_ALONE` names the test), `body` runs; in the parent,
+/// the child must pass exactly one test.
+fn alone_in_a_process(name: &str, body: impl FnOnce()) {
+    let path = format!("keys::{name}");
+    if std::env::var("FABSTIR_TEST_ALONE").as_deref() == Ok(path.as_str()) {
+        body();
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([path.as_str(), "--exact", "--test-threads=1"])
+        .env("FABSTIR_TEST_ALONE", &path)
+        .env_remove("MAX_DEGREE")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{path} alone in a process:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Sets `MAX_DEGREE` for the guard's lifetime and restores the previous value.
 struct MaxDegree(Option<std::ffi::OsString>);
 
@@ -1641,67 +1667,76 @@ fn expect_environment<T: Debug>(result: Result<T, KeyError>, value: &str) {
 
 #[test]
 fn unparsable_max_degree_is_an_environment_error() {
-    let _guard = exclusive();
-    let g = generated();
-    let dir = g.materialize("env");
-    let pk_bytes = g.bytes(files::PROVING_KEY).to_vec();
-    {
-        let _env = MaxDegree::set("abc");
-        expect_environment(VerifyingKey::derive(dev_srs()), "abc");
-        expect_environment(ProvingKey::build(dev_srs()), "abc");
-        expect_environment(
-            ProvingKey::from_file_bytes(Path::new("pk"), &pk_bytes, dev_srs()),
-            "abc",
-        );
-        expect_environment(KeySet::load(dir.path()), "abc");
-        let fresh = TempDir::fresh("env-generate");
-        expect_environment(
-            KeySet::generate(
-                fresh.path(),
-                &SrsSource::InsecureDev,
-                ChaCha20Rng::seed_from_u64(10),
-            ),
-            "abc",
-        );
-        assert!(!fresh.join(files::PROVING_KEY).exists());
-    }
-    // Unset again, everything works.
-    assert_eq!(VerifyingKey::derive(dev_srs()).unwrap().id(), g.vk_id);
+    alone_in_a_process("unparsable_max_degree_is_an_environment_error", || {
+        let _guard = exclusive();
+        let g = generated();
+        let dir = g.materialize("env");
+        let pk_bytes = g.bytes(files::PROVING_KEY).to_vec();
+        {
+            let _env = MaxDegree::set("abc");
+            expect_environment(VerifyingKey::derive(dev_srs()), "abc");
+            expect_environment(ProvingKey::build(dev_srs()), "abc");
+            expect_environment(
+                ProvingKey::from_file_bytes(Path::new("pk"), &pk_bytes, dev_srs()),
+                "abc",
+            );
+            expect_environment(KeySet::load(dir.path()), "abc");
+            let fresh = TempDir::fresh("env-generate");
+            expect_environment(
+                KeySet::generate(
+                    fresh.path(),
+                    &SrsSource::InsecureDev,
+                    ChaCha20Rng::seed_from_u64(10),
+                ),
+                "abc",
+            );
+            assert!(!fresh.join(files::PROVING_KEY).exists());
+        }
+        // Unset again, everything works.
+        assert_eq!(VerifyingKey::derive(dev_srs()).unwrap().id(), g.vk_id);
+    });
 }
 
 #[test]
 fn unparsable_max_degree_fails_verifier_loading_without_panic() {
-    let _guard = exclusive();
-    let g = generated();
-    let dir = g.materialize("env-verifier");
-    let vk_bytes = g.bytes(files::VERIFYING_KEY).to_vec();
-    let _env = MaxDegree::set("abc");
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        VerifyingKey::from_file_bytes(Path::new("vk"), &vk_bytes, dev_srs()).map(|k| k.id())
-    }));
-    match outcome {
-        Ok(result) => expect_environment(result, "abc"),
-        Err(_) => panic!("VerifyingKey::from_file_bytes panicked with MAX_DEGREE=abc"),
-    }
-    match catch_unwind(AssertUnwindSafe(|| {
-        load_verifier(dir.path()).map(|(vk, _)| vk.id())
-    })) {
-        Ok(result) => expect_environment(result, "abc"),
-        Err(_) => panic!("load_verifier panicked with MAX_DEGREE=abc"),
-    }
+    alone_in_a_process(
+        "unparsable_max_degree_fails_verifier_loading_without_panic",
+        || {
+            let _guard = exclusive();
+            let g = generated();
+            let dir = g.materialize("env-verifier");
+            let vk_bytes = g.bytes(files::VERIFYING_KEY).to_vec();
+            let _env = MaxDegree::set("abc");
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                VerifyingKey::from_file_bytes(Path::new("vk"), &vk_bytes, dev_srs()).map(|k| k.id())
+            }));
+            match outcome {
+                Ok(result) => expect_environment(result, "abc"),
+                Err(_) => panic!("VerifyingKey::from_file_bytes panicked with MAX_DEGREE=abc"),
+            }
+            match catch_unwind(AssertUnwindSafe(|| {
+                load_verifier(dir.path()).map(|(vk, _)| vk.id())
+            })) {
+                Ok(result) => expect_environment(result, "abc"),
+                Err(_) => panic!("load_verifier panicked with MAX_DEGREE=abc"),
+            }
+        },
+    );
 }
 
 /// The circuit pins its degree, so a numeric MAX_DEGREE changes nothing.
 #[test]
 fn numeric_max_degree_does_not_change_the_keys() {
-    let _guard = exclusive();
-    let g = generated();
-    for value in ["1", "2", "3", "9"] {
-        let _env = MaxDegree::set(value);
-        assert_eq!(
-            VerifyingKey::derive(dev_srs()).unwrap().id(),
-            g.vk_id,
-            "MAX_DEGREE={value}"
-        );
-    }
+    alone_in_a_process("numeric_max_degree_does_not_change_the_keys", || {
+        let _guard = exclusive();
+        let g = generated();
+        for value in ["1", "2", "3", "9"] {
+            let _env = MaxDegree::set(value);
+            assert_eq!(
+                VerifyingKey::derive(dev_srs()).unwrap().id(),
+                g.vk_id,
+                "MAX_DEGREE={value}"
+            );
+        }
+    });
 }

@@ -2,7 +2,7 @@
 //! (with its reason) and settled, and never a secret or the prompt or
 //! response text. Job ids in log lines and messages read as given (`42`).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

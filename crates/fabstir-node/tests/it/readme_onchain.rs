@@ -2,7 +2,7 @@
 //! that proved job 42 and a local anvil, the deployed verifier names the
 //! node's vk_id and says the proof is valid.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -27,7 +27,7 @@
 //! `` `crates/<crate>/<path>.rs::<test name>` ``; a variable the code does not
 //! read appears only on lines saying "no longer read" or "not read".
 
-mod common;
+use crate::common;
 
 use common::{read_repo_file as read, repo_root};
 use std::collections::{BTreeMap, BTreeSet};
@@ -729,7 +729,7 @@ fn parse_invocation(doc: &'static str, rest: &str) -> Option<Invocation> {
             in_words = false; // a value: the subcommand words are over
         }
     }
-    // `cargo build -p fabstir-node`, `cargo test -p fabstir-node --test docs`:
+    // `cargo build -p fabstir-node`, `cargo test -p fabstir-node --test it -- docs::`:
     // cargo's flags, not the node's.
     if words.is_empty() {
         return None;

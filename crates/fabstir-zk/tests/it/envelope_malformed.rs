@@ -5,7 +5,7 @@
 //! and no mutation of a valid envelope may be both accepted and verified
 //! unless it changed nothing.
 
-mod common;
+use crate::common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

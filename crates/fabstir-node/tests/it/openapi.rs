@@ -21,7 +21,7 @@
 //! - `/health` turns `degraded` when the key directory stops loading, as
 //!   documented, and recovers after a successful reload.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

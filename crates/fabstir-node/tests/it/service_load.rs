@@ -2,7 +2,7 @@
 //! gets 202 or 503 and nothing else; a paced stream of real proofs is proved
 //! in full within a memory bound.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};

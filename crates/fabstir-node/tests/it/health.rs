@@ -19,7 +19,7 @@
 //! to fire with their exact labels and annotations (and none before the
 //! failure); fed the "before" samples only, the same test must fail.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -8,7 +8,7 @@
 //!    and for the requests the HTTP server refuses before any route.
 //! 5. One node per data directory; bind before touching it.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! Statement encoding and parsing: job ids, addresses, the JSON result form,
 //! the 128-bit limb split, the commitment and the public inputs.
 
-mod common;
+use crate::common;
 
 use common::{host, sample_result};
 use fabstir_zk::circuit::layout::instance;

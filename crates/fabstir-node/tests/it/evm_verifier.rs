@@ -12,7 +12,7 @@
 //!
 //! Needs Node.js and `npm ci --prefix contracts` (the README's test command).
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;

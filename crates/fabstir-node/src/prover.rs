@@ -56,6 +56,10 @@ pub enum GenerateError {
 }
 
 impl GenerateError {
+    /// Every code [`GenerateError::code`] returns (for documentation checks).
+    pub const CODES: [&'static str; 4] =
+        ["timeout", "wrong_host_key", "backend", "proof_too_large"];
+
     /// Short reason label for metrics and the job's failure field.
     pub fn code(&self) -> &'static str {
         match self {
@@ -411,5 +415,25 @@ impl ProverPool {
     /// Latency of the last proof generated.
     pub fn last_proof_ms(&self) -> Option<f64> {
         self.last_proof_ms.lock().ok().and_then(|v| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_generate_error_has_a_listed_code_and_every_listed_code_is_reached() {
+        let errors = [
+            GenerateError::Prove(ProveError::Timeout(Duration::from_secs(1))),
+            GenerateError::Prove(ProveError::WrongHostKey),
+            GenerateError::Prove(ProveError::Backend("b".into())),
+            GenerateError::TooLarge(2, 1),
+        ];
+        let reached: std::collections::BTreeSet<&str> =
+            errors.iter().map(GenerateError::code).collect();
+        let listed: std::collections::BTreeSet<&str> = GenerateError::CODES.into_iter().collect();
+        assert_eq!(reached, listed);
+        assert_eq!(listed.len(), GenerateError::CODES.len(), "a code twice");
     }
 }

@@ -317,7 +317,7 @@ impl std::fmt::Display for ConstraintAt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndeterminedCell {
     /// The cell.
-    pub cell: crate::circuit::layout::Cell,
+    pub cell: crate::cell::Cell,
     /// Whether some active constraint could determine it (it then waits for
     /// another undetermined cell); if not, this is where a constraint or a
     /// free input is missing.
@@ -393,7 +393,7 @@ pub enum UniquenessError {
         redundant: Vec<ConstraintAt>,
         /// Free cells that no active constraint reads (an input that is not
         /// bound to anything).
-        unread_free: Vec<crate::circuit::layout::Cell>,
+        unread_free: Vec<crate::cell::Cell>,
     },
 }
 

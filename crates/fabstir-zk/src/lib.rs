@@ -21,6 +21,7 @@
 //! proof.verify(pk.verifying_key(), &result.statement(host.host_id()).instance()).unwrap();
 //! ```
 
+pub mod cell;
 pub mod circuit;
 pub mod envelope;
 pub mod error;

@@ -11,13 +11,20 @@
 //! - Every `fabstir-node <command> --flag` in the README and the operator
 //!   documents names a real command and flag (asked of the binary with
 //!   `--help`); every environment variable they name is read by the code
-//!   (or is documented as no longer read); every HTTP path is a route of
-//!   `router()` in `src/api/mod.rs`.
+//!   (or is documented as no longer read); every HTTP path is one of
+//!   `docs/openapi.yaml` (which the node answers exactly: `openapi`); the
+//!   checks they list for `keys verify` are those it reports.
 //! - The figures of `docs/CIRCUIT_SPEC.md` equal the code's and the pinned
 //!   files'; its hex values are test vectors; its Mermaid diagram is the
 //!   README's.
 //! - Every test `docs/SECURITY.md` cites exists in the file it names.
-//! - The systemd unit of `docs/DEPLOYMENT.md` runs a real command.
+//! - The systemd unit of `docs/DEPLOYMENT.md` runs a real command, and the
+//!   node survives the SIGHUP it reloads with.
+//!
+//! What only the source knows (error messages, log events, CLI failure
+//! codes) is read from syntax trees (`syn`); everything else is asked of the
+//! binary or the library (`ErrorCode::ALL`, `fabstir_node::reasons`,
+//! `GenerateError::CODES`).
 //!
 //! Conventions the documents follow (so that these checks can read them):
 //! codes are written in backticks; message excerpts are code spans in a table
@@ -34,7 +41,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use proc_macro2::{TokenStream, TokenTree};
+
 use fabstir_node::api::ErrorCode;
+use fabstir_node::prover::GenerateError;
 use fabstir_node::reasons::{Reason, VERIFY_REASON_CODES};
 use fabstir_zk::circuit::layout;
 use fabstir_zk::{poseidon, ProofLayout};
@@ -87,134 +97,52 @@ fn sources(with_tests: bool) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn node_source(relative: &str) -> String {
-    read(&format!("crates/fabstir-node/src/{relative}"))
-}
-
 // ---------------------------------------------------------------------------
-// Reading Rust source
+// Reading Rust source: what only the source knows (error messages, log
+// events, CLI failure codes), from syntax trees parsed with `syn`
 
-/// Whether `text[at..]` starts a call of `name` (not the tail of a longer
-/// identifier).
-fn is_call_at(text: &str, at: usize) -> bool {
-    at == 0 || {
-        let before = text.as_bytes()[at - 1];
-        !(before.is_ascii_alphanumeric() || before == b'_')
-    }
+/// A file's syntax tree.
+fn syntax(path: &Path, text: &str) -> syn::File {
+    syn::parse_file(text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Parses the Rust string literal starting at `text[start]` (a `"`):
-/// its value and the index after it. Escapes `\"`, `\\`, `\n` and line
-/// continuations are resolved.
-fn string_literal(text: &str, start: usize) -> (String, usize) {
-    let bytes = text.as_bytes();
-    assert_eq!(bytes[start], b'"');
-    let mut value = String::new();
-    let mut chars = text[start + 1..].char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return (value, start + 1 + i + 1),
-            '\\' => match chars.next() {
-                Some((_, '\n')) => {
-                    while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
-                        chars.next();
-                    }
-                }
-                Some((_, 'n')) => value.push('\n'),
-                Some((_, c)) => value.push(c),
-                None => break,
-            },
-            c => value.push(c),
-        }
-    }
-    panic!("unterminated string literal at byte {start}");
-}
-
-/// The arguments of the call whose `(` is at `open`: the string literals
-/// directly inside it (depth 1), in order, and the text of its first argument.
-fn call_arguments(text: &str, open: usize) -> (Vec<String>, String) {
-    let bytes = text.as_bytes();
-    assert_eq!(bytes[open], b'(');
-    let mut depth = 0usize;
-    let mut literals = Vec::new();
-    let mut first = String::new();
-    let mut in_first = true;
-    let mut i = open;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match c {
-            b'"' => {
-                let (value, end) = string_literal(text, i);
-                if depth == 1 {
-                    if in_first {
-                        first.push_str(&format!("{value:?}"));
-                    }
-                    literals.push(value);
-                }
-                i = end;
-                continue;
-            }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    break;
-                }
-            }
-            b',' if depth == 1 => in_first = false,
-            _ => {}
-        }
-        if depth >= 1 && in_first && i > open {
-            first.push(c as char);
-        }
-        i += 1;
-    }
-    (literals, first.trim().to_string())
-}
-
-/// Every call `name(` in `text` (at an identifier boundary): the position of
-/// its `(`.
-fn calls(text: &str, name: &str) -> Vec<usize> {
-    text.match_indices(name)
-        .filter(|(at, _)| is_call_at(text, *at))
-        .map(|(at, _)| at + name.len() - 1)
-        .collect()
-}
-
-/// The first string literal directly inside each call `name(...)` (e.g. the
-/// code of `ApiError::new(StatusCode::…, "code", …)`).
-fn first_literal_args(text: &str, name: &str) -> Vec<String> {
-    calls(text, name)
+/// The string literals directly in `tokens` (not in nested groups), in order.
+fn string_literals(tokens: &TokenStream) -> Vec<String> {
+    tokens
+        .clone()
         .into_iter()
-        .filter_map(|open| call_arguments(text, open).0.into_iter().next())
-        .collect()
-}
-
-/// The body of the function whose signature starts with `signature`.
-fn function_body<'a>(text: &'a str, signature: &str) -> &'a str {
-    let start = text
-        .find(signature)
-        .unwrap_or_else(|| panic!("`{signature}` not found in the source"));
-    let rest = &text[start..];
-    // A method (indented in an `impl`) ends at its indented closing brace.
-    let close = if text[..start].ends_with(' ') {
-        "\n    }\n"
-    } else {
-        "\n}\n"
-    };
-    &rest[..rest.find(close).unwrap_or(rest.len())]
-}
-
-/// String literals right after `=>` (the arms of a `match` returning codes).
-fn arm_literals(body: &str) -> BTreeSet<String> {
-    body.split("=>")
-        .skip(1)
-        .filter_map(|arm| {
-            let arm = arm.trim_start();
-            let rest = arm.strip_prefix('"')?;
-            Some(rest[..rest.find('"')?].to_string())
+        .filter_map(|token| match token {
+            TokenTree::Literal(literal) => {
+                syn::parse2::<syn::LitStr>(TokenTree::Literal(literal).into())
+                    .ok()
+                    .map(|s| s.value())
+            }
+            _ => None,
         })
         .collect()
+}
+
+/// The value of a string literal expression.
+fn string_value(expr: &syn::Expr) -> Option<String> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Some(s.value()),
+        _ => None,
+    }
+}
+
+/// A single-identifier path expression's name.
+fn variable(expr: &syn::Expr) -> Option<String> {
+    match expr {
+        syn::Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(|i| i.to_string()),
+        _ => None,
+    }
+}
+
+fn path_names(path: &syn::Path) -> Vec<String> {
+    path.segments.iter().map(|s| s.ident.to_string()).collect()
 }
 
 fn is_code(s: &str) -> bool {
@@ -235,113 +163,225 @@ fn http_error_codes() -> BTreeMap<String, u16> {
     codes
 }
 
+/// The failures one file of the CLI builds.
+#[derive(Default)]
+struct Failures {
+    /// (code, exit) of `Failure::input`/`other` (exit 2/1) with a literal code.
+    literal: Vec<(String, u8)>,
+    /// (variable, exit) of those whose code is a variable.
+    variables: Vec<(String, u8)>,
+    /// Codes passed some other way (an expression this test cannot read).
+    unreadable: Vec<String>,
+    /// Closure -> its parameters (`let fail = |code| …`).
+    closures: BTreeMap<String, Vec<String>>,
+    /// Variable -> the string literals its `match` arms give
+    /// (`let code = match … { … => "code", … }`).
+    matches: BTreeMap<String, BTreeSet<String>>,
+    /// Function or closure -> the first argument of its calls, where a
+    /// string literal.
+    first_literals: BTreeMap<String, Vec<String>>,
+    /// `Failure { … }` struct literals outside `impl Failure`.
+    struct_literals: usize,
+    in_impl_failure: bool,
+}
+
+impl<'ast> syn::visit::Visit<'ast> for Failures {
+    fn visit_item_impl(&mut self, item: &'ast syn::ItemImpl) {
+        let outer = self.in_impl_failure;
+        self.in_impl_failure =
+            matches!(&*item.self_ty, syn::Type::Path(t) if t.path.is_ident("Failure"));
+        syn::visit::visit_item_impl(self, item);
+        self.in_impl_failure = outer;
+    }
+
+    fn visit_expr_struct(&mut self, expr: &'ast syn::ExprStruct) {
+        if !self.in_impl_failure
+            && path_names(&expr.path)
+                .last()
+                .is_some_and(|n| n == "Failure")
+        {
+            self.struct_literals += 1;
+        }
+        syn::visit::visit_expr_struct(self, expr);
+    }
+
+    fn visit_local(&mut self, local: &'ast syn::Local) {
+        let name = match &local.pat {
+            syn::Pat::Ident(p) => Some(p.ident.to_string()),
+            _ => None,
+        };
+        if let (Some(name), Some(init)) = (name, &local.init) {
+            match &*init.expr {
+                syn::Expr::Closure(closure) => {
+                    let parameters = closure
+                        .inputs
+                        .iter()
+                        .filter_map(|input| match input {
+                            syn::Pat::Ident(p) => Some(p.ident.to_string()),
+                            syn::Pat::Type(t) => match &*t.pat {
+                                syn::Pat::Ident(p) => Some(p.ident.to_string()),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                        .collect();
+                    self.closures.insert(name, parameters);
+                }
+                syn::Expr::Match(m) => {
+                    let codes = m.arms.iter().filter_map(|arm| string_value(&arm.body));
+                    self.matches.entry(name).or_default().extend(codes);
+                }
+                _ => {}
+            }
+        }
+        syn::visit::visit_local(self, local);
+    }
+
+    fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+        if let syn::Expr::Path(function) = &*call.func {
+            let names = path_names(&function.path);
+            let first = call.args.first();
+            match names.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                ["Failure" | "Self", kind @ ("input" | "other")] => {
+                    let exit = if kind == "input" { 2 } else { 1 };
+                    let first = first.expect("a failure has a code");
+                    if let Some(code) = string_value(first) {
+                        self.literal.push((code, exit));
+                    } else if let Some(name) = variable(first) {
+                        self.variables.push((name, exit));
+                    } else {
+                        self.unreadable.push(quote::quote!(#first).to_string());
+                    }
+                }
+                [name] => {
+                    if let Some(literal) = first.and_then(string_value) {
+                        self.first_literals
+                            .entry(name.to_string())
+                            .or_default()
+                            .push(literal);
+                    }
+                }
+                _ => {}
+            }
+        }
+        syn::visit::visit_expr_call(self, call);
+    }
+}
+
 /// Every CLI failure code with the exit codes it comes with: literal codes of
 /// `Failure::input`/`Failure::other` (exit 2/1), and codes passed through a
 /// closure (`let fail = |code| Failure::other(code, …)`, then `fail("…")`) or
-/// chosen by a `match` in the function that builds the failure.
+/// chosen by a `match` (`let code = match … { … => "…" }`).
 fn cli_failure_codes() -> BTreeMap<String, BTreeSet<u8>> {
     let mut files = Vec::new();
     rust_files(&repo_root().join("crates/fabstir-node/src/cli"), &mut files);
     let mut codes: BTreeMap<String, BTreeSet<u8>> = BTreeMap::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("source file");
-        // Failures are built with `input`/`other` only (a struct literal would
-        // hide its code from this test).
-        for line in text.lines().filter(|l| l.contains("Failure {")) {
+        let mut found = Failures::default();
+        syn::visit::Visit::visit_file(&mut found, &syntax(file, &text));
+        // Failures are built with `input`/`other` only (a struct literal
+        // would hide its code from this test).
+        assert_eq!(
+            found.struct_literals,
+            0,
+            "{}: a Failure built as a struct literal",
+            file.display()
+        );
+        assert!(
+            found.unreadable.is_empty(),
+            "{}: failure codes this test cannot read: {:?}",
+            file.display(),
+            found.unreadable
+        );
+        let mut all = found.literal.clone();
+        for (name, exit) in &found.variables {
+            let through_closure = found
+                .closures
+                .iter()
+                .filter(|(_, parameters)| parameters.contains(name))
+                .flat_map(|(closure, _)| found.first_literals.get(closure).into_iter().flatten());
+            let held: BTreeSet<String> = through_closure
+                .chain(found.matches.get(name).into_iter().flatten())
+                .cloned()
+                .collect();
             assert!(
-                ["struct Failure", "impl", "-> Failure"]
-                    .iter()
-                    .any(|ok| line.contains(ok)),
-                "{}: a Failure built as a struct literal: {line}",
+                !held.is_empty(),
+                "{}: which codes does `{name}` hold in a failure? Teach cli_failure_codes()",
                 file.display()
             );
+            all.extend(held.into_iter().map(|code| (code, *exit)));
         }
-        for (name, exit) in [
-            ("Failure::input(", 2u8),
-            ("Failure::other(", 1),
-            ("Self::input(", 2),
-            ("Self::other(", 1),
-        ] {
-            for open in calls(&text, name) {
-                let (_, first) = call_arguments(&text, open);
-                let literal = first.strip_prefix('"').and_then(|s| s.strip_suffix('"'));
-                let found: Vec<String> = match literal {
-                    Some(code) => vec![code.to_string()],
-                    None => resolve_code_variable(&text, open, &first).unwrap_or_else(|| {
-                        panic!(
-                            "{}: which codes does `{first}` hold in `{name}{first}, …)`? \
-                             Teach resolve_code_variable()",
-                            file.display()
-                        )
-                    }),
-                };
-                for code in found {
-                    assert!(
-                        is_code(&code),
-                        "{}: odd failure code {code:?}",
-                        file.display()
-                    );
-                    codes.entry(code).or_default().insert(exit);
-                }
-            }
+        for (code, exit) in all {
+            assert!(
+                is_code(&code),
+                "{}: odd failure code {code:?}",
+                file.display()
+            );
+            codes.entry(code).or_default().insert(exit);
         }
     }
     assert!(
         codes.contains_key("keys") && codes.contains_key("config") && codes.len() >= 15,
-        "CLI failure codes parsed badly: {codes:?}"
+        "CLI failure codes read badly: {codes:?}"
     );
     codes
 }
 
-/// The codes a variable passed as a failure code can hold: a closure
-/// parameter (the literals its calls pass) or a `match` in the enclosing
-/// function (the literals of its arms).
-fn resolve_code_variable(text: &str, open: usize, variable: &str) -> Option<Vec<String>> {
-    if !variable
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        || variable.is_empty()
-    {
-        return None;
-    }
-    let before = &text[..open];
-    // A closure parameter, close before the call: `let NAME = |variable: …| …`.
-    if let Some(param) = before.rfind(&format!("|{variable}")) {
-        if open - param < 400 {
-            let binding = before[..param].rfind("let ")?;
-            let name: String = before[binding + 4..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            let codes = first_literal_args(text, &format!("{name}("));
-            return (!codes.is_empty()).then_some(codes);
+/// Reads the `#[error("…")]` messages and the `tracing::warn!`/`error!`
+/// events of a file.
+#[derive(Default)]
+struct Messages {
+    errors: Vec<String>,
+    logs: Vec<String>,
+}
+
+impl<'ast> syn::visit::Visit<'ast> for Messages {
+    fn visit_attribute(&mut self, attribute: &'ast syn::Attribute) {
+        if attribute.path().is_ident("error") {
+            if let syn::Meta::List(list) = &attribute.meta {
+                // `#[error("…", …)]`; not `#[error(transparent)]`.
+                if let Some(TokenTree::Literal(_)) = list.tokens.clone().into_iter().next() {
+                    self.errors
+                        .extend(string_literals(&list.tokens).into_iter().next());
+                }
+            }
         }
+        syn::visit::visit_attribute(self, attribute);
     }
-    // `let variable = match … { … => "code", … };` in the enclosing function.
-    let function = before.rfind("fn ")?;
-    let body = &before[function..];
-    body.contains(&format!("let {variable} = match")).then(|| {
-        arm_literals(body)
-            .into_iter()
-            .filter(|s| is_code(s))
-            .collect()
-    })
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        let names = path_names(&mac.path);
+        if names == ["tracing", "warn"] || names == ["tracing", "error"] {
+            // The message is the last literal (after any fields).
+            let message = string_literals(&mac.tokens)
+                .pop()
+                .unwrap_or_else(|| panic!("`{}!` without a message", names.join("::")));
+            self.logs.push(message);
+        }
+        syn::visit::visit_macro(self, mac);
+    }
+}
+
+/// The messages of the sources (`src/` of both crates): (file, message).
+fn messages() -> Vec<(PathBuf, Messages)> {
+    sources(false)
+        .into_iter()
+        .map(|(path, text)| {
+            let mut found = Messages::default();
+            syn::visit::Visit::visit_file(&mut found, &syntax(&path, &text));
+            (path, found)
+        })
+        .collect()
 }
 
 /// The message of every `#[error("…")]` in the source (not `transparent`).
 fn error_messages() -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    for (path, text) in sources(false) {
-        for (at, _) in text.match_indices("#[error(") {
-            let rest = &text[at + "#[error(".len()..];
-            let skipped = rest.len() - rest.trim_start().len();
-            let start = at + "#[error(".len() + skipped;
-            if text.as_bytes()[start] == b'"' {
-                out.push((path.clone(), string_literal(&text, start).0));
-            }
-        }
-    }
-    assert!(out.len() > 50, "error messages parsed badly: {out:?}");
+    let out: Vec<(PathBuf, String)> = messages()
+        .into_iter()
+        .flat_map(|(path, found)| found.errors.into_iter().map(move |m| (path.clone(), m)))
+        .collect();
+    assert!(out.len() > 50, "error messages read badly: {out:?}");
     out
 }
 
@@ -371,27 +411,14 @@ fn normalize(text: &str) -> String {
         .join(" ")
 }
 
-/// The message of every `tracing::warn!`/`tracing::error!` (its last literal).
+/// The message of every `tracing::warn!`/`tracing::error!` of the node.
 fn warning_and_error_logs() -> BTreeSet<String> {
-    let mut messages = BTreeSet::new();
-    for (path, text) in sources(false) {
-        if !path.starts_with(repo_root().join("crates/fabstir-node")) {
-            continue;
-        }
-        for name in ["tracing::warn!(", "tracing::error!("] {
-            for open in calls(&text, name) {
-                let (literals, _) = call_arguments(&text, open);
-                let message = literals
-                    .last()
-                    .unwrap_or_else(|| panic!("{}: `{name}` without a message", path.display()));
-                messages.insert(message.clone());
-            }
-        }
-    }
-    assert!(
-        messages.len() >= 8,
-        "log messages parsed badly: {messages:?}"
-    );
+    let messages: BTreeSet<String> = messages()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with(repo_root().join("crates/fabstir-node")))
+        .flat_map(|(_, found)| found.logs)
+        .collect();
+    assert!(messages.len() >= 8, "log messages read badly: {messages:?}");
     messages
 }
 
@@ -569,8 +596,7 @@ fn troubleshooting_names_every_http_error_and_reason_code() {
     );
     assert_codes_named(&doc, &reasons, "settlement reason codes");
 
-    let prover = node_source("prover.rs");
-    let failures = arm_literals(function_body(&prover, "pub fn code(&self)"));
+    let failures: BTreeSet<String> = GenerateError::CODES.iter().map(|c| c.to_string()).collect();
     assert!(
         failures.contains("timeout") && failures.len() >= 3,
         "{failures:?}"
@@ -861,11 +887,28 @@ fn documented_keys_commands_and_checks_exist() {
     let paragraph = &deployment[start..];
     let paragraph = &paragraph[..paragraph.find("\n\n").unwrap_or(paragraph.len())];
     let listed: BTreeSet<String> = code_spans(paragraph).into_iter().collect();
-    let source = node_source("cli/keys.rs");
-    let reported: BTreeSet<String> = first_literal_args(&source, "checks.record(")
-        .into_iter()
+    // The checks `keys verify` reports on a sound key directory (where none
+    // fails, so every check runs).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let keys_dir = dir.path().join("keys");
+    let keys_dir = keys_dir.to_str().expect("utf-8 path");
+    let keygen = common::cli(&["keygen", "--keys-dir", keys_dir]);
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let verify = common::cli(&["keys", "verify", "--keys-dir", keys_dir]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&verify.stdout).expect("keys verify prints JSON");
+    assert_eq!(report["ok"], true, "{report}");
+    let reported: BTreeSet<String> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|check| check["name"].as_str().expect("a check's name").to_string())
         .collect();
-    assert!(reported.len() >= 5, "checks parsed badly: {reported:?}");
+    assert!(reported.len() >= 5, "{report}");
     assert_eq!(
         listed, reported,
         "the checks docs/DEPLOYMENT.md lists are not those `keys verify` reports"
@@ -966,18 +1009,20 @@ fn documented_environment_variables_are_read_by_the_code() {
     }
 }
 
-/// The router's routes (`router()` in `src/api/mod.rs`), as path segment
-/// lists (`{…}` matches any segment).
+/// The node's routes, as path segment lists (`{…}` matches any segment):
+/// the paths of `docs/openapi.yaml`, which the node answers exactly
+/// (`openapi::the_node_answers_every_documented_route_and_accepts_the_examples`).
 fn routes() -> Vec<Vec<String>> {
-    let api = node_source("api/mod.rs");
-    let body = function_body(&api, "pub fn router(");
-    let routes: Vec<Vec<String>> = body
-        .split(".route(")
-        .skip(1)
-        .filter_map(|chunk| chunk.split('"').nth(1))
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&read("docs/openapi.yaml")).expect("docs/openapi.yaml is YAML");
+    let spec = serde_json::to_value(yaml).expect("docs/openapi.yaml converts to JSON");
+    let routes: Vec<Vec<String>> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
         .map(|path| path.split('/').map(str::to_string).collect())
         .collect();
-    assert!(routes.len() >= 10, "routes parsed badly: {routes:?}");
+    assert!(routes.len() >= 10, "routes read badly: {routes:?}");
     routes
 }
 
@@ -1206,10 +1251,46 @@ fn proof_flow_diagram_is_in_the_readme_and_the_spec() {
 // ---------------------------------------------------------------------------
 // (d) SECURITY.md
 
+/// The tests of a file: `#[test]` functions (in any module), and the
+/// functions of `proptest!` blocks.
+#[derive(Default)]
+struct TestNames(BTreeSet<String>);
+
+impl<'ast> syn::visit::Visit<'ast> for TestNames {
+    fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+        let is_test = item
+            .attrs
+            .iter()
+            .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "test"));
+        if is_test {
+            self.0.insert(item.sig.ident.to_string());
+        }
+        syn::visit::visit_item_fn(self, item);
+    }
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        if path_names(&mac.path)
+            .last()
+            .is_some_and(|n| n == "proptest")
+        {
+            let tokens: Vec<TokenTree> = mac.tokens.clone().into_iter().collect();
+            for pair in tokens.windows(2) {
+                if let [TokenTree::Ident(keyword), TokenTree::Ident(name)] = pair {
+                    if keyword == "fn" {
+                        self.0.insert(name.to_string());
+                    }
+                }
+            }
+        }
+        syn::visit::visit_macro(self, mac);
+    }
+}
+
 #[test]
 fn security_cites_tests_that_exist() {
     let doc = read("docs/SECURITY.md");
     let mut cited = 0;
+    let mut tests: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
     for span in code_spans(&prose(&doc)) {
         let Some((file, test)) = span.split_once("::") else {
             continue;
@@ -1220,19 +1301,14 @@ fn security_cites_tests_that_exist() {
         let path = repo_root().join(file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("docs/SECURITY.md cites {file}: {e}"));
-        let signature = format!("fn {test}(");
-        let at = text.find(&signature).unwrap_or_else(|| {
-            panic!("docs/SECURITY.md cites {span}, which {file} does not define")
+        let tests = tests.entry(path.clone()).or_insert_with(|| {
+            let mut found = TestNames::default();
+            syn::visit::Visit::visit_file(&mut found, &syntax(&path, &text));
+            found.0
         });
-        let before = &text[..at];
-        let is_test = before
-            .rfind("#[test]")
-            .is_some_and(|t| !before[t..].contains("\n}\n") && at - t < 200)
-            || (text.contains("proptest!")
-                && text[at..text[at..].find('{').map_or(text.len(), |b| at + b)].contains(" in "));
         assert!(
-            is_test,
-            "docs/SECURITY.md cites {span}, which is not a test"
+            tests.contains(test),
+            "docs/SECURITY.md cites {span}, which is not a test of {file}"
         );
         cited += 1;
     }
@@ -1283,10 +1359,20 @@ fn systemd_unit_runs_a_real_command() {
         directive("ExecReload")[0].contains("-HUP"),
         "ExecReload must send SIGHUP"
     );
-    assert!(
-        node_source("cli/serve.rs").contains("SignalKind::hangup()"),
-        "the unit reloads with SIGHUP, which serve no longer handles"
-    );
+    // `serve` reloads its keys on SIGHUP: the node lives on (the signal's
+    // default action would end it) and still answers.
+    let dir = common::DataDir::new();
+    let node = common::Node::start(dir.path(), &["--mock-proofs"]);
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-HUP", &node.pid().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(sent.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (status, health) = node.get("/health");
+        assert_eq!(status, 200, "the node did not survive SIGHUP: {health}");
+    }
     for hardening in [
         "NoNewPrivileges",
         "ProtectSystem",

@@ -1,23 +1,26 @@
-//! Keeps `docs/openapi.yaml` (and the codes in `docs/API.md`) honest:
+//! Keeps `docs/openapi.yaml` (and the codes in `docs/API.md`) honest. It
+//! reads no source code: the node is started and called.
 //!
-//! - the documented (method, path) pairs are exactly the routes of
-//!   `router()` in `src/api/mod.rs`; the routes it wraps in the bearer-token
-//!   layers document the `adminToken` security scheme and 401 (always, or
-//!   only with `--production`); every operation documents 403
-//!   (`forbidden_host`, `forbidden_origin`), every POST 415; a handler that
-//!   takes no body documents an optional empty body, one that parses JSON a
-//!   required body;
+//! - a running node answers every documented (method, path) (never with the
+//!   router's fallback, never 405) and accepts every `example` request body;
+//!   a documented path answers 405 to the methods it does not document, with
+//!   `Allow` naming the documented ones, and undocumented paths get the
+//!   fallback; every status it answers with is documented for its route, its
+//!   JSON body validates (`jsonschema`) against the documented schema, an
+//!   error's code is named in the documented response, and every error
+//!   answer is JSON;
+//! - every operation answers the guards it documents: 403 `forbidden_host`
+//!   and `forbidden_origin` everywhere, 415 on every POST, 401 with a Bearer
+//!   challenge where its `security` asks for the `adminToken` (always, or
+//!   only with `--production`: asked of a development and a production
+//!   node); a documented body is read as documented (required JSON, or an
+//!   optional empty one: 400 `invalid_json`, 413 `body_too_large`), an
+//!   undocumented one is not read;
 //! - the error codes are exactly `fabstir_node::api::ErrorCode::ALL`, and
 //!   wherever the file (or `docs/API.md`'s error table) gives a code a
 //!   status, it is the code's `status()`; the verification and settlement
 //!   reason codes are those of `fabstir_node::reasons`;
-//! - a running node answers every documented route (never with the router's
-//!   fallback) and accepts every `example` request body, while undocumented
-//!   paths get the fallback; every status it answers with is documented for
-//!   its route, its JSON body has the documented shape, an error's code is
-//!   named in the documented response, and every error answer is JSON;
-//! - the guards (Host, Origin, Content-Type, bearer token), strict JSON and
-//!   the cumulative checkpoint rules answer as documented;
+//! - strict JSON and the cumulative checkpoint rules answer as documented;
 //! - `/health` turns `degraded` when the key directory stops loading, as
 //!   documented, and recovers after a successful reload.
 
@@ -109,28 +112,6 @@ fn example_body(spec: &Value, method: &str, path: &str) -> Option<Value> {
     example
 }
 
-/// The body of the function whose signature starts with `signature`.
-fn function_body<'a>(text: &'a str, signature: &str) -> &'a str {
-    let start = text
-        .find(signature)
-        .unwrap_or_else(|| panic!("`{signature}` not found in the source"));
-    let rest = &text[start..];
-    let end = rest.find("\n}\n").unwrap_or(rest.len());
-    &rest[..end]
-}
-
-/// String literals right after `=>` (the arms of a `match` returning codes).
-fn arm_literals(body: &str) -> BTreeSet<String> {
-    body.split("=>")
-        .skip(1)
-        .filter_map(|arm| {
-            let arm = arm.trim_start();
-            let rest = arm.strip_prefix('"')?;
-            Some(rest[..rest.find('"')?].to_string())
-        })
-        .collect()
-}
-
 /// The string values of an `enum` (nulls left out).
 fn enum_strings(schema: &Value) -> BTreeSet<String> {
     schema["enum"]
@@ -161,219 +142,6 @@ fn library_codes() -> BTreeMap<&'static str, u16> {
 /// The words written in backticks in `text`.
 fn backticked(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
-}
-
-// ---------------------------------------------------------------------------
-// The router, read from src/api/mod.rs
-
-/// The bearer-token layer a route is wrapped in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Guard {
-    /// No token needed.
-    Open,
-    /// `guard::require_token_in_production`: a token only with `--production`.
-    TokenInProduction,
-    /// `guard::require_token`: always a token.
-    Token,
-}
-
-/// One routed method: its handler (`module::function`) and token guard.
-#[derive(Debug, Clone)]
-struct Route {
-    handler: String,
-    guard: Guard,
-}
-
-/// The calls `name(args)` in `text`, in order: (name, args).
-fn calls(text: &str) -> Vec<(String, String)> {
-    let bytes = text.as_bytes();
-    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'"' {
-            // Skip string literals (route paths).
-            i += 1;
-            while i < bytes.len() && bytes[i] != b'"' {
-                i += if bytes[i] == b'\\' { 2 } else { 1 };
-            }
-            i += 1;
-            continue;
-        }
-        if is_ident(bytes[i]) && (i == 0 || !is_ident(bytes[i - 1])) {
-            let start = i;
-            while i < bytes.len() && is_ident(bytes[i]) {
-                i += 1;
-            }
-            if bytes.get(i) == Some(&b'(') {
-                let mut depth = 0usize;
-                let mut end = bytes.len();
-                for (j, &b) in bytes.iter().enumerate().skip(i) {
-                    match b {
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = j;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                found.push((text[start..i].to_string(), text[i + 1..end].to_string()));
-            }
-            continue;
-        }
-        i += 1;
-    }
-    found
-}
-
-/// Every route of `router()` in `src/api/mod.rs`: (METHOD, path) with its
-/// handler and the token layer wrapped around it (`route_layer` wraps the
-/// methods added before it, as in axum).
-fn router_routes() -> BTreeMap<(String, String), Route> {
-    let source = read("crates/fabstir-node/src/api/mod.rs");
-    let body = function_body(&source, "pub fn router(");
-    let (routes_text, after) =
-        body.split_at(body.find(".fallback(").expect("router has a fallback"));
-    // The layers every request passes: the Host/Origin/Content-Type checks
-    // and the JSON error bodies (what the 403/415 of every operation and
-    // the JSON error checks rely on).
-    for layer in ["guard::check_request", "guard::json_errors"] {
-        assert!(
-            after.contains(layer),
-            "router() no longer layers {layer} over every route"
-        );
-    }
-    // The Content-Type check runs after routing, on every route: a
-    // router-level `.route_layer(...)` after the last `.route(...)`.
-    let last_route = routes_text.rfind(".route(").expect("a route");
-    let tail = &routes_text[last_route..];
-    let tail = &tail[balanced_end(tail, ".route(".len())..];
-    assert!(
-        tail.contains(".route_layer(from_fn(guard::require_json))"),
-        "router() no longer checks the Content-Type of every route's POSTs"
-    );
-    // `let NAME = from_fn_with_state(…, guard::require_token…);`
-    let mut layers: BTreeMap<String, Guard> = BTreeMap::new();
-    for statement in routes_text.split(';') {
-        let Some(rest) = statement.trim().strip_prefix("let ") else {
-            continue;
-        };
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        let guard = if statement.contains("guard::require_token_in_production") {
-            Guard::TokenInProduction
-        } else if statement.contains("guard::require_token") {
-            Guard::Token
-        } else {
-            continue;
-        };
-        layers.insert(name, guard);
-    }
-    assert_eq!(
-        layers.values().copied().collect::<BTreeSet<_>>(),
-        BTreeSet::from([Guard::Token, Guard::TokenInProduction]),
-        "router()'s token layers parsed badly: {layers:?}"
-    );
-    let mut routes = BTreeMap::new();
-    for chunk in routes_text.split(".route(").skip(1) {
-        // Only the arguments of this `.route(...)`: router-level layers that
-        // follow the last route belong to no single route.
-        let chunk = &chunk[..balanced_end(chunk, 0)];
-        let path = chunk.split('"').nth(1).expect("route path literal");
-        let mut methods: Vec<(String, Route)> = Vec::new();
-        for (name, args) in calls(chunk) {
-            if name == "any" || name == "on" || name == "layer" {
-                panic!("{path}: router() uses `{name}(`, which this test cannot read");
-            }
-            if METHODS.contains(&name.as_str()) {
-                methods.push((
-                    name.to_uppercase(),
-                    Route {
-                        handler: args.trim().to_string(),
-                        guard: Guard::Open,
-                    },
-                ));
-            } else if name == "route_layer" {
-                let layer: String = args
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                let guard = *layers
-                    .get(&layer)
-                    .unwrap_or_else(|| panic!("{path}: unknown route layer `{args}`"));
-                for (_, route) in &mut methods {
-                    route.guard = route.guard.max(guard);
-                }
-            }
-        }
-        assert!(!methods.is_empty(), "{path}: no method parsed");
-        for (method, route) in methods {
-            let previous = routes.insert((method.clone(), path.to_string()), route);
-            assert!(previous.is_none(), "{method} {path} routed twice");
-        }
-    }
-    routes
-}
-
-/// The index just past the `)` closing a parenthesis opened before
-/// `text[start..]` (string literals skipped).
-fn balanced_end(text: &str, start: usize) -> usize {
-    let mut depth = 1usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, c) in text[start..].char_indices() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return start + i + 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    panic!("unbalanced parentheses in router()")
-}
-
-/// What a handler (`module::function` in `src/api/`) reads as its body.
-fn handler_body_kind(handler: &str) -> &'static str {
-    let (module, function) = handler
-        .split_once("::")
-        .unwrap_or_else(|| panic!("handler `{handler}` is not module::function"));
-    let source = read(&format!("crates/fabstir-node/src/api/{module}.rs"));
-    let signature = format!("pub async fn {function}(");
-    let start = source
-        .find(&signature)
-        .unwrap_or_else(|| panic!("src/api/{module}.rs has no `{signature}`"));
-    let rest = &source[start..];
-    let parameters = &rest[..rest.find("->").expect("a return type")];
-    match (
-        parameters.contains("JsonBody<"),
-        parameters.contains("NoBody"),
-    ) {
-        (true, false) => "json",
-        (false, true) => "none",
-        (false, false) => "nothing read",
-        (true, true) => panic!("{handler} reads two bodies"),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -482,91 +250,72 @@ fn api_md_error_rows(api_md: &str) -> BTreeMap<String, Vec<u16>> {
 }
 
 // ---------------------------------------------------------------------------
-// Checking JSON against the file's schemas
+// Checking JSON against the file's schemas (the `jsonschema` crate)
 
-/// Checks `value` against a schema of the file: types, `required`,
-/// `additionalProperties: false`, `maxProperties`, `enum`, `nullable`,
-/// `items`, `oneOf`, `anyOf`, `allOf` (not patterns or bounds).
-fn check(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-    let schema = resolve(spec, schema);
-    if value.is_null() {
-        let allowed = schema["nullable"] == true
-            || schema["enum"]
-                .as_array()
-                .is_some_and(|e| e.contains(&Value::Null));
-        return if allowed {
+/// An OpenAPI 3.0 schema (or any part of the file) as JSON Schema 2020-12:
+/// `nullable: true` admits null (in `type`, and in `enum` if it has one; a
+/// schema without `type` gets a null branch). The rest of the file's schema
+/// keywords mean the same in both.
+fn json_schema(node: &Value) -> Value {
+    match node {
+        Value::Array(items) => Value::Array(items.iter().map(json_schema).collect()),
+        Value::Object(map) => {
+            let mut out: serde_json::Map<String, Value> = map
+                .iter()
+                .filter(|(key, _)| key.as_str() != "nullable")
+                .map(|(key, value)| (key.clone(), json_schema(value)))
+                .collect();
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                let Some(Value::String(kind)) = out.get("type").cloned() else {
+                    return json!({"anyOf": [Value::Object(out), {"type": "null"}]});
+                };
+                out.insert("type".into(), json!([kind, "null"]));
+                if let Some(Value::Array(values)) = out.get_mut("enum") {
+                    if !values.contains(&Value::Null) {
+                        values.push(Value::Null);
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Validates JSON against the file's schemas, `$ref`s to its components
+/// resolved.
+struct Schemas {
+    /// `components`, as JSON Schema.
+    components: Value,
+}
+
+impl Schemas {
+    fn new(spec: &Value) -> Self {
+        Self {
+            components: json_schema(&spec["components"]),
+        }
+    }
+
+    /// Every way `value` breaks `schema` (a schema of the file, as written
+    /// there), one per line; `Ok` if none.
+    fn validate(&self, schema: &Value, value: &Value) -> Result<(), String> {
+        let mut root = match json_schema(schema) {
+            Value::Object(root) => root,
+            other => panic!("a schema that is not an object: {other}"),
+        };
+        root.insert("components".into(), self.components.clone());
+        let validator = jsonschema::draft202012::new(&Value::Object(root))
+            .unwrap_or_else(|e| panic!("docs/openapi.yaml: a schema does not compile: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| format!("at `{}`: {e}", e.instance_path()))
+            .collect();
+        if errors.is_empty() {
             Ok(())
         } else {
-            Err(format!("{at}: null is not allowed"))
-        };
-    }
-    if let Some(values) = schema["enum"].as_array() {
-        if !values.contains(value) {
-            return Err(format!("{at}: {value} is not one of {values:?}"));
+            Err(errors.join("\n"))
         }
     }
-    let type_ok = match schema["type"].as_str() {
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    if !type_ok {
-        return Err(format!("{at}: {value} is not of type {}", schema["type"]));
-    }
-    if let Some(object) = value.as_object() {
-        for name in schema["required"].as_array().into_iter().flatten() {
-            let name = name.as_str().unwrap_or_default();
-            if !object.contains_key(name) {
-                return Err(format!("{at}: required field `{name}` is missing"));
-            }
-        }
-        if let Some(max) = schema["maxProperties"].as_u64() {
-            if object.len() as u64 > max {
-                return Err(format!("{at}: more than {max} fields"));
-            }
-        }
-        let properties = schema["properties"].as_object();
-        for (name, field) in object {
-            match properties.and_then(|p| p.get(name)) {
-                Some(sub) => check(spec, sub, field, &format!("{at}.{name}"))?,
-                None if schema["additionalProperties"] == false => {
-                    return Err(format!("{at}: field `{name}` is not documented"))
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            check(spec, items, item, &format!("{at}[{i}]"))?;
-        }
-    }
-    let branches = |key: &str| -> Vec<Result<(), String>> {
-        schema[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| check(spec, s, value, at))
-            .collect()
-    };
-    if let Some(errors) = Some(branches("allOf")).filter(|b| !b.is_empty()) {
-        errors.into_iter().collect::<Result<(), String>>()?;
-    }
-    let any = branches("anyOf");
-    if !any.is_empty() && !any.iter().any(Result::is_ok) {
-        return Err(format!("{at}: matches no anyOf branch: {any:?}"));
-    }
-    let one = branches("oneOf");
-    if !one.is_empty() && one.iter().filter(|r| r.is_ok()).count() != 1 {
-        return Err(format!(
-            "{at}: does not match exactly one oneOf branch: {one:?}"
-        ));
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -713,13 +462,24 @@ fn json_bytes(value: &Value) -> Vec<u8> {
 /// Requests against one node, checked against the file as they go.
 struct Checker<'a> {
     spec: &'a Value,
+    schemas: Schemas,
     api_md: String,
     node: &'a Node,
     /// Error codes seen.
     seen_codes: BTreeSet<String>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    fn new(spec: &'a Value, node: &'a Node) -> Self {
+        Self {
+            spec,
+            schemas: Schemas::new(spec),
+            api_md: read("docs/API.md"),
+            node,
+            seen_codes: BTreeSet::new(),
+        }
+    }
+
     /// Sends a request to a documented operation (`template` is the
     /// documented path, `request.path` the concrete one) and checks that the
     /// status is documented for it, the body has the documented shape, the
@@ -755,7 +515,7 @@ impl Checker<'_> {
                 answer.content_type()
             );
             if media == "application/json" {
-                if let Err(e) = check(self.spec, &media_type["schema"], &answer.body, "body") {
+                if let Err(e) = self.schemas.validate(&media_type["schema"], &answer.body) {
                     panic!("{what}: the body does not match the documented schema: {e}");
                 }
             }
@@ -827,19 +587,12 @@ fn always_needs_token(op: &Value) -> bool {
 // The tests
 
 #[test]
-fn documented_operations_are_exactly_the_routers_routes() {
+fn documented_operations_have_their_sections_and_headers() {
+    // That the node answers exactly these operations is checked by calling
+    // them (`the_node_answers_every_documented_route_and_accepts_the_examples`).
     let spec = spec();
     let documented = documented(&spec);
-    let routes = router_routes();
-    let routed: BTreeSet<(String, String)> = routes.keys().cloned().collect();
-    assert!(routed.len() >= 12, "router parsed badly: {routes:?}");
-    assert_eq!(
-        documented,
-        routed,
-        "docs/openapi.yaml and router() in src/api/mod.rs differ\n  only documented: {:?}\n  only routed: {:?}",
-        documented.difference(&routed).collect::<Vec<_>>(),
-        routed.difference(&documented).collect::<Vec<_>>()
-    );
+    assert!(documented.len() >= 12, "{documented:?}");
     let api_md = read("docs/API.md");
     for (method, path) in &documented {
         assert!(
@@ -853,7 +606,104 @@ fn documented_operations_are_exactly_the_routers_routes() {
 }
 
 #[test]
-fn every_operation_documents_the_guards_and_bodies_of_its_route() {
+fn every_schema_of_the_file_compiles_and_refuses_what_it_does_not_allow() {
+    let spec = spec();
+    let schemas = Schemas::new(&spec);
+    for (name, schema) in spec["components"]["schemas"].as_object().expect("schemas") {
+        // Compiles (or `validate` panics naming the problem); its example,
+        // if it has one, fits it.
+        let example = schema.get("example");
+        let fits = schemas.validate(schema, example.unwrap_or(&Value::Null));
+        if let (Some(example), Err(e)) = (example, fits) {
+            panic!("docs/openapi.yaml: the example of {name} does not fit it: {e}\n{example}");
+        }
+    }
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let valid = json!({"error": {"code": "unknown_job", "message": "no such job"}});
+    assert_eq!(schemas.validate(&error, &valid), Ok(()));
+    for (broken, what) in [
+        (
+            json!({"error": {"code": "no_such_code", "message": "m"}}),
+            "enum",
+        ),
+        (json!({"error": {"code": "unknown_job"}}), "required"),
+        (
+            json!({"error": {"code": "unknown_job", "message": 1}}),
+            "type",
+        ),
+        (
+            json!({"error": {"code": "unknown_job", "message": "m"}, "x": 1}),
+            "additionalProperties",
+        ),
+        (json!(null), "null"),
+    ] {
+        assert!(
+            schemas.validate(&error, &broken).is_err(),
+            "{what}: {broken} passed"
+        );
+    }
+    // nullable: null where the file allows it, and only there.
+    let request = json!({"$ref": "#/components/schemas/CheckpointRequest"});
+    let base = json!({"job_id": "42", "tokens_processed": 1});
+    assert_eq!(schemas.validate(&request, &base), Ok(()));
+    let mut nullable = base.clone();
+    nullable["model_id"] = Value::Null;
+    assert_eq!(schemas.validate(&request, &nullable), Ok(()));
+    let mut pattern = base.clone();
+    pattern["model_id"] = json!("0x12");
+    assert!(schemas.validate(&request, &pattern).is_err(), "pattern");
+    let mut not_nullable = base;
+    not_nullable["tokens_processed"] = Value::Null;
+    assert!(schemas.validate(&request, &not_nullable).is_err(), "null");
+    let reason = json!({"$ref": "#/components/schemas/SettlementReason"});
+    assert_eq!(schemas.validate(&reason, &Value::Null), Ok(()));
+    assert!(schemas.validate(&reason, &json!("no_such_reason")).is_err());
+}
+
+/// The bearer-token guard a route answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Guard {
+    /// No token needed.
+    Open,
+    /// A token only with `--production`.
+    TokenInProduction,
+    /// Always a token.
+    Token,
+}
+
+/// A body larger than the node's default limit (`max_body_bytes`, 4 MiB).
+fn too_large() -> Vec<u8> {
+    vec![b' '; 5 << 20]
+}
+
+/// Whether a call without the token (and one with a wrong token) is refused
+/// with 401 `unauthorized` and a Bearer challenge.
+fn needs_token(checker: &mut Checker, template: &str, request: &Request) -> bool {
+    let without = checker.call(template, request.clone().auth(Auth::Without));
+    if without.status != 401 {
+        return false;
+    }
+    let wrong = request.clone().auth(Auth::Bearer("0".repeat(64)));
+    for answer in [without, checker.call(template, wrong)] {
+        assert_eq!(
+            (answer.status, answer.body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{} {template}: {}",
+            request.method,
+            answer.text
+        );
+        let challenge = answer.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.starts_with("Bearer"),
+            "{} {template}: WWW-Authenticate {challenge:?}",
+            request.method
+        );
+    }
+    true
+}
+
+#[test]
+fn every_route_answers_the_guards_and_bodies_its_operation_documents() {
     let spec = spec();
     let scheme = &spec["components"]["securitySchemes"]["adminToken"];
     assert_eq!(
@@ -867,34 +717,87 @@ fn every_operation_documents_the_guards_and_bodies_of_its_route() {
             .map(|d| backticked(d).into_iter().map(str::to_string).collect())
             .unwrap_or_default()
     };
+    let development_dir = DataDir::new();
+    let development = Node::start(development_dir.path(), &["--mock-proofs"]);
+    let production_dir = DataDir::new();
+    common::ceremony_keygen(production_dir.path());
+    let production = common::start_production(production_dir.path());
+    let mut on_development = Checker::new(&spec, &development);
+    let mut on_production = Checker::new(&spec, &production);
     let mut guarded = BTreeSet::new();
-    for ((method, path), route) in router_routes() {
-        let what = format!("{method} {path}");
-        let op = operation(&spec, &method, &path);
+    for (method, template) in documented(&spec) {
+        let what = format!("{method} {template}");
+        let op = operation(&spec, &method, &template);
+        let request = Request::new(&method, &template.replace("{job_id}", "1"));
+        let refused = |answer: &Answer, codes: &[&str]| {
+            answer
+                .body
+                .pointer("/error/code")
+                .and_then(Value::as_str)
+                .is_some_and(|code| codes.contains(&code))
+        };
+
         // Host and Origin are checked on every request.
         for code in ["forbidden_host", "forbidden_origin"] {
             assert!(
-                names(403, &method, &path).iter().any(|c| c == code),
+                names(403, &method, &template).iter().any(|c| c == code),
                 "{what}: no documented 403 naming `{code}`"
             );
         }
-        // Content-Type on every POST (and only there).
-        let media = names(415, &method, &path);
+        on_development.expect_error(
+            &template,
+            request.clone().header("host", "rebind.attacker.test"),
+            403,
+            "forbidden_host",
+        );
+        on_development.expect_error(
+            &template,
+            request
+                .clone()
+                .header("origin", "https://evil.example.test"),
+            403,
+            "forbidden_origin",
+        );
+
+        // Content-Type: JSON's on every POST (and only there).
+        let is_post = method == "POST";
         assert_eq!(
-            media.iter().any(|c| c == "unsupported_media_type"),
-            method == "POST",
+            names(415, &method, &template)
+                .iter()
+                .any(|c| c == "unsupported_media_type"),
+            is_post,
             "{what}: 415 `unsupported_media_type` is documented for exactly the POSTs"
         );
-        // The token.
+        let plain = request
+            .clone()
+            .json(&json!({}))
+            .content_type(Some("text/plain"));
+        if is_post {
+            on_development.expect_error(&template, plain, 415, "unsupported_media_type");
+        } else {
+            let answer = on_development.call(&template, plain);
+            assert_ne!(answer.status, 415, "{what}: {}", answer.text);
+        }
+
+        // The token: asked of a development node and of a production node.
+        let guard = match (
+            needs_token(&mut on_development, &template, &request),
+            needs_token(&mut on_production, &template, &request),
+        ) {
+            (false, false) => Guard::Open,
+            (false, true) => Guard::TokenInProduction,
+            (true, true) => Guard::Token,
+            (true, false) => panic!("{what} needs a token on a development node only"),
+        };
         let security = op.get("security");
-        let unauthorized = response(&spec, &method, &path, 401);
-        match route.guard {
+        let unauthorized = response(&spec, &method, &template, 401);
+        match guard {
             Guard::Open => {
                 assert!(security.is_none(), "{what} needs no token: {security:?}");
                 assert!(unauthorized.is_none(), "{what} never answers 401");
             }
             Guard::Token | Guard::TokenInProduction => {
-                guarded.insert(route.guard);
+                guarded.insert(guard);
                 let alternatives = security
                     .and_then(Value::as_array)
                     .unwrap_or_else(|| panic!("{what}: no `security`"));
@@ -904,12 +807,12 @@ fn every_operation_documents_the_guards_and_bodies_of_its_route() {
                 );
                 assert_eq!(
                     alternatives.contains(&json!({})),
-                    route.guard == Guard::TokenInProduction,
+                    guard == Guard::TokenInProduction,
                     "{what}: the token is optional ({{}} in `security`) exactly when only --production needs it"
                 );
                 assert_eq!(
                     alternatives.len(),
-                    1 + usize::from(route.guard == Guard::TokenInProduction)
+                    1 + usize::from(guard == Guard::TokenInProduction)
                 );
                 let unauthorized =
                     unauthorized.unwrap_or_else(|| panic!("{what}: no documented 401"));
@@ -920,7 +823,7 @@ fn every_operation_documents_the_guards_and_bodies_of_its_route() {
                 );
                 assert_eq!(
                     description.contains("--production"),
-                    route.guard == Guard::TokenInProduction,
+                    guard == Guard::TokenInProduction,
                     "{what}: the 401 says whether only --production needs the token"
                 );
                 assert_eq!(
@@ -929,43 +832,56 @@ fn every_operation_documents_the_guards_and_bodies_of_its_route() {
                 );
             }
         }
-        // The body the handler reads.
-        let body = op.get("requestBody").map(|b| resolve(&spec, b));
-        match handler_body_kind(&route.handler) {
-            "json" => {
-                let body = body.unwrap_or_else(|| panic!("{what} reads a JSON body"));
-                assert_eq!(body["required"], true, "{what}: its body is required");
-                assert!(names(400, &method, &path)
-                    .iter()
-                    .any(|c| c == "invalid_json"));
-                assert!(names(413, &method, &path)
-                    .iter()
-                    .any(|c| c == "body_too_large"));
-            }
-            "none" => {
-                let body = body.unwrap_or_else(|| {
-                    panic!("{what} takes an empty body or {{}}: document it as optional EmptyBody")
-                });
-                assert_ne!(body["required"], true, "{what}: its body is optional");
-                let schema = resolve(&spec, &body["content"]["application/json"]["schema"]);
-                assert_eq!(
-                    schema["maxProperties"], 0,
-                    "{what}: the body takes no field"
+
+        // The body, as the development node reads it (with the token where
+        // it always needs one).
+        let unexpected = request.clone().json(&json!({"unexpected": true}));
+        match op.get("requestBody").map(|b| resolve(&spec, b)) {
+            None => {
+                // No body: one sent is not read.
+                let answer = on_development.call(&template, unexpected);
+                assert!(
+                    !refused(&answer, &["invalid_json"]),
+                    "{what} documents no body, but reads one: {}",
+                    answer.text
                 );
-                assert!(names(400, &method, &path)
-                    .iter()
-                    .any(|c| c == "invalid_json"));
-                assert!(names(413, &method, &path)
-                    .iter()
-                    .any(|c| c == "body_too_large"));
             }
-            _ => assert!(body.is_none(), "{what} reads no body: {body:?}"),
+            Some(body) => {
+                for (status, code) in [(400, "invalid_json"), (413, "body_too_large")] {
+                    assert!(
+                        names(status, &method, &template).iter().any(|c| c == code),
+                        "{what} reads a body: no documented {status} naming `{code}`"
+                    );
+                }
+                on_development.expect_error(&template, unexpected, 400, "invalid_json");
+                let oversized = request.clone().body(Some(too_large()));
+                on_development.expect_error(&template, oversized, 413, "body_too_large");
+                if body["required"] == true {
+                    // A JSON body, required.
+                    on_development.expect_error(&template, request.clone(), 400, "invalid_json");
+                } else {
+                    // No field: nothing, or {}.
+                    let schema = resolve(&spec, &body["content"]["application/json"]["schema"]);
+                    assert_eq!(
+                        schema["maxProperties"], 0,
+                        "{what}: an optional body takes no field"
+                    );
+                    for empty in [request.clone(), request.clone().json(&json!({}))] {
+                        let answer = on_development.call(&template, empty);
+                        assert!(
+                            !refused(&answer, &["invalid_json", "body_too_large"]),
+                            "{what}: its optional body refused: {}",
+                            answer.text
+                        );
+                    }
+                }
+            }
         }
     }
     assert_eq!(
         guarded,
         BTreeSet::from([Guard::Token, Guard::TokenInProduction]),
-        "the token layers wrap no route"
+        "no route needs the token always and another only in production"
     );
 }
 
@@ -1021,22 +937,13 @@ fn reason_codes_are_the_librarys() {
     let api_md = read("docs/API.md");
     let schemas = &spec["components"]["schemas"];
 
-    // Verification: the constant lists exactly what verify_reason_code returns.
+    // Verification: VERIFY_REASON_CODES (that it lists exactly what
+    // `verify_reason_code` returns is a unit test of `reasons`).
     let verify: BTreeSet<String> = VERIFY_REASON_CODES.iter().map(|c| c.to_string()).collect();
     assert_eq!(
         verify.len(),
         VERIFY_REASON_CODES.len(),
         "a verify reason code twice"
-    );
-    let reasons_rs = read("crates/fabstir-node/src/reasons.rs");
-    let returned = arm_literals(function_body(&reasons_rs, "pub fn verify_reason_code("));
-    assert!(
-        returned.len() >= 5,
-        "verify_reason_code parsed badly: {returned:?}"
-    );
-    assert_eq!(
-        returned, verify,
-        "VERIFY_REASON_CODES is not what verify_reason_code returns"
     );
     assert_eq!(
         enum_strings(&schemas["VerifyResponse"]["properties"]["reason_code"]),
@@ -1076,12 +983,7 @@ fn the_node_answers_every_documented_route_and_accepts_the_examples() {
         dir.path(),
         &["--mock-proofs", "--allowed-origins", ALLOWED_ORIGIN],
     );
-    let mut checker = Checker {
-        spec: &spec,
-        api_md: read("docs/API.md"),
-        node: &node,
-        seen_codes: BTreeSet::new(),
-    };
+    let mut checker = Checker::new(&spec, &node);
 
     // (b) The result example first: the other routes need a proved job.
     let result = example_body(&spec, "POST", "/v1/results").expect("result example");
@@ -1173,7 +1075,7 @@ fn the_node_answers_every_documented_route_and_accepts_the_examples() {
     }
     for (template, methods) in &by_path {
         let path = template.replace("{job_id}", &job);
-        for method in ["GET", "POST", "PUT", "DELETE"] {
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
             if methods.contains(method) {
                 continue;
             }
@@ -1561,12 +1463,7 @@ fn health_turns_degraded_when_the_key_directory_stops_loading() {
         dir.path(),
         &["--mock-proofs", "--health-interval-ms", "100"],
     );
-    let mut checker = Checker {
-        spec: &spec,
-        api_md: read("docs/API.md"),
-        node: &node,
-        seen_codes: BTreeSet::new(),
-    };
+    let mut checker = Checker::new(&spec, &node);
     let h = "/health";
     let e = "/health/ezkl";
     let a = "/v1/admin/keys/reload";

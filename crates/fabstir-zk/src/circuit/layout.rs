@@ -164,32 +164,7 @@ pub const COMMITMENT_PRIVATE_INPUTS: [usize; 6] = [5, 6, 7, 8, 9, 10];
 /// `(sk + c)^5` is a free cell at row [`HOST_ID_FIRST_ROW`].
 pub const HOST_ID_SECRET_ELEMENT: usize = 1;
 
-/// A cell that constraints read: an advice cell, or a row of the instance
-/// column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Cell {
-    /// Advice column `column` at `row`.
-    Advice {
-        /// Advice column index.
-        column: usize,
-        /// Row.
-        row: usize,
-    },
-    /// The instance column at `row`.
-    Instance {
-        /// Row (see [`instance`]).
-        row: usize,
-    },
-}
-
-impl std::fmt::Display for Cell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Advice { column, row } => write!(f, "advice column {column}, row {row}"),
-            Self::Instance { row } => write!(f, "instance row {row}"),
-        }
-    }
-}
+pub use crate::cell::Cell;
 
 /// The cells a prover chooses freely in circuit `version`: the public inputs
 /// other than the two outputs (instance rows 0..=3: chain id, marketplace,

@@ -570,7 +570,7 @@ fn chain_config(
             "must be an http:// or https:// URL",
         ));
     }
-    let marketplace = fabstir_zk::Address::parse(&marketplace).map_err(|e| {
+    let marketplace = fabstir_zk::parse_address(&marketplace).map_err(|e| {
         sources.bad(
             "marketplace",
             &format!("{marketplace:?}"),

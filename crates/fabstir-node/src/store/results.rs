@@ -369,7 +369,7 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
         result: InferenceResult {
             job_id: *job_id,
             chain_id: chain as u64,
-            marketplace: Address::parse(&market).map_err(|e| corrupt(e.to_string()))?,
+            marketplace: fabstir_zk::parse_address(&market).map_err(|e| corrupt(e.to_string()))?,
             model,
             prompt,
             response,

@@ -2,7 +2,7 @@
 //! (`queued` -> `proving` -> `proved` | `failed`). Written on the fast
 //! connection.
 
-use fabstir_zk::{Address, Digest32, HostId, InferenceResult, JobId, ModelRef, Statement};
+use fabstir_zk::{Digest32, HostId, InferenceResult, JobId, ModelRef, Statement};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 

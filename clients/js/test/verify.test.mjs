@@ -2,8 +2,9 @@
 // keys that are not the pinned one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { verifyProof, prepareVerifyingKey, KeyError } from '../src/index.js';
-import { devKey, devVkId, vectorProof } from './helpers.mjs';
+import { verifyProof, verifyRaw, prepareVerifyingKey, KeyError, PROOF_LEN } from '../src/index.js';
+import { hexToBytes } from '../src/field.js';
+import { devKey, devVkId, readRepo, vectorProof } from './helpers.mjs';
 
 const key = devKey();
 const vkId = devVkId();
@@ -13,6 +14,26 @@ const prepared = prepareVerifyingKey(key, { vkId });
 test('the exported key has the pinned vk_id, recomputed from its contents', () => {
   assert.equal(prepared.vkId, vkId);
   assert.equal(JSON.parse(key).vk_id, vkId);
+});
+
+test('the EVM verifier\'s test vectors verify, and not with a public input at its bound', () => {
+  // The JSON the forge test of contracts/src/FabstirVerifier.sol reads (written by
+  // `fabstir-node evm verifier --test-out`): public inputs as uint256 words, proof bytes.
+  const doc = JSON.parse(readRepo('contracts/test/vectors/FabstirVerifier.json'));
+  assert.equal(doc.vk_id, vkId);
+  assert.equal(doc.proof_length, PROOF_LEN);
+  assert.ok(doc.vectors.length >= 2);
+  for (const [i, { instances, proof }] of doc.vectors.entries()) {
+    const words = instances.map(BigInt);
+    const bytes = hexToBytes(proof);
+    assert.equal(words.length, doc.num_instances);
+    assert.equal(verifyRaw(prepared, words, bytes), true, `vector ${i}`);
+    for (let j = 0; j < words.length; j++) {
+      assert.equal(verifyRaw(prepared, words.with(j, BigInt(doc.bounds[j])), bytes), false, `vector ${i}: input ${j} at its bound`);
+    }
+  }
+  const [a, b] = doc.vectors;
+  assert.equal(verifyRaw(prepared, b.instances.map(BigInt), hexToBytes(a.proof)), false, 'another proof\'s public inputs');
 });
 
 test('the checked-in proof verifies, from the export and from a prepared key', () => {

@@ -11,6 +11,17 @@ interface Vm {
     function expectEmit(bool topic1, bool topic2, bool topic3, bool data) external;
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    // Test vectors kept as JSON (paths relative to the project root; foundry.toml's
+    // fs_permissions say which may be read). Hex strings parse as uint256 and bytes32.
+    function readFile(string calldata path) external view returns (string memory data);
+    function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
+    function parseJsonUintArray(string calldata json, string calldata key) external pure returns (uint256[] memory);
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+    function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
+    function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
+    function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
+    function parseJsonKeys(string calldata json, string calldata key) external pure returns (string[] memory keys);
+    function keyExistsJson(string calldata json, string calldata key) external view returns (bool);
 }
 
 // The cheatcode address: `address(uint160(uint256(keccak256("hevm cheat code"))))`.

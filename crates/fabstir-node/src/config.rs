@@ -570,7 +570,7 @@ fn chain_config(
             "must be an http:// or https:// URL",
         ));
     }
-    let marketplace = fabstir_zk::Address::parse(&marketplace).map_err(|e| {
+    let marketplace = fabstir_zk::parse_address(&marketplace).map_err(|e| {
         sources.bad(
             "marketplace",
             &format!("{marketplace:?}"),
@@ -595,7 +595,7 @@ fn chain_config(
     }
     Ok(Some(ChainConfig {
         rpc_url,
-        marketplace: marketplace.0,
+        marketplace: marketplace.into_array(),
         chain_id: cli.chain_id.or(file.chain_id),
         confirmations,
         poll_interval: Duration::from_millis(poll),

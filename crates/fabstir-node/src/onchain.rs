@@ -394,7 +394,7 @@ impl EvmChain {
         if result.marketplace.0 != self.settings.marketplace.0 .0 {
             return Err(Precheck::Refused(format!(
                 "the result's marketplace {} is not the configured marketplace {}",
-                result.marketplace.to_checksummed(),
+                result.marketplace.to_checksum(None),
                 self.settings.marketplace
             )));
         }

@@ -49,7 +49,8 @@ pub use keystore::{KeySet, Manifest, SrsSource};
 pub use proof::{verify_batch, DEFAULT_PROVE_TIMEOUT};
 pub use srs::{Srs, SrsTrust};
 pub use statement::{
-    Address, Digest32, HostId, InferenceResult, Instance, JobId, ModelRef, ShortJobId, Statement,
+    parse_address, Address, Digest32, HostId, InferenceResult, Instance, JobId, ModelRef,
+    ShortJobId, Statement,
 };
 pub use version::CircuitVersion;
 

@@ -11,7 +11,6 @@ use halo2_axiom::halo2curves::bn256::Fr;
 use halo2_axiom::halo2curves::ff::PrimeField;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
-use sha3::Keccak256;
 
 use crate::circuit::layout::{instance, TOKENS_SHIFT};
 use crate::error::InputError;
@@ -244,76 +243,43 @@ impl<'de> Deserialize<'de> for JobId {
     }
 }
 
-/// A 20-byte contract address (the marketplace).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Address(pub [u8; 20]);
+/// A 20-byte contract address (the marketplace): alloy's, the one address
+/// type of the workspace. Its `Display` is the EIP-55 checksummed form.
+pub use alloy_primitives::Address;
 
-impl Address {
-    /// Parses `0x` and 40 hex digits. Mixed-case input must carry a valid
-    /// EIP-55 checksum (a mistyped address is refused rather than accepted).
-    pub fn parse(s: &str) -> Result<Self, InputError> {
-        let bytes = parse_fixed_hex::<20>("marketplace address", s.trim())?;
-        let digits = &s.trim()[2..];
-        let has_upper = digits.bytes().any(|b| b.is_ascii_uppercase());
-        let has_lower = digits.bytes().any(|b| b.is_ascii_lowercase());
-        if has_upper && has_lower && digits != eip55_digits(&bytes) {
-            return Err(InputError::AddressChecksum);
-        }
-        Ok(Self(bytes))
+/// Parses a marketplace address: `0x` and 40 hex digits. Mixed-case input
+/// must carry a valid EIP-55 checksum (a mistyped address is refused rather
+/// than accepted); all-lowercase and all-uppercase input carries none.
+pub fn parse_address(s: &str) -> Result<Address, InputError> {
+    let s = s.trim();
+    let address = Address::from(parse_fixed_hex::<20>("marketplace address", s)?);
+    let digits = &s[2..];
+    let has_upper = digits.bytes().any(|b| b.is_ascii_uppercase());
+    let has_lower = digits.bytes().any(|b| b.is_ascii_lowercase());
+    if has_upper && has_lower && digits != &address.to_checksum(None)[2..] {
+        return Err(InputError::AddressChecksum);
     }
-
-    /// EIP-55 checksummed form.
-    pub fn to_checksummed(&self) -> String {
-        format!("0x{}", eip55_digits(&self.0))
-    }
+    Ok(address)
 }
 
-fn eip55_digits(bytes: &[u8; 20]) -> String {
-    let lower = hex::encode(bytes);
-    let hash = Keccak256::digest(lower.as_bytes());
-    lower
-        .chars()
-        .enumerate()
-        .map(|(i, c)| {
-            let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0xf;
-            if c.is_ascii_alphabetic() && nibble >= 8 {
-                c.to_ascii_uppercase()
-            } else {
-                c
-            }
-        })
-        .collect()
-}
+/// Serde of an [`Address`] in this crate's JSON forms, as they have always
+/// been: written EIP-55 checksummed, read with [`parse_address`] (alloy's own
+/// serde writes lowercase and reads a wrong checksum without complaint).
+/// For `#[serde(with = "fabstir_zk::statement::checksummed")]`.
+pub mod checksummed {
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_checksummed())
+    use super::{parse_address, Address};
+
+    /// Writes the checksummed form.
+    pub fn serialize<S: Serializer>(address: &Address, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&address.to_checksum(None))
     }
-}
 
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({self})")
-    }
-}
-
-impl FromStr for Address {
-    type Err = InputError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl Serialize for Address {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Address {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+    /// Reads with [`parse_address`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Address, D::Error> {
         let s = String::deserialize(deserializer)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        parse_address(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -494,6 +460,7 @@ pub struct InferenceResult {
 struct InferenceResultJson {
     job_id: JobId,
     chain_id: u64,
+    #[serde(with = "checksummed")]
     marketplace: Address,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     model: Option<String>,
@@ -562,6 +529,7 @@ pub struct Statement {
     /// Chain id.
     pub chain_id: u64,
     /// Marketplace contract.
+    #[serde(with = "checksummed")]
     pub marketplace: Address,
     /// Job id.
     pub job_id: JobId,
@@ -605,7 +573,7 @@ impl Statement {
         };
         [
             first,
-            be_to_field(&self.marketplace.0),
+            be_to_field(self.marketplace.as_slice()),
             job_hi,
             job_lo,
             model_hi,
@@ -659,6 +627,7 @@ pub struct Instance {
     /// Chain id.
     pub chain_id: u64,
     /// Marketplace contract.
+    #[serde(with = "checksummed")]
     pub marketplace: Address,
     /// Job id.
     pub job_id: JobId,
@@ -718,7 +687,7 @@ impl Instance {
         let (job_hi, job_lo) = limbs(&self.job_id.0);
         let mut elements = vec![
             Fr::from(self.chain_id),
-            be_to_field(&self.marketplace.0),
+            be_to_field(self.marketplace.as_slice()),
             job_hi,
             job_lo,
             self.host_id.0,
@@ -769,7 +738,7 @@ impl Instance {
         job[16..].copy_from_slice(&be[instance::JOB_LO][16..]);
         Ok(Self {
             chain_id: u64_at(instance::CHAIN_ID),
-            marketplace: Address(marketplace),
+            marketplace: Address::from(marketplace),
             job_id: JobId(job),
             tokens: version.binds_tokens().then(|| u64_at(instance::TOKENS)),
             host_id: HostId(elements[instance::HOST_ID]),

@@ -21,6 +21,7 @@ use crate::store::{self, InsertOutcome, JobState, StoredResult};
 pub struct ResultRequest {
     job_id: JobId,
     chain_id: u64,
+    #[serde(with = "fabstir_zk::statement::checksummed")]
     marketplace: Address,
     #[serde(default)]
     model: Option<String>,
@@ -151,14 +152,14 @@ fn check_chain(app: &App, result: &InferenceResult) -> Result<(), ApiError> {
             ),
         );
     }
-    if result.marketplace.0 != marketplace {
+    if result.marketplace != Address::from(marketplace) {
         return refuse(
             ErrorCode::WrongMarketplace,
             format!(
                 "marketplace {} is not the marketplace this node submits checkpoints to ({}, --marketplace): \
                  that contract could never pay for this result; send it to a node serving that marketplace",
-                result.marketplace.to_checksummed(),
-                Address(marketplace).to_checksummed()
+                result.marketplace,
+                Address::from(marketplace)
             ),
         );
     }

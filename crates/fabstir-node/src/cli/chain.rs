@@ -321,8 +321,7 @@ fn dev_signer(key: &str) -> Result<PrivateKeySigner, Failure> {
 }
 
 fn parse_address(what: &'static str, text: &str) -> Result<Address, Failure> {
-    fabstir_zk::Address::parse(text)
-        .map(|a| Address::from(a.0))
+    fabstir_zk::parse_address(text)
         .map_err(|e| Failure::input("bad_argument", format!("{what} {text:?}: {e}")))
 }
 

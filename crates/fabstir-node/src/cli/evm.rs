@@ -32,9 +32,9 @@ pub enum EvmCommand {
         /// Directory to write FabstirVerifier.sol into (created if missing).
         #[arg(long)]
         out: PathBuf,
-        /// Also write DIR/FabstirVerifier.t.sol, a forge test of the verifier
-        /// with proofs made by the development proving key (development keys
-        /// only; the proofs are deterministic).
+        /// Also write DIR/FabstirVerifier.t.sol, a forge test of the verifier,
+        /// and DIR/vectors/FabstirVerifier.json, the proofs it reads (made by
+        /// the development proving key: development keys only).
         #[arg(long, value_name = "DIR")]
         test_out: Option<PathBuf>,
         /// Replace existing files.
@@ -140,12 +140,16 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8], force: bool) -> Result<PathB
     Ok(path)
 }
 
-/// The forge test of the development key's verifier.
-fn forge_test(plan: &Plan) -> Result<String, Failure> {
+/// The forge test of the development key's verifier, and its test vectors
+/// (JSON).
+fn forge_test(plan: &Plan) -> Result<(String, String), Failure> {
     let pk = ProvingKey::build(Arc::new(Srs::insecure_dev()))?;
     let vectors = forge::vectors(&pk, TEST_VECTORS)
         .map_err(|e| Failure::other("prove_failed", format!("test vectors: {e}")))?;
-    Ok(forge::test_source(plan, &vectors))
+    Ok((
+        forge::test_source(plan),
+        forge::vectors_json(plan, &vectors),
+    ))
 }
 
 fn verifier(
@@ -164,15 +168,34 @@ fn verifier(
     let (plan, verifier) = verifier_source(&vk)?;
     let test = test_out.map(|_| forge_test(&plan)).transpose()?;
     let path = write_file(out, VERIFIER_FILE, verifier.source.as_bytes(), force)?;
-    let test_path = match (test_out, test) {
-        (Some(dir), Some(source)) => Some(write_file(dir, TEST_FILE, source.as_bytes(), force)?),
-        _ => None,
+    let (test_path, vectors_path) = match (test_out, test) {
+        (Some(dir), Some((source, vectors))) => {
+            let vectors_file = dir.join(forge::VECTORS_FILE);
+            let (vectors_dir, vectors_name) =
+                match (vectors_file.parent(), vectors_file.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        (parent.to_path_buf(), name.to_string_lossy().into_owned())
+                    }
+                    _ => (dir.to_path_buf(), forge::VECTORS_FILE.to_string()),
+                };
+            (
+                Some(write_file(dir, TEST_FILE, source.as_bytes(), force)?),
+                Some(write_file(
+                    &vectors_dir,
+                    &vectors_name,
+                    vectors.as_bytes(),
+                    force,
+                )?),
+            )
+        }
+        _ => (None, None),
     };
     println!(
         "{}",
         json!({
             "path": path.display().to_string(),
             "test_path": test_path.map(|p| p.display().to_string()),
+            "vectors_path": vectors_path.map(|p| p.display().to_string()),
             "vk_id": plan.vk_id.to_string(),
             "circuit_version": plan.circuit_version,
             "num_instances": plan.num_instances(),

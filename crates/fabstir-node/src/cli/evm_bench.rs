@@ -340,7 +340,7 @@ fn measure_submissions(
         let mut result = sample_result();
         result.job_id = JobId::from_u64(1);
         result.chain_id = chain_id;
-        result.marketplace = fabstir_zk::statement::Address(market);
+        result.marketplace = fabstir_zk::Address::from(market);
         result.tokens_used = tokens;
         let statement = result.statement(host.host_id());
         let envelope = ProofEnvelope::create(pk, &statement, host, rand::rngs::OsRng)

@@ -2,7 +2,7 @@
 //! (`queued` -> `proving` -> `proved` | `failed`). Written on the fast
 //! connection.
 
-use fabstir_zk::{Address, Digest32, HostId, InferenceResult, JobId, ModelRef, Statement};
+use fabstir_zk::{Digest32, HostId, InferenceResult, JobId, ModelRef, Statement};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -369,7 +369,7 @@ pub fn get(conn: &Connection, job_id: &JobId) -> Result<Option<StoredResult>, St
         result: InferenceResult {
             job_id: *job_id,
             chain_id: chain as u64,
-            marketplace: Address::parse(&market).map_err(|e| corrupt(e.to_string()))?,
+            marketplace: fabstir_zk::parse_address(&market).map_err(|e| corrupt(e.to_string()))?,
             model,
             prompt,
             response,

@@ -29,6 +29,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use alloy::dyn_abi::DynSolValue;
+use alloy::primitives::U256;
+
 /// EIP-170's limit on runtime code, anvil's default.
 const CODE_SIZE_LIMIT: usize = 24_576;
 
@@ -148,33 +151,29 @@ impl Deployed {
 }
 
 /// `verifyBatch(instances, proofs)` calldata with independent lengths (the
-/// ABI allows them to differ; the contract must answer false).
+/// ABI allows them to differ; the contract must answer false), by alloy's
+/// dynamic ABI encoder.
 fn batch_calldata(n: usize, instances: &[Vec<Word>], proofs: &[Vec<u8>]) -> Vec<u8> {
-    fn word(v: usize) -> Word {
-        let mut out = [0u8; 32];
-        out[24..].copy_from_slice(&(v as u64).to_be_bytes());
-        out
-    }
-    let mut out = calldata::selector(&calldata::verify_batch_signature(n)).to_vec();
-    let instances_len = 32 + instances.len() * 32 * n;
-    out.extend_from_slice(&word(64));
-    out.extend_from_slice(&word(64 + instances_len));
-    out.extend_from_slice(&word(instances.len()));
-    for words in instances {
+    let words = |words: &Vec<Word>| {
         assert_eq!(words.len(), n);
-        for w in words {
-            out.extend_from_slice(w);
-        }
-    }
-    out.extend_from_slice(&word(proofs.len()));
-    let mut tails = Vec::new();
-    for proof in proofs {
-        out.extend_from_slice(&word(32 * proofs.len() + tails.len()));
-        tails.extend_from_slice(&word(proof.len()));
-        tails.extend_from_slice(proof);
-        tails.resize(tails.len().div_ceil(32) * 32, 0);
-    }
-    out.extend_from_slice(&tails);
+        DynSolValue::FixedArray(
+            words
+                .iter()
+                .map(|w| DynSolValue::Uint(U256::from_be_bytes(*w), 256))
+                .collect(),
+        )
+    };
+    let args = DynSolValue::Tuple(vec![
+        DynSolValue::Array(instances.iter().map(words).collect()),
+        DynSolValue::Array(
+            proofs
+                .iter()
+                .map(|p| DynSolValue::Bytes(p.clone()))
+                .collect(),
+        ),
+    ]);
+    let mut out = calldata::selector(&calldata::verify_batch_signature(n)).to_vec();
+    out.extend(args.abi_encode_params());
     out
 }
 
@@ -209,14 +208,35 @@ fn checked_in_verifier_is_what_the_generator_writes() {
     }
 }
 
+/// The first line at which `a` and `b` differ, for messages.
+fn first_difference(a: &str, b: &str) -> String {
+    a.lines()
+        .zip(b.lines())
+        .position(|(a, b)| a != b)
+        .map_or("the end".to_string(), |l| format!("line {}", l + 1))
+}
+
 #[test]
-fn checked_in_forge_test_is_what_the_generator_writes_and_its_proofs_verify() {
+fn checked_in_forge_test_and_vectors_are_what_the_generator_writes_and_the_proofs_verify() {
+    let plan = plan();
     let path = "contracts/test/FabstirVerifier.t.sol";
     let checked_in = read_repo_file(path);
-    let vectors = forge::parse_vectors(&checked_in).unwrap_or_else(|| {
-        panic!("{path}: no test vectors found in it. Regenerate it with:\n    {REGENERATE}")
-    });
-    let plan = plan();
+    let generated = forge::test_source(plan);
+    if generated != checked_in {
+        panic!(
+            "{path} is not what the generator writes (first difference at {}). Regenerate it \
+             with:\n    {REGENERATE}",
+            first_difference(&generated, &checked_in)
+        );
+    }
+    let path = format!("contracts/test/{}", forge::VECTORS_FILE);
+    let checked_in = read_repo_file(&path);
+    let vectors = forge::read_vectors(&checked_in)
+        .unwrap_or_else(|e| panic!("{path}: {e}. Regenerate it with:\n    {REGENERATE}"));
+    assert!(
+        vectors.len() >= 2,
+        "{path}: the forge test needs two vectors"
+    );
     for (i, v) in vectors.iter().enumerate() {
         assert!(
             halo2_verdict(pk().verifying_key(), plan, &v.instances, &v.proof),
@@ -225,16 +245,12 @@ fn checked_in_forge_test_is_what_the_generator_writes_and_its_proofs_verify() {
             plan.vk_id
         );
     }
-    let generated = forge::test_source(plan, &vectors);
+    let generated = forge::vectors_json(plan, &vectors);
     if generated != checked_in {
-        let line = generated
-            .lines()
-            .zip(checked_in.lines())
-            .position(|(a, b)| a != b)
-            .map_or("the end".to_string(), |l| format!("line {}", l + 1));
         panic!(
-            "{path} is not what the generator writes around its own test vectors (first \
-             difference at {line}). Regenerate it with:\n    {REGENERATE}"
+            "{path} is not what the generator writes for its own vectors (first difference \
+             at {}). Regenerate it with:\n    {REGENERATE}",
+            first_difference(&generated, &checked_in)
         );
     }
 }
@@ -951,8 +967,8 @@ fn generators_follow_the_number_of_public_inputs() {
         verifier.contains(&format!("uint256 public constant NUM_INSTANCES = {n};")),
         "the verifier does not declare {n} public inputs"
     );
-    let checked_in = forge::parse_vectors(&read_repo_file("contracts/test/FabstirVerifier.t.sol"))
-        .expect("checked-in test vectors");
+    let path = format!("contracts/test/{}", forge::VECTORS_FILE);
+    let checked_in = forge::read_vectors(&read_repo_file(&path)).expect("checked-in test vectors");
     let vectors: Vec<forge::Vector> = checked_in
         .into_iter()
         .map(|mut v| {
@@ -960,11 +976,12 @@ fn generators_follow_the_number_of_public_inputs() {
             v
         })
         .collect();
-    let test = forge::test_source(&wider, &vectors);
+    let test = forge::test_source(&wider);
+    let vectors_json = forge::vectors_json(&wider, &vectors);
     assert_eq!(
-        forge::parse_vectors(&test).as_ref(),
-        Some(&vectors),
-        "parse_vectors does not read back what test_source writes"
+        forge::read_vectors(&vectors_json).expect("vectors JSON"),
+        vectors,
+        "read_vectors does not read back what vectors_json writes"
     );
 
     // A copy of the Foundry project with the generated files.
@@ -977,11 +994,16 @@ fn generators_follow_the_number_of_public_inputs() {
     std::fs::create_dir_all(root.join("test/utils")).expect("test/utils");
     std::fs::write(root.join("src/FabstirVerifier.sol"), &verifier).expect("verifier");
     std::fs::write(root.join("test/FabstirVerifier.t.sol"), &test).expect("test");
-    std::fs::copy(
-        contracts.join("test/utils/Test.sol"),
-        root.join("test/utils/Test.sol"),
-    )
-    .expect("Test.sol");
+    let vectors_path = root.join("test").join(forge::VECTORS_FILE);
+    std::fs::create_dir_all(vectors_path.parent().expect("vectors dir")).expect("vectors dir");
+    std::fs::write(&vectors_path, &vectors_json).expect("vectors");
+    for utility in ["Test.sol", "Vm.sol"] {
+        std::fs::copy(
+            contracts.join("test/utils").join(utility),
+            root.join("test/utils").join(utility),
+        )
+        .expect(utility);
+    }
     let output = std::process::Command::new(common::evm::tool_path("forge"))
         .arg("build")
         .current_dir(root)

@@ -153,7 +153,7 @@ fn random_result(rng: &mut ChaCha20Rng, i: usize) -> Value {
     let mut result = json!({
         "job_id": job_id,
         "chain_id": if i.is_multiple_of(7) { u64::MAX } else { [8453u64, 84532, 1][i % 3] },
-        "marketplace": fabstir_zk::Address(marketplace).to_checksummed(),
+        "marketplace": fabstir_zk::Address::from(marketplace).to_checksum(None),
         "prompt": text(rng),
         "response": text(rng),
         "tokens_used": tokens,

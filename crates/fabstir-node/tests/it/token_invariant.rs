@@ -98,7 +98,8 @@ fn add_job(node: &Node, generator: &ProofGenerator, index: usize, tokens_used: u
     let result = InferenceResult {
         job_id: job_id(index),
         chain_id: 84532,
-        marketplace: Address::parse("0x5fbdb2315678afecb367f032d93f642f64180aa3").unwrap(),
+        marketplace: fabstir_zk::parse_address("0x5fbdb2315678afecb367f032d93f642f64180aa3")
+            .unwrap(),
         model: ModelRef::Name("llama".into()),
         prompt: format!("prompt {index}"),
         response: format!("response {index}"),

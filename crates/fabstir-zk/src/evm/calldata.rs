@@ -2,11 +2,14 @@
 //!
 //! `verify(uint256[N] instances, bytes proof)` and
 //! `verifyBatch(uint256[N][] instances, bytes[] proofs)`, where `N` is the
-//! number of public inputs: standard Solidity ABI encoding, so any client
-//! library produces the same bytes from the contract's ABI.
+//! number of public inputs. `N` is known only at run time (it is the key's),
+//! so the calls are encoded with alloy's dynamic ABI encoder: standard
+//! Solidity ABI encoding, the bytes any client library produces from the
+//! contract's ABI.
 
+use alloy_dyn_abi::DynSolValue;
+use alloy_primitives::{keccak256, U256};
 use halo2_axiom::halo2curves::bn256::Fr;
-use sha3::{Digest, Keccak256};
 
 use super::native::be;
 
@@ -20,9 +23,10 @@ pub fn verify_batch_signature(n: usize) -> String {
     format!("verifyBatch(uint256[{n}][],bytes[])")
 }
 
-/// The 4-byte selector of a function signature.
+/// The 4-byte selector of a function signature: the first bytes of its
+/// Keccak-256.
 pub fn selector(signature: &str) -> [u8; 4] {
-    let hash = Keccak256::digest(signature.as_bytes());
+    let hash = keccak256(signature.as_bytes());
     [hash[0], hash[1], hash[2], hash[3]]
 }
 
@@ -31,59 +35,41 @@ pub fn instance_words(instances: &[Fr]) -> Vec<[u8; 32]> {
     instances.iter().map(be).collect()
 }
 
-fn word(v: usize) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out[24..].copy_from_slice(&(v as u64).to_be_bytes());
-    out
+/// `uint256[N]` of the words.
+fn words(instances: &[[u8; 32]]) -> DynSolValue {
+    DynSolValue::FixedArray(
+        instances
+            .iter()
+            .map(|w| DynSolValue::Uint(U256::from_be_bytes(*w), 256))
+            .collect(),
+    )
 }
 
-/// `bytes` tail: length, then the data padded to 32 bytes.
-fn bytes_tail(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(&word(data.len()));
-    out.extend_from_slice(data);
-    out.resize(out.len() + (32 - data.len() % 32) % 32, 0);
+/// The selector of `signature` followed by the ABI encoding of `args`.
+fn call(signature: &str, args: Vec<DynSolValue>) -> Vec<u8> {
+    let mut out = selector(signature).to_vec();
+    out.extend(DynSolValue::Tuple(args).abi_encode_params());
+    out
 }
 
 /// Calldata of `verify(instances, proof)`.
 pub fn verify(instances: &[[u8; 32]], proof: &[u8]) -> Vec<u8> {
-    let mut out = selector(&verify_signature(instances.len())).to_vec();
-    for w in instances {
-        out.extend_from_slice(w);
-    }
-    // Head: the offset of `bytes`, after the static array and itself.
-    out.extend_from_slice(&word(32 * instances.len() + 32));
-    bytes_tail(&mut out, proof);
-    out
+    call(
+        &verify_signature(instances.len()),
+        vec![words(instances), DynSolValue::Bytes(proof.to_vec())],
+    )
 }
 
 /// Calldata of `verifyBatch(instances, proofs)`. All items must have the
 /// same number of public inputs (`n`).
 pub fn verify_batch(n: usize, items: &[(&[[u8; 32]], &[u8])]) -> Vec<u8> {
-    let mut out = selector(&verify_batch_signature(n)).to_vec();
-    let mut args = Vec::new();
-    // Two dynamic arguments: heads are their offsets.
-    let instances_len = 32 + items.len() * 32 * n;
-    args.extend_from_slice(&word(64));
-    args.extend_from_slice(&word(64 + instances_len));
-    args.extend_from_slice(&word(items.len()));
-    for (instances, _) in items {
-        for w in instances.iter() {
-            args.extend_from_slice(w);
-        }
-    }
-    // bytes[]: length, one offset per element (from the start of the
-    // offsets), then each element's tail.
-    args.extend_from_slice(&word(items.len()));
-    let mut tails = Vec::new();
-    let mut offsets = Vec::new();
-    for (_, proof) in items {
-        offsets.push(32 * items.len() + tails.len());
-        bytes_tail(&mut tails, proof);
-    }
-    for o in offsets {
-        args.extend_from_slice(&word(o));
-    }
-    args.extend_from_slice(&tails);
-    out.extend_from_slice(&args);
-    out
+    let instances = items.iter().map(|(w, _)| words(w)).collect();
+    let proofs = items
+        .iter()
+        .map(|(_, p)| DynSolValue::Bytes(p.to_vec()))
+        .collect();
+    call(
+        &verify_batch_signature(n),
+        vec![DynSolValue::Array(instances), DynSolValue::Array(proofs)],
+    )
 }

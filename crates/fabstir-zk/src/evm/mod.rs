@@ -4,9 +4,13 @@
 //! - [`plan`]: what the verifier computes, derived once from the key.
 //! - [`native`]: the contract's algorithm in Rust (the reference for tests
 //!   and client ports).
-//! - [`solidity`]: the Solidity source of the verifier.
-//! - [`calldata`]: `verify` / `verifyBatch` calldata for proofs.
-//! - [`forge`]: a forge test of the verifier, with deterministic test vectors.
+//! - [`solidity`]: the Solidity source of the verifier, from the template
+//!   `templates/FabstirVerifier.sol.tmpl` and the Yul generated from the plan.
+//! - [`calldata`]: `verify` / `verifyBatch` calldata for proofs (alloy's ABI
+//!   encoder).
+//! - [`forge`]: a forge test of the verifier (`templates/FabstirVerifier.t.sol.tmpl`),
+//!   and its test vectors as JSON.
+//! - [`poseidon`]: the Solidity Poseidon library.
 
 pub mod calldata;
 pub mod forge;
@@ -14,6 +18,7 @@ pub mod native;
 pub mod plan;
 pub mod poseidon;
 pub mod solidity;
+mod template;
 #[cfg(test)]
 mod tests;
 

@@ -18,12 +18,12 @@
 //! commitments and the generator appear in every `right_k`; their weighted
 //! scalars are summed first, so each costs one multiplication per batch.
 
+use alloy_primitives::{keccak256, Keccak256};
 use halo2_axiom::halo2curves::bn256::{Bn256, Fq, Fr, G1Affine, G2Prepared, G1};
 use halo2_axiom::halo2curves::ff::{Field, PrimeField};
 use halo2_axiom::halo2curves::group::{Curve, Group};
 use halo2_axiom::halo2curves::pairing::{MillerLoopResult, MultiMillerLoop};
 use halo2_axiom::halo2curves::CurveAffine;
-use sha3::{Digest, Keccak256};
 
 use super::plan::{Commitment, Eval, Node, Plan};
 
@@ -72,7 +72,7 @@ pub fn batch_challenge(plan: &Plan, items: &[Item<'_>]) -> Fr {
             h.update(word);
         }
         h.update(item.proof);
-        chain = h.finalize().into();
+        chain = h.finalize().0;
     }
     fr_from_hash(chain)
 }
@@ -179,7 +179,7 @@ impl Transcript {
         if self.buf.len() == 32 {
             self.buf.push(1);
         }
-        let hash: [u8; 32] = Keccak256::digest(&self.buf).into();
+        let hash: [u8; 32] = keccak256(&self.buf).0;
         self.buf = hash.to_vec();
         fr_from_hash(hash)
     }

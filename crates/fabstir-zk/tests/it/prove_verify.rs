@@ -69,7 +69,7 @@ fn proof_does_not_verify_for_any_other_statement() {
     r.chain_id = 1;
     variants.push(("chain", r));
     let mut r = result.clone();
-    r.marketplace = Address([0x22; 20]);
+    r.marketplace = Address::new([0x22; 20]);
     variants.push(("marketplace", r));
 
     for (what, tampered) in variants {

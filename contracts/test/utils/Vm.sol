@@ -11,6 +11,15 @@ interface Vm {
     function expectEmit(bool topic1, bool topic2, bool topic3, bool data) external;
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    // Reading the shared JSON vectors (foundry.toml's fs_permissions allows test/vectors).
+    function readFile(string calldata path) external view returns (string memory data);
+    function keyExistsJson(string calldata json, string calldata key) external view returns (bool);
+    function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
+    function parseJsonBool(string calldata json, string calldata key) external pure returns (bool);
+    function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+    function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
+    function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
 }
 
 // The cheatcode address: `address(uint160(uint256(keccak256("hevm cheat code"))))`.

@@ -4,14 +4,25 @@ pragma solidity ^0.8.24;
 import {Test} from "./utils/Test.sol";
 import {vm} from "./utils/Vm.sol";
 import {FabstirVerifier} from "../src/FabstirVerifier.sol";
-import {FabstirMarketplace, IFabstirVerifier} from "../src/FabstirMarketplace.sol";
-import {MarketplaceVectors as V} from "./MarketplaceVectors.sol";
+import {FabstirMarketplace} from "../src/FabstirMarketplace.sol";
+import {IFabstirMarketplace} from "../src/IFabstirMarketplace.sol";
+import {IFabstirVerifier} from "../src/IFabstirVerifier.sol";
 
 /// The marketplace with the generated verifier and proofs made by the Rust
-/// prover (MarketplaceVectors.sol): verified work is paid once, for the
-/// host that did it, on this job, chain and marketplace only; every refusal
-/// has its own error.
+/// prover (test/vectors/marketplace.json, written by
+/// crates/fabstir-node/tests/it/marketplace.rs): verified work is paid once,
+/// for the host that did it, on this job, chain and marketplace only; every
+/// refusal has its own error.
 contract FabstirMarketplaceTest is Test {
+    /// One proof of the vectors: `tokens` cumulative tokens with output
+    /// commitment `commitment`.
+    struct Vector {
+        uint256 tokens;
+        uint256 commitment;
+        bytes proof;
+    }
+
+    string internal constant VECTORS = "test/vectors/marketplace.json";
     uint256 internal constant R = 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
     uint256 internal constant PRICE = 1e12;
     uint256 internal constant DEPOSIT = 250 * PRICE;
@@ -25,24 +36,44 @@ contract FabstirMarketplaceTest is Test {
     address internal client = address(0xC11E17);
     bytes32 internal constant MODEL = keccak256("llama-3");
 
-    event VerifiedProofSubmitted(
-        uint256 indexed jobId, address indexed host, uint256 cumulativeTokens, uint256 tokensDelta, uint256 commitment
-    );
-    event JobCompleted(uint256 indexed jobId, uint256 tokensUsed, uint256 hostPayment, uint256 clientRefund);
+    uint256 internal host1Id;
+    uint256 internal host2Id;
+    /// Job 1, host 1, 100 and 250 cumulative tokens.
+    Vector internal job1At100;
+    Vector internal job1At250;
+    /// Job 2 (host 2's), proved by host 1: another host's work.
+    Vector internal job2At100ByHost1;
 
     function setUp() public {
+        string memory json = vm.readFile(VECTORS);
+        host1Id = vm.parseJsonUint(json, ".host_ids.host1");
+        host2Id = vm.parseJsonUint(json, ".host_ids.host2");
+        job1At100 = _vector(json, "JOB1_HOST1_100");
+        job1At250 = _vector(json, "JOB1_HOST1_250");
+        job2At100ByHost1 = _vector(json, "JOB2_HOST1_100");
+
         verifier = new FabstirVerifier();
         market = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
-        assertTrue(address(market) == V.MARKETPLACE, "the vectors were made for another marketplace address");
-        assertEq(block.chainid, V.CHAIN_ID, "chain id");
+        assertTrue(
+            address(market) == vm.parseJsonAddress(json, ".marketplace"),
+            "the vectors were made for another marketplace address"
+        );
+        assertEq(block.chainid, vm.parseJsonUint(json, ".chain_id"), "chain id");
         host1 = vm.addr(HOST1_KEY);
         host2 = vm.addr(HOST2_KEY);
         vm.deal(client, 100 ether);
-        _register(market, host1, V.HOST1_ID);
-        _register(market, host2, V.HOST2_ID);
+        _register(market, host1, host1Id);
+        _register(market, host2, host2Id);
         assertEq(_open(market, host1, DEPOSIT), 1, "job 1");
         assertEq(_open(market, host2, DEPOSIT), 2, "job 2");
         assertEq(_open(market, host1, DEPOSIT), 3, "job 3");
+    }
+
+    function _vector(string memory json, string memory name) internal pure returns (Vector memory v) {
+        string memory key = string.concat(".proofs.", name);
+        v.tokens = vm.parseJsonUint(json, string.concat(key, ".tokens"));
+        v.commitment = vm.parseJsonUint(json, string.concat(key, ".commitment"));
+        v.proof = vm.parseJsonBytes(json, string.concat(key, ".proof"));
     }
 
     function _register(FabstirMarketplace m, address host, uint256 hostId) internal {
@@ -63,111 +94,111 @@ contract FabstirMarketplaceTest is Test {
     function test_verifiedProofCreditsTheHostAndRecordsTheCommitment() public {
         assertTrue(market.verifierVkId() == verifier.VK_ID(), "vk id");
         vm.expectEmit(true, true, false, true);
-        emit VerifiedProofSubmitted(1, host1, 100, 100, V.JOB1_HOST1_100_COMMITMENT);
-        _submit(host1, 1, V.JOB1_HOST1_100_TOKENS, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        emit IFabstirMarketplace.VerifiedProofSubmitted(1, host1, 100, 100, job1At100.commitment);
+        _submit(host1, 1, job1At100.tokens, job1At100.commitment, job1At100.proof);
         assertEq(market.getJob(1).tokensUsed, 100, "tokens used");
         assertEq(market.earnings(host1), 100 * PRICE, "host earnings");
-        assertEq(market.commitmentOf(1, 100), V.JOB1_HOST1_100_COMMITMENT, "recorded commitment");
+        assertEq(market.commitmentOf(1, 100), job1At100.commitment, "recorded commitment");
 
         // The next checkpoint pays the delta only.
         vm.expectEmit(true, true, false, true);
-        emit VerifiedProofSubmitted(1, host1, 250, 150, V.JOB1_HOST1_250_COMMITMENT);
-        _submit(host1, 1, 250, V.JOB1_HOST1_250_COMMITMENT, V.JOB1_HOST1_250_PROOF);
+        emit IFabstirMarketplace.VerifiedProofSubmitted(1, host1, 250, 150, job1At250.commitment);
+        _submit(host1, 1, 250, job1At250.commitment, job1At250.proof);
         assertEq(market.earnings(host1), 250 * PRICE, "host earnings after two checkpoints");
     }
 
     function test_aReplayOrAnOlderCheckpointIsRefused() public {
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.TokensNotIncreasing.selector, 1, 100, 100));
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
-        _submit(host1, 1, 250, V.JOB1_HOST1_250_COMMITMENT, V.JOB1_HOST1_250_PROOF);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.TokensNotIncreasing.selector, 1, 250, 100));
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        _submit(host1, 1, 100, job1At100.commitment, job1At100.proof);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.TokensNotIncreasing.selector, 1, 100, 100));
+        _submit(host1, 1, 100, job1At100.commitment, job1At100.proof);
+        _submit(host1, 1, 250, job1At250.commitment, job1At250.proof);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.TokensNotIncreasing.selector, 1, 250, 100));
+        _submit(host1, 1, 100, job1At100.commitment, job1At100.proof);
     }
 
     function test_anotherHostsProofIsRefused() public {
         // Job 2 is host 2's; the proof is host 1's work for job 2.
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 2));
-        _submit(host2, 2, 100, V.JOB2_HOST1_100_COMMITMENT, V.JOB2_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 2));
+        _submit(host2, 2, 100, job2At100ByHost1.commitment, job2At100ByHost1.proof);
         // Host 1 cannot submit for a job it does not serve.
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.NotJobHost.selector, 2, host1));
-        _submit(host1, 2, 100, V.JOB2_HOST1_100_COMMITMENT, V.JOB2_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.NotJobHost.selector, 2, host1));
+        _submit(host1, 2, 100, job2At100ByHost1.commitment, job2At100ByHost1.proof);
     }
 
     function test_aProofForAnotherJobIsRefused() public {
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 3));
-        _submit(host1, 3, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 3));
+        _submit(host1, 3, 100, job1At100.commitment, job1At100.proof);
     }
 
     function test_aProofForAnotherChainIsRefused() public {
         vm.chainId(8453);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, job1At100.commitment, job1At100.proof);
     }
 
     function test_aProofForAnotherMarketplaceIsRefused() public {
         FabstirMarketplace other = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
-        _register(other, host1, V.HOST1_ID);
+        _register(other, host1, host1Id);
         assertEq(_open(other, host1, DEPOSIT), 1, "job 1 of the other marketplace");
         vm.prank(host1);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
-        other.submitVerifiedProof(1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
+        other.submitVerifiedProof(1, 100, job1At100.commitment, job1At100.proof);
     }
 
     function test_anotherTokenCountCommitmentOrProofIsRefused() public {
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
-        _submit(host1, 1, 101, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT ^ 1, V.JOB1_HOST1_100_PROOF);
-        bytes memory tampered = V.JOB1_HOST1_100_PROOF;
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 101, job1At100.commitment, job1At100.proof);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, job1At100.commitment ^ 1, job1At100.proof);
+        bytes memory tampered = job1At100.proof;
         tampered[tampered.length - 1] ^= 0x01;
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, tampered);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidProof.selector, 1));
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, "");
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, job1At100.commitment, tampered);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 100, job1At100.commitment, "");
         assertEq(market.getJob(1).tokensUsed, 0, "nothing credited");
         assertEq(market.earnings(host1), 0, "nothing earned");
     }
 
     function test_claimsBeyondTheDepositOrTwoToThe64AreRefusedBeforeVerifying() public {
         uint256 small = _open(market, host1, 99 * PRICE);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.ExceedsDeposit.selector, small, 100 * PRICE, 99 * PRICE));
-        _submit(host1, small, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.ExceedsDeposit.selector, small, 100 * PRICE, 99 * PRICE));
+        _submit(host1, small, 100, job1At100.commitment, job1At100.proof);
         uint256 huge = uint256(1) << 64;
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.TokensOutOfRange.selector, huge));
-        _submit(host1, 1, huge, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.TokensOutOfRange.selector, huge));
+        _submit(host1, 1, huge, job1At100.commitment, job1At100.proof);
     }
 
     function test_onlyARegisteredJobHostSubmits() public {
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.NotJobHost.selector, 1, client));
-        _submit(client, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.NotJobHost.selector, 1, client));
+        _submit(client, 1, 100, job1At100.commitment, job1At100.proof);
         address stranger = address(0x5742);
         uint256 job = _open(market, stranger, DEPOSIT);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.HostNotRegistered.selector, stranger));
-        _submit(stranger, job, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.UnknownJob.selector, 99));
-        _submit(host1, 99, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostNotRegistered.selector, stranger));
+        _submit(stranger, job, 100, job1At100.commitment, job1At100.proof);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.UnknownJob.selector, 99));
+        _submit(host1, 99, 100, job1At100.commitment, job1At100.proof);
     }
 
     function test_completionRefundsTheRestOnceAndEndsPayment() public {
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        _submit(host1, 1, 100, job1At100.commitment, job1At100.proof);
         address stranger = address(0x5742);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.NotJobParty.selector, 1, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.NotJobParty.selector, 1, stranger));
         market.completeJob(1);
 
         vm.expectEmit(true, false, false, true);
-        emit JobCompleted(1, 100, 100 * PRICE, DEPOSIT - 100 * PRICE);
+        emit IFabstirMarketplace.JobCompleted(1, 100, 100 * PRICE, DEPOSIT - 100 * PRICE);
         vm.prank(client);
         market.completeJob(1);
         assertEq(market.earnings(client), DEPOSIT - 100 * PRICE, "client refund");
         assertTrue(market.getJob(1).completed, "completed");
 
         vm.prank(host1);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.JobAlreadyCompleted.selector, 1));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.JobAlreadyCompleted.selector, 1));
         market.completeJob(1);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.JobAlreadyCompleted.selector, 1));
-        _submit(host1, 1, 250, V.JOB1_HOST1_250_COMMITMENT, V.JOB1_HOST1_250_PROOF);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.JobAlreadyCompleted.selector, 1));
+        _submit(host1, 1, 250, job1At250.commitment, job1At250.proof);
 
         uint256 before = host1.balance;
         vm.prank(host1);
@@ -179,33 +210,33 @@ contract FabstirMarketplaceTest is Test {
         assertEq(client.balance - before, DEPOSIT - 100 * PRICE, "client withdrawal");
         assertEq(address(market).balance, 2 * DEPOSIT, "jobs 2 and 3 still hold their deposits");
         vm.prank(host1);
-        vm.expectRevert(FabstirMarketplace.NothingToWithdraw.selector);
+        vm.expectRevert(IFabstirMarketplace.NothingToWithdraw.selector);
         market.withdraw();
     }
 
     function test_registrationAndJobCreationRefusals() public {
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidHostId.selector, 0));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidHostId.selector, 0));
         market.registerHost(0);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.InvalidHostId.selector, R));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidHostId.selector, R));
         market.registerHost(R);
         vm.prank(host1);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.HostAlreadyRegistered.selector, host1));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostAlreadyRegistered.selector, host1));
         market.registerHost(12345);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.HostIdTaken.selector, V.HOST1_ID));
-        market.registerHost(V.HOST1_ID);
-        assertEq(market.hostIdOf(host1), V.HOST1_ID, "host 1's id");
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostIdTaken.selector, host1Id));
+        market.registerHost(host1Id);
+        assertEq(market.hostIdOf(host1), host1Id, "host 1's id");
         assertEq(market.hostIdOf(client), 0, "no id");
 
         vm.prank(client);
-        vm.expectRevert(FabstirMarketplace.ZeroDeposit.selector);
+        vm.expectRevert(IFabstirMarketplace.ZeroDeposit.selector);
         market.createSessionJob(host1, MODEL, PRICE);
         vm.prank(client);
-        vm.expectRevert(FabstirMarketplace.ZeroPrice.selector);
+        vm.expectRevert(IFabstirMarketplace.ZeroPrice.selector);
         market.createSessionJob{value: 1}(host1, MODEL, 0);
         vm.prank(client);
-        vm.expectRevert(FabstirMarketplace.ZeroHost.selector);
+        vm.expectRevert(IFabstirMarketplace.ZeroHost.selector);
         market.createSessionJob{value: 1}(address(0), MODEL, PRICE);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.UnknownJob.selector, 4));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.UnknownJob.selector, 4));
         market.getJob(4);
     }
 
@@ -227,18 +258,18 @@ contract FabstirMarketplaceTest is Test {
         assertEq(market.earnings(host1), 40 * PRICE, "earnings");
 
         vm.prank(host1);
-        vm.expectRevert(abi.encodeWithSelector(FabstirMarketplace.ProofAlreadySubmitted.selector, proofHash));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.ProofAlreadySubmitted.selector, proofHash));
         market.submitProofOfWork(1, 40, proofHash, "bafy-proof", signature, "bafy-delta");
 
         bytes32 other = keccak256("other proof");
         // Signed by another key, or for another token count.
         bytes memory foreign = _signed(HOST2_KEY, other, 10);
         vm.prank(host1);
-        vm.expectRevert(FabstirMarketplace.InvalidSignature.selector);
+        vm.expectRevert(IFabstirMarketplace.InvalidSignature.selector);
         market.submitProofOfWork(1, 10, other, "", foreign, "");
         bytes memory forTen = _signed(HOST1_KEY, other, 10);
         vm.prank(host1);
-        vm.expectRevert(FabstirMarketplace.InvalidSignature.selector);
+        vm.expectRevert(IFabstirMarketplace.InvalidSignature.selector);
         market.submitProofOfWork(1, 11, other, "", forTen, "");
         // The malleable twin (s -> n - s, v flipped) is refused.
         (bytes32 r, bytes32 s) = abi.decode(forTen, (bytes32, bytes32));
@@ -246,13 +277,19 @@ contract FabstirMarketplaceTest is Test {
         uint256 n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141;
         bytes memory twin = abi.encodePacked(r, bytes32(n - uint256(s)), v == 27 ? uint8(28) : uint8(27));
         vm.prank(host1);
-        vm.expectRevert(FabstirMarketplace.InvalidSignature.selector);
+        vm.expectRevert(IFabstirMarketplace.InvalidSignature.selector);
         market.submitProofOfWork(1, 10, other, "", twin, "");
+        // v written as 0 or 1 (27 or 28 less 27) is the same signature.
+        bytes memory lowV = _signed(HOST1_KEY, other, 10);
+        lowV[64] = bytes1(uint8(lowV[64]) - 27);
+        vm.prank(host1);
+        market.submitProofOfWork(1, 10, other, "", lowV, "");
+        assertEq(market.getJob(1).tokensUsed, 50, "tokens used after two signed claims");
 
-        // A verified checkpoint after it pays the rest of its cumulative count.
+        // A verified checkpoint after them pays the rest of its cumulative count.
         vm.expectEmit(true, true, false, true);
-        emit VerifiedProofSubmitted(1, host1, 100, 60, V.JOB1_HOST1_100_COMMITMENT);
-        _submit(host1, 1, 100, V.JOB1_HOST1_100_COMMITMENT, V.JOB1_HOST1_100_PROOF);
+        emit IFabstirMarketplace.VerifiedProofSubmitted(1, host1, 100, 50, job1At100.commitment);
+        _submit(host1, 1, 100, job1At100.commitment, job1At100.proof);
         assertEq(market.earnings(host1), 100 * PRICE, "earnings after both kinds");
     }
 }

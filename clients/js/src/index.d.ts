@@ -150,7 +150,10 @@ export function verifyRaw(key: PreparedVerifyingKey, instances: bigint[], proof:
 export interface ReadContractClient {
   readContract(args: { address: `0x${string}`; abi: readonly unknown[]; functionName: string; args?: readonly unknown[] }): Promise<unknown>;
 }
+/** The verifier's ABI, generated from contracts/src/IFabstirVerifier.sol. */
 export const VERIFIER_ABI: readonly object[];
+/** The marketplace's ABI, generated from contracts/src/IFabstirMarketplace.sol. */
+export const MARKETPLACE_ABI: readonly object[];
 /** The same check as an eth_call to the verifier contract's `verify(uint256[7],bytes)`. */
 export function verifyOnChain(
   client: ReadContractClient,

@@ -11,3 +11,4 @@ export { parseProofResponse } from './response.js';
 export { prepareVerifyingKey, transcriptRepr } from './key.js';
 export { verifyProof, verifyRaw } from './verify.js';
 export { verifyOnChain, VERIFIER_ABI } from './onchain.js';
+export { MARKETPLACE_ABI } from './abi.js';

@@ -10,21 +10,10 @@ import { EnvelopeError } from './errors.js';
 import { bytesToHex } from './field.js';
 import { parseProof } from './envelope.js';
 import { statementFromResult } from './statement.js';
+import { VERIFIER_ABI } from './abi.js';
 
-/** The verifier's ABI: `verify(uint256[7],bytes)` and `VK_ID()`. */
-export const VERIFIER_ABI = [
-  {
-    type: 'function',
-    name: 'verify',
-    stateMutability: 'view',
-    inputs: [
-      { name: 'instances', type: 'uint256[7]' },
-      { name: 'proof', type: 'bytes' },
-    ],
-    outputs: [{ name: '', type: 'bool' }],
-  },
-  { type: 'function', name: 'VK_ID', stateMutability: 'view', inputs: [], outputs: [{ name: '', type: 'bytes32' }] },
-];
+/** The verifier's ABI, generated from contracts/src/IFabstirVerifier.sol (src/abi.js). */
+export { VERIFIER_ABI };
 
 /**
  * Asks the verifier at `verifierAddress` whether `proof` is valid for the

@@ -14,14 +14,15 @@ interface Vm {
     // Test vectors kept as JSON (paths relative to the project root; foundry.toml's
     // fs_permissions say which may be read). Hex strings parse as uint256 and bytes32.
     function readFile(string calldata path) external view returns (string memory data);
+    function keyExistsJson(string calldata json, string calldata key) external view returns (bool);
     function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
     function parseJsonUintArray(string calldata json, string calldata key) external pure returns (uint256[] memory);
+    function parseJsonBool(string calldata json, string calldata key) external pure returns (bool);
+    function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
     function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
     function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
     function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
-    function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
     function parseJsonKeys(string calldata json, string calldata key) external pure returns (string[] memory keys);
-    function keyExistsJson(string calldata json, string calldata key) external view returns (bool);
 }
 
 // The cheatcode address: `address(uint160(uint256(keccak256("hevm cheat code"))))`.

@@ -405,10 +405,8 @@ impl EvmChain {
             .await
             .map_err(|e| match e.as_revert_data() {
                 Some(data) => {
-                    let (name, detail) = decode_revert(&data);
-                    Precheck::Refused(format!(
-                        "the marketplace refuses job {job_id}: {name}({detail})"
-                    ))
+                    let revert = decode_revert(&data);
+                    Precheck::Refused(format!("the marketplace refuses job {job_id}: {revert}"))
                 }
                 None => {
                     self.metrics
@@ -802,7 +800,8 @@ impl EvmChain {
                 Ok(_) => {}
                 Err(e) => match classify(&e) {
                     RpcFailure::Revert(data) => {
-                        let (name, detail) = decode_revert(&data);
+                        let revert = decode_revert(&data);
+                        let (name, detail) = (revert.name(), revert.detail());
                         // Already credited (sent before a crash or an
                         // endpoint switch, by this very submission)?
                         if name == "TokensNotIncreasing" && self.credited(&entry).await? {
@@ -811,7 +810,7 @@ impl EvmChain {
                             })?;
                             continue;
                         }
-                        self.fail(&entry, &name, &detail)?;
+                        self.fail(&entry, name, &detail)?;
                         continue;
                     }
                     RpcFailure::Transient(_) => return Err(self.rpc_error("eth_call", &e)),
@@ -976,7 +975,10 @@ impl EvmChain {
             .await
         {
             Err(e) => match classify(&e) {
-                RpcFailure::Revert(data) => decode_revert(&data),
+                RpcFailure::Revert(data) => {
+                    let revert = decode_revert(&data);
+                    (revert.name().to_string(), revert.detail())
+                }
                 RpcFailure::Transient(t) => ("unknown".into(), t),
             },
             Ok(_) => ("unknown".into(), "reverted in its block".into()),

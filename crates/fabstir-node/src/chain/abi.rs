@@ -191,11 +191,6 @@ fn base32_lower_nopad(data: &[u8]) -> String {
 mod tests {
     use super::*;
     use alloy_primitives::{Address, FixedBytes, U256};
-    use alloy_sol_types::sol;
-
-    sol! {
-        function submitProofOfWork(uint256 jobId, uint256 tokensClaimed, bytes32 proofHash, string proofCID, bytes signature, string deltaCID);
-    }
 
     #[test]
     fn keccak256_is_ethereum_keccak_not_sha3() {
@@ -209,7 +204,7 @@ mod tests {
 
     #[test]
     fn selector_value() {
-        // Independently: the selector alloy's `sol!` derives from the declaration.
+        // The selector alloy's `sol!` derives from the interface file.
         assert_eq!(
             *SUBMIT_PROOF_OF_WORK_SELECTOR,
             submitProofOfWorkCall::SELECTOR

@@ -1,94 +1,145 @@
-//! The marketplace and verifier contracts' interfaces, as alloy `sol!`
-//! bindings: calldata encoding, return decoding, and the custom errors a
-//! reverted call is decoded into.
+//! The marketplace's and verifier's interfaces, bound with alloy's `sol!`
+//! from their one source, `contracts/src/IFabstirMarketplace.sol` and
+//! `contracts/src/IFabstirVerifier.sol` (the contracts implement them, the
+//! JavaScript package's ABI is generated from them): calldata encoding,
+//! return decoding, events, and the custom errors a reverted call is decoded
+//! into ([`decode_revert`]).
 
+use alloy::primitives::Bytes;
 use alloy::sol;
 use alloy::sol_types::SolInterface as _;
 
-sol! {
-    /// The verifier the marketplace calls (`contracts/src/FabstirVerifier.sol`).
-    #[sol(rpc)]
-    interface IFabstirVerifier {
-        function VK_ID() external view returns (bytes32);
-        function verify(uint256[7] calldata instances, bytes calldata proof) external view returns (bool);
+sol!(
+    #[sol(rpc, all_derives)]
+    "../../contracts/src/IFabstirMarketplace.sol"
+);
+
+sol!(
+    #[sol(rpc, all_derives)]
+    "../../contracts/src/IFabstirVerifier.sol"
+);
+
+use IFabstirMarketplace::IFabstirMarketplaceErrors as MarketplaceError;
+use IFabstirVerifier::IFabstirVerifierErrors as VerifierError;
+
+/// A reverted call's data, decoded through the interfaces' error types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Revert {
+    /// One of the marketplace's custom errors.
+    #[error("{}", describe(self))]
+    Marketplace(MarketplaceError),
+    /// The verifier's custom error (the marketplace passes it through).
+    #[error("{}", describe(self))]
+    Verifier(VerifierError),
+    /// `revert()` without data.
+    #[error("the contract reverted without an error")]
+    Empty,
+    /// Data that is no error of either interface.
+    #[error("the contract reverted with data no interface declares: {0}")]
+    Unknown(Bytes),
+}
+
+/// A reverted call's data decoded into the marketplace's or the verifier's
+/// custom error ([`Revert::Empty`] for no data, [`Revert::Unknown`] for
+/// anything else).
+pub fn decode_revert(data: &[u8]) -> Revert {
+    if data.is_empty() {
+        return Revert::Empty;
+    }
+    if let Ok(error) = MarketplaceError::abi_decode(data) {
+        return Revert::Marketplace(error);
+    }
+    if let Ok(error) = VerifierError::abi_decode(data) {
+        return Revert::Verifier(error);
+    }
+    Revert::Unknown(Bytes::copy_from_slice(data))
+}
+
+impl Revert {
+    /// The error's name, as the interface declares it (`"TokensNotIncreasing"`),
+    /// or `"empty"` / `"unknown"`: a metric label.
+    pub fn name(&self) -> &'static str {
+        let name = match self {
+            Self::Marketplace(e) => MarketplaceError::name_by_selector(e.selector()),
+            Self::Verifier(e) => VerifierError::name_by_selector(e.selector()),
+            Self::Empty => return "empty",
+            Self::Unknown(_) => return "unknown",
+        };
+        // Every decoded error's selector is one of its enum's.
+        name.unwrap_or("unknown")
     }
 
-    /// `contracts/src/FabstirMarketplace.sol`: session jobs, host registry,
-    /// proof submissions and pull payments.
-    #[sol(rpc, all_derives)]
-    interface IFabstirMarketplace {
-        struct Job {
-            address client;
-            address host;
-            bytes32 modelId;
-            uint256 deposit;
-            uint256 pricePerToken;
-            uint256 tokensUsed;
-            bool completed;
+    /// The error's arguments as `name: value` pairs (`"jobId: 3, recorded: 8,
+    /// claimed: 5"`), empty when it has none; the data in hex for
+    /// [`Revert::Unknown`].
+    pub fn detail(&self) -> String {
+        let debug = match self {
+            Self::Marketplace(e) => format!("{e:?}"),
+            Self::Verifier(e) => format!("{e:?}"),
+            Self::Empty => return String::new(),
+            Self::Unknown(data) => return data.to_string(),
+        };
+        // The derived Debug is `Variant(Variant { a: 1, b: 2 })`, or
+        // `Variant(Variant)` for an error without arguments.
+        match (debug.find('{'), debug.rfind('}')) {
+            (Some(open), Some(close)) if open < close => debug[open + 1..close].trim().to_string(),
+            _ => String::new(),
         }
+    }
 
-        event HostRegistered(address indexed host, uint256 indexed hostId);
-        event SessionJobCreated(uint256 indexed jobId, address indexed client, address indexed host, bytes32 modelId, uint256 deposit, uint256 pricePerToken);
-        event VerifiedProofSubmitted(uint256 indexed jobId, address indexed host, uint256 cumulativeTokens, uint256 tokensDelta, uint256 commitment);
-        event JobCompleted(uint256 indexed jobId, uint256 tokensUsed, uint256 hostPayment, uint256 clientRefund);
-
-        error UnknownJob(uint256 jobId);
-        error NotJobHost(uint256 jobId, address caller);
-        error NotJobParty(uint256 jobId, address caller);
-        error JobAlreadyCompleted(uint256 jobId);
-        error HostNotRegistered(address host);
-        error InvalidHostId(uint256 hostId);
-        error HostAlreadyRegistered(address host);
-        error HostIdTaken(uint256 hostId);
-        error TokensNotIncreasing(uint256 jobId, uint256 recorded, uint256 claimed);
-        error ExceedsDeposit(uint256 jobId, uint256 cost, uint256 deposit);
-        error TokensOutOfRange(uint256 tokens);
-        error InvalidProof(uint256 jobId);
-        error InvalidSignature();
-        error ProofAlreadySubmitted(bytes32 proofHash);
-        error ZeroDeposit();
-        error ZeroPrice();
-        error ZeroHost();
-        error NothingToWithdraw();
-        error TransferFailed();
-
-        function VERIFIER() external view returns (address);
-        function verifierVkId() external view returns (bytes32);
-        function registerHost(uint256 hostId) external;
-        function hostIdOf(address host) external view returns (uint256);
-        function createSessionJob(address host, bytes32 modelId, uint256 pricePerToken) external payable returns (uint256 jobId);
-        function getJob(uint256 jobId) external view returns (Job memory);
-        function submitProofOfWork(uint256 jobId, uint256 tokensClaimed, bytes32 proofHash, string calldata proofCID, bytes calldata signature, string calldata deltaCID) external;
-        function submitVerifiedProof(uint256 jobId, uint256 cumulativeTokens, uint256 commitment, bytes calldata proof) external;
-        function commitmentOf(uint256 jobId, uint256 cumulativeTokens) external view returns (uint256);
-        function completeJob(uint256 jobId) external;
-        function earnings(address host) external view returns (uint256);
-        function withdraw() external;
+    /// What the error means, for an operator.
+    pub fn meaning(&self) -> &'static str {
+        use MarketplaceError as M;
+        match self {
+            Self::Marketplace(e) => match e {
+                M::UnknownJob(_) => "no job has this id on this marketplace",
+                M::NotJobHost(_) => "only the job's host may submit work for it",
+                M::NotJobParty(_) => "only the job's client or host may complete it",
+                M::JobAlreadyCompleted(_) => "the job is completed: nothing more is paid for it",
+                M::HostNotRegistered(_) => "the sender has no host id: register the host first",
+                M::InvalidHostId(_) => {
+                    "a host id is a non-zero BN254 scalar (below the field modulus)"
+                }
+                M::HostAlreadyRegistered(_) => "the wallet already has a host id",
+                M::HostIdTaken(_) => "another wallet registered this host id",
+                M::TokensNotIncreasing(_) => {
+                    "the claimed cumulative count does not increase the recorded one"
+                }
+                M::ExceedsDeposit(_) => {
+                    "paying for the claimed tokens would exceed the job's deposit"
+                }
+                M::TokensOutOfRange(_) => "a token count must be below 2^64 (and a delta non-zero)",
+                M::InvalidProof(_) => {
+                    "the proof does not verify for the public inputs the marketplace derives"
+                }
+                M::InvalidSignature(_) => "the signature is malformed or not the job host's",
+                M::ProofAlreadySubmitted(_) => "this proof hash was already paid for",
+                M::ZeroDeposit(_) => "a job needs a deposit",
+                M::ZeroPrice(_) => "a job needs a non-zero price per token",
+                M::ZeroHost(_) => "a job needs a host",
+                M::NothingToWithdraw(_) => "the account has nothing to withdraw",
+                M::TransferFailed(_) => {
+                    "sending ETH to the account failed; its balance is unchanged"
+                }
+            },
+            Self::Verifier(VerifierError::PrecompileFailed(_)) => {
+                "a precompile failed in the verifier (out of gas)"
+            }
+            Self::Empty => "the contract reverted without an error",
+            Self::Unknown(_) => "the revert data is no error of the marketplace or the verifier",
+        }
     }
 }
 
-/// A revert's data decoded into the marketplace's custom error: its name (a
-/// metric label) and the error with its arguments (for the outbox record).
-/// Unknown data gives `("unknown", "0x…")`; a `revert()` without data gives
-/// `("empty", "")`.
-pub fn decode_revert(data: &[u8]) -> (String, String) {
-    if data.is_empty() {
-        return ("empty".into(), String::new());
-    }
-    match IFabstirMarketplace::IFabstirMarketplaceErrors::abi_decode(data) {
-        Ok(error) => {
-            let text = format!("{error:?}");
-            // Debug gives `Name(Name { field: value, .. })`: the name is the
-            // part before the first parenthesis.
-            let name = text.split('(').next().unwrap_or("unknown").to_string();
-            let detail = text
-                .split_once('(')
-                .map(|(_, rest)| rest.trim_end_matches(')').to_string())
-                .unwrap_or_default();
-            (name, detail)
-        }
-        Err(_) => ("unknown".into(), format!("0x{}", hex::encode(data))),
-    }
+/// `Name(args): meaning`, e.g. `TokensNotIncreasing(jobId: 3, recorded: 8,
+/// claimed: 5): the claimed cumulative count does not increase the recorded one`.
+fn describe(revert: &Revert) -> String {
+    format!(
+        "{}({}): {}",
+        revert.name(),
+        revert.detail(),
+        revert.meaning()
+    )
 }
 
 #[cfg(test)]
@@ -98,23 +149,70 @@ mod tests {
     use alloy::sol_types::SolError as _;
 
     #[test]
-    fn reverts_decode_into_named_errors() {
+    fn reverts_decode_into_typed_errors() {
         let data = IFabstirMarketplace::TokensNotIncreasing {
             jobId: U256::from(3),
             recorded: U256::from(8),
             claimed: U256::from(5),
         }
         .abi_encode();
-        let (name, detail) = decode_revert(&data);
-        assert_eq!(name, "TokensNotIncreasing");
-        assert!(
-            detail.contains("recorded: 8") && detail.contains("claimed: 5"),
-            "{detail}"
+        let revert = decode_revert(&data);
+        assert!(matches!(
+            &revert,
+            Revert::Marketplace(MarketplaceError::TokensNotIncreasing(e)) if e.claimed == U256::from(5)
+        ));
+        assert_eq!(revert.name(), "TokensNotIncreasing");
+        assert_eq!(revert.detail(), "jobId: 3, recorded: 8, claimed: 5");
+        assert_eq!(
+            revert.to_string(),
+            "TokensNotIncreasing(jobId: 3, recorded: 8, claimed: 5): \
+             the claimed cumulative count does not increase the recorded one"
         );
-        let (name, _) = decode_revert(&IFabstirMarketplace::ZeroPrice {}.abi_encode());
-        assert_eq!(name, "ZeroPrice");
-        assert_eq!(decode_revert(&[]).0, "empty");
-        let (name, detail) = decode_revert(&[1, 2, 3, 4]);
-        assert_eq!((name.as_str(), detail.as_str()), ("unknown", "0x01020304"));
+
+        let revert = decode_revert(&IFabstirMarketplace::ZeroPrice {}.abi_encode());
+        assert_eq!(
+            (revert.name(), revert.detail()),
+            ("ZeroPrice", String::new())
+        );
+        assert_eq!(
+            revert.to_string(),
+            "ZeroPrice(): a job needs a non-zero price per token"
+        );
+
+        let revert = decode_revert(&IFabstirVerifier::PrecompileFailed {}.abi_encode());
+        assert_eq!(revert.name(), "PrecompileFailed");
+        assert!(matches!(revert, Revert::Verifier(_)));
+
+        assert_eq!(decode_revert(&[]), Revert::Empty);
+        assert_eq!(decode_revert(&[]).name(), "empty");
+        let revert = decode_revert(&[1, 2, 3, 4]);
+        assert_eq!(
+            (revert.name(), revert.detail()),
+            ("unknown", "0x01020304".to_string())
+        );
+        // A known selector with malformed arguments is no error of the interface.
+        let mut short = IFabstirMarketplace::UnknownJob {
+            jobId: U256::from(1),
+        }
+        .abi_encode();
+        short.truncate(20);
+        assert_eq!(decode_revert(&short).name(), "unknown");
+    }
+
+    #[test]
+    fn every_declared_error_has_its_name() {
+        for (selector, name) in MarketplaceError::SELECTORS
+            .iter()
+            .zip(MarketplaceError::VARIANT_NAMES)
+        {
+            // Each error's data with zeroed arguments decodes back to it.
+            let signature = MarketplaceError::signature_by_selector(*selector).unwrap();
+            let args = signature.matches(',').count() + usize::from(!signature.ends_with("()"));
+            let mut data = selector.to_vec();
+            data.resize(4 + 32 * args, 0);
+            let revert = decode_revert(&data);
+            assert_eq!(revert.name(), *name, "{signature}");
+            assert!(!revert.meaning().is_empty());
+        }
     }
 }

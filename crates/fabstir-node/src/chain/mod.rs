@@ -176,17 +176,26 @@ impl ProofOfWorkSubmission {
 }
 
 /// The address that made an EIP-191 `personal_sign` signature (`r || s || v`)
-/// over a 32-byte message, with the contract's rules: `v` must be 27 or 28
-/// and `s` must be in the lower half of the curve order.
+/// over a 32-byte message, by the marketplace's rule (`PersonalSign.signer`,
+/// `contracts/src/PersonalSign.sol`): `v` is 27 or 28, or 0 or 1 read as 27
+/// or 28; `s` is at most half the curve order; `r` and `s` must recover a
+/// key. The cases of `contracts/test/vectors/signatures.json` hold this
+/// function and the contract to the same answers.
 pub fn recover_personal_signer(
     message32: &[u8; 32],
     signature: &[u8; 65],
 ) -> Result<[u8; 20], SubmissionError> {
-    if !matches!(signature[64], 27 | 28) {
-        return Err(SubmissionError::BadSignature("v is not 27 or 28"));
-    }
-    let sig = alloy::primitives::Signature::from_raw_array(signature)
-        .map_err(|_| SubmissionError::BadSignature("r or s is out of range"))?;
+    // As the contract: a `v` below 27 has 27 added, then it must be 27 or 28.
+    let v = match signature[64] {
+        v @ 0..27 => v + 27,
+        v => v,
+    };
+    let y_parity = match v {
+        27 => false,
+        28 => true,
+        _ => return Err(SubmissionError::BadSignature("v is not 0, 1, 27 or 28")),
+    };
+    let sig = alloy::primitives::Signature::from_bytes_and_parity(&signature[..64], y_parity);
     if sig.to_k256().is_err() {
         return Err(SubmissionError::BadSignature("r or s is out of range"));
     }
@@ -279,14 +288,11 @@ fn strip_0x(text: &str) -> Result<&str, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use super::contract::IFabstirMarketplace::submitProofOfWorkCall;
     use super::*;
     use alloy_primitives::U256;
-    use alloy_sol_types::{sol, SolCall as _};
+    use alloy_sol_types::SolCall as _;
     use k256::ecdsa::Signature;
-
-    sol! {
-        function submitProofOfWork(uint256 jobId, uint256 tokensClaimed, bytes32 proofHash, string proofCID, bytes signature, string deltaCID);
-    }
 
     fn sample() -> (HostWallet, ProofOfWorkSubmission) {
         let wallet = HostWallet::from_hex(
@@ -409,9 +415,27 @@ mod tests {
         t.delta_cid.push('x');
         assert_eq!(t.verify(), Err(SubmissionError::CalldataMismatch));
 
+        // v written as 0 or 1 is the same signature (the contract adds 27);
+        // any other v is refused.
         let mut t = s.clone();
-        t.signature[64] = 1;
-        assert!(matches!(t.verify(), Err(SubmissionError::BadSignature(_))));
+        t.signature[64] -= 27;
+        t.calldata = encode_submit_proof_of_work(
+            &t.job_id,
+            &t.tokens_claimed,
+            &t.proof_hash,
+            &t.proof_cid,
+            &t.signature,
+            &t.delta_cid,
+        );
+        t.verify().unwrap();
+        for v in [2, 26, 29, 37] {
+            t.signature[64] = v;
+            assert_eq!(
+                t.verify(),
+                Err(SubmissionError::BadSignature("v is not 0, 1, 27 or 28")),
+                "v = {v}"
+            );
+        }
 
         // The high-s twin of a valid signature is refused.
         let mut t = s.clone();
@@ -425,5 +449,200 @@ mod tests {
                 "s is in the upper half of the curve order"
             ))
         );
+    }
+
+    /// `contracts/test/vectors/signatures.json`: the signature cases forge's
+    /// `test/PersonalSign.t.sol` checks the contract's rule with.
+    const SIGNATURE_VECTORS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/test/vectors/signatures.json"
+    );
+    const REGENERATE_SIGNATURES: &str =
+        "FABSTIR_REGENERATE_VECTORS=1 cargo test -p fabstir-node --lib chain::tests::signature_vectors";
+
+    /// The signer libsecp256k1 (not k256, which the rule uses) recovers from
+    /// `r || s` with recovery id `y_parity` over the EIP-191 digest of
+    /// `message`; `None` when no key recovers.
+    fn libsecp_signer(message: &[u8; 32], rs: &[u8], y_parity: bool) -> Option<[u8; 20]> {
+        use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+        let recid = RecoveryId::try_from(i32::from(y_parity)).ok()?;
+        let sig = RecoverableSignature::from_compact(rs, recid).ok()?;
+        let msg = secp256k1::Message::from_digest(eip191_digest(message));
+        let key = secp256k1::SECP256K1.recover_ecdsa(msg, &sig).ok()?;
+        Some(
+            keccak256(&key.serialize_uncompressed()[1..])[12..]
+                .try_into()
+                .unwrap(),
+        )
+    }
+
+    /// The cases, each with the answer the contract's rule gives: the signer
+    /// recovered by libsecp256k1 for a signature the rule accepts, refused
+    /// otherwise.
+    fn signature_cases() -> serde_json::Value {
+        let order: U256 = "0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
+            .parse()
+            .unwrap();
+        let half = order >> 1;
+        let wallet = HostWallet::from_hex(
+            "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318",
+        )
+        .unwrap();
+        // The first messages whose signatures have v = 27 and v = 28.
+        let signed = |v: u8| {
+            (0u32..)
+                .map(|i| keccak256(format!("fabstir signature vector {i}").as_bytes()))
+                .map(|m| (m, wallet.sign_personal(&m)))
+                .find(|(_, sig)| sig[64] == v)
+                .unwrap()
+        };
+        let (m27, s27) = signed(27);
+        let (m28, s28) = signed(28);
+        let with = |sig: &[u8; 65], r: Option<U256>, s: Option<U256>, v: u8| {
+            let mut out = *sig;
+            if let Some(r) = r {
+                out[..32].copy_from_slice(&r.to_be_bytes::<32>());
+            }
+            if let Some(s) = s {
+                out[32..64].copy_from_slice(&s.to_be_bytes::<32>());
+            }
+            out[64] = v;
+            out
+        };
+        let s_of = |sig: &[u8; 65]| U256::from_be_slice(&sig[32..64]);
+        let twin = order - s_of(&s27);
+        // An r that is no point's x coordinate: no key recovers from it.
+        let off_curve = (1u64..)
+            .map(U256::from)
+            .find(|r| libsecp_signer(&m27, &with(&s27, Some(*r), None, 27)[..64], false).is_none())
+            .unwrap();
+        let cases: Vec<(&str, [u8; 32], [u8; 65], bool)> = vec![
+            ("v 27", m27, s27, true),
+            ("v 28", m28, s28, true),
+            ("v 0 (27 less 27)", m27, with(&s27, None, None, 0), true),
+            ("v 1 (28 less 27)", m28, with(&s28, None, None, 1), true),
+            (
+                "the other parity: another signer",
+                m27,
+                with(&s27, None, None, 28),
+                true,
+            ),
+            (
+                "the other parity as 1",
+                m27,
+                with(&s27, None, None, 1),
+                true,
+            ),
+            (
+                "s at half the order",
+                m27,
+                with(&s27, None, Some(half), 27),
+                true,
+            ),
+            ("high-s twin", m27, with(&s27, None, Some(twin), 28), false),
+            (
+                "high-s twin, v 1",
+                m27,
+                with(&s27, None, Some(twin), 1),
+                false,
+            ),
+            (
+                "s one above half the order",
+                m27,
+                with(&s27, None, Some(half + U256::from(1)), 27),
+                false,
+            ),
+            ("v 2", m27, with(&s27, None, None, 2), false),
+            ("v 26", m27, with(&s27, None, None, 26), false),
+            ("v 29", m27, with(&s27, None, None, 29), false),
+            (
+                "v 37 (EIP-155, chain 1)",
+                m27,
+                with(&s27, None, None, 37),
+                false,
+            ),
+            ("v 255", m27, with(&s27, None, None, 255), false),
+            ("r zero", m27, with(&s27, Some(U256::ZERO), None, 27), false),
+            ("s zero", m27, with(&s27, None, Some(U256::ZERO), 27), false),
+            (
+                "r equal to the order",
+                m27,
+                with(&s27, Some(order), None, 27),
+                false,
+            ),
+            (
+                "r on no point of the curve",
+                m27,
+                with(&s27, Some(off_curve), None, 27),
+                false,
+            ),
+        ];
+        let cases: Vec<serde_json::Value> = cases
+            .into_iter()
+            .map(|(name, message, signature, accepted)| {
+                let signer = if accepted {
+                    let parity = matches!(signature[64], 1 | 28);
+                    libsecp_signer(&message, &signature[..64], parity).expect("a key recovers")
+                } else {
+                    [0u8; 20]
+                };
+                serde_json::json!({
+                    "name": name,
+                    "message": format!("0x{}", hex::encode(message)),
+                    "signature": format!("0x{}", hex::encode(signature)),
+                    "accepted": accepted,
+                    "signer": to_checksum_address(&signer),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "about": "EIP-191 signatures (r || s || v over the digest of `message`) and the signer the marketplace's rule (contracts/src/PersonalSign.sol) and the node's (recover_personal_signer) give: v is 27 or 28, or 0 or 1 read as 27 or 28; s is at most half the secp256k1 order. A refused case has accepted false and the zero signer. Signed by the key 0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318. Generated by crates/fabstir-node/src/chain/mod.rs; do not edit.",
+            "regenerate": REGENERATE_SIGNATURES,
+            "cases": cases,
+        })
+    }
+
+    #[test]
+    fn signature_vectors_are_current_and_the_rule_is_the_contracts() {
+        let expected = signature_cases();
+        if std::env::var_os("FABSTIR_REGENERATE_VECTORS").is_some() {
+            let text = serde_json::to_string_pretty(&expected).unwrap() + "\n";
+            std::fs::write(SIGNATURE_VECTORS, text).unwrap();
+        }
+        let text = std::fs::read_to_string(SIGNATURE_VECTORS).unwrap_or_else(|e| {
+            panic!("{SIGNATURE_VECTORS}: {e}; regenerate with {REGENERATE_SIGNATURES}")
+        });
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            file, expected,
+            "{SIGNATURE_VECTORS} drifted from its generator: regenerate with {REGENERATE_SIGNATURES}"
+        );
+        let cases = file["cases"].as_array().unwrap();
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let bytes = |key: &str| hex::decode(&case[key].as_str().unwrap()[2..]).unwrap();
+            let message: [u8; 32] = bytes("message").try_into().unwrap();
+            let signature: [u8; 65] = bytes("signature").try_into().unwrap();
+            let got = recover_personal_signer(&message, &signature);
+            if case["accepted"].as_bool().unwrap() {
+                let signer: [u8; 20] = bytes("signer").try_into().unwrap();
+                assert_eq!(got, Ok(signer), "{name}");
+            } else {
+                assert!(
+                    matches!(got, Err(SubmissionError::BadSignature(_))),
+                    "{name}: {got:?}"
+                );
+            }
+        }
+        // Every v the rule accepts is covered.
+        for v in [0u8, 1, 27, 28] {
+            assert!(cases.iter().any(|c| {
+                c["accepted"] == true
+                    && c["signature"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(&format!("{v:02x}"))
+            }));
+        }
     }
 }

@@ -356,8 +356,9 @@ fn already_registered(host: Address, registered: U256, host_id: U256) -> Failure
 /// Why the contract refuses a transaction, from the revert data of its
 /// gas estimate: the custom error, decoded and explained.
 fn refused(what: &str, data: &[u8]) -> Failure {
-    let (name, detail) = decode_revert(data);
-    let why = match name.as_str() {
+    let revert = decode_revert(data);
+    let (name, detail) = (revert.name(), revert.detail());
+    let why = match name {
         "HostAlreadyRegistered" => "the wallet is already registered (a wallet registers once)",
         "HostIdTaken" => "another wallet is registered with this host_id (a host_id belongs to one wallet): use that wallet, or other keys",
         "InvalidHostId" => "the host_id is 0 or not below the BN254 field modulus",

@@ -366,7 +366,7 @@ impl Setup {
     fn earnings(&self, chain: &Chain) -> U256 {
         chain.call(
             self.marketplace,
-            IFabstirMarketplace::earningsCall { host: self.host },
+            IFabstirMarketplace::earningsCall { account: self.host },
         )
     }
 
@@ -620,7 +620,7 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
     let client: Address = setup.client.parse().unwrap();
     let refund: U256 = chain.call(
         setup.marketplace,
-        IFabstirMarketplace::earningsCall { host: client },
+        IFabstirMarketplace::earningsCall { account: client },
     );
     assert_eq!(refund, U256::from(88 * PRICE));
     let receipt = chain.send(

@@ -1,0 +1,108 @@
+//! `evm verifier`: the Solidity verifier (and its forge test) for a key set.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use fabstir_zk::evm::{forge, solidity, Plan};
+use fabstir_zk::{keystore, ProvingKey, Srs, VerifyingKey};
+use serde_json::json;
+
+use crate::cli::{io, Failure};
+
+/// File name of the generated verifier.
+pub const VERIFIER_FILE: &str = "FabstirVerifier.sol";
+
+/// File name of the generated forge test.
+pub const TEST_FILE: &str = "FabstirVerifier.t.sol";
+
+/// Number of proofs in the forge test.
+const TEST_VECTORS: usize = 2;
+
+/// The verifying key of `keys`, or the development key.
+pub fn verifying_key(keys: Option<&Path>) -> Result<VerifyingKey, Failure> {
+    match keys {
+        Some(dir) => Ok(keystore::load_verifier(dir)?.0),
+        None => Ok(VerifyingKey::derive(Arc::new(Srs::insecure_dev()))?),
+    }
+}
+
+/// The verifier source for a verifying key.
+pub fn verifier_source(vk: &VerifyingKey) -> Result<(Plan, solidity::Verifier), Failure> {
+    let plan = Plan::new(vk).map_err(|e| Failure::other("evm_unsupported", e.to_string()))?;
+    let verifier = solidity::generate(&plan);
+    Ok((plan, verifier))
+}
+
+/// Writes `dir/name`, creating `dir`; an existing file is replaced only
+/// with `force`.
+fn write_file(dir: &Path, name: &str, bytes: &[u8], force: bool) -> Result<PathBuf, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Failure::other(
+            "write_failed",
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
+    let path = dir.join(name);
+    if force && path.exists() {
+        std::fs::remove_file(&path).map_err(|e| {
+            Failure::other(
+                "write_failed",
+                format!("cannot replace {}: {e}", path.display()),
+            )
+        })?;
+    }
+    if path.exists() {
+        return Err(Failure::other(
+            "exists",
+            format!("{} exists; pass --force to replace it", path.display()),
+        ));
+    }
+    io::write_new(&path, bytes)?;
+    Ok(path)
+}
+
+/// The forge test of the development key's verifier.
+fn forge_test(plan: &Plan) -> Result<String, Failure> {
+    let pk = ProvingKey::build(Arc::new(Srs::insecure_dev()))?;
+    let vectors = forge::vectors(&pk, TEST_VECTORS)
+        .map_err(|e| Failure::other("prove_failed", format!("test vectors: {e}")))?;
+    Ok(forge::test_source(plan, &vectors))
+}
+
+/// Runs `evm verifier`.
+pub(super) fn run(
+    keys: Option<&Path>,
+    out: &Path,
+    test_out: Option<&Path>,
+    force: bool,
+) -> Result<ExitCode, Failure> {
+    if keys.is_some() && test_out.is_some() {
+        return Err(Failure::input(
+            "bad_argument",
+            "--test-out needs the development keys (its proofs are made with the development proving key); drop --keys-dir",
+        ));
+    }
+    let vk = verifying_key(keys)?;
+    let (plan, verifier) = verifier_source(&vk)?;
+    let test = test_out.map(|_| forge_test(&plan)).transpose()?;
+    let path = write_file(out, VERIFIER_FILE, verifier.source.as_bytes(), force)?;
+    let test_path = match (test_out, test) {
+        (Some(dir), Some(source)) => Some(write_file(dir, TEST_FILE, source.as_bytes(), force)?),
+        _ => None,
+    };
+    println!(
+        "{}",
+        json!({
+            "path": path.display().to_string(),
+            "test_path": test_path.map(|p| p.display().to_string()),
+            "vk_id": plan.vk_id.to_string(),
+            "circuit_version": plan.circuit_version,
+            "num_instances": plan.num_instances(),
+            "proof_length": plan.layout().len,
+            "constants": verifier.constants,
+            "development_keys": keys.is_none(),
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -114,7 +114,7 @@ pub(crate) enum ToolchainError {
         detail: String,
     },
     /// anvil could not be started or did not say where it listens.
-    #[error("cannot start {} ({source}): anvil's own message, if any, is above (its standard error is this process's)", path.display())]
+    #[error("cannot start {} ({source}): see anvil's own message above, if any", path.display())]
     AnvilStart {
         /// The anvil binary.
         path: PathBuf,

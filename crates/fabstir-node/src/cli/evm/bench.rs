@@ -122,7 +122,9 @@ impl Deployed {
             .map(|out| out.to_vec())
             .map_err(
                 |e| match e.as_error_resp().and_then(|p| p.as_revert_data()) {
-                    Some(data) => format!("the call reverted (revert data {data})"),
+                    Some(data) => {
+                        format!("the call reverted (revert data 0x{})", hex::encode(&data))
+                    }
                     None => e.to_string(),
                 },
             )

@@ -12,9 +12,8 @@
 //! configuration, [`metrics`] the Prometheus metrics, [`health`] the checks
 //! behind `/health`, [`datadir`] the data directory's lock and admin token,
 //! [`mock`] the test-only mock proofs, [`retention`] the deletion of settled
-//! jobs' text, [`reasons`] the stable reason codes,
-//! [`evm_local`] a local EVM toolchain (solcjs and anvil) for `evm bench` and
-//! the contract tests, [`malloc`] the allocator's arena cap.
+//! jobs' text, [`reasons`] the stable reason codes, [`malloc`] the
+//! allocator's arena cap.
 //! Domain modules know nothing of HTTP; [`api`] maps their errors to status
 //! codes in one place.
 
@@ -25,7 +24,6 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod datadir;
-pub mod evm_local;
 pub mod gate;
 pub mod health;
 pub mod keys;

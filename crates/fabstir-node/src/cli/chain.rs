@@ -12,18 +12,17 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::network::{EthereumWallet, TransactionBuilder as _};
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider as _, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolValue as _;
 use fabstir_zk::{KeySet, SrsSource};
 use serde_json::{json, Value};
 
+use super::contracts::{deploy_marketplace, DeployError, Toolchain};
 use super::Failure;
 use crate::chain::contract::{decode_revert, IFabstirMarketplace, IFabstirVerifier};
 use crate::chain::HostWallet;
-use crate::evm_local::Toolchain;
 
 /// anvil's first development account's key: publicly known, for local
 /// development chains only (`chain deploy` uses it only on chain 31337).
@@ -298,12 +297,9 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
         }
         ChainCommand::Demo { contracts } => {
             let toolchain = toolchain(contracts.as_deref())?;
-            // anvil's handle talks blocking HTTP: start (and drop) it
-            // outside the async runtime.
-            let anvil = toolchain
-                .anvil(&[])
-                .map_err(|e| Failure::other("evm_toolchain", e.to_string()))?;
-            let outcome = runtime.block_on(demo(&toolchain, anvil.url()));
+            let anvil = toolchain.anvil(&[])?;
+            let outcome = runtime.block_on(demo(&toolchain, &anvil.url()));
+            // Stops anvil (SIGTERM, waiting for it to exit).
             drop(anvil);
             outcome?;
             Ok(ExitCode::SUCCESS)
@@ -312,7 +308,7 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
 }
 
 fn toolchain(dir: Option<&Path>) -> Result<Toolchain, Failure> {
-    Toolchain::locate(dir).map_err(|e| Failure::other("evm_toolchain", e.to_string()))
+    Ok(Toolchain::locate(dir)?)
 }
 
 fn dev_signer(key: &str) -> Result<PrivateKeySigner, Failure> {
@@ -374,6 +370,22 @@ fn refused(what: &str, data: &[u8]) -> Failure {
     )
 }
 
+/// A transaction the node refused (decoded when the contract says why), or
+/// a node that did not answer.
+fn send_failure(what: &str, e: &alloy::transports::TransportError) -> Failure {
+    if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
+        return refused(what, &data);
+    }
+    let text = e.to_string();
+    if text.contains("insufficient funds") {
+        return Failure::other(
+            "rpc",
+            format!("{what}: {text}: the sending wallet cannot pay for the gas; fund it first (on anvil: anvil_setBalance)"),
+        );
+    }
+    rpc_failure(what, crate::onchain::error_chain(e))
+}
+
 /// Sends a transaction and waits for its receipt; a revert is a failure
 /// (decoded when the contract says why).
 async fn send(
@@ -384,19 +396,7 @@ async fn send(
     let receipt = provider
         .send_transaction(request)
         .await
-        .map_err(|e| {
-            if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
-                return refused(what, &data);
-            }
-            let text = e.to_string();
-            if text.contains("insufficient funds") {
-                return Failure::other(
-                    "rpc",
-                    format!("{what}: {text}: the sending wallet cannot pay for the gas; fund it first (on anvil: anvil_setBalance)"),
-                );
-            }
-            rpc_failure(what, crate::onchain::error_chain(&e))
-        })?
+        .map_err(|e| send_failure(what, &e))?
         .with_timeout(Some(Duration::from_secs(120)))
         .get_receipt()
         .await
@@ -410,40 +410,30 @@ async fn send(
     Ok(receipt)
 }
 
-/// Deploys the verifier and the marketplace; their addresses as JSON.
+/// Deploys the verifier and the marketplace (compiled from `contracts/src`);
+/// their addresses as JSON.
 pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Value, Failure> {
-    let src = toolchain.contracts_dir().join("src");
-    let compile = |file: &str, contract: &str| {
-        toolchain
-            .compile(&src.join(file), contract)
-            .map_err(|e| Failure::other("evm_toolchain", e.to_string()))
-    };
-    let verifier_code = compile("FabstirVerifier.sol", "FabstirVerifier")?;
-    let market_code = compile("FabstirMarketplace.sol", "FabstirMarketplace")?;
-    let verifier = send(
-        provider,
-        "deploy FabstirVerifier",
-        TransactionRequest::default().with_deploy_code(Bytes::from(verifier_code.bytecode)),
-    )
-    .await?
-    .contract_address
-    .ok_or_else(|| Failure::other("reverted", "no contract address in the verifier's receipt"))?;
-    let mut code = market_code.bytecode;
-    code.extend_from_slice(&verifier.abi_encode());
-    let marketplace = send(
-        provider,
-        "deploy FabstirMarketplace",
-        TransactionRequest::default().with_deploy_code(Bytes::from(code)),
-    )
-    .await?
-    .contract_address
-    .ok_or_else(|| {
-        Failure::other(
-            "reverted",
-            "no contract address in the marketplace's receipt",
-        )
-    })?;
-    let vk_id = IFabstirVerifier::new(verifier, provider)
+    let verifier_code = toolchain.verifier()?;
+    let market_code = toolchain.marketplace()?;
+    let deployed = deploy_marketplace(provider, &verifier_code, &market_code, None)
+        .await
+        .map_err(|e| match e {
+            DeployError::Send { contract, source } => {
+                send_failure(&format!("deploy {contract}"), &source)
+            }
+            DeployError::Receipt { contract, source } => {
+                rpc_failure(&format!("deploy {contract}"), source)
+            }
+            DeployError::Reverted {
+                contract,
+                transaction,
+                ..
+            } => Failure::other(
+                "reverted",
+                format!("deploy {contract}: transaction {transaction} reverted"),
+            ),
+        })?;
+    let vk_id = IFabstirVerifier::new(deployed.verifier, provider)
         .VK_ID()
         .call()
         .await
@@ -451,11 +441,11 @@ pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Val
     let chain_id = provider
         .get_chain_id()
         .await
-        .map_err(|e| rpc_failure("eth_chainId", e))?;
+        .map_err(|e| rpc_failure("chain id", e))?;
     Ok(json!({
         "chain_id": chain_id,
-        "verifier": verifier.to_checksum(None),
-        "marketplace": marketplace.to_checksum(None),
+        "verifier": deployed.verifier.to_checksum(None),
+        "marketplace": deployed.marketplace.to_checksum(None),
         "vk_id": format!("{vk_id:#x}"),
     }))
 }

@@ -2,9 +2,9 @@
 
 mod bench;
 mod chain;
+mod contracts;
 mod demo;
 mod evm;
-mod evm_bench;
 mod export_vk;
 mod io;
 mod keygen;
@@ -50,6 +50,12 @@ impl Failure {
             code,
             message: message.into(),
         }
+    }
+}
+
+impl From<contracts::ToolchainError> for Failure {
+    fn from(e: contracts::ToolchainError) -> Self {
+        Self::other("evm_toolchain", e.to_string())
     }
 }
 

@@ -5,19 +5,21 @@
 //! outage with anvil restarted from its dumped state, a reorg, and a burst
 //! of 100 checkpoints. After each, every checkpoint is credited exactly once:
 //! the contract's `tokensUsed` and the host's `earnings` are read back with
-//! `eth_call`, and the wallet's nonce counts exactly one transaction per
-//! confirmed submission.
+//! calls, and the wallet's nonce counts exactly one transaction per
+//! confirmed submission. Every JSON-RPC call goes through alloy
+//! ([`common::evm::Anvil`]); every transaction's receipt is awaited.
 //!
 //! Needs anvil and solcjs from `npm ci --prefix contracts` (and Node.js).
 
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::{SolCall, SolError as _};
+use common::evm::{Anvil, CallError, Receipt};
 use common::{binary, DataDir, Node};
 use fabstir_node::chain::contract::IFabstirMarketplace;
 use fabstir_node::chain::HostWallet;
@@ -26,34 +28,7 @@ use serde_json::{json, Value};
 const PRICE: u64 = 1_000_000_000; // wei per token
 const MODEL: &str = "TheBloke/Llama-2-7B-Chat-GGUF/llama-2-7b-chat.Q4_K_M.gguf";
 
-/// JSON-RPC over HTTP; the result or the error object.
-fn try_rpc(url: &str, method: &str, params: Value) -> Result<Value, Value> {
-    let reply: Value = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-        .post(url)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .map_err(|e| json!(e.to_string()))?
-        .json()
-        .map_err(|e| json!(e.to_string()))?;
-    match reply.get("error") {
-        Some(error) => Err(error.clone()),
-        None => Ok(reply["result"].clone()),
-    }
-}
-
-fn rpc(url: &str, method: &str, params: Value) -> Value {
-    try_rpc(url, method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
-}
-
-fn quantity(value: &Value) -> u64 {
-    u64::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
-/// A free loopback port.
+/// A free loopback port (nothing listens there).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -62,113 +37,57 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// anvil on a fixed port (so it can be restarted at the same URL), with
-/// extra flags; killed on drop.
+/// anvil, restartable at the same URL (`stop`, then `spawn` on the same
+/// port); stopped on drop.
 struct Chain {
-    child: Option<Child>,
+    anvil: Option<Anvil>,
     port: u16,
     url: String,
 }
 
 impl Chain {
     fn start(flags: &[&str]) -> Self {
-        let port = free_port();
-        let mut chain = Chain {
-            child: None,
-            port,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        chain.spawn(flags);
-        chain
+        let anvil = Anvil::start_with(flags);
+        Chain {
+            port: anvil.port(),
+            url: anvil.url.clone(),
+            anvil: Some(anvil),
+        }
     }
 
+    /// Starts anvil again on the same port.
     fn spawn(&mut self, flags: &[&str]) {
-        let child = Command::new(common::evm::tool_path("anvil"))
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(flags)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn anvil");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while try_rpc(&self.url, "eth_chainId", json!([])).is_err() {
-            assert!(Instant::now() < deadline, "anvil did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let anvil = Anvil::start_on(self.port, flags);
+        assert_eq!(anvil.url, self.url, "anvil came back elsewhere");
+        self.anvil = Some(anvil);
     }
 
     /// Stops anvil with SIGTERM (so it dumps its state) and waits.
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = child.id().to_string();
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
-            let _ = child.wait();
-        }
+        drop(self.anvil.take());
     }
 
-    fn accounts(&self) -> Vec<String> {
-        rpc(&self.url, "eth_accounts", json!([]))
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
+    /// The running anvil.
+    fn evm(&self) -> &Anvil {
+        self.anvil.as_ref().expect("anvil is running")
     }
 
-    /// Sends a transaction from an unlocked account and returns its receipt,
-    /// polled until the transaction is mined (anvil automines, but may answer
-    /// `eth_sendTransaction` before the block holding it is sealed).
-    fn send(&self, from: &str, to: Address, data: Vec<u8>, value: U256) -> Value {
-        let hash = rpc(
-            &self.url,
-            "eth_sendTransaction",
-            json!([{ "from": from, "to": format!("{to:#x}"), "data": format!("0x{}", hex::encode(data)), "value": format!("{value:#x}") }]),
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let receipt = rpc(&self.url, "eth_getTransactionReceipt", json!([hash]));
-            if !receipt.is_null() {
-                return receipt;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no receipt for {hash} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// Sends a transaction from a development account and returns its
+    /// receipt once mined.
+    fn send(&self, from: Address, to: Address, data: Vec<u8>, value: U256) -> Receipt {
+        self.evm().send_from(from, to, &data, value, None)
     }
 
     fn call<C: SolCall>(&self, to: Address, call: C) -> C::Return {
-        let out = rpc(
-            &self.url,
-            "eth_call",
-            json!([{ "to": format!("{to:#x}"), "data": format!("0x{}", hex::encode(call.abi_encode())) }, "latest"]),
-        );
-        let bytes = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
-        C::abi_decode_returns(&bytes).unwrap()
+        self.evm().call_sol(to, call)
     }
 
     fn nonce(&self, address: Address) -> u64 {
-        quantity(&rpc(
-            &self.url,
-            "eth_getTransactionCount",
-            json!([format!("{address:#x}"), "latest"]),
-        ))
+        self.evm().nonce(address)
     }
 
     fn mine(&self, blocks: u64) {
-        rpc(&self.url, "anvil_mine", json!([format!("{blocks:#x}")]));
-    }
-}
-
-impl Drop for Chain {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.evm().mine(blocks);
     }
 }
 
@@ -178,7 +97,7 @@ struct Setup {
     marketplace: Address,
     verifier: Address,
     host: Address,
-    client: String,
+    client: Address,
     keys: PathBuf,
     wallet_file: PathBuf,
 }
@@ -265,10 +184,10 @@ fn setup(chain: &Chain) -> Setup {
     let wallet_file = dir.path().join("wallet.key");
     wallet.write_new(&wallet_file).unwrap();
     let host = Address::from(wallet.address());
-    rpc(
-        &chain.url,
-        "anvil_setBalance",
-        json!([format!("{host:#x}"), "0x56bc75e2d63100000"]),
+    // 100 ETH.
+    chain.evm().set_balance(
+        host,
+        U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64)),
     );
     let registered = run_cli(&[
         "chain",
@@ -286,7 +205,7 @@ fn setup(chain: &Chain) -> Setup {
         .as_str()
         .unwrap()
         .starts_with("0x"));
-    let client = chain.accounts()[1].clone();
+    let client = chain.evm().accounts()[1];
     Setup {
         dir,
         marketplace,
@@ -307,15 +226,16 @@ impl Setup {
             pricePerToken: U256::from(PRICE),
         };
         let receipt = chain.send(
-            &self.client,
+            self.client,
             self.marketplace,
             call.abi_encode(),
             U256::from(tokens * PRICE),
         );
-        assert_eq!(receipt["status"], "0x1", "{receipt}");
-        // jobIds count up from 1: the job is the latest SessionJobCreated.
-        let topic = &receipt["logs"][0]["topics"][1];
-        quantity(topic)
+        assert!(receipt.status(), "{receipt:?}");
+        let created = receipt
+            .decoded_log::<IFabstirMarketplace::SessionJobCreated>()
+            .unwrap_or_else(|| panic!("no SessionJobCreated: {receipt:?}"));
+        created.data.jobId.to::<u64>()
     }
 
     fn node_flags(&self, chain: &Chain, extra: &[&str]) -> Vec<String> {
@@ -557,12 +477,9 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
         .collect::<Result<_, _>>()
         .unwrap();
     for hash in hashes {
-        let receipt = rpc(&chain.url, "eth_getTransactionReceipt", json!([hash]));
-        assert_eq!(receipt["status"], "0x1");
-        println!(
-            "submitVerifiedProof gas used: {}",
-            quantity(&receipt["gasUsed"])
-        );
+        let receipt = chain.evm().receipt(&hash);
+        assert!(receipt.status(), "{receipt:?}");
+        println!("submitVerifiedProof gas used: {}", receipt.gas_used);
     }
     assert_eq!(setup.earnings(&chain), U256::from(12 * PRICE));
     // The contract recorded each checkpoint's commitment.
@@ -595,19 +512,8 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
 
     // The client completes the job: the host keeps its 12 tokens, the
     // client is credited the other 88 and withdraws them.
-    let balance = |who: &str| {
-        U256::from_str_radix(
-            rpc(&chain.url, "eth_getBalance", json!([who, "latest"]))
-                .as_str()
-                .unwrap()
-                .trim_start_matches("0x"),
-            16,
-        )
-        .unwrap()
-    };
-    let market = format!("{:#x}", setup.marketplace);
     let receipt = chain.send(
-        &setup.client,
+        setup.client,
         setup.marketplace,
         IFabstirMarketplace::completeJobCall {
             jobId: U256::from(job),
@@ -615,22 +521,24 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
         .abi_encode(),
         U256::ZERO,
     );
-    assert_eq!(receipt["status"], "0x1");
+    assert!(receipt.status(), "{receipt:?}");
     assert!(setup.job(&chain, job).completed);
-    let client: Address = setup.client.parse().unwrap();
     let refund: U256 = chain.call(
         setup.marketplace,
-        IFabstirMarketplace::earningsCall { account: client },
+        IFabstirMarketplace::earningsCall { account: setup.client },
     );
     assert_eq!(refund, U256::from(88 * PRICE));
     let receipt = chain.send(
-        &setup.client,
+        setup.client,
         setup.marketplace,
         IFabstirMarketplace::withdrawCall {}.abi_encode(),
         U256::ZERO,
     );
-    assert_eq!(receipt["status"], "0x1");
-    assert_eq!(balance(&market), U256::from(12 * PRICE));
+    assert!(receipt.status(), "{receipt:?}");
+    assert_eq!(
+        chain.evm().balance(setup.marketplace),
+        U256::from(12 * PRICE)
+    );
     assert_eq!(setup.earnings(&chain), U256::from(12 * PRICE));
     setup.assert_one_transaction_per_submission(&chain);
     node.kill9();
@@ -759,13 +667,12 @@ fn over_claims_are_refused_before_sending_and_by_the_contract() {
         commitment: commitment.parse().unwrap(),
         proof: proof.into(),
     };
-    let error = try_rpc(
-        &chain.url,
-        "eth_call",
-        json!([{ "from": format!("{:#x}", setup.host), "to": format!("{:#x}", setup.marketplace), "data": format!("0x{}", hex::encode(replay.abi_encode())) }, "latest"]),
-    )
-    .unwrap_err();
-    let data = hex::decode(error["data"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let refused = chain
+        .evm()
+        .call_with(setup.host, setup.marketplace, &replay.abi_encode(), None);
+    let Err(CallError::Reverted(data)) = refused else {
+        panic!("the replay was not refused with a revert: {refused:?}");
+    };
     let decoded = IFabstirMarketplace::TokensNotIncreasing::abi_decode(&data).unwrap();
     assert_eq!(decoded.recorded, U256::from(8));
 
@@ -783,7 +690,7 @@ fn over_claims_are_refused_before_sending_and_by_the_contract() {
     wait_exit(node, Duration::from_secs(30));
     assert_eq!(setup.outbox("pending"), 1, "{}", setup.dump());
     chain.send(
-        &setup.client,
+        setup.client,
         setup.marketplace,
         IFabstirMarketplace::completeJobCall {
             jobId: U256::from(job),
@@ -945,14 +852,14 @@ fn a_reorg_that_drops_a_confirmed_submission_sends_it_again() {
     let job = setup.open_job(&chain, 50);
     let node = setup.start_node(&chain, &[], &[]);
     prove(&node, &setup, job, 25);
-    let snapshot = rpc(&chain.url, "evm_snapshot", json!([]));
+    let snapshot = chain.evm().snapshot();
     let (status, _) = checkpoint(&node, job, 25);
     assert_eq!(status, 201);
     setup.wait_outbox_done(Duration::from_secs(60));
     assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(25));
 
     // The block with the submission is dropped: the chain forgets it.
-    assert_eq!(rpc(&chain.url, "evm_revert", json!([snapshot])), true);
+    assert!(chain.evm().revert(snapshot));
     chain.mine(2);
     // The node notices (the reorg counter) and sends it again (it may well
     // be back before this test looks).
@@ -1021,7 +928,7 @@ fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
     );
     prove(&node, &setup, job, 15);
     // Blocks stop: the submission waits in the mempool.
-    rpc(&chain.url, "evm_setAutomine", json!([false]));
+    chain.evm().set_automine(false);
     let (status, body) = checkpoint(&node, job, 15);
     assert_eq!(status, 201, "{body}");
     let bumps = || {
@@ -1034,9 +941,13 @@ fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
         assert!(Instant::now() < deadline, "{}", setup.dump());
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Bounded: no third bump however long it waits.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(bumps(), 2, "{}", setup.dump());
+    // Bounded: no third bump however long it waits (watched for 1.5 s,
+    // three times the stuck period).
+    let watch = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < watch {
+        assert_eq!(bumps(), 2, "{}", setup.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let hashes: String = setup
         .dir
         .db()
@@ -1049,7 +960,7 @@ fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
     assert_eq!(node.metric("fabstir_chain_fee_bumps_total"), Some(2.0));
     // Blocks resume: exactly one of the three transactions (one nonce) is
     // mined, and the submission is credited once.
-    rpc(&chain.url, "evm_setAutomine", json!([true]));
+    chain.evm().set_automine(true);
     chain.mine(1);
     setup.wait_outbox_done(Duration::from_secs(60));
     assert_eq!(setup.outbox("confirmed"), 1, "{}", setup.dump());
@@ -1207,13 +1118,10 @@ fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
     let other = setup.dir.path().join("other.key");
     let other_wallet = HostWallet::generate(&mut rand::rngs::OsRng);
     other_wallet.write_new(&other).unwrap();
-    rpc(
-        &chain.url,
-        "anvil_setBalance",
-        json!([
-            format!("{:#x}", Address::from(other_wallet.address())),
-            "0xde0b6b3a7640000"
-        ]),
+    // 1 ETH.
+    chain.evm().set_balance(
+        Address::from(other_wallet.address()),
+        U256::from(10u64).pow(U256::from(18u64)),
     );
     let (code, refused) = register(retired.to_str().unwrap(), other.to_str().unwrap());
     assert_eq!(code, Some(1), "{refused}");
@@ -1313,7 +1221,7 @@ fn a_submission_waiting_for_its_confirmations_is_logged_and_shown() {
     assert_eq!(outbox["confirmed"], 0, "{outbox}");
     // Confirmed four blocks deep: its block and three more exist.
     let block = confirmed["block_number"].as_u64().unwrap();
-    let head = quantity(&rpc(&chain.url, "eth_blockNumber", json!([])));
+    let head = chain.evm().block_number();
     assert!(head >= block + 3, "block {block}, head {head}");
     assert_eq!(confirmed["tx_hash"], sent["tx_hash"]);
     assert!(confirmed["confirmed_at_ms"].as_i64().is_some());

@@ -8,7 +8,7 @@ use crate::common;
 
 use alloy_primitives::U256;
 use alloy_sol_types::{sol, SolCall, SolError, SolValue};
-use common::evm::{compile, try_compile, Anvil, CallError};
+use common::evm::{compile, try_compile, Address, Anvil, CallError};
 use common::read_repo_file;
 
 const STORE: &str = r#"// SPDX-License-Identifier: MIT
@@ -42,7 +42,7 @@ fn write_source(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::P
     path
 }
 
-fn stored(anvil: &Anvil, store: &[u8; 20]) -> U256 {
+fn stored(anvil: &Anvil, store: &Address) -> U256 {
     let data = anvil
         .call(store, &valueCall {}.abi_encode())
         .unwrap_or_else(|e| panic!("value() failed: {e:?}"));
@@ -71,7 +71,7 @@ fn a_contract_compiles_deploys_answers_calls_and_takes_transactions() {
     );
 
     let anvil = Anvil::start();
-    assert_eq!(anvil.rpc("eth_chainId", serde_json::json!([])), "0x7a69"); // 31337
+    assert_eq!(anvil.chain_id(), 31337);
 
     let mut creation = compiled.bytecode.clone();
     creation.extend(U256::from(7).abi_encode());
@@ -96,7 +96,7 @@ fn a_contract_compiles_deploys_answers_calls_and_takes_transactions() {
         .estimate_gas(&store, &set_42)
         .expect("estimate set(42)");
     let receipt = anvil.send(&store, &set_42, None);
-    assert!(receipt.status, "set(42) reverted: {}", receipt.raw);
+    assert!(receipt.status(), "set(42) reverted: {receipt:?}");
     // 21000 + calldata + rewriting a non-zero cold slot (5000) + a LOG1.
     assert!(
         (26_000..60_000).contains(&receipt.gas_used),
@@ -109,11 +109,7 @@ fn a_contract_compiles_deploys_answers_calls_and_takes_transactions() {
         receipt.gas_used
     );
     assert_eq!(stored(&anvil, &store), U256::from(42));
-    assert_eq!(
-        receipt.raw["logs"].as_array().map(Vec::len),
-        Some(1),
-        "one Set event"
-    );
+    assert_eq!(receipt.logs().len(), 1, "one Set event");
 
     // A revert: eth_call returns its reason, a mined transaction has status 0.
     let set_0 = setCall { v: U256::ZERO }.abi_encode();
@@ -129,7 +125,7 @@ fn a_contract_compiles_deploys_answers_calls_and_takes_transactions() {
         Err(CallError::Reverted(_))
     ));
     let failed = anvil.send(&store, &set_0, Some(100_000));
-    assert!(!failed.status, "set(0) was mined as a success");
+    assert!(!failed.status(), "set(0) was mined as a success");
     assert_eq!(
         stored(&anvil, &store),
         U256::from(42),

@@ -17,7 +17,7 @@ use crate::common;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use common::evm::{compile, Address, Anvil, Compiled, RpcError};
+use common::evm::{compile, Address, Anvil, CallError, Compiled};
 use common::{cli, read_repo_file, repo_root, DataDir, Node};
 use fabstir_zk::evm::native::{self, Item};
 use fabstir_zk::evm::{calldata, forge, halo2_verdict, Plan};
@@ -27,7 +27,6 @@ use halo2_axiom::halo2curves::ff::{Field, PrimeField};
 use halo2_axiom::halo2curves::CurveAffine;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::U256;
@@ -136,17 +135,10 @@ impl Deployed {
         u64::from_be_bytes(out[24..].try_into().expect("8 bytes"))
     }
 
-    /// eth_call with a gas limit: the answer, or the JSON-RPC error.
-    fn call_with_gas(&self, data: &[u8], gas: u64) -> Result<Vec<u8>, RpcError> {
-        let tx = json!({
-            "from": self.anvil.sender,
-            "to": common::evm::hex_string(&self.address),
-            "data": common::evm::hex_string(data),
-            "gas": format!("{gas:#x}"),
-        });
+    /// A call with a gas limit: the answer, or why there is none.
+    fn call_with_gas(&self, data: &[u8], gas: u64) -> Result<Vec<u8>, CallError> {
         self.anvil
-            .try_rpc("eth_call", json!([tx, "latest"]))
-            .map(|v| common::evm::hex_bytes(v.as_str().expect("eth_call: hex data")))
+            .call_with(self.anvil.sender, self.address, data, Some(gas))
     }
 }
 
@@ -300,7 +292,7 @@ fn end_to_end_on_anvil() {
         "PROOF_LENGTH()"
     );
     let constants = d.word(&calldata::selector("CONSTANTS()"), "CONSTANTS()");
-    let constants: Address = constants[12..].try_into().expect("address");
+    let constants = Address::from_slice(&constants[12..]);
     assert!(d.anvil.code_size(&constants) > 0, "CONSTANTS() has no code");
 
     // Five proofs: four by the prover library, one by a running node.
@@ -319,7 +311,7 @@ fn end_to_end_on_anvil() {
         .estimate_gas(&d.address, &data)
         .expect("estimate verify");
     let receipt = d.anvil.send(&d.address, &data, Some(estimate));
-    assert!(receipt.status, "verify with the estimated gas reverted");
+    assert!(receipt.status(), "verify with the estimated gas reverted");
     println!(
         "verify: estimate {estimate}, transaction {} gas",
         receipt.gas_used
@@ -350,7 +342,7 @@ fn end_to_end_on_anvil() {
         .collect();
     assert!(native::verify_batch(plan, &native_items));
     let receipt = d.anvil.send(&d.address, &batch, Some(10_000_000));
-    assert!(receipt.status, "verifyBatch(5) transaction reverted");
+    assert!(receipt.status(), "verifyBatch(5) transaction reverted");
     println!("verifyBatch(5): transaction {} gas", receipt.gas_used);
 
     // One bad proof (one bit of an evaluation), in every position.
@@ -413,11 +405,10 @@ fn out_of_gas_reverts(d: &Deployed, data: &[u8]) {
                 );
             }
             Err(e) => {
-                let revert = e
-                    .data
-                    .as_ref()
-                    .and_then(|v| v.as_str())
-                    .map(common::evm::hex_bytes);
+                let revert = match e {
+                    CallError::Reverted(bytes) => Some(bytes),
+                    CallError::Rpc(_) => None,
+                };
                 match revert {
                     Some(bytes) if bytes == precompile_failed => {
                         reverted_at.get_or_insert(gas);
@@ -435,7 +426,7 @@ fn out_of_gas_reverts(d: &Deployed, data: &[u8]) {
     });
     let receipt = d.anvil.send(&d.address, data, Some(gas));
     assert!(
-        !receipt.status,
+        !receipt.status(),
         "a verify transaction with {gas} gas (PrecompileFailed by eth_call) did not revert"
     );
     println!(
@@ -531,7 +522,7 @@ fn disagreement(tally: &mut Tally, what: String, data: &[u8]) {
 }
 
 /// An ABI bool answer, or `None` for a revert or anything else.
-fn as_bool(answer: Result<Vec<u8>, common::evm::CallError>) -> Option<bool> {
+fn as_bool(answer: Result<Vec<u8>, CallError>) -> Option<bool> {
     match answer {
         Ok(out) if out.len() == 32 && out[..31].iter().all(|b| *b == 0) && out[31] <= 1 => {
             Some(out[31] == 1)
@@ -940,7 +931,7 @@ fn differential_contract_native_and_halo2_agree_on_valid_and_mutated_proofs() {
         let receipt = d
             .anvil
             .send(&d.address, &calldata::verify(words, &bad), Some(10_000_000));
-        assert!(receipt.status, "{what}: the transaction reverted");
+        assert!(receipt.status(), "{what}: the transaction reverted");
         assert!(
             receipt.gas_used < 200_000,
             "{what}: the rejection used {} gas of 10,000,000",

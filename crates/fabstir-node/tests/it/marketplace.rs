@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use alloy_primitives::{address, keccak256, Address as AlloyAddress, U256};
 use alloy_sol_types::SolCall;
-use common::evm::{compile, hex_bytes, hex_string, Address, Anvil};
+use common::evm::{compile, Address, Anvil, CallError, Receipt};
 use common::{read_repo_file, repo_root};
 use fabstir_node::chain::contract::IFabstirMarketplace::{self, IFabstirMarketplaceErrors};
 use fabstir_node::chain::contract::{decode_revert, Revert};
@@ -99,7 +99,7 @@ fn result(chain_id: u64, marketplace: &[u8; 20], job: u64, tokens: u64) -> Infer
         json!({
             "job_id": job.to_string(),
             "chain_id": chain_id,
-            "marketplace": hex_string(marketplace),
+            "marketplace": format!("0x{}", hex::encode(marketplace)),
             "model": "llama-3",
             "prompt": format!("prompt of job {job}"),
             "response": format!("response of job {job} up to {tokens} tokens"),
@@ -204,8 +204,8 @@ fn forge_vectors_are_current_and_verify() {
 struct Market {
     anvil: Anvil,
     address: Address,
-    client: String,
-    host: String,
+    client: Address,
+    host: Address,
 }
 
 impl Market {
@@ -215,79 +215,43 @@ impl Market {
             &repo_root().join("contracts/src/FabstirVerifier.sol"),
             "FabstirVerifier",
         );
-        let verifier = anvil.deploy(&verifier.bytecode);
         let market = compile(
             &repo_root().join("contracts/src/FabstirMarketplace.sol"),
             "FabstirMarketplace",
         );
-        let mut code = market.bytecode.clone();
-        code.extend_from_slice(&[0u8; 12]);
-        code.extend_from_slice(&verifier);
-        let address = anvil.deploy(&code);
-        let accounts = anvil.rpc("eth_accounts", json!([]));
-        let account = |i: usize| accounts[i].as_str().expect("account").to_string();
+        let address = anvil.deploy_marketplace(&verifier, &market).marketplace;
+        let accounts = anvil.accounts();
         Self {
-            client: account(0),
-            host: account(1),
+            client: accounts[0],
+            host: accounts[1],
             anvil,
             address,
         }
     }
 
-    /// Sends `data` from `from` with `value` wei; the receipt.
-    fn send(&self, from: &str, data: Vec<u8>, value: U256) -> Value {
-        let tx = json!({
-            "from": from,
-            "to": hex_string(&self.address),
-            "data": hex_string(&data),
-            "value": format!("{value:#x}"),
-            "gas": "0x1000000",
-        });
-        let hash = self.anvil.rpc("eth_sendTransaction", json!([tx]));
-        for _ in 0..500 {
-            let receipt = self.anvil.rpc("eth_getTransactionReceipt", json!([hash]));
-            if !receipt.is_null() {
-                return receipt;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("transaction {hash} not mined in 10 s");
+    /// Sends `data` from `from` with `value` wei; the receipt once mined.
+    fn send(&self, from: &Address, data: Vec<u8>, value: U256) -> Receipt {
+        self.anvil
+            .send_from(*from, self.address, &data, value, Some(0x1000000))
     }
 
     /// Sends and expects success; the gas used.
-    fn ok(&self, from: &str, data: Vec<u8>, value: U256, what: &str) -> u64 {
+    fn ok(&self, from: &Address, data: Vec<u8>, value: U256, what: &str) -> u64 {
         let receipt = self.send(from, data.clone(), value);
-        if receipt["status"] != "0x1" {
+        if !receipt.status() {
             panic!("{what} reverted: {:?}", self.revert(from, data, value));
         }
-        u64::from_str_radix(
-            receipt["gasUsed"]
-                .as_str()
-                .expect("gasUsed")
-                .trim_start_matches("0x"),
-            16,
-        )
-        .expect("gas")
+        receipt.gas_used
     }
 
-    /// The contract error an `eth_call` of `data` from `from` reverts with.
-    fn revert(&self, from: &str, data: Vec<u8>, value: U256) -> IFabstirMarketplaceErrors {
-        let tx = json!({
-            "from": from,
-            "to": hex_string(&self.address),
-            "data": hex_string(&data),
-            "value": format!("{value:#x}"),
-        });
-        let err = self
+    /// The contract error a call of `data` from `from` reverts with.
+    fn revert(&self, from: &Address, data: Vec<u8>, value: U256) -> IFabstirMarketplaceErrors {
+        let refused = self
             .anvil
-            .try_rpc("eth_call", json!([tx, "latest"]))
-            .expect_err("the call should revert");
-        let data = err
-            .data
-            .as_ref()
-            .and_then(|d| d.as_str())
-            .map(hex_bytes)
-            .unwrap_or_else(|| panic!("revert without data: {err:?}"));
+            .call_with_value(*from, self.address, &data, value);
+        let Err(CallError::Reverted(data)) = refused else {
+            panic!("the call should revert with data: {refused:?}");
+        };
         match decode_revert(&data) {
             Revert::Marketplace(error) => error,
             other => panic!("not a marketplace error: {other}"),
@@ -310,13 +274,8 @@ impl Market {
         IFabstirMarketplace::getJobCall::abi_decode_returns(&out).expect("getJob")
     }
 
-    fn earnings(&self, account: &str) -> U256 {
-        let out = self.view(
-            IFabstirMarketplace::earningsCall {
-                account: account.parse().expect("address"),
-            }
-            .abi_encode(),
-        );
+    fn earnings(&self, account: &Address) -> U256 {
+        let out = self.view(IFabstirMarketplace::earningsCall { account: *account }.abi_encode());
         IFabstirMarketplace::earningsCall::abi_decode_returns(&out).expect("earnings")
     }
 }
@@ -363,7 +322,7 @@ fn proofs_made_by_the_node_are_paid_for_once_on_anvil() {
     let price = U256::from(1_000_000_000u64);
     let deposit = price * U256::from(1_000u64);
     let open = IFabstirMarketplace::createSessionJobCall {
-        host: m.host.parse().expect("host"),
+        host: m.host,
         modelId: [7u8; 32].into(),
         pricePerToken: price,
     }
@@ -454,32 +413,15 @@ fn proofs_made_by_the_node_are_paid_for_once_on_anvil() {
         m.revert(&m.host, submit(1, 300, &third), U256::ZERO),
         IFabstirMarketplaceErrors::JobAlreadyCompleted(_)
     ));
-    let balance = |who: &str| {
-        U256::from_str_radix(
-            m.anvil
-                .rpc("eth_getBalance", json!([who, "latest"]))
-                .as_str()
-                .expect("balance")
-                .trim_start_matches("0x"),
-            16,
-        )
-        .expect("hex")
-    };
+    let balance = |who: &Address| m.anvil.balance(*who);
     let before = balance(&m.host);
     let receipt = m.send(
         &m.host,
         IFabstirMarketplace::withdrawCall {}.abi_encode(),
         U256::ZERO,
     );
-    assert_eq!(receipt["status"], "0x1", "withdraw");
-    let word = |key: &str| {
-        U256::from_str_radix(
-            receipt[key].as_str().expect(key).trim_start_matches("0x"),
-            16,
-        )
-        .expect("hex")
-    };
-    let fee = word("gasUsed") * word("effectiveGasPrice");
+    assert!(receipt.status(), "withdraw");
+    let fee = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
     assert_eq!(
         balance(&m.host) + fee - before,
         price * U256::from(250u64),

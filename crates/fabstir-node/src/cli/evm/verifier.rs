@@ -1,16 +1,14 @@
-//! `evm`: the Solidity verifier for a key set, calldata for a proof, and gas
-//! figures measured on a local EVM (`evm bench`, in [`super::evm_bench`]).
+//! `evm verifier`: the Solidity verifier (and its forge test) for a key set.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Subcommand;
-use fabstir_zk::evm::{calldata, forge, solidity, Plan};
+use fabstir_zk::evm::{forge, solidity, Plan};
 use fabstir_zk::{keystore, ProvingKey, Srs, VerifyingKey};
 use serde_json::json;
 
-use super::{io, Failure};
+use crate::cli::{io, Failure};
 
 /// File name of the generated verifier.
 pub const VERIFIER_FILE: &str = "FabstirVerifier.sol";
@@ -20,82 +18,6 @@ pub const TEST_FILE: &str = "FabstirVerifier.t.sol";
 
 /// Number of proofs in the forge test.
 const TEST_VECTORS: usize = 2;
-
-/// `evm` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum EvmCommand {
-    /// Write the Solidity verifier for a key set (DIR/FabstirVerifier.sol).
-    Verifier {
-        /// Key directory (default: the development keys, which are insecure).
-        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
-        keys_dir: Option<PathBuf>,
-        /// Directory to write FabstirVerifier.sol into (created if missing).
-        #[arg(long)]
-        out: PathBuf,
-        /// Also write DIR/FabstirVerifier.t.sol, a forge test of the verifier,
-        /// and DIR/vectors/FabstirVerifier.json, the proofs it reads (made by
-        /// the development proving key: development keys only).
-        #[arg(long, value_name = "DIR")]
-        test_out: Option<PathBuf>,
-        /// Replace existing files.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Print the calldata of `verify(instances, proof)` for a proof envelope.
-    Calldata {
-        /// Proof envelope (JSON or binary).
-        #[arg(long)]
-        proof: PathBuf,
-        /// Print a JSON object (signature, instances, proof, calldata) instead of hex.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Measure the verifier on a local anvil: gas of verify and verifyBatch
-    /// transactions, code sizes, deployment gas.
-    ///
-    /// Needs Node.js and the repository's contracts/ with its npm packages
-    /// installed (`npm ci --prefix contracts`).
-    Bench {
-        /// Print exactly one JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Key directory (default: the development keys, which are insecure).
-        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
-        keys_dir: Option<PathBuf>,
-        /// Batch sizes of the verifyBatch transactions.
-        #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 50])]
-        batches: Vec<usize>,
-        /// The repository's contracts/ directory (default: the first
-        /// contracts/package.json above the current directory, then above
-        /// the executable).
-        #[arg(long, env = "FABSTIR_CONTRACTS_DIR")]
-        contracts: Option<PathBuf>,
-    },
-}
-
-/// Runs an `evm` subcommand.
-pub fn run(command: EvmCommand) -> Result<ExitCode, Failure> {
-    match command {
-        EvmCommand::Verifier {
-            keys_dir,
-            out,
-            test_out,
-            force,
-        } => verifier(keys_dir.as_deref(), &out, test_out.as_deref(), force),
-        EvmCommand::Calldata { proof, json } => calldata_cmd(&proof, json),
-        EvmCommand::Bench {
-            json,
-            keys_dir,
-            batches,
-            contracts,
-        } => super::evm_bench::run(super::evm_bench::BenchArgs {
-            json,
-            keys: keys_dir,
-            batches,
-            contracts,
-        }),
-    }
-}
 
 /// The verifying key of `keys`, or the development key.
 pub fn verifying_key(keys: Option<&Path>) -> Result<VerifyingKey, Failure> {
@@ -152,7 +74,8 @@ fn forge_test(plan: &Plan) -> Result<(String, String), Failure> {
     ))
 }
 
-fn verifier(
+/// Runs `evm verifier`.
+pub(super) fn run(
     keys: Option<&Path>,
     out: &Path,
     test_out: Option<&Path>,
@@ -204,27 +127,5 @@ fn verifier(
             "development_keys": keys.is_none(),
         })
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn calldata_cmd(proof: &Path, as_json: bool) -> Result<ExitCode, Failure> {
-    let envelope = io::read_proof(proof)?;
-    let words = calldata::instance_words(&envelope.instance.to_field_elements());
-    let data = calldata::verify(&words, &envelope.proof);
-    if as_json {
-        println!(
-            "{}",
-            json!({
-                "vk_id": envelope.vk_id.to_string(),
-                "function": calldata::verify_signature(words.len()),
-                "instances": words.iter().map(|w| format!("0x{}", hex::encode(w))).collect::<Vec<_>>(),
-                "proof": format!("0x{}", hex::encode(&envelope.proof)),
-                "calldata": format!("0x{}", hex::encode(&data)),
-                "calldata_bytes": data.len(),
-            })
-        );
-    } else {
-        println!("0x{}", hex::encode(&data));
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,21 +3,30 @@
 //!
 //! Every figure is a mined transaction's `gasUsed` (the whole transaction:
 //! 21,000 base, calldata, execution), sent with an explicit gas limit after
-//! an `eth_call` of the same transaction has returned the expected answer.
-//! `eth_estimateGas` is not used: its search is not a measurement.
+//! a call of the same transaction has returned the expected answer. Gas
+//! estimation is not used: its search is not a measurement.
+//!
+//! The contracts are deployed by the same function as `chain deploy`'s, on
+//! an anvil started by alloy's launcher, over an alloy provider that signs
+//! with anvil's first development key.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use alloy::network::TransactionBuilder as _;
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::ext::AnvilApi as _;
+use alloy::providers::{DynProvider, Provider as _};
+use alloy::rpc::types::TransactionRequest;
 use fabstir_zk::evm::{calldata, Plan};
 use fabstir_zk::{HostKey, JobId, KeySet, ProofEnvelope, ProvingKey, Srs};
 use serde_json::{json, Map, Value};
 
-use super::demo::sample_result;
-use super::evm::{verifier_source, VERIFIER_FILE};
-use super::{io, Failure};
-use crate::evm_local::{Anvil, Error as EvmError, Toolchain};
+use super::verifier::{verifier_source, VERIFIER_FILE};
+use crate::cli::contracts::{deploy_marketplace, DeployError, LocalAnvil, Toolchain, MINE_TIMEOUT};
+use crate::cli::demo::sample_result;
+use crate::cli::{io, Failure};
 
 /// The EVM's limit on a contract's runtime code (EIP-170), which anvil
 /// enforces by default.
@@ -44,10 +53,6 @@ pub struct BenchArgs {
     pub batches: Vec<usize>,
     /// The repository's `contracts/` directory (default: searched for).
     pub contracts: Option<PathBuf>,
-}
-
-fn toolchain_failure(e: EvmError) -> Failure {
-    Failure::other("evm_toolchain", e.to_string())
 }
 
 /// The proving key and host key to make proofs with.
@@ -86,19 +91,52 @@ fn make_proofs(pk: &ProvingKey, host: &HostKey, count: usize) -> Result<Vec<Item
         .collect()
 }
 
-/// The verifier deployed on a local anvil.
+/// The verifier and the marketplace deployed on a local anvil.
 struct Deployed {
-    anvil: Anvil,
-    verifier: [u8; 20],
+    /// Kept running until the measurements are done.
+    _anvil: LocalAnvil,
+    provider: DynProvider,
+    /// anvil's first development account: the sender of every transaction.
+    sender: Address,
+    verifier: Address,
+    marketplace: Address,
+}
+
+/// A transaction (or call) from the sender to `to` with `data`, `value`
+/// wei and the measurement's gas limit.
+fn request(from: Address, to: Address, data: &[u8], value: u128) -> TransactionRequest {
+    TransactionRequest::default()
+        .with_from(from)
+        .with_to(to)
+        .with_input(Bytes::copy_from_slice(data))
+        .with_value(U256::from(value))
+        .with_gas_limit(GAS_LIMIT)
 }
 
 impl Deployed {
-    /// `eth_call` of a view function without arguments: its one return word.
-    fn word(&self, signature: &str) -> Result<[u8; 32], Failure> {
+    /// A call of `data` to `to`: the returned data.
+    async fn call(&self, to: Address, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.provider
+            .call(request(self.sender, to, data, 0))
+            .await
+            .map(|out| out.to_vec())
+            .map_err(
+                |e| match e.as_error_resp().and_then(|p| p.as_revert_data()) {
+                    Some(data) => {
+                        format!("the call reverted (revert data 0x{})", hex::encode(&data))
+                    }
+                    None => e.to_string(),
+                },
+            )
+    }
+
+    /// A call of a view function of the verifier without arguments: its
+    /// one return word.
+    async fn word(&self, signature: &str) -> Result<[u8; 32], Failure> {
         let data = self
-            .anvil
-            .call(&self.verifier, &calldata::selector(signature), None)
-            .map_err(toolchain_failure)?;
+            .call(self.verifier, &calldata::selector(signature))
+            .await
+            .map_err(|e| Failure::other("evm_call_failed", format!("{signature}: {e}")))?;
         data.as_slice().try_into().map_err(|_| {
             Failure::other(
                 "evm_wrong_answer",
@@ -110,12 +148,50 @@ impl Deployed {
         })
     }
 
-    /// Calls `data` (`what`), checks that it answers `expected`, then sends
-    /// it as a transaction and returns the transaction's gasUsed.
-    fn measure(&self, what: &str, data: &[u8], expected: bool) -> Result<u64, Failure> {
+    /// The size of the code at `address` (0 for an account without code).
+    async fn code_size(&self, address: Address) -> Result<usize, Failure> {
+        self.provider
+            .get_code_at(address)
+            .await
+            .map(|code| code.len())
+            .map_err(|e| Failure::other("evm_call_failed", format!("code at {address}: {e}")))
+    }
+
+    /// Sends `data` to `to` (with `value` wei) and requires success; the
+    /// gas used.
+    async fn transact(
+        &self,
+        to: Address,
+        data: &[u8],
+        value: u128,
+        what: &str,
+    ) -> Result<u64, Failure> {
+        let failed = |e: String| Failure::other("evm_transaction_failed", format!("{what}: {e}"));
+        let receipt = self
+            .provider
+            .send_transaction(request(self.sender, to, data, value))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .with_timeout(Some(MINE_TIMEOUT))
+            .get_receipt()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if !receipt.status() {
+            return Err(failed(format!(
+                "the transaction reverted after {} gas (limit {GAS_LIMIT})",
+                receipt.gas_used
+            )));
+        }
+        Ok(receipt.gas_used)
+    }
+
+    /// Calls `data` (`what`) on the verifier, checks that it answers
+    /// `expected`, then sends it as a transaction and returns the
+    /// transaction's gasUsed.
+    async fn measure(&self, what: &str, data: &[u8], expected: bool) -> Result<u64, Failure> {
         let answer = self
-            .anvil
-            .call(&self.verifier, data, Some(GAS_LIMIT))
+            .call(self.verifier, data)
+            .await
             .map_err(|e| Failure::other("evm_call_failed", format!("{what}: {e}")))?;
         let mut want = [0u8; 32];
         want[31] = u8::from(expected);
@@ -128,20 +204,7 @@ impl Deployed {
                 ),
             ));
         }
-        let receipt = self
-            .anvil
-            .send(&self.verifier, data, Some(GAS_LIMIT))
-            .map_err(|e| Failure::other("evm_transaction_failed", format!("{what}: {e}")))?;
-        if !receipt.status {
-            return Err(Failure::other(
-                "evm_transaction_failed",
-                format!(
-                    "{what}: the transaction reverted after {} gas (limit {GAS_LIMIT})",
-                    receipt.gas_used
-                ),
-            ));
-        }
-        Ok(receipt.gas_used)
+        self.transact(self.verifier, data, 0, what).await
     }
 }
 
@@ -150,22 +213,36 @@ fn median(mut values: Vec<u64>) -> u64 {
     values[values.len() / 2]
 }
 
-/// Compiles and deploys the verifier; returns it with the deployment's gas.
-fn deploy(
+/// Compiles the verifier and the marketplace, starts anvil and deploys
+/// both; returns them with the verifier's deployment gas and its compiled
+/// runtime size.
+async fn deploy(
     toolchain: &Toolchain,
     source: &str,
     dir: &Path,
 ) -> Result<(Deployed, u64, usize), Failure> {
     let path = dir.join(VERIFIER_FILE);
     io::write_new(&path, source.as_bytes())?;
-    let compiled = toolchain
-        .compile(&path, "FabstirVerifier")
-        .map_err(toolchain_failure)?;
-    let anvil = toolchain.anvil(&[]).map_err(toolchain_failure)?;
+    let compiled = toolchain.compile(&path, "FabstirVerifier")?;
+    let marketplace = toolchain.marketplace()?;
+    let anvil = toolchain.anvil(&[])?;
+    let provider = anvil.provider()?;
+    let sender =
+        anvil.accounts().first().copied().ok_or_else(|| {
+            Failure::other("evm_toolchain", "anvil listed no development accounts")
+        })?;
     let size = compiled.deployed.len();
-    let receipt = anvil
-        .deploy(&compiled.bytecode, Some(GAS_LIMIT))
+    let deployment = deploy_marketplace(&provider, &compiled, &marketplace, Some(GAS_LIMIT))
+        .await
         .map_err(|e| {
+            let contract = match &e {
+                DeployError::Send { contract, .. }
+                | DeployError::Receipt { contract, .. }
+                | DeployError::Reverted { contract, .. } => *contract,
+            };
+            if contract != "FabstirVerifier" {
+                return Failure::other("evm_deploy_failed", format!("{contract}: {e}"));
+            }
             let creation = compiled.bytecode.len();
             let why = if size > RUNTIME_LIMIT {
                 format!(
@@ -185,7 +262,7 @@ fn deploy(
                 )
             };
             let what = match e {
-                EvmError::DeployReverted { gas_used, .. } => {
+                DeployError::Reverted { gas_used, .. } => {
                     format!("the creation failed after {gas_used} gas")
                 }
                 other => other.to_string(),
@@ -195,15 +272,20 @@ fn deploy(
                 format!("deploying FabstirVerifier failed ({what}): {why}"),
             )
         })?;
-    let verifier = receipt.contract_address.ok_or_else(|| {
-        Failure::other("evm_deploy_failed", "the deployment receipt has no address")
-    })?;
-    Ok((Deployed { anvil, verifier }, receipt.gas_used, size))
+    let deploy_gas = deployment.verifier_receipt.gas_used;
+    let deployed = Deployed {
+        _anvil: anvil,
+        provider,
+        sender,
+        verifier: deployment.verifier,
+        marketplace: deployment.marketplace,
+    };
+    Ok((deployed, deploy_gas, size))
 }
 
 /// Checks the deployed constants against the plan; returns the size of the
 /// constants contract's code.
-fn check_constants(deployed: &Deployed, plan: &Plan) -> Result<usize, Failure> {
+async fn check_constants(deployed: &Deployed, plan: &Plan) -> Result<usize, Failure> {
     let number = |word: [u8; 32]| {
         word[..24]
             .iter()
@@ -211,14 +293,14 @@ fn check_constants(deployed: &Deployed, plan: &Plan) -> Result<usize, Failure> {
             .then(|| u64::from_be_bytes(word[24..].try_into().unwrap_or_default()))
     };
     let checks = [
-        ("VK_ID()", deployed.word("VK_ID()")? == plan.vk_id.0),
+        ("VK_ID()", deployed.word("VK_ID()").await? == plan.vk_id.0),
         (
             "NUM_INSTANCES()",
-            number(deployed.word("NUM_INSTANCES()")?) == Some(plan.num_instances() as u64),
+            number(deployed.word("NUM_INSTANCES()").await?) == Some(plan.num_instances() as u64),
         ),
         (
             "PROOF_LENGTH()",
-            number(deployed.word("PROOF_LENGTH()")?) == Some(plan.layout().len as u64),
+            number(deployed.word("PROOF_LENGTH()").await?) == Some(plan.layout().len as u64),
         ),
     ];
     if let Some((name, _)) = checks.iter().find(|(_, ok)| !ok) {
@@ -227,12 +309,8 @@ fn check_constants(deployed: &Deployed, plan: &Plan) -> Result<usize, Failure> {
             format!("the deployed verifier's {name} does not match the key"),
         ));
     }
-    let word = deployed.word("CONSTANTS()")?;
-    let address: [u8; 20] = word[12..].try_into().unwrap_or_default();
-    let size = deployed
-        .anvil
-        .code_size(&address)
-        .map_err(toolchain_failure)?;
+    let word = deployed.word("CONSTANTS()").await?;
+    let size = deployed.code_size(Address::from_word(word.into())).await?;
     if word[..12].iter().any(|b| *b != 0) || size == 0 {
         return Err(Failure::other(
             "evm_wrong_answer",
@@ -245,9 +323,6 @@ fn check_constants(deployed: &Deployed, plan: &Plan) -> Result<usize, Failure> {
     Ok(size)
 }
 
-/// The marketplace's source, relative to the `contracts/` directory.
-const MARKETPLACE_FILE: &str = "src/FabstirMarketplace.sol";
-
 /// One ABI word holding `v`.
 fn word_of(v: u128) -> [u8; 32] {
     let mut w = [0u8; 32];
@@ -255,92 +330,42 @@ fn word_of(v: u128) -> [u8; 32] {
     w
 }
 
-/// Sends `data` to `to` (with `value` wei) and requires success; the gas used.
-fn transact(
-    anvil: &Anvil,
-    to: &[u8; 20],
-    data: &[u8],
-    value: u128,
-    what: &str,
-) -> Result<u64, Failure> {
-    let receipt = anvil
-        .send_value(to, data, value, Some(GAS_LIMIT))
-        .map_err(|e| Failure::other("evm_transaction_failed", format!("{what}: {e}")))?;
-    if !receipt.status {
-        return Err(Failure::other(
-            "evm_transaction_failed",
-            format!(
-                "{what}: the transaction reverted after {} gas",
-                receipt.gas_used
-            ),
-        ));
-    }
-    Ok(receipt.gas_used)
-}
-
-/// Deploys the marketplace over `deployed`'s verifier, registers anvil's
-/// sender as the host, opens a job and pays for two checkpoints with
-/// `submitVerifiedProof`: the whole transactions' gas of the first (which
-/// also creates the host's earnings slot) and the second.
-fn measure_submissions(
-    toolchain: &Toolchain,
+/// Registers anvil's sender as the host on `deployed`'s marketplace, opens
+/// a job and pays for two checkpoints with `submitVerifiedProof`: the whole
+/// transactions' gas of the first (which also creates the host's earnings
+/// slot) and the second.
+async fn measure_submissions(
     deployed: &Deployed,
     pk: &ProvingKey,
     host: &HostKey,
 ) -> Result<(u64, u64), Failure> {
-    let anvil = &deployed.anvil;
-    let compiled = toolchain
-        .compile(
-            &toolchain.contracts_dir().join(MARKETPLACE_FILE),
-            "FabstirMarketplace",
-        )
-        .map_err(toolchain_failure)?;
-    let mut code = compiled.bytecode;
-    code.extend_from_slice(&[0u8; 12]);
-    code.extend_from_slice(&deployed.verifier);
-    let market = anvil
-        .deploy(&code, Some(GAS_LIMIT))
-        .map_err(|e| Failure::other("evm_deploy_failed", format!("FabstirMarketplace: {e}")))?
-        .contract_address
-        .ok_or_else(|| {
-            Failure::other("evm_deploy_failed", "the deployment receipt has no address")
-        })?;
-    let sender: [u8; 20] = crate::evm_local::hex_bytes(anvil.sender())
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            Failure::other(
-                "evm_wrong_answer",
-                format!("anvil's sender {:?} is not an address", anvil.sender()),
-            )
-        })?;
-    let chain_id = crate::evm_local::quantity(
-        &anvil
-            .rpc("eth_chainId", json!([]))
-            .map_err(toolchain_failure)?,
-        "eth_chainId",
-    )
-    .map_err(toolchain_failure)?;
+    let market = deployed.marketplace;
+    let chain_id = deployed
+        .provider
+        .get_chain_id()
+        .await
+        .map_err(|e| Failure::other("evm_call_failed", format!("chain id: {e}")))?;
 
     let host_word = calldata::instance_words(&[host.host_id().0])[0];
     let mut data = calldata::selector("registerHost(uint256)").to_vec();
     data.extend_from_slice(&host_word);
-    transact(anvil, &market, &data, 0, "registerHost")?;
+    deployed.transact(market, &data, 0, "registerHost").await?;
 
     let price: u128 = 1_000_000_000;
     let mut data = calldata::selector("createSessionJob(address,bytes32,uint256)").to_vec();
-    let mut host_address = [0u8; 32];
-    host_address[12..].copy_from_slice(&sender);
-    data.extend_from_slice(&host_address);
+    data.extend_from_slice(deployed.sender.into_word().as_slice());
     data.extend_from_slice(&[0x11; 32]);
     data.extend_from_slice(&word_of(price));
-    transact(anvil, &market, &data, price * 1_000_000, "createSessionJob")?;
+    deployed
+        .transact(market, &data, price * 1_000_000, "createSessionJob")
+        .await?;
 
     let mut gas = [0u64; 2];
     for (i, tokens) in [1_000u64, 2_000].into_iter().enumerate() {
         let mut result = sample_result();
         result.job_id = JobId::from_u64(1);
         result.chain_id = chain_id;
-        result.marketplace = fabstir_zk::Address::from(market);
+        result.marketplace = market;
         result.tokens_used = tokens;
         let statement = result.statement(host.host_id());
         let envelope = ProofEnvelope::create(pk, &statement, host, rand::rngs::OsRng)
@@ -356,7 +381,9 @@ fn measure_submissions(
         data.extend_from_slice(&envelope.proof);
         // The bytes argument is padded to a whole word.
         data.resize(4 + (data.len() - 4).div_ceil(32) * 32, 0);
-        gas[i] = transact(anvil, &market, &data, 0, "submitVerifiedProof")?;
+        gas[i] = deployed
+            .transact(market, &data, 0, "submitVerifiedProof")
+            .await?;
     }
     Ok((gas[0], gas[1]))
 }
@@ -369,50 +396,70 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
             "--batches must list batch sizes of at least 1, e.g. 1,10,50",
         ));
     }
-    let toolchain = Toolchain::locate(args.contracts.as_deref()).map_err(toolchain_failure)?;
+    let toolchain = Toolchain::locate(args.contracts.as_deref())?;
     let (pk, host) = prover(args.keys.as_deref())?;
     let (plan, verifier) = verifier_source(pk.verifying_key())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::other("runtime", e.to_string()))?;
+    runtime.block_on(bench(
+        &args,
+        &toolchain,
+        &pk,
+        &host,
+        &plan,
+        &verifier.source,
+    ))
+}
 
+/// Deploys, measures and prints the report.
+async fn bench(
+    args: &BenchArgs,
+    toolchain: &Toolchain,
+    pk: &ProvingKey,
+    host: &HostKey,
+    plan: &Plan,
+    source: &str,
+) -> Result<ExitCode, Failure> {
     // Deployment first: a verifier that does not deploy fails before proving.
     let dir = tempfile::tempdir().map_err(|e| Failure::other("tempdir", e.to_string()))?;
-    let (deployed, deploy_gas, compiled_size) = deploy(&toolchain, &verifier.source, dir.path())?;
-    let runtime_bytes = deployed
-        .anvil
-        .code_size(&deployed.verifier)
-        .map_err(toolchain_failure)?;
+    let (deployed, deploy_gas, compiled_size) = deploy(toolchain, source, dir.path()).await?;
+    let runtime_bytes = deployed.code_size(deployed.verifier).await?;
     if runtime_bytes != compiled_size {
         return Err(Failure::other(
             "evm_wrong_answer",
             format!("the deployed verifier has {runtime_bytes} bytes of code, solc made {compiled_size}"),
         ));
     }
-    let constants_runtime_bytes = check_constants(&deployed, &plan)?;
+    let constants_runtime_bytes = check_constants(&deployed, plan).await?;
 
     let largest = args.batches.iter().copied().max().unwrap_or(1);
-    let items = make_proofs(&pk, &host, largest.max(VERIFY_SAMPLES))?;
+    let items = make_proofs(pk, host, largest.max(VERIFY_SAMPLES))?;
 
     let verify_data = |item: &Item| calldata::verify(&item.words, &item.proof);
-    let verify_gas = median(
-        items
-            .iter()
-            .take(VERIFY_SAMPLES)
-            .enumerate()
-            .map(|(i, item)| {
-                deployed.measure(&format!("verify (proof {i})"), &verify_data(item), true)
-            })
-            .collect::<Result<_, _>>()?,
-    );
+    let mut samples = Vec::with_capacity(VERIFY_SAMPLES);
+    for (i, item) in items.iter().take(VERIFY_SAMPLES).enumerate() {
+        samples.push(
+            deployed
+                .measure(&format!("verify (proof {i})"), &verify_data(item), true)
+                .await?,
+        );
+    }
+    let verify_gas = median(samples);
 
     // One flipped bit in the first advice evaluation: a canonical scalar
     // (with overwhelming probability), so every check runs and the final
     // pairing fails.
     let mut tampered = items[0].proof.clone();
     tampered[plan.layout().advice_evals + 31] ^= 1;
-    let invalid_verify_gas = deployed.measure(
-        "verify (a proof with one flipped bit in an evaluation)",
-        &calldata::verify(&items[0].words, &tampered),
-        false,
-    )?;
+    let invalid_verify_gas = deployed
+        .measure(
+            "verify (a proof with one flipped bit in an evaluation)",
+            &calldata::verify(&items[0].words, &tampered),
+            false,
+        )
+        .await?;
 
     let mut per_proof = Map::new();
     let mut totals = Map::new();
@@ -423,19 +470,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
             .map(|item| (item.words.as_slice(), item.proof.as_slice()))
             .collect();
         let data = calldata::verify_batch(plan.num_instances(), &batch);
-        let gas = deployed.measure(&format!("verifyBatch of {n}"), &data, true)?;
+        let gas = deployed
+            .measure(&format!("verifyBatch of {n}"), &data, true)
+            .await?;
         per_proof.insert(n.to_string(), json!((gas as f64 / n as f64).round() as u64));
         totals.insert(n.to_string(), json!(gas));
     }
 
-    let (submit_first_gas, submit_gas) = measure_submissions(&toolchain, &deployed, &pk, &host)?;
+    let (submit_first_gas, submit_gas) = measure_submissions(&deployed, pk, host).await?;
 
-    let anvil = &deployed.anvil;
-    let anvil_version = anvil.rpc("web3_clientVersion", json!([])).ok();
-    let hardfork = anvil
-        .rpc("anvil_nodeInfo", json!([]))
+    let anvil_version = deployed.provider.get_client_version().await.ok();
+    let hardfork = deployed
+        .provider
+        .anvil_node_info()
+        .await
         .ok()
-        .and_then(|info| info.get("hardFork").cloned());
+        .map(|info| info.hard_fork);
     let report = json!({
         "vk_id": plan.vk_id.to_string(),
         "development_keys": args.keys.is_none(),
@@ -454,8 +504,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
         "marketplace_first_submit_gas": submit_first_gas,
         "gas_limit": GAS_LIMIT,
         "limits": {"runtime_bytes": RUNTIME_LIMIT},
-        "anvil_version": anvil_version.unwrap_or(Value::Null),
-        "hardfork": hardfork.unwrap_or(Value::Null),
+        "anvil_version": anvil_version,
+        "hardfork": hardfork,
     });
     if args.json {
         println!("{report}");

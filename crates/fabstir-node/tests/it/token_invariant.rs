@@ -26,7 +26,7 @@ use fabstir_node::prover::ProofGenerator;
 use fabstir_node::settlement::SettlementValidator;
 use fabstir_node::store::{Store, MAX_TOKENS};
 use fabstir_node::threads::{Pools, ThreadLayout};
-use fabstir_zk::{Address, InferenceResult, JobId, ModelRef};
+use fabstir_zk::{InferenceResult, JobId, ModelRef};
 use proptest::prelude::*;
 use rand::SeedableRng;
 

@@ -89,7 +89,7 @@ fn limit(bits: u32) -> [u8; 32] {
 }
 
 /// The Solidity source of `FabstirVerifier.t.sol` for the verifier of
-/// `plan` ([`template::FORGE_TEST`]). It reads its proofs from
+/// `plan` (the template `templates/FabstirVerifier.t.sol.tmpl`). It reads its proofs from
 /// `test/`[`VECTORS_FILE`], written by [`vectors_json`].
 pub fn test_source(plan: &Plan) -> String {
     let layout = plan.layout();

@@ -1,5 +1,10 @@
 //! The Solidity source of a verifier for one verifying key.
 //!
+//! The contract's text is the template `templates/FabstirVerifier.sol.tmpl`
+//! (see `template.rs`); this module fills in the key's figures and
+//! memory layout, and generates the straight-line Yul of the verification
+//! steps from the [`Plan`].
+//!
 //! The contract follows [`super::native`] step by step (that module is its
 //! specification and its test oracle). Design, for gas and for EIP-170's
 //! 24,576-byte limit on runtime code:

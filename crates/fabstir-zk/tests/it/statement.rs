@@ -769,7 +769,7 @@ fn commitment_is_poseidon_of_the_documented_inputs() {
         ))
     };
     let mut marketplace = [0u8; 32];
-    marketplace[12..].copy_from_slice(&s.marketplace.0);
+    marketplace[12..].copy_from_slice(s.marketplace.as_slice());
     // Version 2: chain id and tokens packed as chain_id + 2^64 * tokens.
     let packed = u128_fe(u128::from(s.chain_id) + (u128::from(s.tokens) << 64));
     let mut inputs = [

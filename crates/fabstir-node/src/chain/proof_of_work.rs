@@ -1,30 +1,15 @@
-//! The on-chain proof-of-work submission: everything the host needs to call
-//! the marketplace's
+//! The signed proof-of-work claim: everything the host needs to call the
+//! marketplace's
 //! `submitProofOfWork(uint256 jobId, uint256 tokensClaimed, bytes32 proofHash,
-//! string proofCID, bytes signature, string deltaCID)`.
-//!
-//! - [`abi`]: pure encodings (the signed message, the calldata, the proof CID);
-//! - [`wallet`]: the host's secp256k1 key and its EIP-191 signatures;
-//! - [`ProofOfWorkSubmission`]: one claim, built from the proof bytes, with its
-//!   signature and ready-to-send calldata, serialisable as JSON.
-//!
-//! - [`contract`]: the marketplace's and verifier's interfaces (alloy `sol!`);
-//!
-//! Sending transactions is not here: the `onchain` module is the EVM chain client.
+//! string proofCID, bytes signature, string deltaCID)`, built from the proof
+//! bytes, with its signature and ready-to-send calldata, serialisable as
+//! JSON. The local ledger takes it ([`SubmissionKind::SignedPayload`](super::SubmissionKind)).
 
-pub mod abi;
-pub mod contract;
-pub mod wallet;
-
-pub use abi::{
-    eip191_digest, encode_submit_proof_of_work, keccak256, proof_cid, proof_cid_from_sha256,
-    proof_of_work_message, proof_of_work_packed, sha256, u256_from_u64, u64_from_u256,
-    PROOF_OF_WORK_PACKED_LEN, SUBMIT_PROOF_OF_WORK_SELECTOR, SUBMIT_PROOF_OF_WORK_SIGNATURE,
+use super::abi::{
+    eip191_digest, encode_submit_proof_of_work, proof_cid_from_sha256, proof_of_work_message,
+    sha256,
 };
-pub use wallet::{
-    to_checksum_address, HostWallet, KeyFormatError, WalletError, HOST_KEY_ENV, MAX_KEY_FILE_LEN,
-};
-
+use super::wallet::{to_checksum_address, HostWallet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -280,6 +265,7 @@ fn strip_0x(text: &str) -> Result<&str, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::abi::{keccak256, proof_cid, u256_from_u64};
     use alloy_primitives::U256;
     use alloy_sol_types::{sol, SolCall as _};
     use k256::ecdsa::Signature;

@@ -1,517 +1,67 @@
-//! The EVM chain client (`serve --rpc-url`): verified submissions (`submitVerifiedProof`) sent
-//! from the host wallet to the marketplace contract over JSON-RPC, through
-//! the durable outbox in `store::outbox`.
+//! The submission worker: the state machine that drives the outbox table's
+//! rows to the chain, one pass at a time (see the [module
+//! documentation](super) for why it is exactly once).
 //!
-//! Exactly once, through crashes, RPC outages and reorgs:
-//!
-//! - every step is recorded before the next is taken: an entry is `pending`
-//!   until a transaction is signed for it; the signed transaction (its raw
-//!   bytes, hash and nonce) is recorded, with the wallet's next nonce, in one
-//!   database transaction *before* it is broadcast, so a crash anywhere
-//!   leaves either nothing sent (signed again, with the same nonce) or a
-//!   recorded transaction (broadcast again: the same bytes, the same hash);
-//! - one worker owns the wallet's nonces: they are handed out in order and
-//!   advanced with the record, so there are no gaps and no reuse; a fee bump
-//!   re-signs the same nonce, so at most one of an entry's transactions can
-//!   be mined;
-//! - nothing that would revert is sent: each entry is simulated with
-//!   `eth_call` first; a revert is decoded into the contract's custom error
-//!   and recorded as a final failure (its checkpoint is rejected, so it
-//!   claims nothing);
-//! - receipts count only at the configured depth; confirmed entries inside
-//!   the reorg window are checked again, and one whose transaction is no
-//!   longer in the chain goes back to `sent` and is broadcast again;
-//! - transient RPC errors are retried with exponential backoff.
-//!
-//! The contract is the last guard: `submitVerifiedProof` only credits a
-//! cumulative count above the job's recorded one, so a transaction that
-//! slipped through twice could not credit twice.
+//! A pass: the head and the wallet's mined nonce; [reorg checks](super::reorg)
+//! of confirmed rows; receipts of `sent` rows (`confirmed` at the configured
+//! depth, `failed` with the decoded revert, broadcast again when the node
+//! lost the transaction, a fee bump when stuck, back to `pending` when
+//! another transaction took the nonce); then `pending` rows simulated, signed
+//! with the next nonce, recorded as `sent` and broadcast.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::consensus::{SignableTransaction as _, TxEip1559, TxEnvelope};
-use alloy::eips::eip2718::Encodable2718 as _;
 use alloy::eips::BlockId;
-use alloy::network::TxSignerSync as _;
-use alloy::primitives::{Address, Bytes, TxKind, B256, U256};
-use alloy::providers::{DynProvider, Provider as _, ProviderBuilder};
-use alloy::rpc::types::{TransactionInput, TransactionRequest};
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall as _;
-use alloy::transports::TransportError;
-use fabstir_zk::{InferenceResult, JobId, ProofEnvelope};
-use thiserror::Error;
+use alloy::primitives::{B256, U256};
+use alloy::providers::Provider as _;
 
-use crate::chain::contract::{decode_revert, IFabstirMarketplace, IFabstirVerifier};
-use crate::chain::HostWallet;
-use crate::metrics::Metrics;
+use super::fault::fault;
+use super::rpc::{self, Failure};
+use super::tx::{parse_hash, parse_u256};
+use super::EvmChain;
+use crate::chain::client::{Revert, RpcError};
+use crate::chain::contract::IFabstirMarketplace;
 use crate::store::checkpoints::{self, CheckpointStatus};
-use crate::store::outbox::{self, NewEntry, OutboxEntry, OutboxState, SignedTx};
-use crate::store::{Store, StoreError};
+use crate::store::outbox::{self, OutboxEntry, OutboxState, SignedTx};
+use crate::store::StoreError;
 
-/// Environment variable naming a fault point at which the node aborts (as
-/// `kill -9` would stop it), for crash tests: `after_sign` (a transaction is
-/// signed, nothing recorded), `after_record` (recorded as sent, not
-/// broadcast), `after_broadcast` (broadcast, no receipt looked for yet),
-/// `awaiting_receipt` (a sent transaction has no receipt at the depth yet).
-pub const FAULT_ENV: &str = "FABSTIR_CHAIN_FAULT";
+/// The `tx_hash` recorded for a submission found credited by the contract
+/// without a receipt of its own transaction at hand.
+const CREDITED: &str = "credited";
 
-/// How the client talks to the chain.
-#[derive(Debug, Clone)]
-pub struct EvmSettings {
-    /// JSON-RPC endpoint.
-    pub rpc_url: String,
-    /// The marketplace contract.
-    pub marketplace: Address,
-    /// The chain id the node is configured for (checked against
-    /// `eth_chainId` at start-up), if any.
-    pub chain_id: Option<u64>,
-    /// Blocks a receipt must be deep (1: the block that includes it).
-    pub confirmations: u64,
-    /// How often the outbox is worked on when nothing wakes it.
-    pub poll_interval: Duration,
-    /// A transaction without a receipt for this long gets a fee bump.
-    pub stuck_after: Duration,
-    /// At most this many fee bumps per transaction.
-    pub max_fee_bumps: u32,
-    /// Fee cap (`maxFeePerGas`) no transaction exceeds, in wei.
-    pub max_fee_per_gas: Option<u128>,
-    /// Confirmed entries mined in the last this many blocks are checked
-    /// against reorgs.
-    pub reorg_window: u64,
+/// Why a pass stopped early.
+#[derive(Debug)]
+pub(super) enum PassError {
+    /// A call failed without a usable answer: retried with backoff.
+    Rpc(RpcError),
+    /// The node's database failed.
+    Store(StoreError),
 }
 
-impl EvmSettings {
-    /// Settings with the defaults for everything but the endpoint and contract.
-    pub fn new(rpc_url: &str, marketplace: Address) -> Self {
-        Self {
-            rpc_url: rpc_url.to_string(),
-            marketplace,
-            chain_id: None,
-            confirmations: 1,
-            poll_interval: Duration::from_millis(500),
-            stuck_after: Duration::from_secs(30),
-            max_fee_bumps: 5,
-            max_fee_per_gas: None,
-            reorg_window: 64,
-        }
+impl From<StoreError> for PassError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
     }
-}
-
-/// Why the client cannot start or a call failed.
-#[derive(Debug, Error)]
-pub enum EvmError {
-    /// `rpc_url` is not a URL.
-    #[error("rpc_url {url:?} is not a valid URL: {reason}")]
-    BadUrl { url: String, reason: String },
-    /// The endpoint does not answer (or answers garbage): the error with
-    /// its causes down to the root (e.g. "Connection refused"), and what to
-    /// check.
-    #[error("RPC {url}: {detail}; {hint}")]
-    Rpc {
-        url: String,
-        detail: String,
-        hint: &'static str,
-    },
-    /// `eth_chainId` is not the configured chain.
-    #[error("chain_id: the RPC endpoint serves chain {actual}, but the node is configured for chain {configured}")]
-    WrongChain { configured: u64, actual: u64 },
-    /// No contract at the marketplace address.
-    #[error("marketplace: no contract at {address} on chain {chain_id}")]
-    NoContract { address: Address, chain_id: u64 },
-    /// The contract at the marketplace address is something else (the
-    /// verifier, say): it does not answer `verifierVkId()`.
-    #[error("marketplace: the contract at {address} on chain {chain_id} does not answer verifierVkId() ({detail}), so it is not a FabstirMarketplace; check --marketplace: it must be the \"marketplace\" address the chain deploy command printed, not the \"verifier\"")]
-    NotMarketplace {
-        address: Address,
-        chain_id: u64,
-        detail: String,
-    },
-    /// The marketplace's verifier checks another key.
-    #[error("marketplace: its verifier checks vk_id {contract}, but this node proves with vk_id {node}; deploy a verifier for this node's keys (the evm verifier command) or use the node's matching keys")]
-    VkMismatch { contract: String, node: String },
-    /// The wallet is not registered as a host.
-    #[error("host_id: wallet {wallet} is not registered with the marketplace; register host_id {host_id} first (the chain register command)")]
-    NotRegistered { wallet: Address, host_id: String },
-    /// The wallet is registered with another host id.
-    #[error("host_id: wallet {wallet} is registered with host_id {registered}, but this node's key has host_id {node}; a wallet registers once and rotating a host_id on-chain is not supported yet: start with the key set whose host_id is {registered} (after keys rotate --new-host-key it is the newest one under the key directory's retired/), or register a new wallet for host_id {node} and start with it")]
-    HostIdMismatch {
-        wallet: Address,
-        registered: String,
-        node: String,
-    },
-    /// The outbox could not be read or written.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// A checkpoint the chain refuses before anything is signed, or a failure to
-/// reach the chain.
-#[derive(Debug, Error)]
-pub enum Precheck {
-    /// The chain refuses it, with the reason.
-    #[error("{0}")]
-    Refused(String),
-    /// The chain cannot be asked now.
-    #[error("chain unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// The client: the host wallet on one marketplace over one RPC endpoint.
-pub struct EvmChain {
-    provider: DynProvider,
-    settings: EvmSettings,
-    chain_id: u64,
-    signer: PrivateKeySigner,
-    wallet: Address,
-    store: Arc<Store>,
-    metrics: Arc<Metrics>,
-    wake: tokio::sync::Notify,
-    /// Entries whose wait for the confirmation depth was logged, with the
-    /// block their receipt was in (logged again if a reorg moves it).
-    depth_logged: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
-}
-
-/// An RPC failure sorted by what to do about it.
-enum RpcFailure {
-    /// The call reverted, with this revert data.
-    Revert(Vec<u8>),
-    /// Anything else: retried.
-    Transient(String),
-}
-
-fn classify(e: &TransportError) -> RpcFailure {
-    if let Some(payload) = e.as_error_resp() {
-        if let Some(data) = payload.as_revert_data() {
-            return RpcFailure::Revert(data.to_vec());
-        }
-        if payload.message.contains("revert") {
-            return RpcFailure::Revert(Vec::new());
-        }
-    }
-    RpcFailure::Transient(e.to_string())
-}
-
-/// An error and its causes, down to the root one, without repeats: a
-/// failed HTTP request says "error sending request for url (…)" and only its
-/// innermost cause says "Connection refused".
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let message = e.to_string();
-        if !message.is_empty() && !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        cause = e.source();
-    }
-    text
-}
-
-/// What to check when an RPC call fails: the endpoint itself (no answer)
-/// or what it answered.
-fn rpc_hint(e: &TransportError) -> &'static str {
-    if e.is_error_resp() {
-        "the endpoint answered with an error: check that --rpc-url (and any API key in it) is right and the provider is up"
-    } else {
-        "check that --rpc-url names a running JSON-RPC endpoint (scheme, host and port) that this machine can reach"
-    }
-}
-
-/// Aborts the process when [`FAULT_ENV`] names `point` (crash tests).
-fn fault(point: &str) {
-    if std::env::var(FAULT_ENV).is_ok_and(|v| v == point) {
-        eprintln!("{FAULT_ENV}={point}: aborting");
-        std::process::abort();
-    }
-}
-
-fn hex32(bytes: &[u8; 32]) -> String {
-    format!("0x{}", hex::encode(bytes))
 }
 
 impl EvmChain {
-    /// Connects and checks, before the node serves anything: the chain id,
-    /// that a contract is at the marketplace address, that its verifier
-    /// checks this node's `vk_id`, and that the wallet is registered with
-    /// this node's `host_id`.
-    pub async fn connect(
-        settings: EvmSettings,
-        wallet: &HostWallet,
-        vk_id: [u8; 32],
-        host_id: [u8; 32],
-        store: Arc<Store>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Arc<Self>, EvmError> {
-        let url = alloy::transports::http::reqwest::Url::parse(&settings.rpc_url).map_err(|e| {
-            EvmError::BadUrl {
-                url: settings.rpc_url.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        let provider = ProviderBuilder::new()
-            .disable_recommended_fillers()
-            .connect_http(url)
-            .erased();
-        let rpc = |source: TransportError| EvmError::Rpc {
-            url: settings.rpc_url.clone(),
-            detail: error_chain(&source),
-            hint: rpc_hint(&source),
-        };
-        let chain_id = provider.get_chain_id().await.map_err(rpc)?;
-        if let Some(configured) = settings.chain_id {
-            if configured != chain_id {
-                return Err(EvmError::WrongChain {
-                    configured,
-                    actual: chain_id,
-                });
-            }
-        }
-        let code = provider
-            .get_code_at(settings.marketplace)
-            .await
-            .map_err(rpc)?;
-        if code.is_empty() {
-            return Err(EvmError::NoContract {
-                address: settings.marketplace,
-                chain_id,
-            });
-        }
-        let market = IFabstirMarketplace::new(settings.marketplace, &provider);
-        let not_marketplace = |detail: String| EvmError::NotMarketplace {
-            address: settings.marketplace,
-            chain_id,
-            detail,
-        };
-        let contract_vk = market.verifierVkId().call().await.map_err(|e| match e {
-            // A revert (a contract without that function) or an answer
-            // that is not a bytes32: another contract.
-            alloy::contract::Error::TransportError(source) => match classify(&source) {
-                RpcFailure::Revert(data) if data.is_empty() => {
-                    not_marketplace("the call reverted without data".into())
-                }
-                RpcFailure::Revert(data) => {
-                    not_marketplace(format!("the call reverted with 0x{}", hex::encode(data)))
-                }
-                RpcFailure::Transient(_) => rpc(source),
-            },
-            other => not_marketplace(other.to_string()),
-        })?;
-        if contract_vk.0 != vk_id {
-            return Err(EvmError::VkMismatch {
-                contract: hex32(&contract_vk.0),
-                node: hex32(&vk_id),
-            });
-        }
-        let signer = wallet.signer();
-        let address = signer.address();
-        let registered = market.hostIdOf(address).call().await.map_err(|e| match e {
-            alloy::contract::Error::TransportError(source) => rpc(source),
-            other => rpc(TransportError::local_usage_str(&other.to_string())),
-        })?;
-        let node_host = U256::from_be_bytes(host_id);
-        if registered.is_zero() {
-            return Err(EvmError::NotRegistered {
-                wallet: address,
-                host_id: hex32(&host_id),
-            });
-        }
-        if registered != node_host {
-            return Err(EvmError::HostIdMismatch {
-                wallet: address,
-                registered: hex32(&registered.to_be_bytes()),
-                node: hex32(&host_id),
-            });
-        }
-        Ok(Arc::new(Self {
-            provider,
-            settings,
-            chain_id,
-            signer,
-            wallet: address,
-            store,
-            metrics,
-            wake: tokio::sync::Notify::new(),
-            depth_logged: Default::default(),
-        }))
-    }
-
-    /// The host wallet's address.
-    pub fn wallet(&self) -> Address {
-        self.wallet
-    }
-
-    /// The `host_id` the marketplace has registered for the host wallet
-    /// (`hostIdOf`; zero when none), or why it cannot be asked now.
-    pub async fn registered_host_id(&self) -> Result<[u8; 32], String> {
-        IFabstirMarketplace::new(self.settings.marketplace, &self.provider)
-            .hostIdOf(self.wallet)
-            .call()
-            .await
-            .map(|id| id.to_be_bytes())
-            .map_err(|e| {
-                self.metrics
-                    .chain_rpc_errors
-                    .with_label_values(&["hostIdOf"])
-                    .inc();
-                format!("hostIdOf: {}", error_chain(&e))
-            })
-    }
-
-    /// The chain's id (`eth_chainId`).
-    pub fn chain_id(&self) -> u64 {
-        self.chain_id
-    }
-
-    /// The marketplace contract.
-    pub fn marketplace(&self) -> Address {
-        self.settings.marketplace
-    }
-
-    /// The RPC endpoint (for `/health`).
-    pub fn rpc_url(&self) -> &str {
-        &self.settings.rpc_url
-    }
-
-    /// The confirmation depth.
-    pub fn confirmations(&self) -> u64 {
-        self.settings.confirmations
-    }
-
-    /// Checks a checkpoint against the contract before anything is proved or
-    /// signed: the result names this chain and marketplace, and the job
-    /// exists, is this host's, is open, and can pay for `tokens` cumulative
-    /// tokens above the count the contract recorded.
-    pub async fn precheck(&self, result: &InferenceResult, tokens: u64) -> Result<(), Precheck> {
-        if result.chain_id != self.chain_id {
-            return Err(Precheck::Refused(format!(
-                "the result's chain_id {} is not the chain's {}",
-                result.chain_id, self.chain_id
-            )));
-        }
-        if result.marketplace.0 != self.settings.marketplace.0 .0 {
-            return Err(Precheck::Refused(format!(
-                "the result's marketplace {} is not the configured marketplace {}",
-                result.marketplace.to_checksummed(),
-                self.settings.marketplace
-            )));
-        }
-        let job_id = U256::from_be_bytes(result.job_id.0);
-        let job = IFabstirMarketplace::new(self.settings.marketplace, &self.provider)
-            .getJob(job_id)
-            .call()
-            .await
-            .map_err(|e| match e.as_revert_data() {
-                Some(data) => {
-                    let (name, detail) = decode_revert(&data);
-                    Precheck::Refused(format!(
-                        "the marketplace refuses job {job_id}: {name}({detail})"
-                    ))
-                }
-                None => {
-                    self.metrics
-                        .chain_rpc_errors
-                        .with_label_values(&["getJob"])
-                        .inc();
-                    Precheck::Unavailable(e.to_string())
-                }
-            })?;
-        if job.client == Address::ZERO {
-            return Err(Precheck::Refused(format!(
-                "job {job_id} does not exist on the marketplace"
-            )));
-        }
-        if job.host != self.wallet {
-            return Err(Precheck::Refused(format!(
-                "job {job_id}'s host is {}, not this node's wallet {}",
-                job.host, self.wallet
-            )));
-        }
-        if job.completed {
-            return Err(Precheck::Refused(format!(
-                "job {job_id} is completed on-chain"
-            )));
-        }
-        let claimed = U256::from(tokens);
-        if claimed <= job.tokensUsed {
-            return Err(Precheck::Refused(format!(
-                "tokens_processed {tokens} is not above the {} tokens the contract recorded for job {job_id}",
-                job.tokensUsed
-            )));
-        }
-        let cost = claimed.saturating_mul(job.pricePerToken);
-        if cost > job.deposit {
-            return Err(Precheck::Refused(format!(
-                "tokens_processed {tokens} at {} wei per token costs {cost} wei, above job {job_id}'s deposit of {} wei",
-                job.pricePerToken, job.deposit
-            )));
-        }
-        Ok(())
-    }
-
-    /// Records a checkpoint's verified submission in the outbox (once per
-    /// checkpoint) and wakes the worker. `envelope` is the proof envelope
-    /// whose public inputs say what is claimed.
-    pub fn enqueue(
-        &self,
-        checkpoint_id: i64,
-        envelope: &[u8],
-    ) -> Result<Result<OutboxEntry, String>, StoreError> {
-        let envelope = match ProofEnvelope::from_bytes(envelope) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                return Ok(Err(format!(
-                    "the checkpoint's proof is not an envelope: {e}"
-                )))
-            }
-        };
-        let Some(tokens) = envelope.instance.tokens else {
-            return Ok(Err(
-                "the checkpoint's proof is a circuit version 1 proof, which does not bind the token count the contract credits".into(),
-            ));
-        };
-        let entry = self.store.durable(|tx| {
-            outbox::insert(
-                tx,
-                &NewEntry {
-                    checkpoint_id,
-                    job_id: &envelope.instance.job_id.to_string(),
-                    cumulative_tokens: tokens,
-                    commitment: &hex32(&fabstir_zk::statement::field_to_be(
-                        &envelope.instance.commitment.0,
-                    )),
-                    proof: &envelope.proof,
-                },
-            )
-        })?;
-        self.wake.notify_one();
-        Ok(Ok(entry))
-    }
-
-    /// The outbox entry of a checkpoint, if any.
-    pub fn entry(&self, checkpoint_id: i64) -> Result<Option<OutboxEntry>, StoreError> {
-        self.store
-            .durable(|tx| outbox::by_checkpoint(tx, checkpoint_id))
-    }
-
-    /// Runs the outbox until the process ends: every poll interval (or when
-    /// woken by a new entry) one pass over it; transient RPC errors back off
-    /// exponentially up to 30 s.
+    /// Runs the submission worker until the process ends: every poll
+    /// interval (or when woken by a new entry) one pass; transient RPC
+    /// errors back off exponentially up to 30 s.
     pub async fn run(self: Arc<Self>) {
         let mut backoff = Duration::ZERO;
         loop {
             match self.pass().await {
                 Ok(()) => backoff = Duration::ZERO,
-                Err(PassError::Rpc(message)) => {
+                Err(PassError::Rpc(e)) => {
                     backoff =
                         (backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(30));
-                    tracing::warn!(error = %message, retry_in_ms = backoff.as_millis() as u64, "chain RPC error; retrying");
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "chain RPC error; retrying");
                 }
                 Err(PassError::Store(e)) => {
                     backoff = Duration::from_secs(5);
-                    tracing::error!(error = %e, "chain outbox: storage error");
+                    tracing::error!(error = %e, "submission worker: storage error");
                 }
             }
             self.update_depth();
@@ -523,6 +73,27 @@ impl EvmChain {
         }
     }
 
+    /// Waits until no entry is `pending` or `sent` (tests, the demo), at
+    /// most `timeout`; returns whether it got there.
+    pub async fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let open = self.store.durable(|tx| {
+                Ok(outbox::in_state(tx, OutboxState::Pending)?.len()
+                    + outbox::in_state(tx, OutboxState::Sent)?.len())
+            });
+            if matches!(open, Ok(0)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The outbox metrics: rows by state, the oldest open row's age.
     fn update_depth(&self) {
         if let Ok(counts) = self.store.durable(|tx| outbox::count_by_state(tx)) {
             for (state, n) in counts {
@@ -546,58 +117,23 @@ impl EvmChain {
         }
     }
 
-    fn rpc_error(&self, method: &str, e: &TransportError) -> PassError {
-        self.metrics
-            .chain_rpc_errors
-            .with_label_values(&[method])
-            .inc();
-        PassError::Rpc(format!("{method}: {e}"))
-    }
-
     /// One pass: reorg checks, receipts of sent entries, then pending
     /// entries signed and sent in order.
-    async fn pass(&self) -> Result<(), PassError> {
+    pub(super) async fn pass(&self) -> Result<(), PassError> {
         let head = self
             .provider
             .get_block_number()
             .await
-            .map_err(|e| self.rpc_error("eth_blockNumber", &e))?;
+            .map_err(|e| self.rpc_error("eth_blockNumber", e))?;
         let mined_nonce = self
             .provider
             .get_transaction_count(self.wallet)
             .latest()
             .await
-            .map_err(|e| self.rpc_error("eth_getTransactionCount", &e))?;
+            .map_err(|e| self.rpc_error("eth_getTransactionCount", e))?;
         self.check_reorgs(head).await?;
         self.check_sent(head, mined_nonce).await?;
         self.send_pending(mined_nonce).await
-    }
-
-    /// Confirmed entries in the reorg window whose transaction left the
-    /// chain go back to `sent`.
-    async fn check_reorgs(&self, head: u64) -> Result<(), PassError> {
-        let from = head.saturating_sub(self.settings.reorg_window);
-        let confirmed = self.store.durable(|tx| outbox::confirmed_since(tx, from))?;
-        for entry in confirmed {
-            let Some(hash) = entry.tx_hash.as_deref().and_then(parse_hash) else {
-                continue;
-            };
-            let receipt = self
-                .provider
-                .get_transaction_receipt(hash)
-                .await
-                .map_err(|e| self.rpc_error("eth_getTransactionReceipt", &e))?;
-            let still_there = receipt
-                .as_ref()
-                .is_some_and(|r| r.block_hash.map(|h| format!("{h:#x}")) == entry.block_hash);
-            if !still_there {
-                tracing::warn!(checkpoint = entry.checkpoint_id, tx = ?entry.tx_hash, block = ?entry.block_number, "a reorg dropped a confirmed submission; sending it again");
-                self.metrics.chain_reorgs.inc();
-                self.store
-                    .durable(|tx| outbox::mark_reorged(tx, entry.id))?;
-            }
-        }
-        Ok(())
     }
 
     /// Receipts for `sent` entries; broadcasts again what the node no
@@ -613,7 +149,7 @@ impl EvmChain {
                     .provider
                     .get_transaction_receipt(hash)
                     .await
-                    .map_err(|e| self.rpc_error("eth_getTransactionReceipt", &e))?
+                    .map_err(|e| self.rpc_error("eth_getTransactionReceipt", e))?
                 {
                     found = Some(receipt);
                     break;
@@ -674,8 +210,8 @@ impl EvmChain {
                 self.metrics.chain_confirm_seconds.observe(latency);
                 tracing::info!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), cumulative_tokens = entry.cumulative_tokens, tx = %tx_hash, block, "verified submission confirmed");
             } else {
-                let (name, detail) = self.revert_reason(&entry, block).await;
-                self.fail(&entry, &name, &detail)?;
+                let revert = self.revert_reason(&entry, block).await;
+                self.fail(&entry, &revert)?;
             }
         }
         Ok(())
@@ -721,7 +257,7 @@ impl EvmChain {
             .provider
             .get_transaction_by_hash(hash)
             .await
-            .map_err(|e| self.rpc_error("eth_getTransactionByHash", &e))?
+            .map_err(|e| self.rpc_error("eth_getTransactionByHash", e))?
             .is_some();
         let sent_at = entry.sent_at_ms.unwrap_or(entry.created_at_ms);
         let waited = Duration::from_millis((crate::store::now_ms() - sent_at).max(0) as u64);
@@ -765,23 +301,23 @@ impl EvmChain {
         let tip = tip.min(max_fee);
         let input = self.calldata(entry);
         let gas = self.gas_for(&input).await?;
-        let (hash, raw) = self.sign(nonce, gas, max_fee, tip, input);
+        let signed = self.sign(nonce, gas, max_fee, tip, input);
         self.store.durable(|tx| {
             outbox::record_bump(
                 tx,
                 entry.id,
                 &SignedTx {
                     nonce,
-                    tx_hash: &hash,
-                    raw_tx: &raw,
+                    tx_hash: &signed.hash,
+                    raw_tx: &signed.raw,
                     max_fee,
                     priority_fee: tip,
                 },
             )
         })?;
         self.metrics.chain_fee_bumps.inc();
-        tracing::warn!(checkpoint = entry.checkpoint_id, nonce, tx = %hash, max_fee, "transaction stuck; replaced with higher fees");
-        self.broadcast(&raw).await
+        tracing::warn!(checkpoint = entry.checkpoint_id, nonce, tx = %signed.hash, max_fee, "transaction stuck; replaced with higher fees");
+        self.broadcast(&signed.raw).await
     }
 
     /// Pending entries, oldest first: simulated, signed with the next nonce,
@@ -797,31 +333,28 @@ impl EvmChain {
         for entry in pending {
             let input = self.calldata(&entry);
             // Never send what would revert.
-            let request = self.request(input.clone());
-            match self.provider.call(request).await {
-                Ok(_) => {}
-                Err(e) => match classify(&e) {
-                    RpcFailure::Revert(data) => {
-                        let (name, detail) = decode_revert(&data);
+            if let Err(e) = self.provider.call(self.request(input.clone())).await {
+                match rpc::classify("eth_call", e) {
+                    Failure::Revert(revert) => {
                         // Already credited (sent before a crash or an
                         // endpoint switch, by this very submission)?
-                        if name == "TokensNotIncreasing" && self.credited(&entry).await? {
+                        if revert.name == "TokensNotIncreasing" && self.credited(&entry).await? {
                             self.store.durable(|tx| {
                                 outbox::mark_confirmed(tx, entry.id, CREDITED, 0, "")
                             })?;
                             continue;
                         }
-                        self.fail(&entry, &name, &detail)?;
+                        self.fail(&entry, &revert)?;
                         continue;
                     }
-                    RpcFailure::Transient(_) => return Err(self.rpc_error("eth_call", &e)),
-                },
+                    Failure::Transient(e) => return Err(self.rpc_error(e.call, e.source)),
+                }
             }
             let gas = self.gas_for(&input).await?;
             let (max_fee, tip) = self.fees().await?;
             let recorded = self.store.durable(|tx| outbox::next_nonce(tx, &wallet))?;
             let nonce = recorded.unwrap_or(0).max(mined_nonce);
-            let (hash, raw) = self.sign(nonce, gas, max_fee, tip, input);
+            let signed = self.sign(nonce, gas, max_fee, tip, input);
             fault("after_sign");
             self.store.durable(|tx| {
                 outbox::record_sent(
@@ -829,8 +362,8 @@ impl EvmChain {
                     entry.id,
                     &SignedTx {
                         nonce,
-                        tx_hash: &hash,
-                        raw_tx: &raw,
+                        tx_hash: &signed.hash,
+                        raw_tx: &signed.raw,
                         max_fee,
                         priority_fee: tip,
                     },
@@ -838,8 +371,8 @@ impl EvmChain {
                 outbox::set_next_nonce(tx, &wallet, nonce + 1)
             })?;
             fault("after_record");
-            tracing::info!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), cumulative_tokens = entry.cumulative_tokens, nonce, tx = %hash, "verified submission sent");
-            self.broadcast(&raw).await?;
+            tracing::info!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), cumulative_tokens = entry.cumulative_tokens, nonce, tx = %signed.hash, "verified submission sent");
+            self.broadcast(&signed.raw).await?;
             fault("after_broadcast");
         }
         Ok(())
@@ -855,119 +388,14 @@ impl EvmChain {
             )
             .call()
             .await
-            .map_err(|e| {
-                self.metrics
-                    .chain_rpc_errors
-                    .with_label_values(&["commitmentOf"])
-                    .inc();
-                PassError::Rpc(format!("commitmentOf: {e}"))
-            })?;
+            .map_err(|e| self.rpc_error("commitmentOf", rpc::transport(e)))?;
         Ok(!recorded.is_zero() && recorded == parse_u256(&entry.commitment))
     }
 
-    /// `submitVerifiedProof(jobId, cumulativeTokens, commitment, proof)`.
-    fn calldata(&self, entry: &OutboxEntry) -> Bytes {
-        let job = parse_u256(&entry.job_id);
-        let commitment = parse_u256(&entry.commitment);
-        IFabstirMarketplace::submitVerifiedProofCall {
-            jobId: job,
-            cumulativeTokens: U256::from(entry.cumulative_tokens),
-            commitment,
-            proof: Bytes::from(entry.proof.clone()),
-        }
-        .abi_encode()
-        .into()
-    }
-
-    fn request(&self, input: Bytes) -> TransactionRequest {
-        TransactionRequest {
-            from: Some(self.wallet),
-            to: Some(TxKind::Call(self.settings.marketplace)),
-            input: TransactionInput::new(input),
-            ..Default::default()
-        }
-    }
-
-    /// Gas for the call: the estimate plus 20%, on the latest block (the
-    /// pending state may already hold this very submission, which would then
-    /// revert as not increasing).
-    async fn gas_for(&self, input: &Bytes) -> Result<u64, PassError> {
-        let estimate = self
-            .provider
-            .estimate_gas(self.request(input.clone()))
-            .block(BlockId::latest())
-            .await
-            .map_err(|e| self.rpc_error("eth_estimateGas", &e))?;
-        Ok(estimate + estimate / 5)
-    }
-
-    /// EIP-1559 fees: the provider's estimate, capped.
-    async fn fees(&self) -> Result<(u128, u128), PassError> {
-        let estimate = self
-            .provider
-            .estimate_eip1559_fees()
-            .await
-            .map_err(|e| self.rpc_error("eth_feeHistory", &e))?;
-        let mut max_fee = estimate.max_fee_per_gas;
-        if let Some(cap) = self.settings.max_fee_per_gas {
-            max_fee = max_fee.min(cap);
-        }
-        Ok((max_fee, estimate.max_priority_fee_per_gas.min(max_fee)))
-    }
-
-    /// Signs an EIP-1559 transaction to the marketplace: its hash and raw
-    /// (EIP-2718) bytes.
-    fn sign(
-        &self,
-        nonce: u64,
-        gas: u64,
-        max_fee: u128,
-        tip: u128,
-        input: Bytes,
-    ) -> (String, Vec<u8>) {
-        let mut tx = TxEip1559 {
-            chain_id: self.chain_id,
-            nonce,
-            gas_limit: gas,
-            max_fee_per_gas: max_fee,
-            max_priority_fee_per_gas: tip,
-            to: TxKind::Call(self.settings.marketplace),
-            value: U256::ZERO,
-            access_list: Default::default(),
-            input,
-        };
-        let signature = self
-            .signer
-            .sign_transaction_sync(&mut tx)
-            .expect("signing a transaction with a local key cannot fail");
-        let envelope = TxEnvelope::from(tx.into_signed(signature));
-        let hash = format!("{:#x}", envelope.tx_hash());
-        (hash, envelope.encoded_2718())
-    }
-
-    /// `eth_sendRawTransaction`; a node that already has it, or that has
-    /// mined its nonce, is fine (the receipt decides).
-    async fn broadcast(&self, raw: &[u8]) -> Result<(), PassError> {
-        match self.provider.send_raw_transaction(raw).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let text = e.to_string().to_lowercase();
-                if text.contains("already known")
-                    || text.contains("already imported")
-                    || text.contains("nonce too low")
-                    || text.contains("known transaction")
-                {
-                    Ok(())
-                } else {
-                    Err(self.rpc_error("eth_sendRawTransaction", &e))
-                }
-            }
-        }
-    }
-
     /// Why a mined transaction reverted: the call replayed on the state
-    /// before its block.
-    async fn revert_reason(&self, entry: &OutboxEntry, block: u64) -> (String, String) {
+    /// before its block (`unknown` when the replay does not revert or
+    /// cannot be made).
+    async fn revert_reason(&self, entry: &OutboxEntry, block: u64) -> Revert {
         let request = self.request(self.calldata(entry));
         match self
             .provider
@@ -975,24 +403,29 @@ impl EvmChain {
             .block(BlockId::number(block.saturating_sub(1)))
             .await
         {
-            Err(e) => match classify(&e) {
-                RpcFailure::Revert(data) => decode_revert(&data),
-                RpcFailure::Transient(t) => ("unknown".into(), t),
+            Err(e) => match rpc::classify("eth_call", e) {
+                Failure::Revert(revert) => revert,
+                Failure::Transient(e) => Revert {
+                    name: "unknown".into(),
+                    detail: e.to_string(),
+                },
             },
-            Ok(_) => ("unknown".into(), "reverted in its block".into()),
+            Ok(_) => Revert {
+                name: "unknown".into(),
+                detail: "reverted in its block".into(),
+            },
         }
     }
 
     /// Records a final failure: the entry, its checkpoint (rejected, so it
     /// claims nothing), the metric.
-    fn fail(&self, entry: &OutboxEntry, name: &str, detail: &str) -> Result<(), StoreError> {
-        let reason = if detail.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name}({detail})")
-        };
+    fn fail(&self, entry: &OutboxEntry, revert: &Revert) -> Result<(), StoreError> {
+        let reason = revert.to_string();
         tracing::warn!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), reason = %reason, "verified submission refused by the contract");
-        self.metrics.chain_reverts.with_label_values(&[name]).inc();
+        self.metrics
+            .chain_reverts
+            .with_label_values(&[&revert.name])
+            .inc();
         self.store.durable(|tx| {
             outbox::mark_failed(tx, entry.id, &reason)?;
             checkpoints::mark(
@@ -1003,274 +436,5 @@ impl EvmChain {
             )?;
             Ok(())
         })
-    }
-
-    /// Waits until no entry is `pending` or `sent` (tests, the demo), at
-    /// most `timeout`; returns whether it got there.
-    pub async fn settle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let open = self.store.durable(|tx| {
-                Ok(outbox::in_state(tx, OutboxState::Pending)?.len()
-                    + outbox::in_state(tx, OutboxState::Sent)?.len())
-            });
-            if matches!(open, Ok(0)) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            self.wake.notify_one();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The job's id as the contract sees it.
-    pub fn job_word(job: &JobId) -> U256 {
-        U256::from_be_bytes(job.0)
-    }
-
-    /// The verifier's `vk_id` at `verifier` (for `chain deploy`).
-    pub async fn verifier_vk_id(
-        provider: &DynProvider,
-        verifier: Address,
-    ) -> Result<B256, TransportError> {
-        IFabstirVerifier::new(verifier, provider)
-            .VK_ID()
-            .call()
-            .await
-            .map_err(|e| TransportError::local_usage_str(&e.to_string()))
-    }
-}
-
-/// The file in a key directory that lists the marketplaces its `host_id`
-/// is registered with (written by `chain register` and by `serve` once its
-/// start-up checks passed), so that `keys rotate --new-host-key` can tell
-/// that a new host key would lock the node out of them.
-pub const REGISTRATIONS_FILE: &str = "chain-registrations.json";
-
-/// One registration of a key directory's `host_id` on a marketplace.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Registration {
-    pub chain_id: u64,
-    /// EIP-55 checksummed.
-    pub marketplace: String,
-    /// The host wallet, EIP-55 checksummed.
-    pub wallet: String,
-    /// `0x` + 64 hex digits.
-    pub host_id: String,
-}
-
-/// The registrations recorded in `keys_dir` (none when the file is missing
-/// or unreadable).
-pub fn registrations(keys_dir: &std::path::Path) -> Vec<Registration> {
-    std::fs::read(keys_dir.join(REGISTRATIONS_FILE))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default()
-}
-
-/// Adds `registration` to `keys_dir`'s list (once), replacing the file
-/// atomically (mode 0600: it holds no secret, but lives among secrets).
-pub fn record_registration(
-    keys_dir: &std::path::Path,
-    registration: &Registration,
-) -> std::io::Result<()> {
-    let mut list = registrations(keys_dir);
-    if list.contains(registration) {
-        return Ok(());
-    }
-    list.push(registration.clone());
-    let path = keys_dir.join(REGISTRATIONS_FILE);
-    let staging = keys_dir.join(format!(".{REGISTRATIONS_FILE}.tmp"));
-    let _ = std::fs::remove_file(&staging);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&staging)?;
-    std::io::Write::write_all(
-        &mut file,
-        serde_json::to_string_pretty(&list)
-            .map_err(std::io::Error::other)?
-            .as_bytes(),
-    )?;
-    file.sync_all()?;
-    std::fs::rename(&staging, &path)
-}
-
-/// What the marketplace knows about the node's keys, for key reloads and
-/// the `chain_host_id` health check: the `host_id` registered for the host
-/// wallet (read from the contract) and the `vk_id` its verifier checks
-/// (checked at start-up). The contract cannot rotate a host's id yet, so a
-/// reload that would change either is refused.
-pub struct ChainKeys {
-    chain: Arc<EvmChain>,
-    runtime: tokio::runtime::Handle,
-    verifier_vk_id: [u8; 32],
-    /// The last `host_id` read from the contract.
-    registered: std::sync::Mutex<[u8; 32]>,
-}
-
-/// How long a key reload or a health check waits for the contract.
-const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl ChainKeys {
-    /// `chain` (checked at start-up: its verifier checks `verifier_vk_id`,
-    /// the wallet is registered with `registered`), whose calls run on
-    /// `runtime` (from blocking threads only).
-    pub fn new(
-        chain: Arc<EvmChain>,
-        runtime: tokio::runtime::Handle,
-        verifier_vk_id: [u8; 32],
-        registered: [u8; 32],
-    ) -> Self {
-        Self {
-            chain,
-            runtime,
-            verifier_vk_id,
-            registered: std::sync::Mutex::new(registered),
-        }
-    }
-
-    /// The registered `host_id`, read now (the last one read, with a
-    /// warning, when the contract cannot be asked).
-    fn current_registration(&self) -> [u8; 32] {
-        match crate::health::RegisteredHost::registered_host_id(self) {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the host_id registered on-chain; comparing with the last one read");
-                *self.registered.lock().unwrap_or_else(|p| p.into_inner())
-            }
-        }
-    }
-
-    /// Whether a reload may install `keys`: the same `host_id` as the
-    /// wallet's registration and the `vk_id` the verifier checks; else what
-    /// to do instead.
-    pub fn check_reload(&self, keys: &fabstir_zk::KeySet) -> Result<(), String> {
-        let host_id = keys.manifest.host_id.to_bytes();
-        let registered = self.current_registration();
-        let who = crate::health::RegisteredHost::describe(self);
-        if host_id != registered {
-            return Err(format!(
-                "the new keys have host_id {}, but {who} is registered with host_id {}, and rotating a host_id on-chain is not supported yet \
-                 (the marketplace would refuse every submission with InvalidProof, and the node would not start again). \
-                 Either keep the old host key: move the previous key set back from the key directory's retired/ (the newest one) \
-                 or restore a backup, and reload; or register a new wallet for host_id {} (fabstir-node chain register --wallet-key NEW.key) \
-                 and restart the node with --wallet-key NEW.key",
-                hex32(&host_id),
-                hex32(&registered),
-                hex32(&host_id)
-            ));
-        }
-        let vk_id = keys.manifest.vk_id.0;
-        if vk_id != self.verifier_vk_id {
-            return Err(format!(
-                "the new keys have vk_id {}, but the verifier of marketplace {} checks vk_id {} \
-                 (the marketplace would refuse every submission with InvalidProof, and the node would not start again). \
-                 Keep the current keys (move the previous set back from the key directory's retired/), \
-                 or deploy a verifier and marketplace for the new keys and restart the node with that --marketplace",
-                hex32(&vk_id),
-                self.chain.marketplace(),
-                hex32(&self.verifier_vk_id)
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl crate::health::RegisteredHost for ChainKeys {
-    fn registered_host_id(&self) -> Result<[u8; 32], String> {
-        let chain = self.chain.clone();
-        let read = self.runtime.block_on(async move {
-            tokio::time::timeout(REGISTRY_TIMEOUT, chain.registered_host_id()).await
-        });
-        let id = match read {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(format!(
-                    "hostIdOf: no answer within {} s",
-                    REGISTRY_TIMEOUT.as_secs()
-                ))
-            }
-        };
-        *self.registered.lock().unwrap_or_else(|p| p.into_inner()) = id;
-        Ok(id)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "wallet {} (marketplace {}, chain {})",
-            self.chain.wallet(),
-            self.chain.marketplace(),
-            self.chain.chain_id()
-        )
-    }
-}
-
-/// The `tx_hash` recorded for a submission found credited by the contract
-/// without a receipt of its own transaction at hand.
-const CREDITED: &str = "credited";
-
-/// Why a pass over the outbox stopped early.
-enum PassError {
-    Rpc(String),
-    Store(StoreError),
-}
-
-impl From<StoreError> for PassError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-fn parse_hash(text: &str) -> Option<B256> {
-    text.parse().ok()
-}
-
-/// A `0x` hex word as stored by the node (job ids, commitments); zero when
-/// unreadable (the contract then refuses it, which the simulation records).
-fn parse_u256(text: &str) -> U256 {
-    let digits = text.strip_prefix("0x").unwrap_or(text);
-    U256::from_str_radix(digits, 16).unwrap_or(U256::ZERO)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_chain_reaches_the_root_cause_without_repeats() {
-        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        let transport = alloy::transports::TransportErrorKind::custom(root);
-        let text = error_chain(&transport);
-        assert!(text.ends_with("Connection refused"), "{text}");
-        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
-        assert!(rpc_hint(&transport).contains("check that --rpc-url"));
-    }
-
-    #[test]
-    fn registrations_are_recorded_once_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(registrations(dir.path()).is_empty());
-        let registration = Registration {
-            chain_id: 31337,
-            marketplace: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".into(),
-            wallet: "0xDe72E1Ac5C5100cc1108B933e99295075F558877".into(),
-            host_id: format!("0x{}", "11".repeat(32)),
-        };
-        record_registration(dir.path(), &registration).unwrap();
-        record_registration(dir.path(), &registration).unwrap();
-        assert_eq!(registrations(dir.path()), vec![registration]);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(REGISTRATIONS_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
     }
 }

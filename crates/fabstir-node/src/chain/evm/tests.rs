@@ -366,6 +366,16 @@ async fn setup_with(settings: EvmSettings) -> Setup {
     }
 }
 
+/// Runs a test's body on a runtime of its own (plain `#[test]`s, so that
+/// docs/SECURITY.md can cite them).
+fn run<F: std::future::Future>(body: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body)
+}
+
 impl Setup {
     fn entry(&self) -> OutboxEntry {
         self.store
@@ -379,264 +389,282 @@ impl Setup {
     }
 }
 
-#[tokio::test]
-async fn a_submission_is_confirmed_only_at_its_depth() {
-    let s = setup(2).await;
-    assert_eq!(s.entry().state, OutboxState::Pending);
-    s.pass().await;
-    let sent = s.entry();
-    assert_eq!(sent.state, OutboxState::Sent);
-    assert_eq!(sent.nonce, Some(0));
-    let broadcasts = s.fake.broadcasts();
-    assert_eq!(broadcasts.len(), 1);
-    assert_eq!(
-        sent.raw_tx.as_deref(),
-        Some(broadcasts[0].as_slice()),
-        "recorded before broadcast"
-    );
-    // What was signed: submitVerifiedProof of the row, to the marketplace.
-    let tx = alloy::consensus::TxEnvelope::decode_2718(&mut broadcasts[0].as_slice()).unwrap();
-    let call = IFabstirMarketplace::submitVerifiedProofCall::abi_decode(tx.input()).unwrap();
-    assert_eq!(call.cumulativeTokens, U256::from(50));
-    assert_eq!(call.proof.as_ref(), b"halo2 proof bytes");
+#[test]
+fn a_submission_is_confirmed_only_at_its_depth() {
+    run(async {
+        let s = setup(2).await;
+        assert_eq!(s.entry().state, OutboxState::Pending);
+        s.pass().await;
+        let sent = s.entry();
+        assert_eq!(sent.state, OutboxState::Sent);
+        assert_eq!(sent.nonce, Some(0));
+        let broadcasts = s.fake.broadcasts();
+        assert_eq!(broadcasts.len(), 1);
+        assert_eq!(
+            sent.raw_tx.as_deref(),
+            Some(broadcasts[0].as_slice()),
+            "recorded before broadcast"
+        );
+        // What was signed: submitVerifiedProof of the row, to the marketplace.
+        let tx = alloy::consensus::TxEnvelope::decode_2718(&mut broadcasts[0].as_slice()).unwrap();
+        let call = IFabstirMarketplace::submitVerifiedProofCall::abi_decode(tx.input()).unwrap();
+        assert_eq!(call.cumulativeTokens, U256::from(50));
+        assert_eq!(call.proof.as_ref(), b"halo2 proof bytes");
 
-    let hash = s.fake.mine(&broadcasts[0], true);
-    s.pass().await;
-    assert_eq!(s.entry().state, OutboxState::Sent, "one block deep of two");
-    s.fake.advance(1);
-    s.pass().await;
-    let confirmed = s.entry();
-    assert_eq!(confirmed.state, OutboxState::Confirmed);
-    assert_eq!(confirmed.tx_hash, Some(format!("{hash:#x}")));
-    assert_eq!(confirmed.block_number, Some(2));
-    // Nothing more is sent.
-    s.pass().await;
-    assert_eq!(s.fake.broadcasts().len(), 1);
+        let hash = s.fake.mine(&broadcasts[0], true);
+        s.pass().await;
+        assert_eq!(s.entry().state, OutboxState::Sent, "one block deep of two");
+        s.fake.advance(1);
+        s.pass().await;
+        let confirmed = s.entry();
+        assert_eq!(confirmed.state, OutboxState::Confirmed);
+        assert_eq!(confirmed.tx_hash, Some(format!("{hash:#x}")));
+        assert_eq!(confirmed.block_number, Some(2));
+        // Nothing more is sent.
+        s.pass().await;
+        assert_eq!(s.fake.broadcasts().len(), 1);
+    })
 }
 
-#[tokio::test]
-async fn a_dropped_transaction_is_broadcast_again_with_the_same_bytes() {
-    let s = setup(1).await;
-    s.pass().await;
-    let first = s.fake.broadcasts()[0].clone();
-    // The node loses it from its mempool (a restart, an eviction).
-    s.fake.state().mempool.clear();
-    s.pass().await;
-    let broadcasts = s.fake.broadcasts();
-    assert_eq!(broadcasts, vec![first.clone(), first.clone()]);
-    assert_eq!(s.entry().nonce, Some(0));
-    // Known again: not broadcast a third time.
-    s.pass().await;
-    assert_eq!(s.fake.broadcasts().len(), 2);
-    s.fake.mine(&first, true);
-    s.pass().await;
-    assert_eq!(s.entry().state, OutboxState::Confirmed);
+#[test]
+fn a_dropped_transaction_is_broadcast_again_with_the_same_bytes() {
+    run(async {
+        let s = setup(1).await;
+        s.pass().await;
+        let first = s.fake.broadcasts()[0].clone();
+        // The node loses it from its mempool (a restart, an eviction).
+        s.fake.state().mempool.clear();
+        s.pass().await;
+        let broadcasts = s.fake.broadcasts();
+        assert_eq!(broadcasts, vec![first.clone(), first.clone()]);
+        assert_eq!(s.entry().nonce, Some(0));
+        // Known again: not broadcast a third time.
+        s.pass().await;
+        assert_eq!(s.fake.broadcasts().len(), 2);
+        s.fake.mine(&first, true);
+        s.pass().await;
+        assert_eq!(s.entry().state, OutboxState::Confirmed);
+    })
 }
 
-#[tokio::test]
-async fn a_stuck_transaction_is_replaced_with_the_same_nonce_and_either_confirms() {
-    let mut settings = settings(1);
-    settings.stuck_after = Duration::ZERO;
-    let s = setup_with(settings).await;
-    s.pass().await;
-    s.pass().await;
-    let entry = s.entry();
-    assert_eq!(entry.bumps, 1);
-    assert_eq!(entry.tx_hashes.len(), 2);
-    let broadcasts = s.fake.broadcasts();
-    assert_eq!(broadcasts.len(), 2);
-    assert_ne!(broadcasts[0], broadcasts[1], "a new transaction");
-    let nonces: Vec<u64> = broadcasts
-        .iter()
-        .map(|raw| {
-            alloy::consensus::TxEnvelope::decode_2718(&mut raw.as_slice())
+#[test]
+fn a_stuck_transaction_is_replaced_with_the_same_nonce_and_either_confirms() {
+    run(async {
+        let mut settings = settings(1);
+        settings.stuck_after = Duration::ZERO;
+        let s = setup_with(settings).await;
+        s.pass().await;
+        s.pass().await;
+        let entry = s.entry();
+        assert_eq!(entry.bumps, 1);
+        assert_eq!(entry.tx_hashes.len(), 2);
+        let broadcasts = s.fake.broadcasts();
+        assert_eq!(broadcasts.len(), 2);
+        assert_ne!(broadcasts[0], broadcasts[1], "a new transaction");
+        let nonces: Vec<u64> = broadcasts
+            .iter()
+            .map(|raw| {
+                alloy::consensus::TxEnvelope::decode_2718(&mut raw.as_slice())
+                    .unwrap()
+                    .nonce()
+            })
+            .collect();
+        assert_eq!(nonces, vec![0, 0], "the replacement reuses the nonce");
+        assert_eq!(s.metrics.chain_fee_bumps.get(), 1);
+        // The original is the one mined: still this entry's confirmation.
+        let hash = s.fake.mine(&broadcasts[0], true);
+        s.pass().await;
+        let confirmed = s.entry();
+        assert_eq!(confirmed.state, OutboxState::Confirmed);
+        assert_eq!(confirmed.tx_hash, Some(format!("{hash:#x}")));
+    })
+}
+
+#[test]
+fn a_revert_is_recorded_as_failed_with_its_decoded_reason() {
+    run(async {
+        let s = setup(1).await;
+        s.fake.state().revert = Some(
+            IFabstirMarketplace::InvalidProof {
+                jobId: U256::from(3),
+            }
+            .abi_encode(),
+        );
+        s.pass().await;
+        let failed = s.entry();
+        assert_eq!(failed.state, OutboxState::Failed);
+        let reason = failed.reason.unwrap();
+        assert!(reason.starts_with("InvalidProof("), "{reason}");
+        assert!(
+            s.fake.broadcasts().is_empty(),
+            "nothing that reverts is sent"
+        );
+        assert_eq!(
+            s.metrics
+                .chain_reverts
+                .with_label_values(&["InvalidProof"])
+                .get(),
+            1
+        );
+        let checkpoint = s
+            .store
+            .durable(|tx| checkpoints::by_id(tx, s.checkpoint_id))
+            .unwrap();
+        assert_eq!(checkpoint.status, CheckpointStatus::Rejected);
+        assert!(
+            checkpoint.payload["chain"]
+                .as_str()
                 .unwrap()
-                .nonce()
-        })
-        .collect();
-    assert_eq!(nonces, vec![0, 0], "the replacement reuses the nonce");
-    assert_eq!(s.metrics.chain_fee_bumps.get(), 1);
-    // The original is the one mined: still this entry's confirmation.
-    let hash = s.fake.mine(&broadcasts[0], true);
-    s.pass().await;
-    let confirmed = s.entry();
-    assert_eq!(confirmed.state, OutboxState::Confirmed);
-    assert_eq!(confirmed.tx_hash, Some(format!("{hash:#x}")));
+                .contains("refused by the marketplace: InvalidProof"),
+            "{}",
+            checkpoint.payload
+        );
+    })
 }
 
-#[tokio::test]
-async fn a_revert_is_recorded_as_failed_with_its_decoded_reason() {
-    let s = setup(1).await;
-    s.fake.state().revert = Some(
-        IFabstirMarketplace::InvalidProof {
-            jobId: U256::from(3),
-        }
-        .abi_encode(),
-    );
-    s.pass().await;
-    let failed = s.entry();
-    assert_eq!(failed.state, OutboxState::Failed);
-    let reason = failed.reason.unwrap();
-    assert!(reason.starts_with("InvalidProof("), "{reason}");
-    assert!(
-        s.fake.broadcasts().is_empty(),
-        "nothing that reverts is sent"
-    );
-    assert_eq!(
-        s.metrics
-            .chain_reverts
-            .with_label_values(&["InvalidProof"])
-            .get(),
-        1
-    );
-    let checkpoint = s
-        .store
-        .durable(|tx| checkpoints::by_id(tx, s.checkpoint_id))
-        .unwrap();
-    assert_eq!(checkpoint.status, CheckpointStatus::Rejected);
-    assert!(
-        checkpoint.payload["chain"]
-            .as_str()
-            .unwrap()
-            .contains("refused by the marketplace: InvalidProof"),
-        "{}",
-        checkpoint.payload
-    );
+#[test]
+fn a_mined_revert_is_decoded_from_a_replay() {
+    run(async {
+        let s = setup(1).await;
+        s.pass().await;
+        let raw = s.fake.broadcasts()[0].clone();
+        s.fake.mine(&raw, false);
+        s.fake.state().revert = Some(
+            IFabstirMarketplace::ExceedsDeposit {
+                jobId: U256::from(3),
+                cost: U256::from(2000),
+                deposit: U256::from(1000),
+            }
+            .abi_encode(),
+        );
+        s.pass().await;
+        let failed = s.entry();
+        assert_eq!(failed.state, OutboxState::Failed);
+        assert!(
+            failed
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("ExceedsDeposit("),
+            "{failed:?}"
+        );
+    })
 }
 
-#[tokio::test]
-async fn a_mined_revert_is_decoded_from_a_replay() {
-    let s = setup(1).await;
-    s.pass().await;
-    let raw = s.fake.broadcasts()[0].clone();
-    s.fake.mine(&raw, false);
-    s.fake.state().revert = Some(
-        IFabstirMarketplace::ExceedsDeposit {
-            jobId: U256::from(3),
-            cost: U256::from(2000),
-            deposit: U256::from(1000),
-        }
-        .abi_encode(),
-    );
-    s.pass().await;
-    let failed = s.entry();
-    assert_eq!(failed.state, OutboxState::Failed);
-    assert!(
-        failed
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("ExceedsDeposit("),
-        "{failed:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_revert_of_an_already_credited_submission_confirms_it() {
-    let s = setup(1).await;
-    let mut state = s.fake.state();
-    state.revert = Some(
-        IFabstirMarketplace::TokensNotIncreasing {
-            jobId: U256::from(3),
-            recorded: U256::from(50),
-            claimed: U256::from(50),
-        }
-        .abi_encode(),
-    );
-    state.commitment_of = U256::from(0xaa);
-    drop(state);
-    s.pass().await;
-    let entry = s.entry();
-    assert_eq!(entry.state, OutboxState::Confirmed);
-    assert_eq!(entry.tx_hash.as_deref(), Some("credited"));
-    assert!(s.fake.broadcasts().is_empty());
-}
-
-#[tokio::test]
-async fn an_rpc_outage_is_retried_and_loses_nothing() {
-    let s = setup(1).await;
-    s.fake.state().down.insert("eth_blockNumber");
-    match s.chain.pass().await {
-        Err(super::sender::PassError::Rpc(e)) => assert_eq!(e.call, "eth_blockNumber"),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(s.entry().state, OutboxState::Pending);
-    assert_eq!(
-        s.metrics
-            .chain_rpc_errors
-            .with_label_values(&["eth_blockNumber"])
-            .get(),
-        1
-    );
-    // Down between recording and broadcasting: the recorded transaction
-    // is broadcast once the endpoint is back, the same bytes.
-    {
+#[test]
+fn a_revert_of_an_already_credited_submission_confirms_it() {
+    run(async {
+        let s = setup(1).await;
         let mut state = s.fake.state();
-        state.down.clear();
-        state.down.insert("eth_sendRawTransaction");
-    }
-    assert!(s.chain.pass().await.is_err());
-    let recorded = s.entry();
-    assert_eq!(recorded.state, OutboxState::Sent);
-    assert!(s.fake.broadcasts().is_empty());
-    s.fake.state().down.clear();
-    s.pass().await;
-    assert_eq!(
-        s.fake.broadcasts(),
-        vec![recorded.raw_tx.clone().unwrap()],
-        "the recorded transaction, not a new one"
-    );
-    s.fake.mine(&recorded.raw_tx.unwrap(), true);
-    s.pass().await;
-    assert_eq!(s.entry().state, OutboxState::Confirmed);
+        state.revert = Some(
+            IFabstirMarketplace::TokensNotIncreasing {
+                jobId: U256::from(3),
+                recorded: U256::from(50),
+                claimed: U256::from(50),
+            }
+            .abi_encode(),
+        );
+        state.commitment_of = U256::from(0xaa);
+        drop(state);
+        s.pass().await;
+        let entry = s.entry();
+        assert_eq!(entry.state, OutboxState::Confirmed);
+        assert_eq!(entry.tx_hash.as_deref(), Some("credited"));
+        assert!(s.fake.broadcasts().is_empty());
+    })
 }
 
-#[tokio::test]
-async fn a_reorg_that_removes_the_receipt_sends_it_again() {
-    let s = setup(1).await;
-    s.pass().await;
-    let raw = s.fake.broadcasts()[0].clone();
-    let hash = s.fake.mine(&raw, true);
-    s.pass().await;
-    let confirmed = s.entry();
-    assert_eq!(confirmed.state, OutboxState::Confirmed);
-    // A reorg: the block is gone, the nonce is free again.
-    {
-        let mut state = s.fake.state();
-        state.receipts.remove(&hash);
-        state.mined_nonce = 0;
-    }
-    s.pass().await;
-    let back = s.entry();
-    assert_eq!(back.state, OutboxState::Sent);
-    assert_eq!(back.block_number, None);
-    assert_eq!(s.metrics.chain_reorgs.get(), 1);
-    assert_eq!(
-        s.fake.broadcasts(),
-        vec![raw.clone(), raw.clone()],
-        "broadcast again: the same transaction, the same nonce"
-    );
-    s.fake.mine(&raw, true);
-    s.pass().await;
-    let again = s.entry();
-    assert_eq!(again.state, OutboxState::Confirmed);
-    assert_ne!(again.block_hash, confirmed.block_hash);
+#[test]
+fn an_rpc_outage_is_retried_and_loses_nothing() {
+    run(async {
+        let s = setup(1).await;
+        s.fake.state().down.insert("eth_blockNumber");
+        match s.chain.pass().await {
+            Err(super::sender::PassError::Rpc(e)) => assert_eq!(e.call, "eth_blockNumber"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.entry().state, OutboxState::Pending);
+        assert_eq!(
+            s.metrics
+                .chain_rpc_errors
+                .with_label_values(&["eth_blockNumber"])
+                .get(),
+            1
+        );
+        // Down between recording and broadcasting: the recorded transaction
+        // is broadcast once the endpoint is back, the same bytes.
+        {
+            let mut state = s.fake.state();
+            state.down.clear();
+            state.down.insert("eth_sendRawTransaction");
+        }
+        assert!(s.chain.pass().await.is_err());
+        let recorded = s.entry();
+        assert_eq!(recorded.state, OutboxState::Sent);
+        assert!(s.fake.broadcasts().is_empty());
+        s.fake.state().down.clear();
+        s.pass().await;
+        assert_eq!(
+            s.fake.broadcasts(),
+            vec![recorded.raw_tx.clone().unwrap()],
+            "the recorded transaction, not a new one"
+        );
+        s.fake.mine(&recorded.raw_tx.unwrap(), true);
+        s.pass().await;
+        assert_eq!(s.entry().state, OutboxState::Confirmed);
+    })
 }
 
-#[tokio::test]
-async fn start_up_checks_refuse_a_wrong_chain() {
-    let fake = FakeChain::new();
-    let mut wrong = settings(1);
-    wrong.chain_id = Some(1);
-    match start(&fake, wrong).await {
-        Err(EvmError::WrongChain {
-            configured: 1,
-            actual: CHAIN_ID,
-        }) => {}
-        Err(other) => panic!("{other}"),
-        Ok(_) => panic!("started on the wrong chain"),
-    }
-    fake.state().down.insert("eth_chainId");
-    let error = start(&fake, settings(1)).await.err().unwrap();
-    assert!(error.to_string().contains("Connection refused"), "{error}");
+#[test]
+fn a_reorg_that_removes_the_receipt_sends_it_again() {
+    run(async {
+        let s = setup(1).await;
+        s.pass().await;
+        let raw = s.fake.broadcasts()[0].clone();
+        let hash = s.fake.mine(&raw, true);
+        s.pass().await;
+        let confirmed = s.entry();
+        assert_eq!(confirmed.state, OutboxState::Confirmed);
+        // A reorg: the block is gone, the nonce is free again.
+        {
+            let mut state = s.fake.state();
+            state.receipts.remove(&hash);
+            state.mined_nonce = 0;
+        }
+        s.pass().await;
+        let back = s.entry();
+        assert_eq!(back.state, OutboxState::Sent);
+        assert_eq!(back.block_number, None);
+        assert_eq!(s.metrics.chain_reorgs.get(), 1);
+        assert_eq!(
+            s.fake.broadcasts(),
+            vec![raw.clone(), raw.clone()],
+            "broadcast again: the same transaction, the same nonce"
+        );
+        s.fake.mine(&raw, true);
+        s.pass().await;
+        let again = s.entry();
+        assert_eq!(again.state, OutboxState::Confirmed);
+        assert_ne!(again.block_hash, confirmed.block_hash);
+    })
+}
+
+#[test]
+fn start_up_checks_refuse_a_wrong_chain() {
+    run(async {
+        let fake = FakeChain::new();
+        let mut wrong = settings(1);
+        wrong.chain_id = Some(1);
+        match start(&fake, wrong).await {
+            Err(EvmError::WrongChain {
+                configured: 1,
+                actual: CHAIN_ID,
+            }) => {}
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("started on the wrong chain"),
+        }
+        fake.state().down.insert("eth_chainId");
+        let error = start(&fake, settings(1)).await.err().unwrap();
+        assert!(error.to_string().contains("Connection refused"), "{error}");
+    })
 }

@@ -1,5 +1,5 @@
-//! Checkpoints: proof-of-work submissions recorded in an outbox and handed
-//! to a [`ChainClient`].
+//! Checkpoints: proof-of-work claims recorded in the checkpoints table and
+//! handed to a [`ChainClient`].
 //!
 //! Token semantics, defined once here: a checkpoint's `tokens_processed` is
 //! the job's **cumulative** token count at that point. The node claims and

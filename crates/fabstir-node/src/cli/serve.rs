@@ -8,7 +8,7 @@
 //! must hold keys), host wallet, prover workers (results accepted before a crash
 //! are queued again), the chain (the embedded ledger, or an EVM chain whose
 //! id, verifier key and host registration are checked), checkpoint
-//! reconciliation, health checks, then serving (and the chain outbox).
+//! reconciliation, health checks, then serving (and the submission worker).
 //! The first line on standard output is a JSON object with the bound address.
 
 use std::process::ExitCode;

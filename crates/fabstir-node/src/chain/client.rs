@@ -194,14 +194,21 @@ pub enum Refusal {
         recorded: U256,
     },
     /// The job's deposit cannot pay for the count.
-    #[error("tokens_processed {tokens} at {price} wei per token costs {cost} wei, above job {job}'s deposit of {deposit} wei")]
-    ExceedsDeposit {
-        job: U256,
-        tokens: u64,
-        price: U256,
-        cost: U256,
-        deposit: U256,
-    },
+    #[error("tokens_processed {} at {} wei per token costs {} wei, above job {}'s deposit of {} wei", .0.tokens, .0.price, .0.cost, .0.job, .0.deposit)]
+    ExceedsDeposit(Box<Shortfall>),
+}
+
+/// A count a job's deposit cannot pay for (boxed in [`Refusal`]: five words).
+#[derive(Debug, Clone)]
+pub struct Shortfall {
+    pub job: U256,
+    pub tokens: u64,
+    /// Wei per token.
+    pub price: U256,
+    /// `tokens * price`, in wei.
+    pub cost: U256,
+    /// The job's deposit, in wei.
+    pub deposit: U256,
 }
 
 /// Receives checkpoints and takes them to money: see the [module

@@ -51,7 +51,8 @@ pub use abi::{
     PROOF_OF_WORK_PACKED_LEN, SUBMIT_PROOF_OF_WORK_SELECTOR, SUBMIT_PROOF_OF_WORK_SIGNATURE,
 };
 pub use client::{
-    ChainClient, ChainError, Receipt, Refusal, Revert, RpcError, Submission, SubmissionKind,
+    ChainClient, ChainError, Receipt, Refusal, Revert, RpcError, Shortfall, Submission,
+    SubmissionKind,
 };
 pub use evm::{ChainKeys, EvmChain, EvmClient, EvmError, EvmSettings};
 pub use ledger::LocalLedger;

@@ -279,8 +279,7 @@ fn an_upgrade_keeps_a_copy_of_the_old_database_and_rolls_back_to_it() {
 #[test]
 #[ignore = "needs the previous release's binary in FABSTIR_PREVIOUS_BINARY; .ci/run builds it"]
 fn the_previous_release_starts_on_a_rolled_back_database() {
-    #[path = "common/mod.rs"]
-    mod common;
+    use crate::common;
     let previous = std::env::var("FABSTIR_PREVIOUS_BINARY")
         .expect("FABSTIR_PREVIOUS_BINARY names the previous release's fabstir-node");
     let data = tempfile::tempdir().unwrap();

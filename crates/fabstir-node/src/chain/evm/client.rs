@@ -11,7 +11,9 @@ use fabstir_zk::{InferenceResult, ProofEnvelope};
 use serde_json::json;
 
 use super::{hex32, rpc, EvmChain};
-use crate::chain::client::{ChainClient, ChainError, Receipt, Refusal, Submission, SubmissionKind};
+use crate::chain::client::{
+    ChainClient, ChainError, Receipt, Refusal, Shortfall, Submission, SubmissionKind,
+};
 use crate::chain::contract::IFabstirMarketplace;
 use crate::store::outbox::{self, NewEntry, OutboxEntry};
 use crate::store::{Checkpoint, StoreError};
@@ -79,13 +81,13 @@ impl EvmChain {
         }
         let cost = claimed.saturating_mul(job.pricePerToken);
         if cost > job.deposit {
-            return Err(Refusal::ExceedsDeposit {
+            return Err(Refusal::ExceedsDeposit(Box::new(Shortfall {
                 job: job_id,
                 tokens,
                 price: job.pricePerToken,
                 cost,
                 deposit: job.deposit,
-            }
+            }))
             .into());
         }
         Ok(())

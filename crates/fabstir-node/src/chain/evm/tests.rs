@@ -555,17 +555,19 @@ fn a_mined_revert_is_decoded_from_a_replay() {
 fn a_revert_of_an_already_credited_submission_confirms_it() {
     run(async {
         let s = setup(1).await;
-        let mut state = s.fake.state();
-        state.revert = Some(
-            IFabstirMarketplace::TokensNotIncreasing {
-                jobId: U256::from(3),
-                recorded: U256::from(50),
-                claimed: U256::from(50),
-            }
-            .abi_encode(),
-        );
-        state.commitment_of = U256::from(0xaa);
-        drop(state);
+        {
+            let mut state = s.fake.state();
+            state.revert = Some(
+                IFabstirMarketplace::TokensNotIncreasing {
+                    jobId: U256::from(3),
+                    recorded: U256::from(50),
+                    claimed: U256::from(50),
+                }
+                .abi_encode(),
+            );
+            // The contract holds this entry's commitment for its count.
+            state.commitment_of = U256::from(0xaa);
+        }
         s.pass().await;
         let entry = s.entry();
         assert_eq!(entry.state, OutboxState::Confirmed);

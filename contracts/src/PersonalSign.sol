@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 /// @title The one rule for the host's EIP-191 signatures
 /// @notice What FabstirMarketplace accepts as a `personal_sign` signature, and
-/// what the node's `recover_personal_signer` (crates/fabstir-node/src/chain/mod.rs)
+/// what the node's `recover_personal_signer` (crates/fabstir-node/src/chain/proof_of_work.rs)
 /// accepts too; contracts/test/vectors/signatures.json holds both to it
 /// (test/PersonalSign.t.sol and the Rust unit test read the same cases).
 library PersonalSign {

@@ -7,7 +7,7 @@ import {PersonalSign} from "../src/PersonalSign.sol";
 
 /// The marketplace's signature rule against the cases the node's Rust rule
 /// is tested with too (test/vectors/signatures.json, written by the
-/// `signature_vectors` unit test of crates/fabstir-node/src/chain/mod.rs):
+/// `signature_vectors` unit test of crates/fabstir-node/src/chain/proof_of_work.rs):
 /// v of 0, 1, 27 or 28, low s, and the signer each case expects (address(0)
 /// for a refused signature).
 contract PersonalSignTest is Test {

@@ -1,5 +1,5 @@
-//! Checkpoints: proof-of-work submissions recorded in an outbox and handed
-//! to a [`ChainClient`].
+//! Checkpoints: proof-of-work claims recorded in the checkpoints table and
+//! handed to a [`ChainClient`].
 //!
 //! Token semantics, defined once here: a checkpoint's `tokens_processed` is
 //! the job's **cumulative** token count at that point. The node claims and
@@ -12,158 +12,33 @@
 //! `tokens_used`, and no token is claimed twice. The rules are checked again
 //! inside the transaction that records the checkpoint.
 //!
-//! A checkpoint is the marketplace's `submitProofOfWork` payload (see
-//! [`crate::chain`]), signed by the host wallet and stored with its calldata
-//! before anything is sent, so an operator can also send it with any Ethereum
-//! client. The embedded chain client is a local ledger in the same database
-//! that enforces one submission per checkpoint and single use of each
-//! `proofHash`. At start-up, pending outbox entries are reconciled with the
-//! ledger: a crash between submitting and recording neither loses nor
+//! What a checkpoint records depends on what its chain client takes (see
+//! [`crate::chain`], which shows every way a checkpoint reaches money): the
+//! local ledger takes the host wallet's signed `submitProofOfWork` payload
+//! (its proof proves the result); the EVM chain takes a proof of the
+//! checkpoint's own cumulative count, which the contract verifies (nothing
+//! is signed for it but the transaction). Either way the checkpoint is
+//! recorded in the checkpoints table, with its proof, before it is handed to
+//! the client. At start-up, pending checkpoints are reconciled with the
+//! client: a crash between submitting and recording neither loses nor
 //! duplicates a submission.
 
 use std::sync::Arc;
 
-use fabstir_zk::{Digest32, InferenceResult, JobId, ModelRef};
+use fabstir_zk::{Digest32, JobId, ModelRef};
 use serde_json::json;
 
-use crate::chain::abi::{keccak256, u256_from_u64, u64_from_u256};
-use crate::chain::{HostWallet, ProofOfWorkSubmission};
+use crate::chain::abi::{keccak256, proof_cid_from_sha256, u256_from_u64, u64_from_u256};
+use crate::chain::{
+    ChainClient, ChainError, HostWallet, ProofOfWorkSubmission, Refusal, Submission, SubmissionKind,
+};
 use crate::gate::{Gate, Rejection};
 use crate::metrics::Metrics;
 use crate::mock::MOCK_MAGIC;
 use crate::prover::ProofGenerator;
 use crate::reasons::Reason;
 use crate::store::checkpoints::{self, CheckpointStatus, NewCheckpoint};
-use crate::store::ledger::{self, LedgerEntry};
 use crate::store::{Checkpoint, Claims, JobLocks, JobSnapshot, JobState, Store, StoreError};
-
-/// What the chain says about a submission.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Receipt {
-    /// Ledger entry (or transaction) identifier.
-    pub id: String,
-    pub recorded_at_ms: i64,
-}
-
-/// A submission the chain refuses, or a failure to reach it.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainError {
-    #[error("proofHash {0} was already submitted for another checkpoint")]
-    ProofHashReused(String),
-    #[error("the submission is refused: {0}")]
-    Refused(String),
-    #[error("the chain cannot be reached: {0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Receives proof-of-work submissions.
-pub trait ChainClient: Send + Sync {
-    /// What the client is, for `/health`: `local_ledger` or `evm`.
-    fn kind(&self) -> &'static str;
-    /// What `/health` shows about the client.
-    fn describe(&self) -> serde_json::Value {
-        json!({ "kind": self.kind() })
-    }
-    /// Whether each checkpoint is submitted with a proof of its own token
-    /// count (`submitVerifiedProof`), rather than the signed
-    /// `submitProofOfWork` payload alone.
-    fn verified(&self) -> bool {
-        false
-    }
-    /// The chain id and marketplace every result must name, when the
-    /// client submits to one marketplace (so that a result for another is
-    /// refused when it arrives, not at its first checkpoint).
-    fn target(&self) -> Option<(u64, [u8; 20])> {
-        None
-    }
-    /// Checks a checkpoint at cumulative count `tokens` before anything is
-    /// proved or signed for it.
-    fn precheck(&self, _result: &InferenceResult, _tokens: u64) -> Result<(), ChainError> {
-        Ok(())
-    }
-    /// Submits a recorded checkpoint. Submitting the same checkpoint again
-    /// returns the first receipt.
-    fn submit(
-        &self,
-        checkpoint: &Checkpoint,
-        submission: &ProofOfWorkSubmission,
-    ) -> Result<Receipt, ChainError>;
-    /// The receipt of a checkpoint already recorded, if any.
-    fn receipt(&self, checkpoint_id: i64) -> Result<Option<Receipt>, ChainError>;
-}
-
-/// The embedded chain client: a ledger table in the node's database.
-pub struct LocalLedger {
-    store: Arc<Store>,
-}
-
-impl LocalLedger {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
-    }
-}
-
-fn read_receipt(
-    tx: &rusqlite::Connection,
-    checkpoint_id: i64,
-) -> Result<Option<Receipt>, StoreError> {
-    Ok(
-        ledger::entry_of(tx, checkpoint_id)?.map(|(id, recorded_at_ms)| Receipt {
-            id: format!("ledger-{id}"),
-            recorded_at_ms,
-        }),
-    )
-}
-
-impl ChainClient for LocalLedger {
-    fn kind(&self) -> &'static str {
-        "local_ledger"
-    }
-
-    fn submit(
-        &self,
-        checkpoint: &Checkpoint,
-        submission: &ProofOfWorkSubmission,
-    ) -> Result<Receipt, ChainError> {
-        let checkpoint_id = checkpoint.id;
-        let proof_hash = format!("0x{}", hex::encode(submission.proof_hash));
-        let outcome = self.store.durable(|tx| {
-            if let Some(receipt) = read_receipt(tx, checkpoint_id)? {
-                return Ok(Ok(receipt));
-            }
-            if ledger::checkpoint_with_proof_hash(tx, &proof_hash)?.is_some() {
-                return Ok(Err(ChainError::ProofHashReused(proof_hash.clone())));
-            }
-            let Some(tokens) = u64_from_u256(&submission.tokens_claimed) else {
-                return Ok(Err(ChainError::Refused(
-                    "tokensClaimed does not fit in 64 bits".into(),
-                )));
-            };
-            ledger::insert(
-                tx,
-                &LedgerEntry {
-                    checkpoint_id,
-                    job_id: &format!("0x{}", hex::encode(submission.job_id)),
-                    proof_hash: &proof_hash,
-                    tokens_claimed: tokens,
-                    calldata: &format!("0x{}", hex::encode(&submission.calldata)),
-                },
-            )?;
-            let receipt = read_receipt(tx, checkpoint_id)?.ok_or_else(|| StoreError::Corrupt {
-                job_id: format!("0x{}", hex::encode(submission.job_id)),
-                reason: "ledger entry vanished after insert".into(),
-            })?;
-            Ok(Ok(receipt))
-        })?;
-        outcome
-    }
-
-    fn receipt(&self, checkpoint_id: i64) -> Result<Option<Receipt>, ChainError> {
-        Ok(self.store.durable(|tx| read_receipt(tx, checkpoint_id))?)
-    }
-}
 
 /// Why a checkpoint cannot be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +60,7 @@ pub enum CheckpointError {
     )]
     ModelIdRequired,
     #[error("the chain refuses the checkpoint: {0}; nothing was signed")]
-    ChainRefused(String),
+    ChainRefused(Refusal),
     #[error("proof generation for the checkpoint failed: {0}")]
     Prove(String),
     /// The payment gate refuses the job: settlement would not pay it.
@@ -197,7 +72,7 @@ pub enum CheckpointError {
     Store(#[from] StoreError),
 }
 
-/// The outbox and its chain client.
+/// The checkpoints table and its chain client.
 pub struct Checkpoints {
     /// One checkpoint submission at a time per job, so that concurrent
     /// checkpoints of a job see each other's claims and choose distinct proofs.
@@ -240,7 +115,8 @@ pub fn claimable(
 }
 
 impl Checkpoints {
-    /// The outbox on `store`; later checkpoints' proofs are made on `pool`.
+    /// The checkpoints on `store`, handed to `chain`; later checkpoints'
+    /// proofs are made on `pool`.
     pub fn new(
         store: Arc<Store>,
         generator: Arc<ProofGenerator>,
@@ -342,23 +218,18 @@ impl Checkpoints {
             .gate
             .precheck(&plan)
             .map_err(CheckpointError::Refused)?;
-        let verified = self.chain.verified();
-        if verified {
-            if prechecked.proof.mock {
-                return Err(CheckpointError::ChainRefused(
-                    "mock proofs cannot be verified on-chain".into(),
-                ));
+        let kind = self.chain.takes();
+        kind.admits(prechecked.proof.mock)
+            .map_err(CheckpointError::ChainRefused)?;
+        match self.chain.precheck(&stored.result, tokens) {
+            Ok(()) => {}
+            Err(ChainError::Refused(refusal)) => {
+                return Err(CheckpointError::ChainRefused(refusal))
             }
-            match self.chain.precheck(&stored.result, tokens) {
-                Ok(()) => {}
-                Err(ChainError::Refused(reason)) => {
-                    return Err(CheckpointError::ChainRefused(reason))
-                }
-                Err(ChainError::Store(e)) => return Err(e.into()),
-                // The outbox simulates every submission before sending it.
-                Err(e) => {
-                    tracing::warn!(job_id = %job.short(), error = %e, "cannot check the checkpoint against the chain now; the outbox checks it before sending")
-                }
+            Err(ChainError::Store(e)) => return Err(e.into()),
+            // The submission worker simulates every submission before sending it.
+            Err(e) => {
+                tracing::warn!(job_id = %job.short(), error = %e, "cannot check the checkpoint against the chain now; the submission worker checks it before sending")
             }
         }
         let model_id = match (model_id, &stored.result.model) {
@@ -371,9 +242,7 @@ impl Checkpoints {
         // statement's `tokens`); a signed payload carries a proof of the
         // result (its tokens_used).
         let mut statement = prechecked.statement;
-        if verified {
-            statement.tokens = tokens;
-        }
+        statement.tokens = kind.proved_tokens(statement.tokens, tokens);
         // Each submission needs its own proofHash: the job's first checkpoint
         // uses the stored proof when it binds this statement, later ones a
         // fresh proof (proofs are randomised, so the bytes differ).
@@ -381,12 +250,8 @@ impl Checkpoints {
         let proof_bytes = if first && statement == prechecked.statement {
             prechecked.proof.envelope.clone()
         } else {
-            let fresh = if verified {
-                self.generator.prove_fresh(&statement, &self.pool)
-            } else {
-                self.generator.prove_another(&statement, &self.pool)
-            };
-            fresh
+            self.generator
+                .prove_another(&statement, &self.pool)
                 .map_err(|e| CheckpointError::Prove(e.to_string()))?
                 .bytes
         };
@@ -395,15 +260,7 @@ impl Checkpoints {
             if let Some(checkpoint) = now.checkpoint_at(tx, tokens)? {
                 return Ok(Ok((checkpoint, false)));
             }
-            match self.record(
-                tx,
-                &now,
-                tokens,
-                verified,
-                &proof_bytes,
-                &model_id,
-                delta_cid,
-            ) {
+            match self.record(tx, &now, tokens, kind, &proof_bytes, &model_id, delta_cid) {
                 Ok(checkpoint) => Ok(Ok((checkpoint, true))),
                 Err(CheckpointError::Store(e)) => Err(e),
                 Err(e) => Ok(Err(e)),
@@ -418,15 +275,16 @@ impl Checkpoints {
 
     /// Inside the recording transaction, on the job's state `now` as it
     /// read it: the gate, the token rules, the checkpoint's own proof
-    /// against the re-derived statement, then the signed payload recorded
-    /// (`pending`).
+    /// against the re-derived statement, then the checkpoint recorded
+    /// (`pending`) with what its chain client takes: the proof, and for a
+    /// signed payload the payload.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         tx: &rusqlite::Connection,
         now: &JobSnapshot,
         tokens: u64,
-        verified: bool,
+        kind: SubmissionKind,
         proof_bytes: &[u8],
         model_id: &[u8; 32],
         delta_cid: &str,
@@ -435,28 +293,28 @@ impl Checkpoints {
         let cleared = self.gate.check(now).map_err(CheckpointError::Refused)?;
         let delta = claimable(job, tokens, cleared.tokens_used, &now.claims)?;
         let mut statement = cleared.statement;
-        if verified {
-            statement.tokens = tokens;
-        }
+        statement.tokens = kind.proved_tokens(statement.tokens, tokens);
         if proof_bytes != cleared.proof.envelope.as_slice() || statement != cleared.statement {
             self.gate
                 .check_payment_proof(proof_bytes, &statement)
                 .map_err(CheckpointError::Refused)?;
         }
-        let submission = ProofOfWorkSubmission::build(
-            &self.wallet,
-            &job.0,
-            &u256_from_u64(delta),
-            proof_bytes,
-            model_id,
-            delta_cid,
-        );
         let mock = proof_bytes.starts_with(MOCK_MAGIC);
-        let payload = json!({
-            "submission": submission,
+        let proof_hash = Digest32::sha256(proof_bytes);
+        let mut payload = json!({
             "proof": format!("0x{}", hex::encode(proof_bytes)),
             "mock": mock,
         });
+        if kind == SubmissionKind::SignedPayload {
+            payload["submission"] = json!(ProofOfWorkSubmission::build(
+                &self.wallet,
+                &job.0,
+                &u256_from_u64(delta),
+                proof_bytes,
+                model_id,
+                delta_cid,
+            ));
+        }
         let commitment = if mock {
             cleared.proof.commitment.clone()
         } else {
@@ -469,8 +327,8 @@ impl Checkpoints {
                 tokens_processed: tokens,
                 tokens_claimed: delta,
                 commitment: &commitment,
-                proof_hash: &Digest32(submission.proof_hash).to_string(),
-                proof_cid: &submission.proof_cid,
+                proof_hash: &proof_hash.to_string(),
+                proof_cid: &proof_cid_from_sha256(&proof_hash.0),
                 payload: &payload,
             },
         )?)
@@ -503,25 +361,28 @@ impl Checkpoints {
             Ok(cleared) => cleared,
             Err(rejection) => return Ok(Err(rejection)),
         };
-        let proof = checkpoint.payload["proof"]
-            .as_str()
-            .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok());
-        let submission: Option<ProofOfWorkSubmission> =
-            serde_json::from_value(checkpoint.payload["submission"].clone()).ok();
-        let (Some(proof), Some(submission)) = (proof, submission) else {
-            return reject("the checkpoint's payload has no readable proof or submission".into());
+        let Some(proof) = stored_proof(checkpoint) else {
+            return reject("the checkpoint's payload has no readable proof".into());
         };
-        if Digest32::sha256(&proof).to_string() != checkpoint.proof_hash
-            || submission.proof_hash != Digest32::sha256(&proof).0
-            || u64_from_u256(&submission.tokens_claimed) != Some(checkpoint.tokens_claimed)
-            || submission.verify().is_err()
-        {
-            return reject("the checkpoint's payload does not match its recorded proofHash, claim or signature".into());
+        let kind = self.chain.takes();
+        if Digest32::sha256(&proof).to_string() != checkpoint.proof_hash {
+            return reject("the checkpoint's proof does not match its recorded proofHash".into());
+        }
+        if kind == SubmissionKind::SignedPayload {
+            let submission: Option<ProofOfWorkSubmission> =
+                serde_json::from_value(checkpoint.payload["submission"].clone()).ok();
+            let Some(submission) = submission else {
+                return reject("the checkpoint's payload has no readable submission".into());
+            };
+            if submission.proof_hash != Digest32::sha256(&proof).0
+                || u64_from_u256(&submission.tokens_claimed) != Some(checkpoint.tokens_claimed)
+                || submission.verify().is_err()
+            {
+                return reject("the checkpoint's payload does not match its recorded proofHash, claim or signature".into());
+            }
         }
         let mut statement = cleared.statement;
-        if self.chain.verified() {
-            statement.tokens = checkpoint.tokens_processed;
-        }
+        statement.tokens = kind.proved_tokens(statement.tokens, checkpoint.tokens_processed);
         Ok(self.gate.check_payment_proof(&proof, &statement))
     }
 
@@ -530,17 +391,25 @@ impl Checkpoints {
         if checkpoint.status != CheckpointStatus::Pending {
             return Ok(checkpoint);
         }
-        let submission: ProofOfWorkSubmission =
-            match serde_json::from_value(checkpoint.payload["submission"].clone()) {
-                Ok(s) => s,
-                Err(e) => {
-                    return Err(StoreError::Corrupt {
+        let proof = stored_proof(&checkpoint);
+        let signed: ProofOfWorkSubmission;
+        let submission = match self.chain.takes() {
+            SubmissionKind::SignedPayload => {
+                signed = serde_json::from_value(checkpoint.payload["submission"].clone()).map_err(
+                    |e| StoreError::Corrupt {
                         job_id: checkpoint.job_id.clone(),
-                        reason: format!("outbox payload: {e}"),
-                    })
-                }
-            };
-        let (status, note) = match self.chain.submit(&checkpoint, &submission) {
+                        reason: format!("checkpoint payload: {e}"),
+                    },
+                )?;
+                Ok(Submission::SignedPayload(&signed))
+            }
+            SubmissionKind::VerifiedProof => proof
+                .as_deref()
+                .map(|envelope| Submission::VerifiedProof { envelope })
+                .ok_or(ChainError::Refused(Refusal::NoProof)),
+        };
+        let answer = submission.and_then(|submission| self.chain.submit(&checkpoint, submission));
+        let (status, note) = match answer {
             Ok(receipt) => {
                 self.metrics.checkpoints_submitted.inc();
                 tracing::info!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, receipt = %receipt.id, "checkpoint submitted");
@@ -553,9 +422,9 @@ impl Checkpoints {
                     format!("proofHash {hash} already submitted"),
                 )
             }
-            Err(ChainError::Refused(reason)) => {
-                tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, reason = %reason, "checkpoint refused by the chain");
-                (CheckpointStatus::Rejected, reason)
+            Err(ChainError::Refused(refusal)) => {
+                tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, reason = %refusal, "checkpoint refused by the chain");
+                (CheckpointStatus::Rejected, refusal.to_string())
             }
             Err(ChainError::Unavailable(reason)) => {
                 tracing::warn!(job_id = %checkpoint.job_id, checkpoint = checkpoint.id, reason = %reason, "chain unavailable; the checkpoint stays pending");
@@ -577,7 +446,7 @@ impl Checkpoints {
             .durable(|tx| checkpoints::mark(tx, id, status, note))
     }
 
-    /// At start-up: every pending outbox entry is checked against the chain
+    /// At start-up: every pending checkpoint is checked against the chain
     /// and submitted if it is not there yet. Returns how many were pending.
     pub fn reconcile(&self) -> Result<usize, StoreError> {
         let pending = self.store.durable(|tx| checkpoints::pending(tx))?;
@@ -610,81 +479,9 @@ impl Checkpoints {
     }
 }
 
-/// The EVM chain client behind the [`ChainClient`] interface: checkpoints go
-/// to its outbox; its worker sends them.
-pub struct EvmClient {
-    chain: Arc<crate::onchain::EvmChain>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl EvmClient {
-    /// `chain`, whose RPC calls run on `runtime` (blocking callers only).
-    pub fn new(chain: Arc<crate::onchain::EvmChain>, runtime: tokio::runtime::Handle) -> Self {
-        Self { chain, runtime }
-    }
-}
-
-impl ChainClient for EvmClient {
-    fn kind(&self) -> &'static str {
-        "evm"
-    }
-
-    fn verified(&self) -> bool {
-        true
-    }
-
-    fn describe(&self) -> serde_json::Value {
-        json!({
-            "kind": self.kind(),
-            "rpc_url": self.chain.rpc_url(),
-            "chain_id": self.chain.chain_id(),
-            "marketplace": self.chain.marketplace().to_checksum(None),
-            "confirmations": self.chain.confirmations(),
-        })
-    }
-
-    fn target(&self) -> Option<(u64, [u8; 20])> {
-        Some((self.chain.chain_id(), self.chain.marketplace().0 .0))
-    }
-
-    fn precheck(&self, result: &InferenceResult, tokens: u64) -> Result<(), ChainError> {
-        use crate::onchain::Precheck;
-        let chain = self.chain.clone();
-        let result = result.clone();
-        // Called from blocking threads (the API's, start-up): block on the
-        // runtime that owns the RPC client.
-        match self
-            .runtime
-            .block_on(async move { chain.precheck(&result, tokens).await })
-        {
-            Ok(()) => Ok(()),
-            Err(Precheck::Refused(reason)) => Err(ChainError::Refused(reason)),
-            Err(Precheck::Unavailable(reason)) => Err(ChainError::Unavailable(reason)),
-        }
-    }
-
-    fn submit(
-        &self,
-        checkpoint: &Checkpoint,
-        _submission: &ProofOfWorkSubmission,
-    ) -> Result<Receipt, ChainError> {
-        let envelope = checkpoint.payload["proof"]
-            .as_str()
-            .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok())
-            .ok_or_else(|| ChainError::Refused("the checkpoint's payload has no proof".into()))?;
-        match self.chain.enqueue(checkpoint.id, &envelope)? {
-            Ok(entry) => Ok(Receipt {
-                id: format!("outbox-{}", entry.id),
-                recorded_at_ms: entry.created_at_ms,
-            }),
-            Err(reason) => Err(ChainError::Refused(reason)),
-        }
-    }
-
-    fn receipt(&self, checkpoint_id: i64) -> Result<Option<Receipt>, ChainError> {
-        Ok(self.chain.entry(checkpoint_id)?.map(|entry| Receipt {
-            id: format!("outbox-{}", entry.id),
-            recorded_at_ms: entry.created_at_ms,
-        }))
-    }
+/// The proof bytes recorded in a checkpoint's payload (`0x` hex), if readable.
+fn stored_proof(checkpoint: &Checkpoint) -> Option<Vec<u8>> {
+    checkpoint.payload["proof"]
+        .as_str()
+        .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok())
 }

@@ -132,7 +132,7 @@ pub struct ChainConfig {
     pub chain_id: Option<u64>,
     /// Blocks deep a receipt must be before a submission counts as confirmed.
     pub confirmations: u64,
-    /// How often the outbox is worked on.
+    /// How often the submission worker makes a pass over the outbox table.
     pub poll_interval: Duration,
     /// A transaction without a receipt for this long gets a fee bump.
     pub stuck_after: Duration,
@@ -247,7 +247,7 @@ pub struct Settings {
     /// [default: 1].
     #[arg(long, env = "FABSTIR_CONFIRMATIONS", value_name = "N", value_parser = parse::integer::<u64>)]
     pub confirmations: Option<u64>,
-    /// Milliseconds between passes over the chain outbox [default: 500].
+    /// Milliseconds between passes of the submission worker over the outbox table [default: 500].
     #[arg(long, env = "FABSTIR_CHAIN_POLL_MS", value_name = "MS", value_parser = parse::integer::<u64>)]
     pub chain_poll_ms: Option<u64>,
     /// Milliseconds without a receipt after which a transaction is re-sent with higher fees

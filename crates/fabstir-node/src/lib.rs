@@ -5,9 +5,10 @@
 //! A result's path through the node, one module per step:
 //! [`api`] (HTTP: `POST /v1/results`) -> [`store`] (results table, queued) ->
 //! [`prover`] (pool, generator, cache; proofs table) -> [`gate`] (the one
-//! check before any payment) -> [`checkpoint`]
-//! (outbox, [`chain`] payload, ledger, or [`onchain`]: verified submissions
-//! to the marketplace contract) -> [`settlement`] (validator,
+//! check before any payment) -> [`checkpoint`] (token rules, checkpoints
+//! table) -> [`chain`] (every way a checkpoint reaches money: the local
+//! ledger, or verified submissions to the marketplace contract through the
+//! outbox table and the submission worker) -> [`settlement`] (validator,
 //! settlements table). [`keys`] holds the key sets, [`config`] the
 //! configuration, [`metrics`] the Prometheus metrics, [`health`] the checks
 //! behind `/health`, [`datadir`] the data directory's lock and admin token,
@@ -30,7 +31,6 @@ pub mod keys;
 pub mod malloc;
 pub mod metrics;
 pub mod mock;
-pub mod onchain;
 pub mod prover;
 pub mod reasons;
 pub mod retention;

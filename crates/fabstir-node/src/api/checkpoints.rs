@@ -53,7 +53,7 @@ pub async fn post_checkpoint(
 }
 
 /// The checkpoints as JSON; on a node that submits to a marketplace each
-/// gets `onchain`, its verified submission as the outbox has it (`null`
+/// gets `onchain`, its verified submission as the outbox table has it (`null`
 /// when it has none: refused before it was queued).
 async fn with_onchain(app: &App, list: Vec<Checkpoint>) -> Result<Vec<Value>, ApiError> {
     if app.checkpoints.chain_target().is_none() {

@@ -27,7 +27,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     };
     let mut chain = app.checkpoints.chain_description();
     if chain["kind"] == "evm" {
-        // The outbox of verified submissions: counts by state and the age
+        // The outbox table of verified submissions: counts by state and the age
         // of the oldest one not confirmed or failed yet (null if unreadable).
         let store = app.store.clone();
         let outbox =

@@ -200,13 +200,13 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
                 let tx = register(&provider, marketplace, host_id).await?;
                 Ok((chain_id, Some(tx)))
             })?;
-            let registration = crate::onchain::Registration {
+            let registration = crate::chain::Registration {
                 chain_id,
                 marketplace: marketplace.to_checksum(None),
                 wallet: wallet.address_checksummed(),
                 host_id: keyset.manifest.host_id.to_string(),
             };
-            if let Err(e) = crate::onchain::record_registration(&keys_dir, &registration) {
+            if let Err(e) = crate::chain::record_registration(&keys_dir, &registration) {
                 eprintln!(
                     "note: cannot record the registration in {} ({e}); keys rotate will not know about it",
                     keys_dir.display()
@@ -383,7 +383,7 @@ fn send_failure(what: &str, e: &alloy::transports::TransportError) -> Failure {
             format!("{what}: {text}: the sending wallet cannot pay for the gas; fund it first (on anvil: anvil_setBalance)"),
         );
     }
-    rpc_failure(what, crate::onchain::error_chain(e))
+    rpc_failure(what, crate::chain::evm::error_chain(e))
 }
 
 /// Sends a transaction and waits for its receipt; a revert is a failure

@@ -186,7 +186,7 @@ fn registered_on_chain(dir: &Path) -> Vec<String> {
         return Vec::new();
     };
     let host_id = manifest.host_id.to_string();
-    crate::onchain::registrations(dir)
+    crate::chain::registrations(dir)
         .into_iter()
         .filter(|r| r.host_id == host_id)
         .map(|r| {

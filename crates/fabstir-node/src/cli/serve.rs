@@ -8,7 +8,7 @@
 //! must hold keys), host wallet, prover workers (results accepted before a crash
 //! are queued again), the chain (the embedded ledger, or an EVM chain whose
 //! id, verifier key and host registration are checked), checkpoint
-//! reconciliation, health checks, then serving (and the chain outbox).
+//! reconciliation, health checks, then serving (and the submission worker).
 //! The first line on standard output is a JSON object with the bound address.
 
 use std::process::ExitCode;
@@ -20,15 +20,16 @@ use super::Failure;
 use crate::api::guard::Access;
 use crate::api::wire::JsonErrorListener;
 use crate::api::{router, App};
+use crate::chain::evm::connection::NodeKeys;
 use crate::chain::HostWallet;
-use crate::checkpoint::{ChainClient, Checkpoints, EvmClient, LocalLedger};
+use crate::chain::{ChainClient, ChainKeys, EvmChain, EvmClient, EvmSettings, LocalLedger};
+use crate::checkpoint::Checkpoints;
 use crate::config::{Backend, Config, Settings};
 use crate::datadir::{AdminToken, DataDirLock};
 use crate::gate::Gate;
 use crate::health::Health;
 use crate::keys::KeyManager;
 use crate::metrics::Metrics;
-use crate::onchain::{ChainKeys, EvmChain, EvmSettings};
 use crate::prover::{ProofGenerator, ProverPool};
 use crate::settlement::SettlementValidator;
 use crate::store::Store;
@@ -192,8 +193,10 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
                 .block_on(EvmChain::connect(
                     settings,
                     &wallet,
-                    current.manifest.vk_id.0,
-                    current.manifest.host_id.to_bytes(),
+                    NodeKeys {
+                        vk_id: current.manifest.vk_id.0,
+                        host_id: current.manifest.host_id.to_bytes(),
+                    },
                     store.clone(),
                     metrics.clone(),
                 ))
@@ -304,13 +307,13 @@ fn guard_keys(
     let check = guard.clone();
     keys.guard_reloads(Box::new(move |keys| check.check_reload(keys)));
     health.watch_chain_host(guard, keys.clone(), host_id);
-    let registration = crate::onchain::Registration {
+    let registration = crate::chain::Registration {
         chain_id: evm.chain_id(),
         marketplace: evm.marketplace().to_checksum(None),
         wallet: evm.wallet().to_checksum(None),
         host_id: current.manifest.host_id.to_string(),
     };
-    if let Err(e) = crate::onchain::record_registration(keys.dir(), &registration) {
+    if let Err(e) = crate::chain::record_registration(keys.dir(), &registration) {
         tracing::warn!(dir = %keys.dir().display(), error = %e, "cannot record the chain registration in the key directory; keys rotate cannot warn about it");
     }
 }

@@ -1,4 +1,5 @@
-//! The `checkpoints` table: the outbox of proof-of-work submissions. A row
+//! The `checkpoints` table: every proof-of-work checkpoint, recorded before it
+//! is handed to the chain client (`chain`). A row
 //! is written (`pending`) before anything is sent, then marked `submitted`
 //! or `rejected` with the chain's answer. Written on the durable connection.
 //!
@@ -37,7 +38,7 @@ ALTER TABLE checkpoints ADD COLUMN tokens_claimed INTEGER;
 UPDATE checkpoints SET tokens_claimed = tokens_processed;
 "#;
 
-/// Where a checkpoint stands in the outbox.
+/// Where a checkpoint stands with its chain client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckpointStatus {
@@ -68,7 +69,7 @@ impl CheckpointStatus {
     }
 }
 
-/// A checkpoint (proof-of-work submission) in the outbox.
+/// A checkpoint (proof-of-work claim), as recorded.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checkpoint {
     pub id: i64,

@@ -2,7 +2,8 @@
 //!
 //! One file per table, each with its schema, row type and queries:
 //! [`results`], [`proofs`], [`checkpoints`], [`ledger`], [`settlements`],
-//! [`outbox`] (the EVM chain client's transactions); [`snapshot`] reads a
+//! [`outbox`] (the outbox table: the EVM chain client's verified submissions,
+//! driven by its submission worker); [`snapshot`] reads a
 //! job's state across them in one transaction (what the payment gate checks);
 //! [`schema`] orders their migrations. This file holds the [`Store`] (the
 //! connections), the errors and the token-count conversions.

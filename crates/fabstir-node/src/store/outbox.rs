@@ -1,5 +1,7 @@
-//! The `chain_outbox` table: every verified submission the EVM chain client
-//! sends, with each step recorded before the next is taken:
+//! The outbox table (`chain_outbox`): every verified submission the EVM chain
+//! client sends, one row each. The rows are the data; the state machine that
+//! moves them is the submission worker (`chain::evm::sender`), which records
+//! each step before it takes the next:
 //! `pending` (recorded, nothing sent) -> `sent` (signed with a nonce; the raw
 //! transaction is stored *before* it is broadcast, so it can be broadcast
 //! again after a crash) -> `confirmed` (receipt at the configured depth) or

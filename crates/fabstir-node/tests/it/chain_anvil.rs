@@ -624,6 +624,10 @@ fn start_up_refuses_a_wrong_chain_an_unregistered_host_or_another_key() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fabstir-node/fault-injection (the README's test command)"
+)]
 fn over_claims_are_refused_before_sending_and_by_the_contract() {
     let chain = Chain::start(&[]);
     let setup = setup(&chain);
@@ -736,6 +740,10 @@ fn over_claims_are_refused_before_sending_and_by_the_contract() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fabstir-node/fault-injection (the README's test command)"
+)]
 fn crashes_at_every_step_credit_each_checkpoint_exactly_once() {
     let chain = Chain::start(&[]);
     let setup = setup(&chain);

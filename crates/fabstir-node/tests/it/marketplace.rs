@@ -147,7 +147,7 @@ fn parse_proofs(file: &Value) -> Vec<Vec<u8>> {
     VECTORS
         .iter()
         .filter_map(|v| file["proofs"][v.name]["proof"].as_str())
-        .map(hex_bytes)
+        .filter_map(|h| hex::decode(h.strip_prefix("0x")?).ok())
         .collect()
 }
 

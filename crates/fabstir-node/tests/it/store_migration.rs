@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fabstir_node::chain::HostWallet;
-use fabstir_node::checkpoint::{CheckpointError, Checkpoints, LocalLedger};
+use fabstir_node::chain::LocalLedger;
+use fabstir_node::checkpoint::{CheckpointError, Checkpoints};
 use fabstir_node::config::Backend;
 use fabstir_node::gate::Gate;
 use fabstir_node::keys::KeyManager;

@@ -17,7 +17,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use fabstir_node::chain::HostWallet;
-use fabstir_node::checkpoint::{CheckpointError, Checkpoints, LocalLedger};
+use fabstir_node::chain::{
+    ChainClient, ChainError, LocalLedger, Receipt, RpcError, Submission, SubmissionKind,
+};
+use fabstir_node::checkpoint::{CheckpointError, Checkpoints};
 use fabstir_node::config::Backend;
 use fabstir_node::gate::Gate;
 use fabstir_node::keys::KeyManager;
@@ -475,39 +478,39 @@ struct VerifiedChain {
     submitted: std::sync::Mutex<Vec<(i64, Vec<u8>)>>,
 }
 
-impl fabstir_node::checkpoint::ChainClient for VerifiedChain {
+impl ChainClient for VerifiedChain {
     fn kind(&self) -> &'static str {
         "test_verified"
     }
 
-    fn verified(&self) -> bool {
-        true
+    fn takes(&self) -> SubmissionKind {
+        SubmissionKind::VerifiedProof
     }
 
     fn submit(
         &self,
         checkpoint: &fabstir_node::store::Checkpoint,
-        _submission: &fabstir_node::chain::ProofOfWorkSubmission,
-    ) -> Result<fabstir_node::checkpoint::Receipt, fabstir_node::checkpoint::ChainError> {
-        let proof = hex::decode(
-            checkpoint.payload["proof"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("0x"),
-        )
-        .unwrap();
-        self.submitted.lock().unwrap().push((checkpoint.id, proof));
-        Ok(fabstir_node::checkpoint::Receipt {
+        submission: Submission<'_>,
+    ) -> Result<Receipt, ChainError> {
+        let Submission::VerifiedProof { envelope } = submission else {
+            panic!("a verified client was given {submission:?}");
+        };
+        assert!(
+            checkpoint.payload.get("submission").is_none(),
+            "a signed payload was recorded for a verified submission: {}",
+            checkpoint.payload
+        );
+        self.submitted
+            .lock()
+            .unwrap()
+            .push((checkpoint.id, envelope.to_vec()));
+        Ok(Receipt {
             id: format!("test-{}", checkpoint.id),
             recorded_at_ms: 0,
         })
     }
 
-    fn receipt(
-        &self,
-        _checkpoint_id: i64,
-    ) -> Result<Option<fabstir_node::checkpoint::Receipt>, fabstir_node::checkpoint::ChainError>
-    {
+    fn receipt(&self, _checkpoint_id: i64) -> Result<Option<Receipt>, ChainError> {
         Ok(None)
     }
 }
@@ -596,28 +599,24 @@ fn verified_submissions_pass_the_payment_gate() {
     // chain client was unreachable), then its job's response edited: at
     // start-up it is refused, not sent.
     struct Unreachable;
-    impl fabstir_node::checkpoint::ChainClient for Unreachable {
+    impl ChainClient for Unreachable {
         fn kind(&self) -> &'static str {
             "unreachable"
         }
-        fn verified(&self) -> bool {
-            true
+        fn takes(&self) -> SubmissionKind {
+            SubmissionKind::VerifiedProof
         }
         fn submit(
             &self,
             _: &fabstir_node::store::Checkpoint,
-            _: &fabstir_node::chain::ProofOfWorkSubmission,
-        ) -> Result<fabstir_node::checkpoint::Receipt, fabstir_node::checkpoint::ChainError>
-        {
-            Err(fabstir_node::checkpoint::ChainError::Unavailable(
-                "down".into(),
-            ))
+            _: Submission<'_>,
+        ) -> Result<Receipt, ChainError> {
+            Err(ChainError::Unavailable(RpcError {
+                call: "eth_call",
+                source: alloy::transports::TransportErrorKind::custom_str("down"),
+            }))
         }
-        fn receipt(
-            &self,
-            _: i64,
-        ) -> Result<Option<fabstir_node::checkpoint::Receipt>, fabstir_node::checkpoint::ChainError>
-        {
+        fn receipt(&self, _: i64) -> Result<Option<Receipt>, ChainError> {
             Ok(None)
         }
     }

@@ -1,0 +1,41 @@
+//! Reorg checks: a confirmed submission mined inside the reorg window is
+//! looked up again on every pass; one whose transaction is no longer in the
+//! block it was confirmed in goes back to `sent`, and the submission worker
+//! broadcasts its recorded transaction again (the same bytes, the same
+//! nonce: it cannot be credited twice).
+
+use alloy::providers::Provider as _;
+
+use super::sender::PassError;
+use super::tx::parse_hash;
+use super::EvmChain;
+use crate::store::outbox;
+
+impl EvmChain {
+    /// Confirmed entries in the reorg window whose transaction left the
+    /// chain (no receipt, or a receipt in another block) go back to `sent`.
+    pub(super) async fn check_reorgs(&self, head: u64) -> Result<(), PassError> {
+        let from = head.saturating_sub(self.settings.reorg_window);
+        let confirmed = self.store.durable(|tx| outbox::confirmed_since(tx, from))?;
+        for entry in confirmed {
+            let Some(hash) = entry.tx_hash.as_deref().and_then(parse_hash) else {
+                continue;
+            };
+            let receipt = self
+                .provider
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(|e| self.rpc_error("eth_getTransactionReceipt", e))?;
+            let still_there = receipt
+                .as_ref()
+                .is_some_and(|r| r.block_hash.map(|h| format!("{h:#x}")) == entry.block_hash);
+            if !still_there {
+                tracing::warn!(checkpoint = entry.checkpoint_id, tx = ?entry.tx_hash, block = ?entry.block_number, "a reorg dropped a confirmed submission; sending it again");
+                self.metrics.chain_reorgs.inc();
+                self.store
+                    .durable(|tx| outbox::mark_reorged(tx, entry.id))?;
+            }
+        }
+        Ok(())
+    }
+}

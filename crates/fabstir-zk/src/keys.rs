@@ -35,9 +35,10 @@ use halo2_axiom::SerdeFormat;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::circuit::layout::K;
+use crate::circuit::layout::{self, K};
+use crate::circuit::uniqueness::{ConstraintAnalysis, UniquenessReport};
 use crate::circuit::{expected_fixed_columns, CommitmentCircuit};
-use crate::error::{InputError, KeyError};
+use crate::error::{InputError, KeyError, UniquenessError};
 use crate::srs::Srs;
 use crate::statement::Digest32;
 use crate::CircuitVersion;
@@ -372,6 +373,25 @@ impl fmt::Debug for ProvingKey {
 }
 
 impl ProvingKey {
+    /// The constraint system and fixed columns of this key, analysed
+    /// ([`crate::circuit::uniqueness`]).
+    pub fn constraint_analysis(&self) -> Result<ConstraintAnalysis, UniquenessError> {
+        let fixed: Vec<&[Fr]> = self.pk.fixed_values().iter().map(|p| &p[..]).collect();
+        ConstraintAnalysis::of_constraint_system(
+            self.pk.get_vk().cs(),
+            &fixed,
+            1 << K,
+            self.version().instance_count(),
+        )
+    }
+
+    /// Checks that this key's constraints determine every cell they read
+    /// from the circuit's free cells ([`layout::free_cells`]).
+    pub fn check_unique_witness(&self) -> Result<UniquenessReport, UniquenessError> {
+        self.constraint_analysis()?
+            .propagate(&layout::free_cells(self.version()))
+    }
+
     /// Generates the proving key for the current circuit version under `srs`.
     pub fn build(srs: Arc<Srs>) -> Result<Self, KeyError> {
         Self::build_version(srs, CircuitVersion::CURRENT)

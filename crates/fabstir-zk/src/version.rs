@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use crate::circuit::layout::instance;
-
 /// Version of the statement and circuit, carried in key files, key
 /// manifests and proof envelopes. New proofs are always
 /// [`CircuitVersion::CURRENT`]; proofs of every listed version verify,
@@ -55,4 +53,32 @@ impl fmt::Display for CircuitVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.as_u8())
     }
+}
+
+/// Instance column rows of the public inputs, in order.
+pub mod instance {
+    /// `chain_id`.
+    pub const CHAIN_ID: usize = 0;
+    /// `marketplace` address.
+    pub const MARKETPLACE: usize = 1;
+    /// High 128 bits of `job_id`.
+    pub const JOB_HI: usize = 2;
+    /// Low 128 bits of `job_id`.
+    pub const JOB_LO: usize = 3;
+    /// `host_id`.
+    pub const HOST_ID: usize = 4;
+    /// `commitment`.
+    pub const COMMITMENT: usize = 5;
+    /// `tokens` (circuit version 2): after the v1 rows, which keep their
+    /// meaning, so that a version 1 instance is a prefix of a version 2 one.
+    pub const TOKENS: usize = 6;
+    /// Number of public inputs (circuit version 2).
+    pub const COUNT: usize = 7;
+    /// Number of public inputs of circuit version 1 (no `tokens`).
+    pub const COUNT_V1: usize = 6;
+    /// Size bound of each public input, in bits (the value is below
+    /// `2^bits`; 254 means any canonical field element), in row order.
+    /// Verifiers check these natively before verifying; version 1 has the
+    /// first [`COUNT_V1`].
+    pub const BITS: [u32; COUNT] = [64, 160, 128, 128, 254, 254, 64];
 }

@@ -330,7 +330,7 @@ fn verify(dir: &Path) -> Result<ExitCode, Failure> {
         // proofs be forged for any key made from this circuit).
         checks.record(
             "constraints",
-            fabstir_zk::circuit::uniqueness::check_unique_witness(pk)
+            pk.check_unique_witness()
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
         );

@@ -240,6 +240,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         let signals = ShutdownSignals::install().map_err(|e| {
             Failure::other("signals", format!("cannot listen for SIGINT/SIGTERM: {e}"))
         })?;
+        let hangup = listen_for_hangup();
         println!(
             "{}",
             json!({
@@ -274,7 +275,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
             access,
             pools,
         });
-        reload_keys_on_sighup(app.clone());
+        reload_keys_on_sighup(app.clone(), hangup);
         let store = app.store.clone();
         // The HTTP server's own errors (unparseable request) get JSON bodies too.
         axum::serve(JsonErrorListener::new(listener), router(app))
@@ -318,13 +319,27 @@ fn guard_keys(
     }
 }
 
+/// SIGHUP, listened to from before the start-up line on: a SIGHUP sent as
+/// soon as the node says it listens is a reload, not the signal's default
+/// (the end of the process).
+#[cfg(unix)]
+type Hangup = std::io::Result<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+fn listen_for_hangup() -> Hangup {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    }
+}
+
 /// Reloads the keys (after `keys rotate`) on SIGHUP. Proofs in flight keep
 /// the key set they started with; new work uses the new one.
-fn reload_keys_on_sighup(app: Arc<App>) {
+fn reload_keys_on_sighup(app: Arc<App>, hangup: Hangup) {
     #[cfg(unix)]
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        let Ok(mut hangup) = hangup else {
             tracing::error!(
                 "cannot listen for SIGHUP; use POST /v1/admin/keys/reload to reload keys"
             );
@@ -344,7 +359,7 @@ fn reload_keys_on_sighup(app: Arc<App>) {
         }
     });
     #[cfg(not(unix))]
-    let _ = app;
+    let _ = (app, hangup);
 }
 
 /// Waits for Ctrl-C or SIGTERM, then says how many jobs are left unfinished

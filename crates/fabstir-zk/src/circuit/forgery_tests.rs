@@ -476,8 +476,7 @@ fn each_forgery_breaks_exactly_one_constraint_and_all_are_covered() {
             (found[0].0.clone(), found[0].1.clone())
         })
         .collect();
-    let analysis =
-        super::uniqueness::ConstraintAnalysis::of_proving_key(test_proving_key()).unwrap();
+    let analysis = test_proving_key().constraint_analysis().unwrap();
     for (g, p) in analysis.gate_polynomials() {
         let (gate, constraint) = analysis.name(g, p);
         assert!(

@@ -1,6 +1,6 @@
 //! A check that the constraints determine the witness.
 //!
-//! The prover chooses the free inputs ([`layout::free_cells`]): the public
+//! The prover chooses the free inputs ([`super::layout::free_cells`]): the public
 //! inputs other than the two outputs, the private limbs and the secret.
 //! Everything else must follow from them, or a prover could fill some cell
 //! with a value of its choice, as when the "host_id capacity" constraint is
@@ -43,9 +43,8 @@ use halo2_axiom::plonk::{ConstraintSystem, Expression};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::layout::{self, Cell};
+use super::layout::Cell;
 use crate::error::{ConstraintAt, UndeterminedCell, UniquenessError};
-use crate::keys::ProvingKey;
 
 /// Outcome of a successful check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +55,6 @@ pub struct UniquenessReport {
     pub free_cells: usize,
     /// Cells determined from them.
     pub determined_cells: usize,
-}
-
-/// Checks that the proving key's constraints determine every cell they read
-/// from the circuit's free cells ([`layout::free_cells`]).
-pub fn check_unique_witness(pk: &ProvingKey) -> Result<UniquenessReport, UniquenessError> {
-    ConstraintAnalysis::of_proving_key(pk)?.propagate(&layout::free_cells(pk.version()))
 }
 
 /// A gate polynomial at one row, where it is not identically zero.
@@ -265,17 +258,6 @@ fn classify(node: &Node, cells: &[Cell], rng: &mut ChaCha20Rng) -> Option<(Vec<C
 }
 
 impl ConstraintAnalysis {
-    /// Analyses the constraint system and fixed columns of a proving key.
-    pub fn of_proving_key(pk: &ProvingKey) -> Result<Self, UniquenessError> {
-        let fixed: Vec<&[Fr]> = pk.pk.fixed_values().iter().map(|p| &p[..]).collect();
-        Self::of_constraint_system(
-            pk.pk.get_vk().cs(),
-            &fixed,
-            1 << layout::K,
-            pk.version().instance_count(),
-        )
-    }
-
     /// Analyses any constraint system over `rows` rows with the given fixed
     /// columns; instance rows from `public_instance_rows` on are zero.
     pub fn of_constraint_system(
@@ -500,12 +482,14 @@ mod tests {
     use halo2_axiom::poly::Rotation;
 
     use super::*;
-    use crate::circuit::layout::instance;
+    use crate::circuit::layout::{self, instance};
 
     fn analysis() -> &'static ConstraintAnalysis {
         static ANALYSIS: std::sync::OnceLock<ConstraintAnalysis> = std::sync::OnceLock::new();
         ANALYSIS.get_or_init(|| {
-            ConstraintAnalysis::of_proving_key(crate::circuit::test_proving_key()).unwrap()
+            crate::circuit::test_proving_key()
+                .constraint_analysis()
+                .unwrap()
         })
     }
 
@@ -527,7 +511,7 @@ mod tests {
     fn dev_proving_key_determines_its_witness() {
         let pk = crate::circuit::test_proving_key();
         let start = std::time::Instant::now();
-        let report = check_unique_witness(pk).unwrap_or_else(|e| panic!("{e}"));
+        let report = pk.check_unique_witness().unwrap_or_else(|e| panic!("{e}"));
         println!("uniqueness check: {:?} ({report:?})", start.elapsed());
         assert_eq!(
             report.free_cells,
@@ -549,7 +533,7 @@ mod tests {
     #[test]
     fn v1_proving_key_determines_its_witness() {
         let pk = crate::circuit::test_proving_key_of(crate::CircuitVersion::V1);
-        let report = check_unique_witness(pk).unwrap_or_else(|e| panic!("{e}"));
+        let report = pk.check_unique_witness().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(report.free_cells, 4 + 6 + 1);
         let tokens = Cell::Instance {
             row: instance::TOKENS,

@@ -525,7 +525,9 @@ fn the_whole_flow_credits_the_host_and_refunds_the_client() {
     assert!(setup.job(&chain, job).completed);
     let refund: U256 = chain.call(
         setup.marketplace,
-        IFabstirMarketplace::earningsCall { account: setup.client },
+        IFabstirMarketplace::earningsCall {
+            account: setup.client,
+        },
     );
     assert_eq!(refund, U256::from(88 * PRICE));
     let receipt = chain.send(

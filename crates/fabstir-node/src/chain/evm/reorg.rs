@@ -6,7 +6,7 @@
 
 use alloy::providers::Provider as _;
 
-use super::sender::PassError;
+use super::rpc::PassError;
 use super::tx::parse_hash;
 use super::EvmChain;
 use crate::store::outbox;

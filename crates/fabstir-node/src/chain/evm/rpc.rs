@@ -6,6 +6,7 @@ use alloy::primitives::Bytes;
 use alloy::transports::TransportError;
 
 use crate::chain::client::{Revert, RpcError};
+use crate::store::StoreError;
 
 /// The JSON-RPC error code of an execution revert (geth, anvil and most
 /// providers answer a reverted `eth_call` or `eth_estimateGas` with it).
@@ -74,6 +75,22 @@ pub(super) fn rpc_hint(e: &TransportError) -> &'static str {
         "the endpoint answered with an error: check that --rpc-url (and any API key in it) is right and the provider is up"
     } else {
         "check that --rpc-url names a running JSON-RPC endpoint (scheme, host and port) that this machine can reach"
+    }
+}
+
+/// Why a pass of the submission worker stopped early (it retries with
+/// backoff).
+#[derive(Debug)]
+pub(super) enum PassError {
+    /// A call failed without a usable answer: retried with backoff.
+    Rpc(RpcError),
+    /// The node's database failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for PassError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
     }
 }
 

@@ -17,33 +17,18 @@ use alloy::primitives::{B256, U256};
 use alloy::providers::Provider as _;
 
 use super::fault::fault;
-use super::rpc::{self, Failure};
+use super::rpc::{self, Failure, PassError};
 use super::tx::{parse_hash, parse_u256};
 use super::EvmChain;
-use crate::chain::client::{Revert, RpcError};
+use crate::chain::client::Revert;
 use crate::chain::contract::IFabstirMarketplace;
 use crate::store::checkpoints::{self, CheckpointStatus};
-use crate::store::outbox::{self, OutboxEntry, OutboxState, SignedTx};
+use crate::store::outbox::{self, OutboxEntry, OutboxState};
 use crate::store::StoreError;
 
 /// The `tx_hash` recorded for a submission found credited by the contract
 /// without a receipt of its own transaction at hand.
 const CREDITED: &str = "credited";
-
-/// Why a pass stopped early.
-#[derive(Debug)]
-pub(super) enum PassError {
-    /// A call failed without a usable answer: retried with backoff.
-    Rpc(RpcError),
-    /// The node's database failed.
-    Store(StoreError),
-}
-
-impl From<StoreError> for PassError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
 
 impl EvmChain {
     /// Runs the submission worker until the process ends: every poll
@@ -302,19 +287,8 @@ impl EvmChain {
         let input = self.calldata(entry);
         let gas = self.gas_for(&input).await?;
         let signed = self.sign(nonce, gas, max_fee, tip, input);
-        self.store.durable(|tx| {
-            outbox::record_bump(
-                tx,
-                entry.id,
-                &SignedTx {
-                    nonce,
-                    tx_hash: &signed.hash,
-                    raw_tx: &signed.raw,
-                    max_fee,
-                    priority_fee: tip,
-                },
-            )
-        })?;
+        self.store
+            .durable(|tx| outbox::record_bump(tx, entry.id, &signed.record()))?;
         self.metrics.chain_fee_bumps.inc();
         tracing::warn!(checkpoint = entry.checkpoint_id, nonce, tx = %signed.hash, max_fee, "transaction stuck; replaced with higher fees");
         self.broadcast(&signed.raw).await
@@ -357,17 +331,7 @@ impl EvmChain {
             let signed = self.sign(nonce, gas, max_fee, tip, input);
             fault("after_sign");
             self.store.durable(|tx| {
-                outbox::record_sent(
-                    tx,
-                    entry.id,
-                    &SignedTx {
-                        nonce,
-                        tx_hash: &signed.hash,
-                        raw_tx: &signed.raw,
-                        max_fee,
-                        priority_fee: tip,
-                    },
-                )?;
+                outbox::record_sent(tx, entry.id, &signed.record())?;
                 outbox::set_next_nonce(tx, &wallet, nonce + 1)
             })?;
             fault("after_record");

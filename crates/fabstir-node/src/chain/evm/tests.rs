@@ -582,7 +582,7 @@ fn an_rpc_outage_is_retried_and_loses_nothing() {
         let s = setup(1).await;
         s.fake.state().down.insert("eth_blockNumber");
         match s.chain.pass().await {
-            Err(super::sender::PassError::Rpc(e)) => assert_eq!(e.call, "eth_blockNumber"),
+            Err(super::rpc::PassError::Rpc(e)) => assert_eq!(e.call, "eth_blockNumber"),
             other => panic!("{other:?}"),
         }
         assert_eq!(s.entry().state, OutboxState::Pending);

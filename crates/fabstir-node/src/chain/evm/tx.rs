@@ -13,11 +13,12 @@ use alloy::rpc::types::{TransactionInput, TransactionRequest};
 use alloy::sol_types::SolCall as _;
 use alloy::transports::TransportError;
 
-use super::sender::PassError;
+use super::rpc::PassError;
 use super::EvmChain;
 use crate::chain::client::RpcError;
 use crate::chain::contract::IFabstirMarketplace;
 use crate::store::outbox::OutboxEntry;
+use crate::store::outbox::SignedTx;
 
 /// A transaction signed for an outbox entry.
 pub(super) struct Signed {
@@ -25,6 +26,23 @@ pub(super) struct Signed {
     pub hash: String,
     /// Its EIP-2718 encoding (what `eth_sendRawTransaction` takes).
     pub raw: Vec<u8>,
+    /// Its nonce and fees, as the outbox table records them.
+    nonce: u64,
+    max_fee: u128,
+    priority_fee: u128,
+}
+
+impl Signed {
+    /// The row the outbox table records for it before it is broadcast.
+    pub(super) fn record(&self) -> SignedTx<'_> {
+        SignedTx {
+            nonce: self.nonce,
+            tx_hash: &self.hash,
+            raw_tx: &self.raw,
+            max_fee: self.max_fee,
+            priority_fee: self.priority_fee,
+        }
+    }
 }
 
 impl EvmChain {
@@ -115,6 +133,9 @@ impl EvmChain {
         Signed {
             hash: format!("{:#x}", envelope.tx_hash()),
             raw: envelope.encoded_2718(),
+            nonce,
+            max_fee,
+            priority_fee: tip,
         }
     }
 

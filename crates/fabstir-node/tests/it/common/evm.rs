@@ -230,14 +230,7 @@ impl Anvil {
         value: U256,
         gas: Option<u64>,
     ) -> Result<Receipt, CallError> {
-        let mut request = TransactionRequest::default()
-            .with_from(from)
-            .with_to(to)
-            .with_input(Bytes::copy_from_slice(data))
-            .with_value(value);
-        if let Some(gas) = gas {
-            request = request.with_gas_limit(gas);
-        }
+        let request = transaction(from, to, data, value, gas);
         let pending = block_on(self.provider.send_transaction(request)).map_err(call_error)?;
         Ok(
             block_on(pending.with_timeout(Some(MINED_WITHIN)).get_receipt())
@@ -281,14 +274,7 @@ impl Anvil {
         value: U256,
         gas: Option<u64>,
     ) -> Result<Vec<u8>, CallError> {
-        let mut request = TransactionRequest::default()
-            .with_from(from)
-            .with_to(to)
-            .with_input(Bytes::copy_from_slice(data))
-            .with_value(value);
-        if let Some(gas) = gas {
-            request = request.with_gas_limit(gas);
-        }
+        let request = transaction(from, to, data, value, gas);
         block_on(self.provider.call(request))
             .map(|out| out.to_vec())
             .map_err(call_error)
@@ -386,4 +372,24 @@ impl Anvil {
 pub fn hex_bytes(text: &str) -> Vec<u8> {
     alloy::primitives::hex::decode(text)
         .unwrap_or_else(|e| panic!("expected hex data, got {text:?}: {e}"))
+}
+
+/// A transaction request from `from` to `to`, with an optional gas limit
+/// (without one, anvil estimates it).
+fn transaction(
+    from: Address,
+    to: Address,
+    data: &[u8],
+    value: U256,
+    gas: Option<u64>,
+) -> TransactionRequest {
+    let request = TransactionRequest::default()
+        .with_from(from)
+        .with_to(to)
+        .with_input(Bytes::copy_from_slice(data))
+        .with_value(value);
+    match gas {
+        Some(gas) => request.with_gas_limit(gas),
+        None => request,
+    }
 }

@@ -1370,6 +1370,11 @@ fn systemd_unit_runs_a_real_command() {
             .expect("kill -HUP");
         assert!(sent.success());
         std::thread::sleep(std::time::Duration::from_millis(300));
+        let alive = Command::new("kill")
+            .args(["-0", &node.pid().to_string()])
+            .status()
+            .expect("kill -0");
+        assert!(alive.success(), "the node did not survive SIGHUP");
         let (status, health) = node.get("/health");
         assert_eq!(status, 200, "the node did not survive SIGHUP: {health}");
     }

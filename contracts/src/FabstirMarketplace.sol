@@ -14,6 +14,8 @@ contract FabstirMarketplace is IFabstirMarketplace {
     uint256 private constant R = 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
     /// Token counts are public inputs below 2^64.
     uint256 private constant MAX_TOKENS = type(uint64).max;
+    /// The high 96 bits of a registration job id: the bytes "fabstir:host".
+    uint256 private constant REGISTRATION_DOMAIN = uint256(uint96(bytes12("fabstir:host"))) << 160;
 
     /// Storage layout of a job: what a verified submission reads fits in
     /// three slots (client, tokens and state share one).
@@ -48,13 +50,41 @@ contract FabstirMarketplace is IFabstirMarketplace {
     }
 
     /// @inheritdoc IFabstirMarketplace
-    function registerHost(uint256 hostId) external {
-        if (hostId == 0 || hostId >= R) revert InvalidHostId(hostId);
+    function registerHost(uint256 hostId, uint256 commitment, bytes calldata proof) external {
         if (_hostIds[msg.sender] != 0) revert HostAlreadyRegistered(msg.sender);
-        if (_hostOfId[hostId] != address(0)) revert HostIdTaken(hostId);
+        _requireKeyProof(hostId, commitment, proof);
         _hostIds[msg.sender] = hostId;
         _hostOfId[hostId] = msg.sender;
         emit HostRegistered(msg.sender, hostId);
+    }
+
+    /// @inheritdoc IFabstirMarketplace
+    function rotateHost(uint256 newHostId, uint256 commitment, bytes calldata proof) external {
+        uint256 previous = _hostIds[msg.sender];
+        if (previous == 0) revert HostNotRegistered(msg.sender);
+        _requireKeyProof(newHostId, commitment, proof);
+        // The previous id stays mapped to the sender: retired, never registered again.
+        _hostIds[msg.sender] = newHostId;
+        _hostOfId[newHostId] = msg.sender;
+        emit HostRotated(msg.sender, previous, newHostId);
+    }
+
+    /// Refuses unless `proof` shows that the sender holds the secret behind
+    /// `hostId`, an id nobody holds yet, for this chain and marketplace.
+    function _requireKeyProof(uint256 hostId, uint256 commitment, bytes calldata proof) private view {
+        if (hostId == 0 || hostId >= R) revert InvalidHostId(hostId);
+        if (_hostOfId[hostId] != address(0)) revert HostIdTaken(hostId);
+        uint256 jobId = REGISTRATION_DOMAIN | uint256(uint160(msg.sender));
+        uint256[7] memory instances = [
+            block.chainid,
+            uint256(uint160(address(this))),
+            jobId >> 128,
+            jobId & type(uint128).max,
+            hostId,
+            commitment,
+            0
+        ];
+        if (!IFabstirVerifier(VERIFIER).verify(instances, proof)) revert InvalidKeyProof(msg.sender, hostId);
     }
 
     /// @inheritdoc IFabstirMarketplace

@@ -32,6 +32,9 @@ interface IFabstirMarketplace {
     }
 
     event HostRegistered(address indexed host, uint256 indexed hostId);
+    /// The wallet `host` moved from `previousHostId` (retired: it can never be
+    /// registered again) to `hostId`.
+    event HostRotated(address indexed host, uint256 indexed previousHostId, uint256 indexed hostId);
     event SessionJobCreated(
         uint256 indexed jobId,
         address indexed client,
@@ -68,8 +71,12 @@ interface IFabstirMarketplace {
     error InvalidHostId(uint256 hostId);
     /// The address already has a host id.
     error HostAlreadyRegistered(address host);
-    /// Another address registered this host id.
+    /// Another address registered this host id, or it was retired by a rotation.
     error HostIdTaken(uint256 hostId);
+    /// The proof does not show that the sender holds the secret behind
+    /// `hostId` (a registration proof is made for one wallet, chain and
+    /// marketplace: `fabstir-node chain register` makes it).
+    error InvalidKeyProof(address host, uint256 hostId);
     /// The claimed cumulative count does not increase the recorded one.
     error TokensNotIncreasing(uint256 jobId, uint256 recorded, uint256 claimed);
     /// Paying for the claimed tokens would exceed the job's deposit.
@@ -100,8 +107,20 @@ interface IFabstirMarketplace {
     /// proofs this marketplace accepts before submitting any.
     function verifierVkId() external view returns (bytes32);
 
-    /// Binds the sender to `hostId` (`Poseidon(host secret)`), once.
-    function registerHost(uint256 hostId) external;
+    /// Binds the sender to `hostId` (`Poseidon(host secret)`), once, on a
+    /// proof that the sender holds that secret: a proof of the verifier's
+    /// statement for the registration job id of the sender (the 12 bytes
+    /// "fabstir:host" then the sender's address), this chain and this
+    /// marketplace, 0 tokens and output commitment `commitment`. So nobody
+    /// can register another host's id: the proof names its wallet.
+    function registerHost(uint256 hostId, uint256 commitment, bytes calldata proof) external;
+
+    /// Moves the sender, registered already, to `newHostId` on the same kind
+    /// of proof as `registerHost`, for the new id. The previous id is
+    /// retired (nobody can register it again). Proofs made under the previous
+    /// key and not yet submitted no longer verify: a verified submission is
+    /// checked against the sender's current id.
+    function rotateHost(uint256 newHostId, uint256 commitment, bytes calldata proof) external;
 
     /// The host id registered for `host`, 0 when none.
     function hostIdOf(address host) external view returns (uint256);

@@ -38,6 +38,18 @@ contract FabstirMarketplaceTest is Test {
 
     uint256 internal host1Id;
     uint256 internal host2Id;
+    /// Host 3's key: the one host 1's wallet rotates to.
+    uint256 internal host3Id;
+    /// Registration proofs: hosts 1 and 2 for their wallets, host 3's key
+    /// for host 1's wallet.
+    Vector internal registerHost1;
+    Vector internal registerHost2;
+    Vector internal host3ForHost1Wallet;
+    /// Host 1's registration on the second marketplace a test deploys.
+    Vector internal host1OnOtherMarketplace;
+    address internal otherMarketplace;
+    /// Job 1 at 250 tokens, proved under host 3's key.
+    Vector internal job1At250ByHost3;
     /// Job 1, host 1, 100 and 250 cumulative tokens.
     Vector internal job1At100;
     Vector internal job1At250;
@@ -51,6 +63,13 @@ contract FabstirMarketplaceTest is Test {
         job1At100 = _vector(json, "JOB1_HOST1_100");
         job1At250 = _vector(json, "JOB1_HOST1_250");
         job2At100ByHost1 = _vector(json, "JOB2_HOST1_100");
+        job1At250ByHost3 = _vector(json, "JOB1_HOST3_250");
+        host3Id = vm.parseJsonUint(json, ".host_ids.host3");
+        registerHost1 = _registration(json, "HOST1");
+        registerHost2 = _registration(json, "HOST2");
+        host3ForHost1Wallet = _registration(json, "HOST3_FOR_HOST1_WALLET");
+        host1OnOtherMarketplace = _registration(json, "HOST1_ON_OTHER_MARKETPLACE");
+        otherMarketplace = vm.parseJsonAddress(json, ".other_marketplace");
 
         verifier = new FabstirVerifier();
         market = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
@@ -62,8 +81,8 @@ contract FabstirMarketplaceTest is Test {
         host1 = vm.addr(HOST1_KEY);
         host2 = vm.addr(HOST2_KEY);
         vm.deal(client, 100 ether);
-        _register(market, host1, host1Id);
-        _register(market, host2, host2Id);
+        _register(market, host1, host1Id, registerHost1);
+        _register(market, host2, host2Id, registerHost2);
         assertEq(_open(market, host1, DEPOSIT), 1, "job 1");
         assertEq(_open(market, host2, DEPOSIT), 2, "job 2");
         assertEq(_open(market, host1, DEPOSIT), 3, "job 3");
@@ -76,9 +95,15 @@ contract FabstirMarketplaceTest is Test {
         v.proof = vm.parseJsonBytes(json, string.concat(key, ".proof"));
     }
 
-    function _register(FabstirMarketplace m, address host, uint256 hostId) internal {
+    function _registration(string memory json, string memory name) internal pure returns (Vector memory v) {
+        string memory key = string.concat(".registrations.", name);
+        v.commitment = vm.parseJsonUint(json, string.concat(key, ".commitment"));
+        v.proof = vm.parseJsonBytes(json, string.concat(key, ".proof"));
+    }
+
+    function _register(FabstirMarketplace m, address host, uint256 hostId, Vector memory registration) internal {
         vm.prank(host);
-        m.registerHost(hostId);
+        m.registerHost(hostId, registration.commitment, registration.proof);
     }
 
     function _open(FabstirMarketplace m, address host, uint256 deposit) internal returns (uint256) {
@@ -138,7 +163,12 @@ contract FabstirMarketplaceTest is Test {
 
     function test_aProofForAnotherMarketplaceIsRefused() public {
         FabstirMarketplace other = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
-        _register(other, host1, host1Id);
+        assertTrue(address(other) == otherMarketplace, "the vectors were made for another second marketplace");
+        // Host 1's registration on `market` is refused on `other`; its own registers it.
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, host1, host1Id));
+        other.registerHost(host1Id, registerHost1.commitment, registerHost1.proof);
+        _register(other, host1, host1Id, host1OnOtherMarketplace);
         assertEq(_open(other, host1, DEPOSIT), 1, "job 1 of the other marketplace");
         vm.prank(host1);
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
@@ -215,15 +245,17 @@ contract FabstirMarketplaceTest is Test {
     }
 
     function test_registrationAndJobCreationRefusals() public {
+        bytes memory proof = registerHost1.proof;
+        uint256 commitment = registerHost1.commitment;
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidHostId.selector, 0));
-        market.registerHost(0);
+        market.registerHost(0, commitment, proof);
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidHostId.selector, R));
-        market.registerHost(R);
+        market.registerHost(R, commitment, proof);
         vm.prank(host1);
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostAlreadyRegistered.selector, host1));
-        market.registerHost(12345);
+        market.registerHost(12345, commitment, proof);
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostIdTaken.selector, host1Id));
-        market.registerHost(host1Id);
+        market.registerHost(host1Id, commitment, proof);
         assertEq(market.hostIdOf(host1), host1Id, "host 1's id");
         assertEq(market.hostIdOf(client), 0, "no id");
 
@@ -238,6 +270,69 @@ contract FabstirMarketplaceTest is Test {
         market.createSessionJob{value: 1}(address(0), MODEL, PRICE);
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.UnknownJob.selector, 4));
         market.getJob(4);
+    }
+
+    /// Registration is bound to the sender: on a fresh marketplace, a
+    /// squatter who copies host 1's registration proof (from the mempool) is
+    /// refused, and so is anyone with a proof for another id, chain or
+    /// marketplace; host 1's wallet registers with it.
+    function test_squattingAHostIdIsRefused() public {
+        FabstirMarketplace fresh = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        address squatter = address(0x5017);
+        vm.prank(squatter);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, squatter, host1Id));
+        fresh.registerHost(host1Id, registerHost1.commitment, registerHost1.proof);
+        // Another marketplace's proof (HOST1 is for `market`).
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, host1, host1Id));
+        fresh.registerHost(host1Id, registerHost1.commitment, registerHost1.proof);
+        // On `market`, host 1's proof for host 2's wallet's id, and a changed commitment.
+        address newcomer = address(0x4E3);
+        vm.prank(newcomer);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, newcomer, host3Id));
+        market.registerHost(host3Id, host3ForHost1Wallet.commitment, host3ForHost1Wallet.proof);
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostAlreadyRegistered.selector, host1));
+        market.registerHost(host3Id, host3ForHost1Wallet.commitment, host3ForHost1Wallet.proof);
+        // A checkpoint proof is not a registration proof.
+        vm.prank(newcomer);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, newcomer, host3Id));
+        market.registerHost(host3Id, job1At250ByHost3.commitment, job1At250ByHost3.proof);
+        assertEq(market.hostIdOf(newcomer), 0, "the newcomer has no id");
+    }
+
+    /// A wallet rotates to a new key on a proof of the new key for it; the
+    /// old id is retired; a proof made under the old key and not submitted
+    /// yet is refused, and the same checkpoint under the new key is paid.
+    function test_aWalletRotatesToANewKey() public {
+        _submit(host1, 1, 100, job1At100.commitment, job1At100.proof);
+        // Only a registered wallet rotates, and only with a proof for itself.
+        vm.prank(client);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostNotRegistered.selector, client));
+        market.rotateHost(host3Id, host3ForHost1Wallet.commitment, host3ForHost1Wallet.proof);
+        vm.prank(host2);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, host2, host3Id));
+        market.rotateHost(host3Id, host3ForHost1Wallet.commitment, host3ForHost1Wallet.proof);
+        vm.prank(host1);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostIdTaken.selector, host2Id));
+        market.rotateHost(host2Id, registerHost2.commitment, registerHost2.proof);
+
+        vm.expectEmit(true, true, true, true);
+        emit IFabstirMarketplace.HostRotated(host1, host1Id, host3Id);
+        vm.prank(host1);
+        market.rotateHost(host3Id, host3ForHost1Wallet.commitment, host3ForHost1Wallet.proof);
+        assertEq(market.hostIdOf(host1), host3Id, "host 1's wallet has the new id");
+
+        // The retired id cannot be taken.
+        vm.prank(address(0x5017));
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.HostIdTaken.selector, host1Id));
+        market.registerHost(host1Id, registerHost1.commitment, registerHost1.proof);
+
+        // Old key, not yet submitted: refused. New key: paid the delta since 100.
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidProof.selector, 1));
+        _submit(host1, 1, 250, job1At250.commitment, job1At250.proof);
+        _submit(host1, 1, 250, job1At250ByHost3.commitment, job1At250ByHost3.proof);
+        assertEq(market.earnings(host1), 250 * PRICE, "paid up to 250 tokens");
     }
 
     /// The message the node signs for `submitProofOfWork` (AUDIT-F4), as

@@ -193,6 +193,22 @@ export const MARKETPLACE_ABI = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "host",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "hostId",
+        "type": "uint256"
+      }
+    ],
+    "name": "InvalidKeyProof",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "jobId",
         "type": "uint256"
@@ -345,6 +361,31 @@ export const MARKETPLACE_ABI = [
       }
     ],
     "name": "HostRegistered",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "host",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "previousHostId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "hostId",
+        "type": "uint256"
+      }
+    ],
+    "name": "HostRotated",
     "type": "event"
   },
   {
@@ -699,9 +740,42 @@ export const MARKETPLACE_ABI = [
         "internalType": "uint256",
         "name": "hostId",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "commitment",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "proof",
+        "type": "bytes"
       }
     ],
     "name": "registerHost",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "newHostId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "commitment",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes",
+        "name": "proof",
+        "type": "bytes"
+      }
+    ],
+    "name": "rotateHost",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"

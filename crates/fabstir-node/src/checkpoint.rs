@@ -243,6 +243,11 @@ impl Checkpoints {
         // result (its tokens_used).
         let mut statement = prechecked.statement;
         statement.tokens = kind.proved_tokens(statement.tokens, tokens);
+        // Made under the key in use: after a host key rotation the
+        // marketplace pays proofs of the wallet's new host id only, so a job
+        // proved under the old key is checkpointed with a fresh proof.
+        let host_id = self.generator.host_id();
+        statement.host_id = host_id;
         // Each submission needs its own proofHash: the job's first checkpoint
         // uses the stored proof when it binds this statement, later ones a
         // fresh proof (proofs are randomised, so the bytes differ).
@@ -260,7 +265,15 @@ impl Checkpoints {
             if let Some(checkpoint) = now.checkpoint_at(tx, tokens)? {
                 return Ok(Ok((checkpoint, false)));
             }
-            match self.record(tx, &now, tokens, kind, &proof_bytes, &model_id, delta_cid) {
+            match self.record(
+                tx,
+                &now,
+                (tokens, host_id),
+                kind,
+                &proof_bytes,
+                &model_id,
+                delta_cid,
+            ) {
                 Ok(checkpoint) => Ok(Ok((checkpoint, true))),
                 Err(CheckpointError::Store(e)) => Err(e),
                 Err(e) => Ok(Err(e)),
@@ -283,7 +296,7 @@ impl Checkpoints {
         &self,
         tx: &rusqlite::Connection,
         now: &JobSnapshot,
-        tokens: u64,
+        (tokens, host_id): (u64, fabstir_zk::HostId),
         kind: SubmissionKind,
         proof_bytes: &[u8],
         model_id: &[u8; 32],
@@ -294,6 +307,7 @@ impl Checkpoints {
         let delta = claimable(job, tokens, cleared.tokens_used, &now.claims)?;
         let mut statement = cleared.statement;
         statement.tokens = kind.proved_tokens(statement.tokens, tokens);
+        statement.host_id = host_id;
         if proof_bytes != cleared.proof.envelope.as_slice() || statement != cleared.statement {
             self.gate
                 .check_payment_proof(proof_bytes, &statement)

@@ -332,12 +332,25 @@ impl ChainWatch {
         }
         let loaded = self.keys.current().manifest.host_id.to_bytes();
         let dir = self.keys.dir();
+        let on_disk = fabstir_zk::keystore::read_manifest(dir).map(|m| m.host_id.to_bytes());
+        if loaded != registered && on_disk.as_ref().is_ok_and(|id| *id == registered) {
+            // The wallet moved to the key directory's new host_id
+            // (rotateHost): the node follows it on reload.
+            return Check::failed(format!(
+                "the keys in use have host_id {}, but {who} is now registered with host_id {}, the key directory's: \
+                 every submission reverts (InvalidProof) until the node reloads its keys (SIGHUP, or POST /v1/admin/keys/reload)",
+                hex32(&loaded),
+                hex32(&registered)
+            ));
+        }
         if loaded != registered {
             return Check::failed(format!(
                 "the keys in use have host_id {}, but {who} is registered with host_id {}: every submission reverts (InvalidProof). \
-                 Rotating a host_id on-chain is not supported yet: put the key set with host_id {} back into {} and reload",
+                 Move the wallet to the keys in use (fabstir-node chain register --keys-dir {}: rotateHost, with a proof of the key), \
+                 or put the key set with host_id {} back into {} and reload",
                 hex32(&loaded),
                 hex32(&registered),
+                dir.display(),
                 hex32(&registered),
                 dir.display()
             ));
@@ -345,11 +358,13 @@ impl ChainWatch {
         match fabstir_zk::keystore::read_manifest(dir) {
             Ok(manifest) if manifest.host_id.to_bytes() != registered => Check::failed(format!(
                 "the key directory {} now holds host_id {} (after keys rotate --new-host-key?), but {who} is registered with host_id {}: \
-                 a reload is refused and the node would not start again with it. Rotating a host_id on-chain is not supported yet: \
-                 move the previous set back from {}/retired/ (the newest one), or register a new wallet for the new host_id and restart with it",
+                 a reload is refused and the node would not start again with it. Move the wallet to the new host_id \
+                 (fabstir-node chain register --keys-dir {}: rotateHost, with a proof of the new key), then reload; \
+                 or move the previous set back from {}/retired/ (the newest one)",
                 dir.display(),
                 manifest.host_id,
                 hex32(&registered),
+                dir.display(),
                 dir.display()
             )),
             // The `keys` check reports a directory that does not load.

@@ -57,14 +57,20 @@ pub enum GenerateError {
 
 impl GenerateError {
     /// Every code [`GenerateError::code`] returns (for documentation checks).
-    pub const CODES: [&'static str; 4] =
-        ["timeout", "wrong_host_key", "backend", "proof_too_large"];
+    pub const CODES: [&'static str; 5] = [
+        "timeout",
+        "wrong_host_key",
+        "reserved_job_id",
+        "backend",
+        "proof_too_large",
+    ];
 
     /// Short reason label for metrics and the job's failure field.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Prove(ProveError::Timeout(_)) => "timeout",
             Self::Prove(ProveError::WrongHostKey) => "wrong_host_key",
+            Self::Prove(ProveError::ReservedJobId) => "reserved_job_id",
             Self::Prove(ProveError::Backend(_)) => "backend",
             Self::TooLarge(..) => "proof_too_large",
         }
@@ -427,6 +433,7 @@ mod tests {
         let errors = [
             GenerateError::Prove(ProveError::Timeout(Duration::from_secs(1))),
             GenerateError::Prove(ProveError::WrongHostKey),
+            GenerateError::Prove(ProveError::ReservedJobId),
             GenerateError::Prove(ProveError::Backend("b".into())),
             GenerateError::TooLarge(2, 1),
         ];

@@ -204,6 +204,10 @@ pub enum ProveError {
     /// The host key does not belong to the statement's host.
     #[error("the host key does not match the statement's host_id")]
     WrongHostKey,
+    /// The statement's job id lies in the domain reserved for host
+    /// registrations (see `registration`): no result is proved for it.
+    #[error("job ids starting with the bytes \"fabstir:host\" are reserved for host registrations; no result is proved for one")]
+    ReservedJobId,
     /// Proving took longer than allowed.
     #[error("proving did not finish within {0:?}")]
     Timeout(Duration),

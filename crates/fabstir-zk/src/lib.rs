@@ -34,6 +34,7 @@ pub mod keys;
 pub mod keystore;
 pub mod poseidon;
 pub mod proof;
+pub mod registration;
 pub mod srs;
 pub mod statement;
 pub mod version;

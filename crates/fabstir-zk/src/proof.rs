@@ -58,8 +58,24 @@ fn await_proof(
 }
 
 impl ProofEnvelope {
-    /// Proves `statement` for the holder of `host_key`, with randomness from `rng`.
+    /// Proves `statement` for the holder of `host_key`, with randomness from
+    /// `rng`. A statement whose job id lies in the domain reserved for
+    /// registrations is refused ([`ProveError::ReservedJobId`]): those are
+    /// made by [`ProofEnvelope::create_registration`] only.
     pub fn create<R: RngCore + CryptoRng>(
+        pk: &ProvingKey,
+        statement: &Statement,
+        host_key: &HostKey,
+        rng: R,
+    ) -> Result<Self, ProveError> {
+        if statement.is_registration() {
+            return Err(ProveError::ReservedJobId);
+        }
+        Self::create_any(pk, statement, host_key, rng)
+    }
+
+    /// [`ProofEnvelope::create`] without the reserved-domain check.
+    pub(crate) fn create_any<R: RngCore + CryptoRng>(
         pk: &ProvingKey,
         statement: &Statement,
         host_key: &HostKey,

@@ -115,6 +115,13 @@ impl JobId {
         Ok(Self(out))
     }
 
+    /// Whether the id lies in the domain reserved for host registrations
+    /// (it starts with [`REGISTRATION_DOMAIN`]; see `crate::registration`):
+    /// no result may name such a job.
+    pub fn is_reserved(&self) -> bool {
+        self.0[..REGISTRATION_DOMAIN.len()] == REGISTRATION_DOMAIN
+    }
+
     /// From a u64.
     pub fn from_u64(v: u64) -> Self {
         let mut out = [0u8; 32];
@@ -434,6 +441,13 @@ impl ModelRef {
     }
 }
 
+/// The first 12 bytes of every registration job id (`crate::registration`).
+pub const REGISTRATION_DOMAIN: [u8; 12] = *b"fabstir:host";
+
+/// Why a result naming a job id of the registration domain is refused.
+pub const RESERVED_JOB_ID: &str =
+    "job ids starting with the bytes \"fabstir:host\" are reserved for host registrations";
+
 /// An inference result as a host reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InferenceResult {
@@ -478,6 +492,9 @@ impl InferenceResult {
         let raw: InferenceResultJson =
             crate::json::from_slice(json).map_err(|e| InputError::Json(e.to_string()))?;
         let model = ModelRef::from_parts(raw.model, raw.model_hash)?;
+        if raw.job_id.is_reserved() {
+            return Err(InputError::JobId(RESERVED_JOB_ID));
+        }
         Ok(Self {
             job_id: raw.job_id,
             chain_id: raw.chain_id,
@@ -553,6 +570,12 @@ pub fn pack_chain_and_tokens(chain_id: u64, tokens: u64) -> Fr {
 }
 
 impl Statement {
+    /// Whether this is a registration statement (its job id lies in the
+    /// reserved domain, see `crate::registration`).
+    pub fn is_registration(&self) -> bool {
+        self.job_id.is_reserved()
+    }
+
     /// The eleven commitment inputs of the current circuit version, in
     /// circuit order.
     pub fn commitment_inputs(&self) -> [Fr; 11] {

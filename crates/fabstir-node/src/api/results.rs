@@ -46,6 +46,18 @@ impl ResultRequest {
         }
         let model = ModelRef::from_parts(self.model, self.model_hash)
             .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
+        // A proof for such a job would register this host for a wallet of
+        // the caller's choosing (fabstir_zk::registration).
+        if fabstir_zk::registration::is_reserved(&self.job_id) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidResult,
+                format!(
+                    "job_id {}: {}",
+                    self.job_id,
+                    fabstir_zk::statement::RESERVED_JOB_ID
+                ),
+            ));
+        }
         Ok(InferenceResult {
             job_id: self.job_id,
             chain_id: self.chain_id,

@@ -101,7 +101,10 @@ impl Revert {
                     "a host id is a non-zero BN254 scalar (below the field modulus)"
                 }
                 M::HostAlreadyRegistered(_) => "the wallet already has a host id",
-                M::HostIdTaken(_) => "another wallet registered this host id",
+                M::HostIdTaken(_) => "another wallet registered this host id, or a rotation retired it",
+                M::InvalidKeyProof(_) => {
+                    "the registration proof does not show that the sender holds the host id's secret"
+                }
                 M::TokensNotIncreasing(_) => {
                     "the claimed cumulative count does not increase the recorded one"
                 }

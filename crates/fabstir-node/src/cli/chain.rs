@@ -1,7 +1,9 @@
 //! `chain`: the marketplace on an EVM chain. `deploy` deploys the verifier
 //! and the marketplace (compiled from `contracts/src` by the local toolchain),
 //! `wallet` creates a host wallet key file (or shows its address),
-//! `register` registers the host wallet with the node's `host_id`,
+//! `register` registers the host wallet with the node's `host_id` (with a
+//! proof that the wallet's owner holds the host secret; a wallet registered
+//! with another `host_id` moves to this one),
 //! `open-job` opens a job with a deposit as a client, and `demo` runs the
 //! whole flow on a local anvil: deploy, a funded job, the host registered,
 //! one result proved and submitted, the host credited.
@@ -66,7 +68,9 @@ pub enum ChainCommand {
         #[arg(long)]
         contracts: Option<PathBuf>,
     },
-    /// Register the host wallet with the marketplace under the key directory's host_id.
+    /// Register the host wallet with the marketplace under the key directory's host_id, with a proof
+    /// that the wallet's owner holds the host secret (a wallet registered with another host_id, as after
+    /// keys rotate --new-host-key, moves to this one with rotateHost).
     Register {
         /// JSON-RPC endpoint.
         #[arg(long)]
@@ -160,19 +164,7 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
             keys_dir,
             wallet_key,
         } => {
-            let wallet = match &wallet_key {
-                Some(path) => HostWallet::load(path),
-                None => HostWallet::from_env().and_then(|w| {
-                    w.ok_or_else(|| crate::chain::WalletError::Io {
-                        action: "read",
-                        path: PathBuf::from("$HOST_PRIVATE_KEY"),
-                        source: std::io::Error::other(
-                            "give --wallet-key FILE or set HOST_PRIVATE_KEY",
-                        ),
-                    })
-                }),
-            }
-            .map_err(|e| Failure::input("wallet", e.to_string()))?;
+            let wallet = load_wallet(wallet_key.as_deref())?;
             let keyset =
                 KeySet::load(&keys_dir).map_err(|e| Failure::input("keys", e.to_string()))?;
             let marketplace = parse_address("marketplace", &marketplace)?;
@@ -189,16 +181,21 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
                     .call()
                     .await
                     .map_err(|e| rpc_failure("hostIdOf", e))?;
-                // A wallet registers once: the same host_id again is done
-                // already; another cannot be registered (no rotation yet).
+                // The same host_id again is done already; a wallet
+                // registered with another one moves to this key set's
+                // (rotateHost: after keys rotate --new-host-key).
                 if registered == host_id {
-                    return Ok((chain_id, None));
+                    return Ok::<_, Failure>((chain_id, None));
                 }
-                if !registered.is_zero() {
-                    return Err(already_registered(host, registered, host_id));
-                }
-                let tx = register(&provider, marketplace, host_id).await?;
-                Ok((chain_id, Some(tx)))
+                let binding = if registered.is_zero() {
+                    Binding::Register
+                } else {
+                    Binding::Rotate {
+                        previous: registered,
+                    }
+                };
+                let tx = register(&provider, chain_id, marketplace, host, &keyset, binding).await?;
+                Ok((chain_id, Some((tx, binding))))
             })?;
             let registration = crate::chain::Registration {
                 chain_id,
@@ -218,7 +215,11 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
                     "host": wallet.address_checksummed(),
                     "host_id": keyset.manifest.host_id.to_string(),
                     "already_registered": outcome.is_none(),
-                    "transaction": outcome,
+                    "transaction": outcome.as_ref().map(|(tx, _)| tx),
+                    "rotated_from": outcome.and_then(|(_, binding)| match binding {
+                        Binding::Rotate { previous } => Some(format!("{previous:#066x}")),
+                        Binding::Register => None,
+                    }),
                 })
             );
             Ok(ExitCode::SUCCESS)
@@ -307,6 +308,75 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
     }
 }
 
+/// The host wallet from `--wallet-key FILE`, else from `HOST_PRIVATE_KEY`.
+pub(super) fn load_wallet(wallet_key: Option<&Path>) -> Result<HostWallet, Failure> {
+    match wallet_key {
+        Some(path) => HostWallet::load(path),
+        None => HostWallet::from_env().and_then(|w| {
+            w.ok_or_else(|| crate::chain::WalletError::Io {
+                action: "read",
+                path: PathBuf::from("$HOST_PRIVATE_KEY"),
+                source: std::io::Error::other("give --wallet-key FILE or set HOST_PRIVATE_KEY"),
+            })
+        }),
+    }
+    .map_err(|e| Failure::input("wallet", e.to_string()))
+}
+
+/// Moves `wallet` on every marketplace of `registrations` (all on the chain
+/// at `rpc_url`) to `keyset`'s host id with `rotateHost`, recording each
+/// new registration in `keys_dir`; the transaction hashes. Stops at the
+/// first failure, which says how to finish.
+pub(super) fn rotate_on_chain(
+    rpc_url: &str,
+    wallet: &HostWallet,
+    keys_dir: &Path,
+    keyset: &KeySet,
+    registrations: &[crate::chain::Registration],
+) -> Result<Vec<String>, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::other("runtime", e.to_string()))?;
+    runtime.block_on(async {
+        let provider = provider(rpc_url, wallet.signer())?;
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| rpc_failure(&format!("--rpc-url {rpc_url}"), e))?;
+        let host = Address::from(wallet.address());
+        let mut transactions = Vec::new();
+        for registration in registrations {
+            let marketplace = parse_address("marketplace", &registration.marketplace)?;
+            let previous = IFabstirMarketplace::new(marketplace, &provider)
+                .hostIdOf(host)
+                .call()
+                .await
+                .map_err(|e| rpc_failure("hostIdOf", e))?;
+            let binding = if previous.is_zero() {
+                Binding::Register
+            } else {
+                Binding::Rotate { previous }
+            };
+            let tx = register(&provider, chain_id, marketplace, host, keyset, binding).await?;
+            transactions.push(tx);
+            let recorded = crate::chain::Registration {
+                chain_id,
+                marketplace: registration.marketplace.clone(),
+                wallet: wallet.address_checksummed(),
+                host_id: keyset.manifest.host_id.to_string(),
+            };
+            if let Err(e) = crate::chain::record_registration(keys_dir, &recorded) {
+                eprintln!(
+                    "note: cannot record the registration in {} ({e})",
+                    keys_dir.display()
+                );
+            }
+        }
+        Ok(transactions)
+    })
+}
+
 fn toolchain(dir: Option<&Path>) -> Result<Toolchain, Failure> {
     Ok(Toolchain::locate(dir)?)
 }
@@ -336,19 +406,6 @@ fn rpc_failure(what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::other("rpc", format!("{what}: {e}"))
 }
 
-/// `chain register` for a wallet registered with another `host_id`.
-fn already_registered(host: Address, registered: U256, host_id: U256) -> Failure {
-    Failure::other(
-        "already_registered",
-        format!(
-            "wallet {host} is already registered with host_id {registered:#066x}, not this key directory's {host_id:#066x}; \
-             a wallet registers once, and the contract cannot change its host_id yet: use the key directory with host_id \
-             {registered:#066x} (restore the previous host key), or register another wallet for {host_id:#066x} \
-             (fabstir-node chain wallet new --out NEW.key, fund it, chain register --wallet-key NEW.key)"
-        ),
-    )
-}
-
 /// Why the contract refuses a transaction, from the revert data of its
 /// gas estimate: the custom error, decoded and explained.
 fn refused(what: &str, data: &[u8]) -> Failure {
@@ -356,7 +413,9 @@ fn refused(what: &str, data: &[u8]) -> Failure {
     let (name, detail) = (revert.name(), revert.detail());
     let why = match name {
         "HostAlreadyRegistered" => "the wallet is already registered (a wallet registers once)",
-        "HostIdTaken" => "another wallet is registered with this host_id (a host_id belongs to one wallet): use that wallet, or other keys",
+        "HostIdTaken" => "another wallet is registered with this host_id, or a rotation retired it (a host_id belongs to one wallet, once): use that wallet, or other keys",
+        "InvalidKeyProof" => "the registration proof does not verify: the marketplace's verifier checks another key (its vk_id differs from the key directory's), or the key files are damaged (fabstir-node keys verify)",
+        "HostNotRegistered" => "the wallet is not registered: nothing to rotate",
         "InvalidHostId" => "the host_id is 0 or not below the BN254 field modulus",
         "UnknownJob" => "no such job on this marketplace",
         "ZeroDeposit" => "the deposit is zero: give --tokens and --price-per-token above zero",
@@ -450,21 +509,60 @@ pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Val
     }))
 }
 
-/// `registerHost(hostId)` from the provider's wallet; the transaction hash.
+/// How [`register`] binds a wallet to a key set's host id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// `registerHost`: the wallet has no host id yet.
+    Register,
+    /// `rotateHost`: the wallet moves from host id `previous` (retired).
+    Rotate { previous: U256 },
+}
+
+/// `registerHost` or `rotateHost` (see [`Binding`]) from the provider's
+/// wallet `wallet`, with the registration proof `keyset` makes for that
+/// wallet on `marketplace` (chain `chain_id`): the proof that the wallet's
+/// owner holds the host secret, without which the contract refuses (so
+/// nobody can register another host's id). The transaction hash.
 pub async fn register(
     provider: &DynProvider,
+    chain_id: u64,
     marketplace: Address,
-    host_id: U256,
+    wallet: Address,
+    keyset: &KeySet,
+    binding: Binding,
 ) -> Result<String, Failure> {
-    let call = IFabstirMarketplace::registerHostCall { hostId: host_id };
-    let receipt = send(
-        provider,
-        "registerHost",
-        TransactionRequest::default()
-            .with_to(marketplace)
-            .with_call(&call),
+    let proof = fabstir_zk::ProofEnvelope::create_registration(
+        &keyset.proving_key,
+        chain_id,
+        marketplace,
+        wallet,
+        &keyset.host_key,
+        rand::rngs::OsRng,
     )
-    .await?;
+    .map_err(|e| Failure::other("prove_failed", format!("registration proof: {e}")))?;
+    let host_id = U256::from_be_bytes(keyset.manifest.host_id.to_bytes());
+    let commitment = U256::from_be_bytes(fabstir_zk::statement::field_to_be(
+        &proof.instance.commitment.0,
+    ));
+    let (name, request) = match binding {
+        Binding::Register => (
+            "registerHost",
+            TransactionRequest::default().with_call(&IFabstirMarketplace::registerHostCall {
+                hostId: host_id,
+                commitment,
+                proof: proof.proof.into(),
+            }),
+        ),
+        Binding::Rotate { .. } => (
+            "rotateHost",
+            TransactionRequest::default().with_call(&IFabstirMarketplace::rotateHostCall {
+                newHostId: host_id,
+                commitment,
+                proof: proof.proof.into(),
+            }),
+        ),
+    };
+    let receipt = send(provider, name, request.with_to(marketplace)).await?;
     Ok(format!("{:#x}", receipt.transaction_hash))
 }
 
@@ -546,8 +644,11 @@ async fn demo(toolchain: &Toolchain, url: &str) -> Result<(), Failure> {
     let host_provider = provider(&url, wallet.signer())?;
     let tx = register(
         &host_provider,
+        ANVIL_CHAIN_ID,
         marketplace,
-        U256::from_be_bytes(keyset.manifest.host_id.to_bytes()),
+        host,
+        &keyset,
+        Binding::Register,
     )
     .await?;
     step(

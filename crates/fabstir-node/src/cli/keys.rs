@@ -62,8 +62,16 @@ pub enum KeysCommand {
         /// Also make a new host key (a new host_id).
         #[arg(long)]
         new_host_key: bool,
-        /// Rotate although a marketplace has this host_id registered (the node serving it would
-        /// refuse the new keys; register a new wallet for the new host_id).
+        /// With --new-host-key on a key directory whose host_id a marketplace has registered: the
+        /// chain's JSON-RPC endpoint, to move the wallet to the new host_id there (rotateHost, with a
+        /// proof of the new key), so that the node serving it follows the new id on reload.
+        #[arg(long)]
+        rpc_url: Option<String>,
+        /// The registered host wallet's key file (with --rpc-url) [default: HOST_PRIVATE_KEY].
+        #[arg(long)]
+        wallet_key: Option<PathBuf>,
+        /// Rotate although a marketplace has this host_id registered, without moving it on-chain
+        /// (the node serving it refuses the new keys until chain register moves the wallet).
         #[arg(long)]
         force: bool,
     },
@@ -118,6 +126,8 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
             dir,
             srs,
             new_host_key,
+            rpc_url,
+            wallet_key,
             force,
         } => {
             let source = srs.ceremony()?;
@@ -132,30 +142,73 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
                      give --srs FILE --srs-sha256 HEX and/or --new-host-key",
                 ));
             }
-            let registered = registered_on_chain(&dir);
-            if !registered.is_empty() && !force {
-                let changes = if new_host_key {
-                    "a new host key changes the host_id"
+            let registrations = registrations_of_current_host(&dir);
+            let registered: Vec<String> = registrations.iter().map(describe).collect();
+            // On-chain, a wallet can move to a new host_id (rotateHost), but
+            // a marketplace's verifier checks one vk_id.
+            let on_chain = new_host_key && source.is_none() && !outdated && rpc_url.is_some();
+            if !registered.is_empty() && !force && !on_chain {
+                let how = if !new_host_key || source.is_some() || outdated {
+                    "new keys change the vk_id its verifier checks, which a marketplace cannot follow: deploy a verifier \
+                     and marketplace for the new keys, or rotate with --force and move to them yourself"
                 } else {
-                    "new keys change the vk_id its verifier checks"
+                    "a new host key changes the host_id: give --rpc-url URL (and --wallet-key FILE, the registered wallet) \
+                     to move the wallet to the new host_id on-chain as well (rotateHost, with a proof of the new key)"
                 };
                 return Err(Failure::input(
                     "registered_on_chain",
                     format!(
-                        "{} serves {}: {changes}, which the marketplace cannot follow (rotating on-chain is not supported yet): \
-                         a node serving it refuses the new keys on reload and would not start again with them. Nothing was changed. \
-                         To move to a new host_id anyway, rotate with --force, register a new wallet for the new host_id \
-                         (fabstir-node chain wallet new, chain register) and restart the node with it; for a new vk_id, deploy a \
-                         verifier and marketplace for the new keys",
+                        "{} serves {}: a node serving it refuses keys the marketplace does not know, on reload and at start-up. \
+                         Nothing was changed. {how}",
                         dir.display(),
                         registered.join(", ")
                     ),
                 ));
             }
+            let wallet = match (&rpc_url, on_chain && !registrations.is_empty()) {
+                (Some(_), true) => Some(super::chain::load_wallet(wallet_key.as_deref())?),
+                _ => None,
+            };
+            if let Some(wallet) = &wallet {
+                let address = wallet.address_checksummed();
+                if let Some(other) = registrations.iter().find(|r| r.wallet != address) {
+                    return Err(Failure::input(
+                        "wallet",
+                        format!(
+                            "{} is registered for wallet {}, not {address}: give that wallet's --wallet-key. Nothing was changed.",
+                            describe(other),
+                            other.wallet
+                        ),
+                    ));
+                }
+            }
             let rotation = KeySet::rotate(&dir, source.as_ref(), new_host_key, rand::rngs::OsRng)?;
-            if !registered.is_empty() {
+            let mut transactions = Vec::new();
+            if let (Some(wallet), Some(url)) = (&wallet, &rpc_url) {
+                transactions = super::chain::rotate_on_chain(
+                    url,
+                    wallet,
+                    &dir,
+                    &rotation.keys,
+                    &registrations,
+                )
+                .map_err(|e| {
+                    Failure::other(
+                        "rotated_off_chain_only",
+                        format!(
+                            "the keys in {} rotated (the previous set is in {}), but moving the wallet on-chain failed: {}. \
+                             Do not reload the node yet; finish with fabstir-node chain register --rpc-url {url} --marketplace ADDRESS \
+                             --keys-dir {} (it moves the wallet with rotateHost)",
+                            dir.display(),
+                            rotation.retired_dir.display(),
+                            e.message,
+                            dir.display()
+                        ),
+                    )
+                })?;
+            } else if !registered.is_empty() {
                 eprintln!(
-                    "WARNING: rotated with --force although {} serves {}: do not reload a node serving it; register a wallet for the new keys first",
+                    "WARNING: rotated with --force although {} serves {}: do not reload a node serving it before fabstir-node chain register moves the wallet to the new keys",
                     dir.display(),
                     registered.join(", ")
                 );
@@ -171,6 +224,7 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
                     "vk_changed": rotation.keys.manifest.vk_id != rotation.previous_vk_id,
                     "retired": rotation.retired_dir.display().to_string(),
                     "srs_trust": rotation.keys.manifest.srs.trust.to_string(),
+                    "on_chain_transactions": transactions,
                 })
             );
             eprintln!("rotated; a running node picks the new keys up on SIGHUP or POST /v1/admin/keys/reload");
@@ -180,8 +234,8 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, Failure> {
 }
 
 /// The marketplaces the key directory's current `host_id` is registered
-/// with (as `chain register` and `serve` recorded them), described.
-fn registered_on_chain(dir: &Path) -> Vec<String> {
+/// with (as `chain register` and `serve` recorded them).
+fn registrations_of_current_host(dir: &Path) -> Vec<crate::chain::Registration> {
     let Ok(manifest) = keystore::read_manifest(dir) else {
         return Vec::new();
     };
@@ -189,13 +243,15 @@ fn registered_on_chain(dir: &Path) -> Vec<String> {
     crate::chain::registrations(dir)
         .into_iter()
         .filter(|r| r.host_id == host_id)
-        .map(|r| {
-            format!(
-                "marketplace {} on chain {} (wallet {} registered with host_id {})",
-                r.marketplace, r.chain_id, r.wallet, r.host_id
-            )
-        })
         .collect()
+}
+
+/// A registration, for messages.
+fn describe(r: &crate::chain::Registration) -> String {
+    format!(
+        "marketplace {} on chain {} (wallet {} registered with host_id {})",
+        r.marketplace, r.chain_id, r.wallet, r.host_id
+    )
 }
 
 fn backup_failure(e: BackupError) -> Failure {

@@ -283,6 +283,14 @@ impl Setup {
         )
     }
 
+    /// The host id the marketplace has registered for the host wallet.
+    fn registered_host_id(&self, chain: &Chain) -> U256 {
+        chain.call(
+            self.marketplace,
+            IFabstirMarketplace::hostIdOfCall { host: self.host },
+        )
+    }
+
     fn earnings(&self, chain: &Chain) -> U256 {
         chain.call(
             self.marketplace,
@@ -994,12 +1002,12 @@ fn wait_health(node: &Node, what: &str, accept: impl Fn(&Value) -> bool) -> Valu
 }
 
 #[test]
-fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
+fn a_host_key_rotates_on_chain_and_the_node_follows() {
     let chain = Chain::start(&[]);
     let setup = setup(&chain);
     let job = setup.open_job(&chain, 50);
-    let mut node = setup.start_node(&chain, &["--health-interval-ms", "200"], &[]);
-    prove(&node, &setup, job, 20);
+    let node = setup.start_node(&chain, &["--health-interval-ms", "200"], &[]);
+    prove(&node, &setup, job, 50);
     let old_host = node.startup["host_id"].as_str().unwrap().to_string();
     let health = wait_health(&node, "chain_host_id ok", |h| {
         h["checks"]["chain_host_id"]["ok"] == true
@@ -1015,22 +1023,26 @@ fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
             serde_json::from_slice(&std::fs::read(setup.keys.join("keys.json")).unwrap()).unwrap();
         manifest["host_id"].as_str().unwrap().to_string()
     };
+    let registered = || {
+        let id = setup.registered_host_id(&chain);
+        format!("0x{}", hex::encode(id.to_be_bytes::<32>()))
+    };
 
     // `keys rotate --new-host-key` knows (from the registration `serve` and
-    // `chain register` recorded) that a marketplace has this host_id: it
-    // refuses, and changes nothing.
+    // `chain register` recorded) that a marketplace has this host_id:
+    // without --rpc-url it refuses, says how, and changes nothing.
     let (code, refused) = try_cli(&["keys", "rotate", "--dir", keys, "--new-host-key"]);
     assert_eq!(code, Some(2), "{refused}");
     assert_eq!(refused["code"], "registered_on_chain", "{refused}");
     let message = refused["error"].as_str().unwrap();
     assert!(
-        message.contains("not supported yet") && message.contains("Nothing was changed"),
+        message.contains("give --rpc-url") && message.contains("Nothing was changed"),
         "{message}"
     );
     assert_eq!(manifest_host(), old_host);
 
-    // Forced, the directory gets a new host_id: /health names the problem
-    // before any reload (a restart would fail).
+    // Forced, the directory gets a new host_id that the chain does not
+    // know: /health names the problem before any reload.
     let (code, rotated) = try_cli(&["keys", "rotate", "--dir", keys, "--new-host-key", "--force"]);
     assert_eq!(code, Some(0), "{rotated}");
     let new_host = rotated["host_id"].as_str().unwrap().to_string();
@@ -1043,57 +1055,31 @@ fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
         .as_str()
         .unwrap();
     assert!(
-        detail.contains(&new_host) && detail.contains(&old_host),
+        detail.contains(&new_host)
+            && detail.contains(&old_host)
+            && detail.contains("chain register"),
         "{detail}"
     );
     assert!(node
         .metrics_text()
         .contains("fabstir_health_ok{check=\"chain_host_id\"} 0"));
-    // A restart with the rotated directory would be refused, saying what
-    // to do (another data directory: this one is the running node's).
-    let elsewhere = DataDir::new();
-    let flags = setup.node_flags(&chain, &[]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let refusal = common::serve_refused(elsewhere.path(), &flags, &[]);
-    let text = refusal.text();
-    assert!(
-        text.contains(&format!("is registered with host_id {old_host}"))
-            && text.contains("register a new wallet for host_id")
-            && text.contains("retired/"),
-        "{text}"
-    );
-
-    // A reload, by SIGHUP or by the admin route, is refused with what to do;
-    // the old keys stay in use.
-    let sent = Command::new("kill")
-        .args(["-HUP", &node.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let health = wait_health(&node, "SIGHUP reload refused", |h| {
-        h["checks"]["key_reload"]["ok"] == false
-    });
-    let detail = health["checks"]["key_reload"]["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("rotating a host_id on-chain is not supported yet")
-            && detail.contains("previous keys stay in use"),
-        "{detail}"
-    );
+    // A reload is refused with what to do; the old keys stay in use, and a
+    // checkpoint is still credited under them.
     let (status, body) = node.post_with_token("/v1/admin/keys/reload", &json!({}));
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "key_reload_failed");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("keep the old host key")
-            && message.contains("register a new wallet for host_id")
-            && message.contains(&new_host),
+        message.contains("chain register") && message.contains(&new_host),
         "{message}"
     );
-    let (_, ezkl) = node.get("/health/ezkl");
-    assert_eq!(ezkl["host_id"], old_host.as_str(), "{ezkl}");
+    let (status, body) = checkpoint(&node, job, 20);
+    assert_eq!(status, 201, "{body}");
+    setup.wait_outbox_done(Duration::from_secs(60));
+    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(20));
 
-    // `chain register` of the new keys with the registered wallet: the
-    // contract's HostAlreadyRegistered, said in words (and checked first).
+    // `chain register` with the new keys and the registered wallet moves the
+    // wallet on-chain (rotateHost, with a proof of the new key).
     let market = format!("{:#x}", setup.marketplace);
     let wallet = setup.wallet_file.to_str().unwrap();
     let register = |keys: &str, wallet: &str| {
@@ -1110,15 +1096,32 @@ fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
             wallet,
         ])
     };
-    let (code, refused) = register(keys, wallet);
-    assert_eq!(code, Some(1), "{refused}");
-    assert_eq!(refused["code"], "already_registered", "{refused}");
-    let message = refused["error"].as_str().unwrap();
-    assert!(
-        message.contains(&format!("is already registered with host_id {old_host}")),
-        "{message}"
-    );
-    // The old host_id for another wallet: the contract's HostIdTaken,
+    let (code, moved) = register(keys, wallet);
+    assert_eq!(code, Some(0), "{moved}");
+    assert_eq!(moved["rotated_from"], old_host.as_str(), "{moved}");
+    assert_eq!(registered(), new_host);
+    // The node follows: /health says to reload, the reload installs the new
+    // key and clears the check.
+    let health = wait_health(&node, "chain_host_id says reload", |h| {
+        h["checks"]["chain_host_id"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("until the node reloads its keys"))
+    });
+    assert_eq!(health["status"], "degraded", "{health}");
+    let (status, body) = node.post_with_token("/v1/admin/keys/reload", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    wait_health(&node, "chain_host_id ok after the rotation", |h| {
+        h["checks"]["chain_host_id"]["ok"] == true && h["status"] == "ok"
+    });
+    let (_, ezkl) = node.get("/health/ezkl");
+    assert_eq!(ezkl["host_id"], new_host.as_str(), "{ezkl}");
+    // The next checkpoint is proved under the new key and credited.
+    let (status, body) = checkpoint(&node, job, 30);
+    assert_eq!(status, 201, "{body}");
+    setup.wait_outbox_done(Duration::from_secs(60));
+    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(30));
+
+    // The retired host_id cannot be registered by anyone: HostIdTaken,
     // decoded from the revert.
     let retired = std::fs::read_dir(setup.keys.join("retired"))
         .unwrap()
@@ -1138,43 +1141,40 @@ fn a_new_host_key_is_refused_while_the_marketplace_knows_the_old_one() {
     assert_eq!(refused["code"], "reverted", "{refused}");
     let message = refused["error"].as_str().unwrap();
     assert!(
-        message.contains("HostIdTaken") && message.contains("another wallet"),
+        message.contains("HostIdTaken") && message.contains("retired"),
         "{message}"
     );
 
-    // The node still submits with the old keys: the checkpoint is credited.
-    let (status, body) = checkpoint(&node, job, 20);
-    assert_eq!(status, 201, "{body}");
-    setup.wait_outbox_done(Duration::from_secs(60));
-    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(20));
-
-    // Restoring the old set clears the check; a reload then succeeds.
-    for name in [
-        "srs.params",
-        "proving.key",
-        "verifying.key",
-        "host.key",
-        "keys.json",
-    ] {
-        std::fs::rename(retired.join(name), setup.keys.join(name)).unwrap();
-    }
-    wait_health(&node, "chain_host_id ok again", |h| {
-        h["checks"]["chain_host_id"]["ok"] == true
-    });
+    // In one step: `keys rotate --new-host-key --rpc-url` rotates the
+    // directory and moves the wallet; the node follows on reload.
+    let (code, rotated) = try_cli(&[
+        "keys",
+        "rotate",
+        "--dir",
+        keys,
+        "--new-host-key",
+        "--rpc-url",
+        &chain.url,
+        "--wallet-key",
+        wallet,
+    ]);
+    assert_eq!(code, Some(0), "{rotated}");
+    let third_host = rotated["host_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        rotated["on_chain_transactions"].as_array().map(Vec::len),
+        Some(1),
+        "{rotated}"
+    );
+    assert_eq!(registered(), third_host);
     let (status, body) = node.post_with_token("/v1/admin/keys/reload", &json!({}));
     assert_eq!(status, 200, "{body}");
-    let health = wait_health(&node, "ok again", |h| h["status"] == "ok");
-    assert_eq!(health["checks"]["key_reload"]["ok"], true);
-    // Registering the same wallet and host_id again is nothing to do.
-    let (code, again) = register(keys, wallet);
-    assert_eq!(code, Some(0), "{again}");
-    assert_eq!(again["already_registered"], true, "{again}");
-    assert_eq!(again["transaction"], Value::Null, "{again}");
-    let stderr = node.stderr_text();
-    assert!(
-        stderr.contains("key reload failed; the previous keys stay in use"),
-        "{stderr}"
-    );
+    let (_, ezkl) = node.get("/health/ezkl");
+    assert_eq!(ezkl["host_id"], third_host.as_str(), "{ezkl}");
+    let (status, body) = checkpoint(&node, job, 40);
+    assert_eq!(status, 201, "{body}");
+    setup.wait_outbox_done(Duration::from_secs(60));
+    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(40));
+    assert_eq!(setup.earnings(&chain), U256::from(40 * PRICE));
     node.kill9();
 }
 

@@ -103,6 +103,13 @@ fn bench_measures_the_verifier_with_transactions() {
         "the first submission creates storage: {first} < {submit}"
     );
 
+    // Registration verifies a registration proof and writes two slots.
+    let register = figure(&report, "register_gas");
+    assert!(
+        register > verify && register < verify + 100_000,
+        "register_gas {register} vs verify_gas {verify}"
+    );
+
     let vk_id = report["vk_id"].as_str().expect("vk_id");
     assert!(vk_id.starts_with("0x") && vk_id.len() == 66, "{vk_id}");
     assert!(

@@ -54,10 +54,20 @@ fn host_word(n: u64) -> [u8; 32] {
 /// The marketplace's address in the forge test: the test contract deploys
 /// the verifier (nonce 1), then the marketplace (nonce 2).
 fn forge_marketplace() -> AlloyAddress {
+    forge_created(2)
+}
+
+/// The second marketplace a forge test deploys (nonce 3, after `setUp`).
+fn forge_other_marketplace() -> AlloyAddress {
+    forge_created(3)
+}
+
+/// The address of the contract the forge test contract creates with `nonce`.
+fn forge_created(nonce: u8) -> AlloyAddress {
     // CREATE: keccak256(rlp([sender, nonce]))[12..], a one-byte nonce.
     let mut rlp = vec![0xd6, 0x94];
     rlp.extend_from_slice(FORGE_TEST_CONTRACT.as_slice());
-    rlp.push(2);
+    rlp.push(nonce);
     AlloyAddress::from_slice(&keccak256(&rlp)[12..])
 }
 
@@ -71,8 +81,9 @@ struct Vector {
 }
 
 /// The forge test's proofs. Job 2 is served by host 2: its proof by host 1
-/// is another host's work.
-const VECTORS: [Vector; 3] = [
+/// is another host's work. Host 3's key is the one host 1's wallet rotates
+/// to.
+const VECTORS: [Vector; 4] = [
     Vector {
         name: "JOB1_HOST1_100",
         job: 1,
@@ -91,7 +102,84 @@ const VECTORS: [Vector; 3] = [
         host: 1,
         tokens: 100,
     },
+    Vector {
+        name: "JOB1_HOST3_250",
+        job: 1,
+        host: 3,
+        tokens: 250,
+    },
 ];
+
+/// One registration proof the forge test uses: development host `host`'s
+/// key registered for the wallet of secp256k1 key `wallet_key`.
+struct RegistrationVector {
+    name: &'static str,
+    host: u64,
+    wallet_key: u64,
+    /// For the second marketplace a test deploys, not `setUp`'s.
+    other_marketplace: bool,
+}
+
+/// forge's host 1 and host 2 wallets (`vm.addr(0xA11CE)`, `vm.addr(0xB0B)`).
+const HOST1_WALLET_KEY: u64 = 0xA11CE;
+const HOST2_WALLET_KEY: u64 = 0xB0B;
+
+/// The forge test's registrations: hosts 1 and 2 for their wallets, and
+/// host 3's key for host 1's wallet (the rotation).
+const REGISTRATIONS: [RegistrationVector; 4] = [
+    RegistrationVector {
+        name: "HOST1",
+        host: 1,
+        wallet_key: HOST1_WALLET_KEY,
+        other_marketplace: false,
+    },
+    RegistrationVector {
+        name: "HOST2",
+        host: 2,
+        wallet_key: HOST2_WALLET_KEY,
+        other_marketplace: false,
+    },
+    RegistrationVector {
+        name: "HOST3_FOR_HOST1_WALLET",
+        host: 3,
+        wallet_key: HOST1_WALLET_KEY,
+        other_marketplace: false,
+    },
+    RegistrationVector {
+        name: "HOST1_ON_OTHER_MARKETPLACE",
+        host: 1,
+        wallet_key: HOST1_WALLET_KEY,
+        other_marketplace: true,
+    },
+];
+
+/// The marketplace registration vector `r` is for.
+fn registration_marketplace(r: &RegistrationVector) -> AlloyAddress {
+    if r.other_marketplace {
+        forge_other_marketplace()
+    } else {
+        forge_marketplace()
+    }
+}
+
+/// The address of secp256k1 private key `key`.
+fn wallet_of(key: u64) -> AlloyAddress {
+    let signer = alloy::signers::local::PrivateKeySigner::from_bytes(
+        &U256::from(key).to_be_bytes::<32>().into(),
+    )
+    .expect("key");
+    signer.address()
+}
+
+/// The registration statement of `r` for the forge test's marketplace.
+fn registration_statement(r: &RegistrationVector) -> fabstir_zk::Statement {
+    fabstir_zk::Statement::registration(
+        FORGE_CHAIN_ID,
+        registration_marketplace(r),
+        wallet_of(r.wallet_key),
+        host(r.host).host_id(),
+    )
+}
 
 /// The result a node would prove for `job` at `tokens` cumulative tokens.
 fn result(chain_id: u64, marketplace: &[u8; 20], job: u64, tokens: u64) -> InferenceResult {
@@ -118,8 +206,10 @@ fn vector_words(v: &Vector) -> Vec<[u8; 32]> {
     calldata::instance_words(&statement.instance().to_field_elements())
 }
 
-/// `marketplace.json` around `proofs` (one per [`VECTORS`] entry).
+/// `marketplace.json` around `proofs` (one per [`VECTORS`] entry, then one
+/// per [`REGISTRATIONS`] entry).
 fn vectors_json(proofs: &[Vec<u8>]) -> Value {
+    let (proofs, registration_proofs) = proofs.split_at(VECTORS.len().min(proofs.len()));
     let word = |w: [u8; 32]| format!("0x{}", hex::encode(w));
     let entries = VECTORS.iter().zip(proofs).map(|(v, proof)| {
         let commitment = vector_words(v)[fabstir_zk::circuit::layout::instance::COMMITMENT];
@@ -132,29 +222,81 @@ fn vectors_json(proofs: &[Vec<u8>]) -> Value {
         });
         (v.name.to_string(), entry)
     });
+    let registrations = REGISTRATIONS
+        .iter()
+        .zip(registration_proofs)
+        .map(|(r, proof)| {
+            let words =
+                calldata::instance_words(&registration_statement(r).instance().to_field_elements());
+            let entry = json!({
+                "host": r.host,
+                "wallet": wallet_of(r.wallet_key).to_checksum(None),
+                "commitment": word(words[fabstir_zk::circuit::layout::instance::COMMITMENT]),
+                "proof": format!("0x{}", hex::encode(proof)),
+            });
+            (r.name.to_string(), entry)
+        });
     json!({
         "about": "Proofs for test/FabstirMarketplace.t.sol, made with the development proving key by development hosts 1 and 2 for the marketplace forge deploys at `marketplace` on chain `chain_id`. Generated by crates/fabstir-node/tests/it/marketplace.rs; do not edit.",
         "regenerate": REGENERATE,
         "marketplace": forge_marketplace().to_checksum(None),
+        "other_marketplace": forge_other_marketplace().to_checksum(None),
         "chain_id": FORGE_CHAIN_ID,
-        "host_ids": { "host1": word(host_word(1)), "host2": word(host_word(2)) },
+        "host_ids": {
+            "host1": word(host_word(1)),
+            "host2": word(host_word(2)),
+            "host3": word(host_word(3)),
+        },
         "proofs": entries.collect::<serde_json::Map<_, _>>(),
+        "registrations": registrations.collect::<serde_json::Map<_, _>>(),
     })
 }
 
-/// The proofs of a file written from [`vectors_json`], in [`VECTORS`] order.
+/// The proofs of a file written from [`vectors_json`], in [`VECTORS`] then
+/// [`REGISTRATIONS`] order.
 fn parse_proofs(file: &Value) -> Vec<Vec<u8>> {
     VECTORS
         .iter()
-        .filter_map(|v| file["proofs"][v.name]["proof"].as_str())
+        .map(|v| &file["proofs"][v.name]["proof"])
+        .chain(
+            REGISTRATIONS
+                .iter()
+                .map(|r| &file["registrations"][r.name]["proof"]),
+        )
+        .filter_map(|p| p.as_str())
         .filter_map(|h| hex::decode(h.strip_prefix("0x")?).ok())
         .collect()
+}
+
+/// The public inputs (contract words) of proof `i` of the file: a vector's,
+/// then a registration's.
+fn words_of_proof(i: usize) -> Vec<[u8; 32]> {
+    match VECTORS.get(i) {
+        Some(v) => vector_words(v),
+        None => calldata::instance_words(
+            &registration_statement(&REGISTRATIONS[i - VECTORS.len()])
+                .instance()
+                .to_field_elements(),
+        ),
+    }
 }
 
 #[test]
 fn forge_vectors_are_current_and_verify() {
     let path = repo_root().join(VECTORS_FILE);
     if std::env::var_os("FABSTIR_REGENERATE_VECTORS").is_some() {
+        let registrations = REGISTRATIONS.iter().map(|r| {
+            ProofEnvelope::create_registration(
+                pk(),
+                FORGE_CHAIN_ID,
+                registration_marketplace(r),
+                wallet_of(r.wallet_key),
+                &host(r.host),
+                rand::rngs::OsRng,
+            )
+            .expect("prove registration")
+            .proof
+        });
         let proofs: Vec<Vec<u8>> = VECTORS
             .iter()
             .map(|v| {
@@ -164,6 +306,7 @@ fn forge_vectors_are_current_and_verify() {
                     .expect("prove")
                     .proof
             })
+            .chain(registrations)
             .collect();
         let text = serde_json::to_string_pretty(&vectors_json(&proofs)).expect("json") + "\n";
         std::fs::write(&path, text).expect("write vectors");
@@ -173,7 +316,7 @@ fn forge_vectors_are_current_and_verify() {
     let proofs = parse_proofs(&file);
     assert_eq!(
         proofs.len(),
-        VECTORS.len(),
+        VECTORS.len() + REGISTRATIONS.len(),
         "{VECTORS_FILE}: regenerate with {REGENERATE}"
     );
     assert_eq!(
@@ -182,11 +325,14 @@ fn forge_vectors_are_current_and_verify() {
         "{VECTORS_FILE} drifted from its generator: regenerate with {REGENERATE}"
     );
     let plan = Plan::new(pk().verifying_key()).expect("plan");
-    for (v, proof) in VECTORS.iter().zip(&proofs) {
+    let names = VECTORS
+        .iter()
+        .map(|v| v.name)
+        .chain(REGISTRATIONS.iter().map(|r| r.name));
+    for (i, (name, proof)) in names.zip(&proofs).enumerate() {
         assert!(
-            halo2_verdict(pk().verifying_key(), &plan, &vector_words(v), proof),
-            "{}: the checked-in proof no longer verifies under the development key; regenerate with {REGENERATE}",
-            v.name
+            halo2_verdict(pk().verifying_key(), &plan, &words_of_proof(i), proof),
+            "{name}: the checked-in proof no longer verifies under the development key; regenerate with {REGENERATE}",
         );
     }
     // A proof is bound to its statement: the first proof does not verify for
@@ -292,6 +438,43 @@ fn prove_for(m: &Market, chain_id: u64, job: u64, tokens: u64) -> (U256, Vec<u8>
     (commitment, envelope.proof)
 }
 
+/// Development host `n`'s registration proof for `wallet` on this market
+/// (chain `chain_id`): (commitment, proof).
+fn registration_for(m: &Market, chain_id: u64, wallet: Address, n: u64) -> (U256, Vec<u8>) {
+    let envelope = ProofEnvelope::create_registration(
+        pk(),
+        chain_id,
+        m.address,
+        wallet,
+        &host(n),
+        rand::rngs::OsRng,
+    )
+    .expect("prove registration");
+    let commitment = U256::from_be_bytes(
+        calldata::instance_words(&envelope.instance.to_field_elements())
+            [fabstir_zk::circuit::layout::instance::COMMITMENT],
+    );
+    (commitment, envelope.proof)
+}
+
+fn register(n: u64, (commitment, proof): &(U256, Vec<u8>)) -> Vec<u8> {
+    IFabstirMarketplace::registerHostCall {
+        hostId: U256::from_be_bytes(host_word(n)),
+        commitment: *commitment,
+        proof: proof.clone().into(),
+    }
+    .abi_encode()
+}
+
+fn rotate(n: u64, (commitment, proof): &(U256, Vec<u8>)) -> Vec<u8> {
+    IFabstirMarketplace::rotateHostCall {
+        newHostId: U256::from_be_bytes(host_word(n)),
+        commitment: *commitment,
+        proof: proof.clone().into(),
+    }
+    .abi_encode()
+}
+
 fn submit(job: u64, tokens: u64, (commitment, proof): &(U256, Vec<u8>)) -> Vec<u8> {
     IFabstirMarketplace::submitVerifiedProofCall {
         jobId: U256::from(job),
@@ -312,13 +495,14 @@ fn proofs_made_by_the_node_are_paid_for_once_on_anvil() {
         "the marketplace's verifier checks another key"
     );
 
-    let host_id = U256::from_be_bytes(host_word(1));
-    m.ok(
+    let registration = registration_for(&m, 31337, m.host, 1);
+    let gas = m.ok(
         &m.host,
-        IFabstirMarketplace::registerHostCall { hostId: host_id }.abi_encode(),
+        register(1, &registration),
         U256::ZERO,
         "registerHost",
     );
+    eprintln!("registerHost with a proof: {gas} gas (whole transaction)");
     let price = U256::from(1_000_000_000u64);
     let deposit = price * U256::from(1_000u64);
     let open = IFabstirMarketplace::createSessionJobCall {
@@ -428,4 +612,130 @@ fn proofs_made_by_the_node_are_paid_for_once_on_anvil() {
         "withdrawn earnings"
     );
     assert_eq!(m.earnings(&m.host), U256::ZERO);
+}
+
+/// Registration is bound to the sender: nobody can register a host id
+/// without a proof made for their own wallet by the holder of its secret,
+/// and a registered wallet rotates to a new key on a proof of the new key.
+#[test]
+fn squatting_fails_and_a_key_rotates_on_anvil() {
+    let m = Market::deploy();
+    let squatter = m.client;
+    let chain_id = 31337;
+    let hosts_proof = registration_for(&m, chain_id, m.host, 1);
+    // The squatter front-runs with the host's own registration proof: it
+    // names the host's wallet, not the squatter's.
+    assert!(matches!(
+        m.revert(&squatter, register(1, &hosts_proof), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidKeyProof(_)
+    ));
+    // A proof for the squatter's wallet needs host 1's secret: host 2's key
+    // proves host 2's id only.
+    let wrong_key = registration_for(&m, chain_id, squatter, 2);
+    assert!(matches!(
+        m.revert(&squatter, register(1, &wrong_key), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidKeyProof(_)
+    ));
+    // A proof made for another chain does not register here.
+    let other_chain = registration_for(&m, 1, m.host, 1);
+    assert!(matches!(
+        m.revert(&m.host, register(1, &other_chain), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidKeyProof(_)
+    ));
+    // A checkpoint proof is not a registration proof.
+    let checkpoint = prove_for(&m, chain_id, 1, 100);
+    assert!(matches!(
+        m.revert(&m.host, register(1, &checkpoint), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidKeyProof(_)
+    ));
+    m.ok(
+        &m.host,
+        register(1, &hosts_proof),
+        U256::ZERO,
+        "registerHost",
+    );
+    let id = |who: &Address| {
+        U256::from_be_slice(&m.view(IFabstirMarketplace::hostIdOfCall { host: *who }.abi_encode()))
+    };
+    assert_eq!(id(&m.host), U256::from_be_bytes(host_word(1)));
+    assert_eq!(id(&squatter), U256::ZERO, "the squatter has no id");
+
+    // A job, one checkpoint under key 1.
+    let price = U256::from(1_000_000_000u64);
+    let open = IFabstirMarketplace::createSessionJobCall {
+        host: m.host,
+        modelId: [7u8; 32].into(),
+        pricePerToken: price,
+    }
+    .abi_encode();
+    m.ok(
+        &m.client,
+        open,
+        price * U256::from(1_000u64),
+        "createSessionJob",
+    );
+    m.ok(
+        &m.host,
+        submit(1, 100, &prove_for(&m, chain_id, 1, 100)),
+        U256::ZERO,
+        "checkpoint under key 1",
+    );
+    let old_key_proof = prove_for(&m, chain_id, 1, 250);
+
+    // Rotation: only on a proof of the new key for this wallet.
+    assert!(matches!(
+        m.revert(
+            &squatter,
+            rotate(3, &registration_for(&m, chain_id, squatter, 3)),
+            U256::ZERO
+        ),
+        IFabstirMarketplaceErrors::HostNotRegistered(_)
+    ));
+    assert!(matches!(
+        m.revert(
+            &m.host,
+            rotate(3, &registration_for(&m, chain_id, m.host, 2)),
+            U256::ZERO
+        ),
+        IFabstirMarketplaceErrors::InvalidKeyProof(_)
+    ));
+    let gas = m.ok(
+        &m.host,
+        rotate(3, &registration_for(&m, chain_id, m.host, 3)),
+        U256::ZERO,
+        "rotateHost",
+    );
+    eprintln!("rotateHost with a proof: {gas} gas (whole transaction)");
+    assert_eq!(id(&m.host), U256::from_be_bytes(host_word(3)));
+    // The retired id cannot be registered again, even with its own proof.
+    assert!(matches!(
+        m.revert(
+            &squatter,
+            register(1, &registration_for(&m, chain_id, squatter, 1)),
+            U256::ZERO
+        ),
+        IFabstirMarketplaceErrors::HostIdTaken(_)
+    ));
+
+    // A proof made under the old key and not yet submitted is refused ...
+    assert!(matches!(
+        m.revert(&m.host, submit(1, 250, &old_key_proof), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidProof(_)
+    ));
+    // ... and the same checkpoint proved under the new key is paid, the
+    // whole delta since the last credit.
+    let statement = result(chain_id, &m.address, 1, 250).statement(host(3).host_id());
+    let envelope =
+        ProofEnvelope::create(pk(), &statement, &host(3), rand::rngs::OsRng).expect("prove");
+    let commitment = U256::from_be_bytes(
+        calldata::instance_words(&envelope.instance.to_field_elements())
+            [fabstir_zk::circuit::layout::instance::COMMITMENT],
+    );
+    m.ok(
+        &m.host,
+        submit(1, 250, &(commitment, envelope.proof)),
+        U256::ZERO,
+        "checkpoint under key 3",
+    );
+    assert_eq!(m.earnings(&m.host), price * U256::from(250u64));
 }

@@ -108,7 +108,7 @@ pub enum EvmError {
     #[error("host_id: wallet {wallet} is not registered with the marketplace; register host_id {host_id} first (the chain register command)")]
     NotRegistered { wallet: Address, host_id: B256 },
     /// The wallet is registered with another host id.
-    #[error("host_id: wallet {wallet} is registered with host_id {registered}, but this node's key has host_id {node}; a wallet registers once and rotating a host_id on-chain is not supported yet: start with the key set whose host_id is {registered} (after keys rotate --new-host-key it is the newest one under the key directory's retired/), or register a new wallet for host_id {node} and start with it")]
+    #[error("host_id: wallet {wallet} is registered with host_id {registered}, but this node's key has host_id {node}; move the wallet to host_id {node} (the chain register command with this key directory: rotateHost, with a proof of the key), or start with the key set whose host_id is {registered} (after keys rotate --new-host-key it is the newest one under the key directory's retired/)")]
     HostIdMismatch {
         wallet: Address,
         registered: B256,

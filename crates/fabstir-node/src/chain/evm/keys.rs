@@ -62,11 +62,12 @@ impl ChainKeys {
         let who = crate::health::RegisteredHost::describe(self);
         if host_id != registered {
             return Err(format!(
-                "the new keys have host_id {}, but {who} is registered with host_id {}, and rotating a host_id on-chain is not supported yet \
+                "the new keys have host_id {}, but {who} is registered with host_id {} \
                  (the marketplace would refuse every submission with InvalidProof, and the node would not start again). \
-                 Either keep the old host key: move the previous key set back from the key directory's retired/ (the newest one) \
-                 or restore a backup, and reload; or register a new wallet for host_id {} (fabstir-node chain register --wallet-key NEW.key) \
-                 and restart the node with --wallet-key NEW.key",
+                 Either move the wallet to host_id {} first (the chain register command with the new key directory: rotateHost, \
+                 with a proof of the new key; or keys rotate --new-host-key --rpc-url, which does both) and reload again; \
+                 or keep the old host key: move the previous key set back from the key directory's retired/ (the newest one) \
+                 or restore a backup, and reload",
                 hex32(&host_id),
                 hex32(&registered),
                 hex32(&host_id)

@@ -330,15 +330,24 @@ fn word_of(v: u128) -> [u8; 32] {
     w
 }
 
-/// Registers anvil's sender as the host on `deployed`'s marketplace, opens
-/// a job and pays for two checkpoints with `submitVerifiedProof`: the whole
-/// transactions' gas of the first (which also creates the host's earnings
-/// slot) and the second.
+/// Gas of the marketplace's transactions, whole transactions.
+struct SubmissionGas {
+    /// `registerHost` with its registration proof.
+    register: u64,
+    /// The host's first `submitVerifiedProof` (it creates the earnings slot).
+    first: u64,
+    /// A later `submitVerifiedProof`.
+    later: u64,
+}
+
+/// Registers anvil's sender as the host on `deployed`'s marketplace (with a
+/// registration proof), opens a job and pays for two checkpoints with
+/// `submitVerifiedProof`.
 async fn measure_submissions(
     deployed: &Deployed,
     pk: &ProvingKey,
     host: &HostKey,
-) -> Result<(u64, u64), Failure> {
+) -> Result<SubmissionGas, Failure> {
     let market = deployed.marketplace;
     let chain_id = deployed
         .provider
@@ -346,10 +355,33 @@ async fn measure_submissions(
         .await
         .map_err(|e| Failure::other("evm_call_failed", format!("chain id: {e}")))?;
 
-    let host_word = calldata::instance_words(&[host.host_id().0])[0];
-    let mut data = calldata::selector("registerHost(uint256)").to_vec();
-    data.extend_from_slice(&host_word);
-    deployed.transact(market, &data, 0, "registerHost").await?;
+    let registration = ProofEnvelope::create_registration(
+        pk,
+        chain_id,
+        market,
+        deployed.sender,
+        host,
+        rand::rngs::OsRng,
+    )
+    .map_err(|e| Failure::other("prove_failed", e.to_string()))?;
+    let words = calldata::instance_words(&registration.instance.to_field_elements());
+    let register = crate::chain::contract::IFabstirMarketplace::registerHostCall {
+        hostId: alloy::primitives::U256::from_be_bytes(
+            calldata::instance_words(&[host.host_id().0])[0],
+        ),
+        commitment: alloy::primitives::U256::from_be_bytes(
+            words[fabstir_zk::circuit::layout::instance::COMMITMENT],
+        ),
+        proof: registration.proof.into(),
+    };
+    let register_gas = deployed
+        .transact(
+            market,
+            &alloy::sol_types::SolCall::abi_encode(&register),
+            0,
+            "registerHost",
+        )
+        .await?;
 
     let price: u128 = 1_000_000_000;
     let mut data = calldata::selector("createSessionJob(address,bytes32,uint256)").to_vec();
@@ -385,7 +417,11 @@ async fn measure_submissions(
             .transact(market, &data, 0, "submitVerifiedProof")
             .await?;
     }
-    Ok((gas[0], gas[1]))
+    Ok(SubmissionGas {
+        register: register_gas,
+        first: gas[0],
+        later: gas[1],
+    })
 }
 
 /// Runs `evm bench`.
@@ -477,7 +513,7 @@ async fn bench(
         totals.insert(n.to_string(), json!(gas));
     }
 
-    let (submit_first_gas, submit_gas) = measure_submissions(&deployed, pk, host).await?;
+    let submissions = measure_submissions(&deployed, pk, host).await?;
 
     let anvil_version = deployed.provider.get_client_version().await.ok();
     let hardfork = deployed
@@ -500,8 +536,9 @@ async fn bench(
         "invalid_verify_gas": invalid_verify_gas,
         "batch_gas_per_proof": per_proof,
         "batch_gas": totals,
-        "marketplace_submit_gas": submit_gas,
-        "marketplace_first_submit_gas": submit_first_gas,
+        "marketplace_submit_gas": submissions.later,
+        "marketplace_first_submit_gas": submissions.first,
+        "register_gas": submissions.register,
         "gas_limit": GAS_LIMIT,
         "limits": {"runtime_bytes": RUNTIME_LIMIT},
         "anvil_version": anvil_version,
@@ -568,6 +605,11 @@ fn print_table(report: &Value, batches: &[usize]) {
         "marketplace submit gas",
         text(&report["marketplace_submit_gas"]),
         text(&report["marketplace_first_submit_gas"])
+    );
+    println!(
+        "  {:<26} {} (registerHost with its registration proof)",
+        "register gas",
+        text(&report["register_gas"])
     );
     if report["development_keys"] == json!(true) {
         println!("  (development keys: insecure, for measurement only)");

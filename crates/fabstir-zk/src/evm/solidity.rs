@@ -47,6 +47,10 @@ const LAGRANGE_AT: usize = 0xc0;
 /// ([`Mode::Loops`]): one stack accumulator each.
 const ROTATIONS_PER_PASS: usize = 6;
 
+/// Lagrange denominators per iteration of `inverses()`'s loops
+/// ([`Mode::Loops`]).
+const UNROLL: usize = 4;
+
 /// Nesting depth at which an expression is stored to memory, so that the
 /// modulus (a stack variable) stays within reach of `DUP16`.
 const MAX_INLINE_HEIGHT: usize = 4;
@@ -743,11 +747,19 @@ impl<'a> Gen<'a> {
     /// multiplying with `w` (backwards), so only the prefix products are
     /// stored, in the array that then holds the `d_i`. False if a value is
     /// zero.
+    ///
+    /// `x w^{-i} - 1` is `sub(xw, 1)`, without reduction: `xw` is not zero
+    /// unless `x` is, and then the product of all values is zero (`x` is
+    /// one of them) and verification fails whatever the other factors are.
+    /// The loops do [`UNROLL`] elements per iteration; the remainder is
+    /// straight-line.
     fn inverses(&self, f: &mut Funcs) {
         let plan = self.plan;
         let first = self.lagrange.first().copied().unwrap_or(0);
+        let len = self.lagrange.len();
         let lag = self.lagrange_at();
-        let lag_end = lag + 32 * self.lagrange.len();
+        let body_end = lag + 32 * (len - len % UNROLL);
+        let lag_end = lag + 32 * len;
         let prefix = self.mem.get("PREFIX");
         f.open("inverses() -> good");
         f.line("let acc := 1".into());
@@ -757,34 +769,56 @@ impl<'a> Gen<'a> {
                 prefix + 32 * k
             ));
         }
-        f.line("let rm1 := sub(r, 1)".into());
         f.line(format!(
             "let xw := mulmod(mload({}), {}, r) // x w^{}",
             self.m("X"),
             hex_fr(&plan.omega_pow(-first)),
             -first
         ));
+        let forward = "acc := mulmod(acc, sub(xw, 1), r) xw := mulmod(xw, winv, r)";
         f.line("{".into());
         f.line(format!("    let winv := {}", hex_fr(&plan.omega_pow(-1))));
         f.line(format!(
-            "    for {{ let p := 0x{lag:x} }} lt(p, 0x{lag_end:x}) {{ p := add(p, 0x20) }} {{"
+            "    for {{ let p := 0x{lag:x} }} lt(p, 0x{body_end:x}) {{ p := add(p, 0x{:x}) }} {{",
+            32 * UNROLL
         ));
-        f.line("        mstore(p, acc)".into());
-        f.line("        acc := mulmod(acc, addmod(xw, rm1, r), r)".into());
-        f.line("        xw := mulmod(xw, winv, r)".into());
+        for u in 0..UNROLL {
+            let at = if u == 0 {
+                "p".to_string()
+            } else {
+                format!("add(p, 0x{:x})", 32 * u)
+            };
+            f.line(format!("        mstore({at}, acc) {forward}"));
+        }
         f.line("    }".into());
+        for at in (body_end..lag_end).step_by(32) {
+            f.line(format!("    mstore(0x{at:x}, acc) {forward}"));
+        }
         f.line("}".into());
         f.line("if iszero(acc) { leave }".into());
         f.line("let inv := invert(acc)".into());
+        let backward = |at: &str| {
+            format!(
+                "xw := mulmod(xw, om, r) mstore({at}, mulmod(inv, mload({at}), r)) inv := mulmod(inv, sub(xw, 1), r)"
+            )
+        };
         f.line("{".into());
         f.line(format!("    let om := {}", hex_fr(&plan.omega_pow(1))));
+        for at in (body_end..lag_end).step_by(32).rev() {
+            f.line(format!("    {}", backward(&format!("0x{at:x}"))));
+        }
         f.line(format!(
-            "    for {{ let p := 0x{lag_end:x} }} gt(p, 0x{lag:x}) {{ }} {{"
+            "    for {{ let p := 0x{body_end:x} }} gt(p, 0x{lag:x}) {{ }} {{"
         ));
-        f.line("        p := sub(p, 0x20)".into());
-        f.line("        xw := mulmod(xw, om, r)".into());
-        f.line("        mstore(p, mulmod(inv, mload(p), r))".into());
-        f.line("        inv := mulmod(inv, addmod(xw, rm1, r), r)".into());
+        f.line(format!("        p := sub(p, 0x{:x})", 32 * UNROLL));
+        for u in (0..UNROLL).rev() {
+            let at = if u == 0 {
+                "p".to_string()
+            } else {
+                format!("add(p, 0x{:x})", 32 * u)
+            };
+            f.line(format!("        {}", backward(&at)));
+        }
         f.line("    }".into());
         f.line("}".into());
         f.line("let v := 0".into());
@@ -802,8 +836,11 @@ impl<'a> Gen<'a> {
     /// rotation `rot`, `(x^n - 1) / n * sum_j inst_j * d_{j - rot}`; up to
     /// [`ROTATIONS_PER_PASS`] queries share one pass over the public inputs
     /// (each read from calldata once per pass), with one accumulator each.
+    /// A pass takes two public inputs per iteration: their two products
+    /// (each below `r`) are added without reduction before one `addmod`.
     fn instance_evals(&self, f: &mut Funcs) {
         let plan = self.plan;
+        let n = plan.num_instances();
         let first = self.lagrange.first().copied().unwrap_or(0);
         let lag = self.lagrange_at();
         let n_inv = Fr::from(plan.n()).invert().unwrap_or(Fr::ZERO);
@@ -814,6 +851,8 @@ impl<'a> Gen<'a> {
             .copied()
             .enumerate()
             .collect();
+        // d_{j - rot} for public input j is at `d + base(rot)`, `d` = 32 j.
+        let base = |rot: i32| lag as i64 + 32 * (-(rot as i64) - first as i64);
         for pass in queries.chunks(ROTATIONS_PER_PASS) {
             let rots: Vec<i32> = pass.iter().map(|(_, r)| *r).collect();
             f.line(format!("// rotations {rots:?}"));
@@ -824,18 +863,28 @@ impl<'a> Gen<'a> {
             f.line("    let d := 0".into());
             f.line(format!("    let p := mload({})", self.m("INST")));
             f.line(format!(
-                "    for {{ let end := add(p, 0x{:x}) }} lt(p, end) {{ p := add(p, 0x20) d := add(d, 0x20) }} {{",
-                32 * plan.num_instances()
+                "    for {{ let end := add(p, 0x{:x}) }} lt(p, end) {{ p := add(p, 0x40) d := add(d, 0x40) }} {{",
+                32 * (n - n % 2)
             ));
             f.line("        let v := calldataload(p)".into());
+            f.line("        let v1 := calldataload(add(p, 0x20))".into());
             for (q, rot) in pass {
-                // d_{j - rot} for public input j: index j - rot - first.
-                let base = lag as i64 + 32 * (-(*rot as i64) - first as i64);
                 f.line(format!(
-                    "        t{q} := addmod(t{q}, mulmod(v, mload(add(d, 0x{base:x})), r), r)"
+                    "        t{q} := addmod(t{q}, add(mulmod(v, mload(add(d, 0x{:x})), r), mulmod(v1, mload(add(d, 0x{:x})), r)), r)",
+                    base(*rot),
+                    base(*rot) + 32
                 ));
             }
             f.line("    }".into());
+            if n % 2 == 1 {
+                f.line("    let v := calldataload(p)".into());
+                for (q, rot) in pass {
+                    f.line(format!(
+                        "    t{q} := addmod(t{q}, mulmod(v, mload(add(d, 0x{:x})), r), r)",
+                        base(*rot)
+                    ));
+                }
+            }
             for (q, _) in pass {
                 f.line(format!("    mstore({}, t{q})", self.m(&format!("IE{q}"))));
             }

@@ -402,12 +402,15 @@ fn loops_code_does_not_grow_with_the_public_inputs() {
 
 // ------------------------------------------------------------ native vs halo2
 
+/// halo2's verdict on public input words and proof bytes.
+type Halo2Verdict<'a> = dyn Fn(&[[u8; 32]], &[u8]) -> bool + 'a;
+
 /// The reference and halo2 on `vector`: accepted; every proof byte flipped
 /// (bit `byte % 8`); each public input changed (xor 1, at its bound); one
 /// public input more or fewer.
 fn agree_on_mutations(
     plan: &Plan,
-    halo2: &dyn Fn(&[[u8; 32]], &[u8]) -> bool,
+    halo2: &Halo2Verdict<'_>,
     v: &Vector,
     bytes: impl Iterator<Item = usize>,
 ) -> usize {
@@ -636,12 +639,18 @@ impl Anvil {
         panic!("anvil did not start");
     }
 
+    /// `cast <command> --rpc-url <anvil> <args>`: its output, or None (the
+    /// error printed).
     fn cast(&self, args: &[&str]) -> Option<String> {
         let out = Command::new(tool("cast"))
-            .args(args)
+            .arg(args[0])
             .args(["--rpc-url", &self.rpc])
+            .args(&args[1..])
             .output()
             .ok()?;
+        if !out.status.success() {
+            eprintln!("cast {}: {}", args[0], String::from_utf8_lossy(&out.stderr));
+        }
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -731,7 +740,9 @@ fn calldata_gas(data: &[u8]) -> u64 {
 
 /// `verify` gas on anvil: the development key unrolled and with loops; the
 /// test circuit with 16, 32 and 64 entries (112, 224, 448 public inputs)
-/// at six rotations, and with 64 entries at three rotations.
+/// at six rotations (-2..3 entries), and with 64 entries at three rotations
+/// over the same span (-2, 0, 3: the cost of a rotation) and over a shorter
+/// one (-1, 0, 1: 192 fewer Lagrange denominators).
 #[test]
 #[ignore = "measurement: cargo test -p fabstir-zk --lib evm::loops_tests::measure_gas -- --ignored --nocapture"]
 fn measure_gas() {
@@ -762,6 +773,7 @@ fn measure_gas() {
         (16, vec![-2, -1, 0, 1, 2, 3]),
         (32, vec![-2, -1, 0, 1, 2, 3]),
         (64, vec![-2, -1, 0, 1, 2, 3]),
+        (64, vec![-2, 0, 3]),
         (64, vec![-1, 0, 1]),
     ] {
         let wide = Wide::new(Shape::new(entries, &rotations, 10));
@@ -776,5 +788,29 @@ fn measure_gas() {
             Mode::Loops,
             &v,
         );
+    }
+}
+
+/// With `FABSTIR_WRITE_LOOPS=<dir>`, writes the 448-input verifier and
+/// interface there (src/), for inspection with forge.
+#[test]
+fn write_loops_verifier_for_inspection() {
+    if let Ok(dir) = std::env::var("FABSTIR_WRITE_LOOPS") {
+        let files = loops_files(&wide64().plan, &[wide64().prove(1), wide64().prove(2)]);
+        let project = foundry_project(&files);
+        let target = Path::new(&dir);
+        std::fs::create_dir_all(target).expect("dir");
+        for (path, text) in files.iter().chain(
+            [(
+                "src/IFabstirBatchVerifier.sol".to_string(),
+                std::fs::read_to_string(project.path().join("src/IFabstirBatchVerifier.sol"))
+                    .expect("read"),
+            )]
+            .iter(),
+        ) {
+            let to = target.join(path);
+            std::fs::create_dir_all(to.parent().expect("parent")).expect("dir");
+            std::fs::write(to, text).expect("write");
+        }
     }
 }

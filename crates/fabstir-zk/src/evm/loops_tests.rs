@@ -598,6 +598,22 @@ fn forge_runs_the_verifier_of_448_public_inputs() {
     );
 }
 
+/// An odd number of public inputs (35) and of Lagrange denominators (55 =
+/// 3 mod 4): the loops' straight-line remainders, under forge.
+#[test]
+fn forge_runs_the_verifier_of_an_odd_shape() {
+    let wide = Wide::new(Shape::new(5, &[-1, 0, 1, 2, 3], 7));
+    assert_eq!(wide.plan.num_instances(), 35);
+    assert_eq!(wide.plan.lagrange_indices().count(), 55);
+    let vectors = [wide.prove(21), wide.prove(22)];
+    for v in &vectors {
+        assert!(native::verify(&wide.plan, &v.instances, &v.proof));
+        assert!(wide.halo2(&v.instances, &v.proof));
+    }
+    let dir = foundry_project(&loops_files(&wide.plan, &vectors));
+    forge_test(dir.path(), "35 public inputs");
+}
+
 // ------------------------------------------------------------ gas
 
 /// anvil's first development account's key.

@@ -51,6 +51,10 @@ const ROTATIONS_PER_PASS: usize = 6;
 /// ([`Mode::Loops`]).
 const UNROLL: usize = 4;
 
+/// Public inputs per iteration of `instanceEvals()`'s passes
+/// ([`Mode::Loops`]); the code adds this many products before reducing.
+const INPUTS_PER_ITERATION: usize = 4;
+
 /// Nesting depth at which an expression is stored to memory, so that the
 /// modulus (a stack variable) stays within reach of `DUP16`.
 const MAX_INLINE_HEIGHT: usize = 4;
@@ -845,8 +849,9 @@ impl<'a> Gen<'a> {
     /// rotation `rot`, `(x^n - 1) / n * sum_j inst_j * d_{j - rot}`; up to
     /// [`ROTATIONS_PER_PASS`] queries share one pass over the public inputs
     /// (each read from calldata once per pass), with one accumulator each.
-    /// A pass takes two public inputs per iteration: their two products
-    /// (each below `r`) are added without reduction before one `addmod`.
+    /// A pass takes [`INPUTS_PER_ITERATION`] public inputs per iteration:
+    /// their products (each below `r`, four below `2^256`) are added without
+    /// reduction before one `addmod`; the remainder is straight-line.
     fn instance_evals(&self, f: &mut Funcs) {
         let plan = self.plan;
         let n = plan.num_instances();
@@ -869,28 +874,46 @@ impl<'a> Gen<'a> {
             for (q, _) in pass {
                 f.line(format!("    let t{q} := 0"));
             }
-            f.line("    let d := 0".into());
+            let body = 32 * (n - n % INPUTS_PER_ITERATION);
             f.line(format!("    let p := mload({})", self.m("INST")));
             f.line(format!(
-                "    for {{ let end := add(p, 0x{:x}) }} lt(p, end) {{ p := add(p, 0x40) d := add(d, 0x40) }} {{",
-                32 * (n - n % 2)
+                "    for {{ let d := 0 }} lt(d, 0x{body:x}) {{ d := add(d, 0x{:x}) }} {{",
+                32 * INPUTS_PER_ITERATION
             ));
-            f.line("        let v := calldataload(p)".into());
-            f.line("        let v1 := calldataload(add(p, 0x20))".into());
+            f.line("        let q := add(p, d)".into());
+            for u in 0..INPUTS_PER_ITERATION {
+                let at = if u == 0 {
+                    "q".to_string()
+                } else {
+                    format!("add(q, 0x{:x})", 32 * u)
+                };
+                f.line(format!("        let v{u} := calldataload({at})"));
+            }
             for (q, rot) in pass {
+                let term = |u: usize| {
+                    format!(
+                        "mulmod(v{u}, mload(add(d, 0x{:x})), r)",
+                        base(*rot) + 32 * u as i64
+                    )
+                };
                 f.line(format!(
-                    "        t{q} := addmod(t{q}, add(mulmod(v, mload(add(d, 0x{:x})), r), mulmod(v1, mload(add(d, 0x{:x})), r)), r)",
-                    base(*rot),
-                    base(*rot) + 32
+                    "        t{q} := addmod(t{q}, add(add({}, {}), add({}, {})), r)",
+                    term(0),
+                    term(1),
+                    term(2),
+                    term(3)
                 ));
             }
             f.line("    }".into());
-            if n % 2 == 1 {
-                f.line("    let v := calldataload(p)".into());
+            for j in n - n % INPUTS_PER_ITERATION..n {
+                f.line(format!(
+                    "    let w{j} := calldataload(add(p, 0x{:x}))",
+                    32 * j
+                ));
                 for (q, rot) in pass {
                     f.line(format!(
-                        "    t{q} := addmod(t{q}, mulmod(v, mload(add(d, 0x{:x})), r), r)",
-                        base(*rot)
+                        "    t{q} := addmod(t{q}, mulmod(w{j}, mload(0x{:x}), r), r)",
+                        base(*rot) + 32 * j as i64
                     ));
                 }
             }

@@ -782,6 +782,22 @@ fn measure_gas() {
         println!("{line}");
         report.push(line);
     };
+    // The largest key that stays unrolled: the development key's plan with
+    // UNROLL_LIMIT public inputs (size only).
+    let mut widest = dev_plan().clone();
+    widest.instance_bits.resize(solidity::UNROLL_LIMIT, 64);
+    let (_, runtime) = compile(
+        &solidity::generate_with(&widest, Mode::Unrolled).source,
+        "FabstirVerifier",
+    );
+    let (_, loops) = compile(
+        &solidity::generate_with(&widest, Mode::Loops).source,
+        "FabstirBatchVerifier",
+    );
+    println!(
+        "development key widened to {} public inputs: runtime {runtime} B unrolled, {loops} B loops",
+        solidity::UNROLL_LIMIT
+    );
     let v = &dev_vectors()[0];
     run("v2 unrolled".into(), dev_plan(), Mode::Unrolled, v);
     run("v2 loops".into(), dev_plan(), Mode::Loops, v);

@@ -2,7 +2,9 @@
 //!
 //! `verify(uint256[N] instances, bytes proof)` and
 //! `verifyBatch(uint256[N][] instances, bytes[] proofs)`, where `N` is the
-//! number of public inputs. `N` is known only at run time (it is the key's),
+//! number of public inputs ([`super::solidity::Mode::Unrolled`]); with
+//! [`super::solidity::Mode::Loops`], `verify(uint256[], bytes)` and
+//! `verifyBatch(uint256[][], bytes[])` (the `_dynamic` functions). `N` is known only at run time (it is the key's),
 //! so the calls are encoded with alloy's dynamic ABI encoder: standard
 //! Solidity ABI encoding, the bytes any client library produces from the
 //! contract's ABI.
@@ -22,6 +24,12 @@ pub fn verify_signature(n: usize) -> String {
 pub fn verify_batch_signature(n: usize) -> String {
     format!("verifyBatch(uint256[{n}][],bytes[])")
 }
+
+/// The function signature of `verify` with the dynamic ABI.
+pub const VERIFY_DYNAMIC_SIGNATURE: &str = "verify(uint256[],bytes)";
+
+/// The function signature of `verifyBatch` with the dynamic ABI.
+pub const VERIFY_BATCH_DYNAMIC_SIGNATURE: &str = "verifyBatch(uint256[][],bytes[])";
 
 /// The 4-byte selector of a function signature: the first bytes of its
 /// Keccak-256.
@@ -70,6 +78,39 @@ pub fn verify_batch(n: usize, items: &[(&[[u8; 32]], &[u8])]) -> Vec<u8> {
         .collect();
     call(
         &verify_batch_signature(n),
+        vec![DynSolValue::Array(instances), DynSolValue::Array(proofs)],
+    )
+}
+
+/// `uint256[]` of the words.
+fn dynamic_words(instances: &[[u8; 32]]) -> DynSolValue {
+    DynSolValue::Array(
+        instances
+            .iter()
+            .map(|w| DynSolValue::Uint(U256::from_be_bytes(*w), 256))
+            .collect(),
+    )
+}
+
+/// Calldata of `verify(instances, proof)` with the dynamic ABI
+/// (`uint256[]`).
+pub fn verify_dynamic(instances: &[[u8; 32]], proof: &[u8]) -> Vec<u8> {
+    call(
+        VERIFY_DYNAMIC_SIGNATURE,
+        vec![dynamic_words(instances), DynSolValue::Bytes(proof.to_vec())],
+    )
+}
+
+/// Calldata of `verifyBatch(instances, proofs)` with the dynamic ABI
+/// (`uint256[][]`).
+pub fn verify_batch_dynamic(items: &[(&[[u8; 32]], &[u8])]) -> Vec<u8> {
+    let instances = items.iter().map(|(w, _)| dynamic_words(w)).collect();
+    let proofs = items
+        .iter()
+        .map(|(_, p)| DynSolValue::Bytes(p.to_vec()))
+        .collect();
+    call(
+        VERIFY_BATCH_DYNAMIC_SIGNATURE,
         vec![DynSolValue::Array(instances), DynSolValue::Array(proofs)],
     )
 }

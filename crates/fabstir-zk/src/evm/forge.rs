@@ -107,6 +107,30 @@ pub fn test_source(plan: &Plan) -> String {
     template::fill(template::FORGE_TEST, &values)
 }
 
+/// The Solidity source of `FabstirBatchVerifier.t.sol`, the forge test of
+/// the verifier of `plan` in [`super::solidity::Mode::Loops`] (the template
+/// `templates/FabstirBatchVerifier.t.sol.tmpl`): valid proofs verify, alone
+/// and in a batch; a tampered byte, a changed public input, a wrong number
+/// of public inputs, a wrong length or a point off the curve gives false.
+/// It reads its proofs from `test/<vectors>` (written by [`vectors_json`];
+/// at least two vectors).
+pub fn batch_test_source(plan: &Plan, vectors: &str) -> String {
+    let layout = plan.layout();
+    let values = [
+        ("VK_ID", format!("0x{}", hex::encode(plan.vk_id.0))),
+        ("CIRCUIT_VERSION", plan.circuit_version.to_string()),
+        ("N", plan.num_instances().to_string()),
+        ("PROOF_LENGTH", layout.len.to_string()),
+        ("FIRST_COMMITMENT", layout.advice.to_string()),
+        ("FIRST_EVAL", layout.advice_evals.to_string()),
+        ("W", layout.w.to_string()),
+        ("W_PRIME", layout.w_prime.to_string()),
+        ("VECTORS", vectors.to_string()),
+    ];
+    let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    template::fill(template::FORGE_BATCH_TEST, &values)
+}
+
 /// Path of the test vectors, relative to the forge test directory.
 pub const VECTORS_FILE: &str = "vectors/FabstirVerifier.json";
 

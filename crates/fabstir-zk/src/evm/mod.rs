@@ -5,15 +5,20 @@
 //! - [`native`]: the contract's algorithm in Rust (the reference for tests
 //!   and client ports).
 //! - [`solidity`]: the Solidity source of the verifier, from the template
-//!   `templates/FabstirVerifier.sol.tmpl` and the Yul generated from the plan.
+//!   `templates/FabstirVerifier.sol.tmpl` and the Yul generated from the plan;
+//!   for keys with many public inputs, `FabstirBatchVerifier` (template
+//!   `templates/FabstirBatchVerifier.sol.tmpl`, dynamic ABI, loops over the
+//!   public inputs; see [`solidity::Mode`]).
 //! - [`calldata`]: `verify` / `verifyBatch` calldata for proofs (alloy's ABI
-//!   encoder).
+//!   encoder), for both ABIs.
 //! - [`forge`]: a forge test of the verifier (`templates/FabstirVerifier.t.sol.tmpl`),
 //!   and its test vectors as JSON.
 //! - [`poseidon`]: the Solidity Poseidon library.
 
 pub mod calldata;
 pub mod forge;
+#[cfg(test)]
+mod loops_tests;
 pub mod native;
 pub mod plan;
 pub mod poseidon;

@@ -256,23 +256,9 @@ fn accumulate(plan: &Plan, item: &Item<'_>, w: Fr, acc: &mut Accumulator) -> boo
     let Some(xn_minus_one_inv) = Option::<Fr>::from((xn - Fr::ONE).invert()) else {
         return false;
     };
-    let n_inv = Fr::from(n).invert().unwrap_or(Fr::ZERO);
-    let lagrange = |i: i32| -> Option<Fr> {
-        let wi = plan.omega_pow(i);
-        let inv: Option<Fr> = (x - wi).invert().into();
-        Some(wi * (xn - Fr::ONE) * n_inv * inv?)
+    let Some(instance_evals) = instance_evals(plan, &instances, x, xn) else {
+        return false;
     };
-    let mut instance_evals = Vec::with_capacity(plan.instance_rotations.len());
-    for &rot in &plan.instance_rotations {
-        let mut sum = Fr::ZERO;
-        for (j, value) in instances.iter().enumerate() {
-            let Some(l) = lagrange(j as i32 - rot) else {
-                return false;
-            };
-            sum += *value * l;
-        }
-        instance_evals.push(sum);
-    }
 
     // Gates, folded with powers of y, divided by x^n - 1.
     let mut values: Vec<Fr> = Vec::with_capacity(plan.nodes.len());
@@ -369,6 +355,57 @@ fn accumulate(plan: &Plan, item: &Item<'_>, w: Fr, acc: &mut Accumulator) -> boo
     acc.right += right;
     acc.left += w2 * w;
     true
+}
+
+/// The instance queries' evaluations at `x`, as the contract computes
+/// them: instance row `j` at rotation `r` contributes `inst_j * L_{j-r}(x)`,
+/// with `L_i(x) = w^i (x^n - 1) / (n (x - w^i))` (halo2's Lagrange basis).
+/// For the contiguous range of indices `i` ([`Plan::lagrange_indices`]),
+/// `d_i = w^i / (x - w^i) = 1 / (x w^{-i} - 1)`: the denominators come from
+/// `x w^{-first}` by repeated multiplication with `w^{-1}` and are inverted
+/// together (prefix products, one inversion); each query's sum
+/// `sum_j inst_j d_{j-r}` is then multiplied by `(x^n - 1) / n`. None if a
+/// denominator is zero (then `x^n = 1`, which the quotient's division
+/// refuses anyway).
+fn instance_evals(plan: &Plan, instances: &[Fr], x: Fr, xn: Fr) -> Option<Vec<Fr>> {
+    let range = plan.lagrange_indices();
+    let first = *range.start();
+    let omega_inv = plan.omega_pow(-1);
+    let mut xw = x * plan.omega_pow(-first);
+    let mut prefix = Vec::with_capacity(range.clone().count());
+    let mut acc = Fr::ONE;
+    for _ in range {
+        prefix.push(acc);
+        acc *= xw - Fr::ONE;
+        xw *= omega_inv;
+    }
+    let mut inv = Option::<Fr>::from(acc.invert())?;
+    let omega = plan.omega_pow(1);
+    // Backwards: `xw` steps back to `x w^{-i}`; `inv` is the inverse of the
+    // product of the denominators up to and including `i`.
+    let mut d = prefix;
+    for slot in d.iter_mut().rev() {
+        xw *= omega;
+        let value = *slot * inv;
+        inv *= xw - Fr::ONE;
+        *slot = value;
+    }
+    let n_inv = Fr::from(plan.n()).invert().unwrap_or(Fr::ZERO);
+    let factor = (xn - Fr::ONE) * n_inv;
+    Some(
+        plan.instance_rotations
+            .iter()
+            .map(|&rot| {
+                let sum = instances
+                    .iter()
+                    .enumerate()
+                    .fold(Fr::ZERO, |sum, (j, value)| {
+                        sum + *value * d[(j as i32 - rot - first) as usize]
+                    });
+                sum * factor
+            })
+            .collect(),
+    )
 }
 
 /// A field element as 32 big-endian bytes.

@@ -16,10 +16,11 @@
 
 use std::collections::HashMap;
 
-use halo2_axiom::halo2curves::bn256::{Fr, G1Affine, G2Affine};
+use halo2_axiom::halo2curves::bn256::{Bn256, Fr, G1Affine, G2Affine};
 use halo2_axiom::halo2curves::ff::{Field, PrimeField};
 use halo2_axiom::plonk::Expression;
 use halo2_axiom::poly::commitment::ParamsProver as _;
+use halo2_axiom::poly::kzg::commitment::ParamsKZG;
 
 use crate::error::EvmError;
 use crate::keys::{VerifyingKey, VkId};
@@ -146,7 +147,28 @@ pub struct ProofLayout {
 impl Plan {
     /// Derives the plan from a verifying key.
     pub fn new(vk: &VerifyingKey) -> Result<Self, EvmError> {
-        let halo2 = &vk.vk;
+        Self::from_halo2(
+            &vk.vk,
+            vk.srs.params(),
+            vk.id(),
+            vk.version().as_u8(),
+            crate::circuit::layout::instance::BITS[..vk.version().instance_count()].to_vec(),
+        )
+    }
+
+    /// Derives the plan from a halo2 verifying key and its parameters, for
+    /// a circuit of the supported shape (one instance column, no
+    /// permutation, lookups or challenges) other than this crate's
+    /// commitment circuit: `instance_bits` gives each public input's bound
+    /// (exclusive, in bits; 254 or more means any canonical field element),
+    /// `vk_id` and `circuit_version` are what the contract reports.
+    pub fn from_halo2(
+        halo2: &halo2_axiom::plonk::VerifyingKey<G1Affine>,
+        params: &ParamsKZG<Bn256>,
+        vk_id: VkId,
+        circuit_version: u8,
+        instance_bits: Vec<u32>,
+    ) -> Result<Self, EvmError> {
         let cs = halo2.cs();
         let unsupported = |what: &str| Err(EvmError::Unsupported(what.to_string()));
         if cs.num_instance_columns() != 1 {
@@ -187,15 +209,13 @@ impl Plan {
         }
 
         let domain = halo2.get_domain();
-        let params = vk.srs.params();
         Ok(Self {
-            vk_id: vk.id(),
-            circuit_version: vk.version().as_u8(),
+            vk_id,
+            circuit_version,
             k: domain.k(),
             omega: domain.get_omega(),
             transcript_repr: halo2.transcript_repr(),
-            instance_bits: crate::circuit::layout::instance::BITS[..vk.version().instance_count()]
-                .to_vec(),
+            instance_bits: instance_bits.into_iter().map(|b| b.min(254)).collect(),
             sets: rotation_sets(&advice_queries, &fixed_queries),
             advice_queries,
             fixed_queries,

@@ -9,7 +9,11 @@
 //! specification and its test oracle). Design, for gas and for EIP-170's
 //! 24,576-byte limit on runtime code:
 //! - everything is straight-line inline assembly generated from the
-//!   [`Plan`]: no loops over the constraint system, no generic MSM;
+//!   [`Plan`]: no loops over the constraint system, no generic MSM; the
+//!   public inputs are the exception in [`Mode::Loops`] (keys with more than
+//!   [`UNROLL_LIMIT`] of them), where they are checked, and their Lagrange
+//!   denominators computed, inverted and summed, in loops, so that the code
+//!   does not grow with their number;
 //! - the gates' ~350 distinct constants live in a second contract, deployed
 //!   by the verifier's constructor, and are copied into memory once per call
 //!   (`extcodecopy`): in code they would cost 33 bytes per use;
@@ -35,27 +39,91 @@ use super::template;
 /// contract (a `PUSH` of up to 4 bytes).
 const SMALL: u64 = 1 << 32;
 
+/// Offset of the Lagrange array ([`Mode::Loops`]) in the transcript buffer:
+/// after the modexp precompile's six input words.
+const LAGRANGE_AT: usize = 0xc0;
+
+/// Instance queries evaluated in one pass over the public inputs
+/// ([`Mode::Loops`]): one stack accumulator each.
+const ROTATIONS_PER_PASS: usize = 6;
+
+/// Lagrange denominators per iteration of `inverses()`'s loops
+/// ([`Mode::Loops`]).
+const UNROLL: usize = 4;
+
+/// Public inputs per iteration of `instanceEvals()`'s passes
+/// ([`Mode::Loops`]); the code adds this many products before reducing.
+const INPUTS_PER_ITERATION: usize = 4;
+
 /// Nesting depth at which an expression is stored to memory, so that the
 /// modulus (a stack variable) stays within reach of `DUP16`.
 const MAX_INLINE_HEIGHT: usize = 4;
 
+/// Keys with more public inputs than this get [`Mode::Loops`].
+pub const UNROLL_LIMIT: usize = 16;
+
+/// How the generated contract handles the public inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `FabstirVerifier` (`IFabstirVerifier`): `verify(uint256[N], bytes)`;
+    /// the public inputs' checks and Lagrange evaluations are unrolled, one
+    /// line per public input (and per query): the cheapest code for a few
+    /// public inputs.
+    Unrolled,
+    /// `FabstirBatchVerifier` (`IFabstirBatchVerifier`):
+    /// `verify(uint256[], bytes)`; the public inputs are checked in one loop
+    /// per run of equal bounds, the Lagrange denominators are computed and
+    /// inverted in loops, and the instance queries are evaluated in one pass
+    /// over the public inputs: code size independent of their number.
+    Loops,
+}
+
+impl Mode {
+    /// The mode of `plan`'s verifier: [`Mode::Loops`] for more than
+    /// [`UNROLL_LIMIT`] public inputs.
+    pub fn for_plan(plan: &Plan) -> Self {
+        if plan.num_instances() > UNROLL_LIMIT {
+            Self::Loops
+        } else {
+            Self::Unrolled
+        }
+    }
+
+    /// The name of the generated contract (and of its `.sol` file).
+    pub fn contract_name(self) -> &'static str {
+        match self {
+            Self::Unrolled => "FabstirVerifier",
+            Self::Loops => "FabstirBatchVerifier",
+        }
+    }
+}
+
 /// The generated files.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    /// Solidity source of the contract `FabstirVerifier`.
+    /// Solidity source of the contract ([`Mode::contract_name`]).
     pub source: String,
     /// Number of constants held by the constants contract.
     pub constants: usize,
+    /// The mode it was generated in.
+    pub mode: Mode,
 }
 
-/// Generates the verifier contract for `plan`.
+/// Generates the verifier contract for `plan`, in [`Mode::for_plan`].
 pub fn generate(plan: &Plan) -> Verifier {
-    let mut g = Gen::new(plan);
+    generate_with(plan, Mode::for_plan(plan))
+}
+
+/// Generates the verifier contract for `plan` in `mode` (any key can have
+/// either; the tests force [`Mode::Loops`] on the development key).
+pub fn generate_with(plan: &Plan, mode: Mode) -> Verifier {
+    let mut g = Gen::new(plan, mode);
     g.gates();
     let source = g.contract();
     Verifier {
         source,
         constants: g.consts.len(),
+        mode,
     }
 }
 
@@ -99,6 +167,7 @@ impl Memory {
 
 struct Gen<'a> {
     plan: &'a Plan,
+    mode: Mode,
     mem: Memory,
     /// Distinct large constants, in data-contract order.
     consts: Vec<Fr>,
@@ -116,7 +185,7 @@ struct Gen<'a> {
 }
 
 impl<'a> Gen<'a> {
-    fn new(plan: &'a Plan) -> Self {
+    fn new(plan: &'a Plan, mode: Mode) -> Self {
         let mut mem = Memory {
             next: 0x80,
             named: HashMap::new(),
@@ -151,9 +220,11 @@ impl<'a> Gen<'a> {
             ("x".to_string(), mem.alloc("INV_X", 1)),
             ("z_diff_0".to_string(), mem.alloc("INV_ZDIFF0", 1)),
         ];
-        for i in &lagrange {
-            let name = format!("INV_L{}", i - lagrange[0]);
-            inverses.push((format!("x - w^{i}"), mem.alloc(&name, 1)));
+        if mode == Mode::Unrolled {
+            for i in &lagrange {
+                let name = format!("INV_L{}", i - lagrange[0]);
+                inverses.push((format!("x - w^{i}"), mem.alloc(&name, 1)));
+            }
         }
         mem.alloc("PREFIX", inverses.len());
         mem.alloc("VPOW", 1);
@@ -178,6 +249,7 @@ impl<'a> Gen<'a> {
         mem.alloc("EC", 4);
         Self {
             plan,
+            mode,
             mem,
             consts,
             const_index,
@@ -230,10 +302,7 @@ impl<'a> Gen<'a> {
             ("INSTANCES_BYTES", (32 * n).to_string()),
             ("CHAIN_PROOF_OFFSET", (32 + 32 * n).to_string()),
             ("BUFFER", hex(self.tb())),
-            (
-                "MEMORY_END",
-                hex(self.tb() + self.tb_len() + 32 * self.spill_words),
-            ),
+            ("MEMORY_END", hex(self.spill_base() + 32 * self.spill_words)),
             ("CONSTANTS_AT", self.m("CONSTS")),
             ("CONSTANTS_BYTES", (32 * self.consts.len()).to_string()),
             ("SUMS_AT", self.m("FACC")),
@@ -251,8 +320,37 @@ impl<'a> Gen<'a> {
             ("INVERSES", self.inverses.len().to_string()),
             ("FINISH", finish),
         ];
-        let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        template::fill(template::VERIFIER, &values)
+        let (template, unused): (&str, &[&str]) = match self.mode {
+            Mode::Unrolled => (template::VERIFIER, &[]),
+            // The loops' inversion is generated (`inverses()`).
+            Mode::Loops => (
+                template::BATCH_VERIFIER,
+                &["INVERSES_AT", "PREFIX_AT", "INVERSES"],
+            ),
+        };
+        let values: Vec<(&str, &str)> = values
+            .iter()
+            .filter(|(k, _)| !unused.contains(k))
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        template::fill(template, &values)
+    }
+
+    /// Where the gates' spilled values start: after the transcript buffer
+    /// and, in [`Mode::Loops`], after the Lagrange array (which reuses the
+    /// buffer once the transcript is done).
+    fn spill_base(&self) -> usize {
+        match self.mode {
+            Mode::Unrolled => self.tb() + self.tb_len(),
+            Mode::Loops => self.tb() + self.tb_len().max(LAGRANGE_AT + 32 * self.lagrange.len()),
+        }
+    }
+
+    /// In [`Mode::Loops`], the array of `d_i = w^i / (x - w^i)`, one word per
+    /// index of [`Plan::lagrange_indices`]: in the transcript buffer, after
+    /// the modexp precompile's input.
+    fn lagrange_at(&self) -> usize {
+        self.tb() + LAGRANGE_AT
     }
 
     /// Start of the transcript buffer (after every named slot).
@@ -301,17 +399,22 @@ impl<'a> Gen<'a> {
         // 1. Encoding checks.
         f.open("checks(len) -> good");
         f.line(format!("if iszero(eq(len, {})) {{ leave }}", l.len));
-        for (i, bits) in plan.instance_bits.iter().enumerate() {
-            let word = format!(
-                "calldataload(add(mload({}), 0x{:x}))",
-                self.m("INST"),
-                32 * i
-            );
-            if *bits < 254 {
-                f.line(format!("if shr({bits}, {word}) {{ leave }}"));
-            } else {
-                f.line(format!("if iszero(lt({word}, r)) {{ leave }}"));
+        match self.mode {
+            Mode::Unrolled => {
+                for (i, bits) in plan.instance_bits.iter().enumerate() {
+                    let word = format!(
+                        "calldataload(add(mload({}), 0x{:x}))",
+                        self.m("INST"),
+                        32 * i
+                    );
+                    if *bits < 254 {
+                        f.line(format!("if shr({bits}, {word}) {{ leave }}"));
+                    } else {
+                        f.line(format!("if iszero(lt({word}, r)) {{ leave }}"));
+                    }
+                }
             }
+            Mode::Loops => self.instance_checks(&mut f),
         }
         let points: Vec<usize> = (0..plan.num_advice)
             .map(|i| l.advice + 64 * i)
@@ -434,44 +537,54 @@ impl<'a> Gen<'a> {
             f.line(format!("t := mulmod(t, mload({}), r)", d(r)));
         }
         f.line(format!("mstore({}, t)", self.m("Z0")));
-        for (idx, i) in self.lagrange.iter().enumerate() {
-            f.line(format!(
-                "mstore({}, addmod(x, sub(r, {}), r))",
-                self.m(&format!("INV_L{idx}")),
-                hex_fr(&plan.omega_pow(*i))
-            ));
+        if self.mode == Mode::Unrolled {
+            for (idx, i) in self.lagrange.iter().enumerate() {
+                f.line(format!(
+                    "mstore({}, addmod(x, sub(r, {}), r))",
+                    self.m(&format!("INV_L{idx}")),
+                    hex_fr(&plan.omega_pow(*i))
+                ));
+            }
         }
         f.close();
+        if self.mode == Mode::Loops {
+            self.inverses(&mut f);
+        }
 
         // 4. Instance evaluations: sum_j inst_j * L_{j - rot}(x), with
         //    L_i(x) = (w^i / n) * (x^n - 1) / (x - w^i).
-        f.open("instanceEvals()");
-        f.line(format!(
-            "let xn1 := addmod(mload({}), sub(r, 1), r)",
-            self.m("XN")
-        ));
-        f.line("let t := 0".into());
-        let n_inv = Fr::from(plan.n()).invert().unwrap_or(Fr::ZERO);
-        for (q, rot) in plan.instance_rotations.iter().enumerate() {
-            f.line("t := 0".into());
-            for j in 0..n {
-                let i = j as i32 - rot;
-                let idx = (i - self.lagrange[0]) as usize;
-                let c = plan.omega_pow(i) * n_inv;
+        match self.mode {
+            Mode::Unrolled => {
+                f.open("instanceEvals()");
                 f.line(format!(
-                    "t := addmod(t, mulmod(mulmod(calldataload(add(mload({}), 0x{:x})), {}, r), mload({}), r), r)",
-                    self.m("INST"),
-                    32 * j,
-                    hex_fr(&c),
-                    self.m(&format!("INV_L{idx}"))
+                    "let xn1 := addmod(mload({}), sub(r, 1), r)",
+                    self.m("XN")
                 ));
+                f.line("let t := 0".into());
+                let n_inv = Fr::from(plan.n()).invert().unwrap_or(Fr::ZERO);
+                for (q, rot) in plan.instance_rotations.iter().enumerate() {
+                    f.line("t := 0".into());
+                    for j in 0..n {
+                        let i = j as i32 - rot;
+                        let idx = (i - self.lagrange[0]) as usize;
+                        let c = plan.omega_pow(i) * n_inv;
+                        f.line(format!(
+                            "t := addmod(t, mulmod(mulmod(calldataload(add(mload({}), 0x{:x})), {}, r), mload({}), r), r)",
+                            self.m("INST"),
+                            32 * j,
+                            hex_fr(&c),
+                            self.m(&format!("INV_L{idx}"))
+                        ));
+                    }
+                    f.line(format!(
+                        "mstore({}, mulmod(t, xn1, r))",
+                        self.m(&format!("IE{q}"))
+                    ));
+                }
+                f.close();
             }
-            f.line(format!(
-                "mstore({}, mulmod(t, xn1, r))",
-                self.m(&format!("IE{q}"))
-            ));
+            Mode::Loops => self.instance_evals(&mut f),
         }
-        f.close();
 
         // 5. Gates.
         f.open("gates()");
@@ -590,6 +703,237 @@ impl<'a> Gen<'a> {
         out
     }
 
+    /// [`Mode::Loops`]: the public inputs' bounds, one check (or one loop)
+    /// per run of consecutive inputs with the same bound. Bounded inputs of
+    /// a run are OR-ed together (four per iteration) and checked once.
+    fn instance_checks(&self, f: &mut Funcs) {
+        let bits = &self.plan.instance_bits;
+        f.line(format!("let inst := mload({})", self.m("INST")));
+        let mut start = 0;
+        while start < bits.len() {
+            let b = bits[start];
+            let end = start + bits[start..].iter().take_while(|x| **x == b).count();
+            let from = format!("add(inst, 0x{:x})", 32 * start);
+            if end - start == 1 {
+                let word = format!("calldataload({from})");
+                if b < 254 {
+                    f.line(format!("if shr({b}, {word}) {{ leave }}"));
+                } else {
+                    f.line(format!("if iszero(lt({word}, r)) {{ leave }}"));
+                }
+            } else {
+                f.line(format!("// public inputs {start}..{end}: below 2^{b}"));
+                f.line("{".into());
+                if b < 254 {
+                    // Four words per iteration, the remainder straight-line.
+                    let body_end = start + (end - start) / 4 * 4;
+                    f.line(format!("    let end := add(inst, 0x{:x})", 32 * body_end));
+                    f.line("    let acc := 0".into());
+                    f.line(format!(
+                        "    for {{ let p := {from} }} lt(p, end) {{ p := add(p, 0x80) }} {{ acc := or(acc, or(or(calldataload(p), calldataload(add(p, 0x20))), or(calldataload(add(p, 0x40)), calldataload(add(p, 0x60))))) }}"
+                    ));
+                    for i in body_end..end {
+                        f.line(format!(
+                            "    acc := or(acc, calldataload(add(inst, 0x{:x})))",
+                            32 * i
+                        ));
+                    }
+                    f.line(format!("    if shr({b}, acc) {{ leave }}"));
+                } else {
+                    f.line(format!("    let end := add(inst, 0x{:x})", 32 * end));
+                    f.line(format!(
+                        "    for {{ let p := {from} }} lt(p, end) {{ p := add(p, 0x20) }} {{ if iszero(lt(calldataload(p), r)) {{ leave }} }}"
+                    ));
+                }
+                f.line("}".into());
+            }
+            start = end;
+        }
+    }
+
+    /// [`Mode::Loops`]: `inverses()`, one batch inversion (prefix products,
+    /// one modexp) of the fixed values to invert (`x^n - 1`, `x`,
+    /// SHPLONK's first `z_diff`) and of the Lagrange denominators
+    /// `x w^{-i} - 1` for `i` in [`Plan::lagrange_indices`], whose inverses
+    /// are `d_i = w^i / (x - w^i)`. The denominators are computed from
+    /// `x w^{-first}` by multiplying with `w^{-1}` (forwards) and again by
+    /// multiplying with `w` (backwards), so only the prefix products are
+    /// stored, in the array that then holds the `d_i`. False if a value is
+    /// zero.
+    ///
+    /// `x w^{-i} - 1` is `sub(xw, 1)`, without reduction: `xw` is not zero
+    /// unless `x` is, and then the product of all values is zero (`x` is
+    /// one of them) and verification fails whatever the other factors are.
+    /// The loops do [`UNROLL`] elements per iteration; the remainder is
+    /// straight-line.
+    fn inverses(&self, f: &mut Funcs) {
+        let plan = self.plan;
+        let first = self.lagrange.first().copied().unwrap_or(0);
+        let len = self.lagrange.len();
+        let lag = self.lagrange_at();
+        let body_end = lag + 32 * (len - len % UNROLL);
+        let lag_end = lag + 32 * len;
+        let prefix = self.mem.get("PREFIX");
+        f.open("inverses() -> good");
+        f.line("let acc := 1".into());
+        for (k, (what, slot)) in self.inverses.iter().enumerate() {
+            f.line(format!(
+                "mstore(0x{:x}, acc) acc := mulmod(acc, mload(0x{slot:x}), r) // {what}",
+                prefix + 32 * k
+            ));
+        }
+        f.line(format!(
+            "let xw := mulmod(mload({}), {}, r) // x w^{}",
+            self.m("X"),
+            hex_fr(&plan.omega_pow(-first)),
+            -first
+        ));
+        let forward = "acc := mulmod(acc, sub(xw, 1), r) xw := mulmod(xw, winv, r)";
+        f.line("{".into());
+        f.line(format!("    let winv := {}", hex_fr(&plan.omega_pow(-1))));
+        f.line(format!(
+            "    for {{ let p := 0x{lag:x} }} lt(p, 0x{body_end:x}) {{ p := add(p, 0x{:x}) }} {{",
+            32 * UNROLL
+        ));
+        for u in 0..UNROLL {
+            let at = if u == 0 {
+                "p".to_string()
+            } else {
+                format!("add(p, 0x{:x})", 32 * u)
+            };
+            f.line(format!("        mstore({at}, acc) {forward}"));
+        }
+        f.line("    }".into());
+        for at in (body_end..lag_end).step_by(32) {
+            f.line(format!("    mstore(0x{at:x}, acc) {forward}"));
+        }
+        f.line("}".into());
+        f.line("if iszero(acc) { leave }".into());
+        f.line("let inv := invert(acc)".into());
+        let backward = |at: &str| {
+            format!(
+                "xw := mulmod(xw, om, r) mstore({at}, mulmod(inv, mload({at}), r)) inv := mulmod(inv, sub(xw, 1), r)"
+            )
+        };
+        f.line("{".into());
+        f.line(format!("    let om := {}", hex_fr(&plan.omega_pow(1))));
+        for at in (body_end..lag_end).step_by(32).rev() {
+            f.line(format!("    {}", backward(&format!("0x{at:x}"))));
+        }
+        f.line(format!(
+            "    for {{ let p := 0x{body_end:x} }} gt(p, 0x{lag:x}) {{ }} {{"
+        ));
+        f.line(format!("        p := sub(p, 0x{:x})", 32 * UNROLL));
+        for u in (0..UNROLL).rev() {
+            let at = if u == 0 {
+                "p".to_string()
+            } else {
+                format!("add(p, 0x{:x})", 32 * u)
+            };
+            f.line(format!("        {}", backward(&at)));
+        }
+        f.line("    }".into());
+        f.line("}".into());
+        f.line("let v := 0".into());
+        for (k, (_, slot)) in self.inverses.iter().enumerate().rev() {
+            f.line(format!(
+                "v := mload(0x{slot:x}) mstore(0x{slot:x}, mulmod(inv, mload(0x{:x}), r)) inv := mulmod(inv, v, r)",
+                prefix + 32 * k
+            ));
+        }
+        f.line("good := 1".into());
+        f.close();
+    }
+
+    /// [`Mode::Loops`]: `instanceEvals()`. For each instance query at
+    /// rotation `rot`, `(x^n - 1) / n * sum_j inst_j * d_{j - rot}`; up to
+    /// [`ROTATIONS_PER_PASS`] queries share one pass over the public inputs
+    /// (each read from calldata once per pass), with one accumulator each.
+    /// A pass takes [`INPUTS_PER_ITERATION`] public inputs per iteration:
+    /// their products (each below `r`, four below `2^256`) are added without
+    /// reduction before one `addmod`; the remainder is straight-line.
+    fn instance_evals(&self, f: &mut Funcs) {
+        let plan = self.plan;
+        let n = plan.num_instances();
+        let first = self.lagrange.first().copied().unwrap_or(0);
+        let lag = self.lagrange_at();
+        let n_inv = Fr::from(plan.n()).invert().unwrap_or(Fr::ZERO);
+        f.open("instanceEvals()");
+        let queries: Vec<(usize, i32)> = plan
+            .instance_rotations
+            .iter()
+            .copied()
+            .enumerate()
+            .collect();
+        // d_{j - rot} for public input j is at `d + base(rot)`, `d` = 32 j.
+        let base = |rot: i32| lag as i64 + 32 * (-(rot as i64) - first as i64);
+        for pass in queries.chunks(ROTATIONS_PER_PASS) {
+            let rots: Vec<i32> = pass.iter().map(|(_, r)| *r).collect();
+            f.line(format!("// rotations {rots:?}"));
+            f.line("{".into());
+            for (q, _) in pass {
+                f.line(format!("    let t{q} := 0"));
+            }
+            let body = 32 * (n - n % INPUTS_PER_ITERATION);
+            f.line(format!("    let p := mload({})", self.m("INST")));
+            f.line(format!(
+                "    for {{ let d := 0 }} lt(d, 0x{body:x}) {{ d := add(d, 0x{:x}) }} {{",
+                32 * INPUTS_PER_ITERATION
+            ));
+            f.line("        let q := add(p, d)".into());
+            for u in 0..INPUTS_PER_ITERATION {
+                let at = if u == 0 {
+                    "q".to_string()
+                } else {
+                    format!("add(q, 0x{:x})", 32 * u)
+                };
+                f.line(format!("        let v{u} := calldataload({at})"));
+            }
+            for (q, rot) in pass {
+                let term = |u: usize| {
+                    format!(
+                        "mulmod(v{u}, mload(add(d, 0x{:x})), r)",
+                        base(*rot) + 32 * u as i64
+                    )
+                };
+                f.line(format!(
+                    "        t{q} := addmod(t{q}, add(add({}, {}), add({}, {})), r)",
+                    term(0),
+                    term(1),
+                    term(2),
+                    term(3)
+                ));
+            }
+            f.line("    }".into());
+            for j in n - n % INPUTS_PER_ITERATION..n {
+                f.line(format!(
+                    "    let w{j} := calldataload(add(p, 0x{:x}))",
+                    32 * j
+                ));
+                for (q, rot) in pass {
+                    f.line(format!(
+                        "    t{q} := addmod(t{q}, mulmod(w{j}, mload(0x{:x}), r), r)",
+                        base(*rot) + 32 * j as i64
+                    ));
+                }
+            }
+            for (q, _) in pass {
+                f.line(format!("    mstore({}, t{q})", self.m(&format!("IE{q}"))));
+            }
+            f.line("}".into());
+        }
+        f.line(format!(
+            "let scale := mulmod(addmod(mload({}), sub(r, 1), r), {}, r) // (x^n - 1) / n",
+            self.m("XN"),
+            hex_fr(&n_inv)
+        ));
+        for (q, _) in plan.instance_rotations.iter().enumerate() {
+            let ie = self.m(&format!("IE{q}"));
+            f.line(format!("mstore({ie}, mulmod(mload({ie}), scale, r))"));
+        }
+        f.close();
+    }
+
     /// Adds `t * commitment` to the sums (fixed commitments: to their scalar).
     fn msm_term(&self, c: Commitment, p: &dyn Fn(usize) -> String) -> Vec<String> {
         let l = self.plan.layout();
@@ -674,7 +1018,7 @@ impl<'a> Gen<'a> {
             };
             let leaf = h == 0;
             if !leaf && (uses[i] > 1 || h >= MAX_INLINE_HEIGHT) {
-                let slot = self.tb() + self.tb_len() + 32 * spill_slot;
+                let slot = self.spill_base() + 32 * spill_slot;
                 spill_slot += 1;
                 lines.push(format!("mstore(0x{slot:x}, {e})"));
                 self.exprs.push((format!("mload(0x{slot:x})"), 0));

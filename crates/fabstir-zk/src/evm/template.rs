@@ -16,6 +16,10 @@
 /// `FabstirVerifier.sol`: the contract around the generated Yul.
 pub(crate) const VERIFIER: &str = include_str!("templates/FabstirVerifier.sol.tmpl");
 
+/// `FabstirBatchVerifier.sol`: the contract around the generated Yul in
+/// [`super::solidity::Mode::Loops`] (dynamic ABI, loops over the public inputs).
+pub(crate) const BATCH_VERIFIER: &str = include_str!("templates/FabstirBatchVerifier.sol.tmpl");
+
 /// The Yul helpers (`precompileFailed`, `ecmulAdd`, `ecAddTo`) that both
 /// assembly blocks of the verifier define.
 pub(crate) const YUL_HELPERS: &str = include_str!("templates/yul_helpers.tmpl");
@@ -26,6 +30,10 @@ pub(crate) const POSEIDON: &str = include_str!("templates/Poseidon.sol.tmpl");
 
 /// `FabstirVerifier.t.sol`: the forge test of the verifier.
 pub(crate) const FORGE_TEST: &str = include_str!("templates/FabstirVerifier.t.sol.tmpl");
+
+/// `FabstirBatchVerifier.t.sol`: the forge test of a verifier in
+/// [`super::solidity::Mode::Loops`].
+pub(crate) const FORGE_BATCH_TEST: &str = include_str!("templates/FabstirBatchVerifier.t.sol.tmpl");
 
 /// `template` with every `{{NAME}}` replaced by the value of `NAME` in
 /// `values`.
@@ -90,7 +98,14 @@ mod tests {
     /// Every placeholder of a template is a name; nothing else looks like one.
     #[test]
     fn templates_have_only_named_placeholders() {
-        for template in [VERIFIER, YUL_HELPERS, FORGE_TEST, POSEIDON] {
+        for template in [
+            VERIFIER,
+            BATCH_VERIFIER,
+            YUL_HELPERS,
+            FORGE_TEST,
+            FORGE_BATCH_TEST,
+            POSEIDON,
+        ] {
             for piece in template.split("{{").skip(1) {
                 let name = piece.split("}}").next().unwrap_or_default();
                 assert!(

@@ -362,7 +362,8 @@ impl BatchPublic {
             ("entries", self.entries.len() != other.entries.len()),
         ]
         .into_iter()
-        .filter_map(|(field, differs)| differs.then(|| field.to_string()))
+        .filter(|(_, differs)| *differs)
+        .map(|(field, _)| field.to_string())
         .collect();
         for (i, (a, b)) in self.entries.iter().zip(&other.entries).enumerate() {
             for (field, differs) in [

@@ -86,17 +86,17 @@ impl CircuitConstants {
 pub struct CommitmentConfig {
     pub(crate) advice: [Column<Advice>; ADVICE_COLUMNS],
     /// Selector-and-constant of the commitment's full rounds, one per row of a block.
-    pub(crate) full_round: [Column<Fixed>; BLOCK_ROWS],
+    full_round: [Column<Fixed>; BLOCK_ROWS],
     /// Round constants of the second to fourth S-box of a row.
-    pub(crate) constants: [Column<Fixed>; STATE_COLUMNS - 1],
+    constants: [Column<Fixed>; STATE_COLUMNS - 1],
     /// Selector-and-constant of the commitment's partial-round groups.
-    pub(crate) partial_group: Column<Fixed>,
+    partial_group: Column<Fixed>,
     /// Selector of the commitment's round 0 (inputs bound to instances).
-    pub(crate) input: Column<Fixed>,
+    input: Column<Fixed>,
     /// Selector-and-constant of the host_id full rounds.
-    pub(crate) host_full_round: Column<Fixed>,
+    host_full_round: Column<Fixed>,
     /// Selector-and-constant of the host_id partial-round groups.
-    pub(crate) host_partial_group: Column<Fixed>,
+    host_partial_group: Column<Fixed>,
     /// Compressed selector of the linear bindings (values 1, 2, 3).
     pub(crate) binding: Column<Fixed>,
     pub(crate) instance: Column<Instance>,
@@ -131,7 +131,7 @@ impl CommitmentConfig {
 }
 
 /// Values of the compressed `binding` selector.
-pub(crate) mod binding {
+mod binding {
     pub const COMMITMENT_OUTPUT: u64 = 1;
     pub const HOST_ID_OUTPUT: u64 = 2;
     pub const HOST_ID_ROUND0: u64 = 3;
@@ -193,7 +193,7 @@ pub(crate) fn linear(
 }
 
 /// The two constraints of an S-box `y = x^5` with auxiliary `a = x^2`.
-pub(crate) fn sbox_constraints(
+fn sbox_constraints(
     name: &str,
     x: Expression<Fr>,
     a: Expression<Fr>,
@@ -287,7 +287,7 @@ impl Circuit<Fr> for CommitmentCircuit {
 /// The constants of a row's S-boxes: the first is the gate's own selector
 /// column (selector and constant at once), the others come from the shared
 /// constant columns.
-pub(crate) fn row_constants(
+fn row_constants(
     meta: &mut VirtualCells<'_, Fr>,
     config: &CommitmentConfig,
     selector: &Expression<Fr>,
@@ -304,7 +304,7 @@ pub(crate) fn row_constants(
 
 /// Constraints of full-round S-boxes: for each `(i, a, y)`, `y = (M_i . previous + c)^5`
 /// through `a = x^2`, with the row's constants in order.
-pub(crate) fn full_round_constraints(
+fn full_round_constraints(
     mds: &[Vec<Fr>],
     previous: &[Expression<Fr>],
     constants: Vec<Expression<Fr>>,
@@ -323,7 +323,7 @@ pub(crate) fn full_round_constraints(
 /// Constraints of one group of partial rounds (see `Schedule`): each S-box
 /// input is a fixed combination of the input state and the earlier S-box
 /// outputs `ys`, and the output state is a fixed combination of both.
-pub(crate) fn partial_group_constraints(
+fn partial_group_constraints(
     schedule: &Schedule,
     input: &[Expression<Fr>],
     output: Vec<Expression<Fr>>,
@@ -481,7 +481,7 @@ pub(crate) fn configure_commitment_input(
 }
 
 /// The `count` cells of columns `first..first + count` at `rotation`.
-pub(crate) fn row_cells(
+fn row_cells(
     meta: &mut VirtualCells<'_, Fr>,
     config: &CommitmentConfig,
     first: usize,

@@ -564,3 +564,81 @@ fn real_proof_binds_every_public_input_and_its_size() {
         Err(BatchError::Malformed(_) | BatchError::Invalid)
     ));
 }
+
+/// A key built from larger parameters is the key of its own size (the
+/// parameters are cut down); smaller parameters are refused.
+#[test]
+fn parameters_are_cut_to_the_keys_size() {
+    let size = size(2);
+    let larger = Arc::new(Srs::insecure_dev_at(size.k() + 1).unwrap());
+    let vk = BatchVerifyingKey::derive(larger, size).unwrap();
+    assert_eq!(vk.id(), dev_key(2).vk_id());
+    assert_eq!(vk.srs().k(), size.k());
+    let smaller = Arc::new(Srs::insecure_dev_at(size.k() - 1).unwrap());
+    assert!(matches!(
+        BatchVerifyingKey::derive(smaller, size),
+        Err(crate::error::KeyError::SrsTooSmall {
+            found: 7,
+            needed: 8
+        })
+    ));
+}
+
+/// Witnesses that break one constraint, proved with the real prover (which
+/// does not check constraints): the real verifier rejects every one.
+#[test]
+fn real_proofs_of_tampered_witnesses_are_rejected() {
+    let pk = dev_key(2);
+    let vk = pk.verifying_key();
+    let size = pk.size();
+    let s = statement(2, 0, 11);
+    let (grid, instances) = honest(&s, 11);
+    let prove = |grid: Grid, instances: &[Fr]| {
+        crate::proof::prove_with(
+            vk.srs.params(),
+            &pk.pk,
+            grid.into_columns(),
+            instances,
+            rand::rngs::OsRng,
+        )
+        .unwrap()
+    };
+    assert!(vk.verify_raw(&instances, &prove(grid.clone(), &instances)));
+    let (cell_row, cell_column) = COMMITMENT_CELL;
+    let commitment_cell = (entry_row(size, cell_row, 1), cell_column);
+    for (what, (row, column)) in [
+        ("entry 1's commitment cell", commitment_cell),
+        ("a private limb of entry 0", (entry_row(size, 1, 0), 1)),
+        (
+            "a partial-round state of entry 1",
+            (entry_row(size, 20, 1), 0),
+        ),
+        (
+            "a full-round square of entry 0",
+            (entry_row(size, 60, 0), 5),
+        ),
+        (
+            "the host_id capacity",
+            (host_id_first_row(size), HOST_ID_COLUMNS[0]),
+        ),
+        (
+            "the host_id final state",
+            (host_id_output_row(size), HOST_ID_COLUMNS[1]),
+        ),
+    ] {
+        let mut bad = grid.clone();
+        bad.set(row, column, grid.get(row, column) + Fr::ONE);
+        assert!(
+            !vk.verify_raw(&instances, &prove(bad, &instances)),
+            "{what} changed: accepted"
+        );
+    }
+    // The commitment cell and its instance changed together: the binding to
+    // the permutation's final state still catches it.
+    let mut bad = grid.clone();
+    let (row, column) = commitment_cell;
+    bad.set(row, column, grid.get(row, column) + Fr::ONE);
+    let mut changed = instances.clone();
+    changed[instance_row(size, band::COMMITMENT, 1)] += Fr::ONE;
+    assert!(!vk.verify_raw(&changed, &prove(bad, &changed)));
+}

@@ -1,5 +1,6 @@
-//! Criterion bench of batch proving: one proof for N checkpoints, for
-//! several N (each size has its own key and `k`).
+//! Criterion bench of batch proving (one proof for N checkpoints) and of
+//! verifying such a proof natively, for several N (each size has its own
+//! key and `k`).
 //!
 //! `cargo bench -p fabstir-zk --bench batch`; `FABSTIR_BATCH_SIZES=1,8,64`
 //! picks the sizes (default 1, 8, 16, 29, 32, 58, 64).
@@ -35,6 +36,7 @@ fn benches(c: &mut Criterion) {
     let host = HostKey::from_secret(Fr::from(11));
     let mut group = c.benchmark_group("batch_prove");
     group.sample_size(10);
+    let mut verify = Vec::new();
     for n in sizes() {
         let size = BatchSize::new(n).unwrap();
         let srs = Arc::new(Srs::insecure_dev_at(size.k()).unwrap());
@@ -43,6 +45,16 @@ fn benches(c: &mut Criterion) {
         let batch = BatchStatement::from_statements(&statements).unwrap();
         group.bench_function(format!("{n}_entries_k{}", size.k()), |b| {
             b.iter(|| BatchProof::create(&pk, &batch, &host, rand::rngs::OsRng).unwrap())
+        });
+        let proof = BatchProof::create(&pk, &batch, &host, rand::rngs::OsRng).unwrap();
+        let public = batch.public();
+        verify.push((format!("{n}_entries_k{}", size.k()), pk, proof, public));
+    }
+    group.finish();
+    let mut group = c.benchmark_group("batch_verify");
+    for (name, pk, proof, public) in &verify {
+        group.bench_function(name.as_str(), |b| {
+            b.iter(|| proof.verify(pk.verifying_key(), public).unwrap())
         });
     }
     group.finish();

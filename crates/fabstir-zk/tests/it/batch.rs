@@ -277,12 +277,15 @@ fn outside_input_is_refused_with_typed_errors() {
     assert!(BatchProvingKey::build(small, BatchSize::new(2).unwrap()).is_err());
 }
 
-/// The verifying key of the smallest tested size under the development SRS
-/// (regenerate with FABSTIR_REGENERATE_VECTORS=1 after an intended change).
+/// The verifying key of the smallest tested size under the development SRS:
+/// its description, halo2's `vk.pinned()` (every gate polynomial and
+/// coefficient) and its id (regenerate with FABSTIR_REGENERATE_VECTORS=1
+/// after an intended change).
 #[test]
 fn batch_verifying_key_is_pinned() {
     let vk = key(2).verifying_key();
     pinned(data("batch_vk_description_2.txt"), &vk.description());
+    pinned(data("batch_vk_pinned_2.txt"), &vk.pinned());
     pinned(data("batch_vk_id_2.txt"), &format!("{}\n", vk.id()));
     let id = std::fs::read_to_string(data("batch_vk_id_2.txt")).unwrap();
     assert_eq!(VkId::parse(id.trim()).unwrap(), vk.id());

@@ -7,6 +7,7 @@ import {FabstirVerifier} from "../src/FabstirVerifier.sol";
 import {FabstirMarketplace} from "../src/FabstirMarketplace.sol";
 import {IFabstirMarketplace} from "../src/IFabstirMarketplace.sol";
 import {IFabstirVerifier} from "../src/IFabstirVerifier.sol";
+import {IFabstirBatchVerifier} from "../src/IFabstirBatchVerifier.sol";
 
 /// The marketplace with the generated verifier and proofs made by the Rust
 /// prover (test/vectors/marketplace.json, written by
@@ -72,7 +73,7 @@ contract FabstirMarketplaceTest is Test {
         otherMarketplace = vm.parseJsonAddress(json, ".other_marketplace");
 
         verifier = new FabstirVerifier();
-        market = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        market = new FabstirMarketplace(IFabstirVerifier(address(verifier)), new IFabstirBatchVerifier[](0), new uint256[](0));
         assertTrue(
             address(market) == vm.parseJsonAddress(json, ".marketplace"),
             "the vectors were made for another marketplace address"
@@ -162,7 +163,7 @@ contract FabstirMarketplaceTest is Test {
     }
 
     function test_aProofForAnotherMarketplaceIsRefused() public {
-        FabstirMarketplace other = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        FabstirMarketplace other = new FabstirMarketplace(IFabstirVerifier(address(verifier)), new IFabstirBatchVerifier[](0), new uint256[](0));
         assertTrue(address(other) == otherMarketplace, "the vectors were made for another second marketplace");
         // Host 1's registration on `market` is refused on `other`; its own registers it.
         vm.prank(host1);
@@ -277,7 +278,7 @@ contract FabstirMarketplaceTest is Test {
     /// refused, and so is anyone with a proof for another id, chain or
     /// marketplace; host 1's wallet registers with it.
     function test_squattingAHostIdIsRefused() public {
-        FabstirMarketplace fresh = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        FabstirMarketplace fresh = new FabstirMarketplace(IFabstirVerifier(address(verifier)), new IFabstirBatchVerifier[](0), new uint256[](0));
         address squatter = address(0x5017);
         vm.prank(squatter);
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, squatter, host1Id));

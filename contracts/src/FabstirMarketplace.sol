@@ -242,7 +242,9 @@ contract FabstirMarketplace is IFabstirMarketplace {
     }
 
     /// The batch proof's public inputs for `entries` of host `hostId`, in
-    /// the batch circuit's order (see docs/CIRCUIT_SPEC.md, Batch circuit).
+    /// the batch circuit's seven bands of n values (docs/CIRCUIT_SPEC.md,
+    /// Batch circuit): commitment, chain id, marketplace, job id high and low
+    /// 128 bits, host id, tokens.
     function _batchInstances(BatchEntry[] calldata entries, uint256 hostId)
         private
         view
@@ -255,12 +257,13 @@ contract FabstirMarketplace is IFabstirMarketplace {
         for (uint256 i; i < n; ++i) {
             BatchEntry calldata entry = entries[i];
             uint256 jobId = entry.jobId;
-            instances[i] = chain;
-            instances[n + i] = market;
-            instances[2 * n + i] = jobId >> 128;
-            instances[3 * n + i] = jobId & type(uint128).max;
-            instances[4 * n + i] = hostId;
-            instances[5 * n + i] = entry.commitment;
+            // Band b holds entry i's value at b * n + i.
+            instances[i] = entry.commitment;
+            instances[n + i] = chain;
+            instances[2 * n + i] = market;
+            instances[3 * n + i] = jobId >> 128;
+            instances[4 * n + i] = jobId & type(uint128).max;
+            instances[5 * n + i] = hostId;
             instances[6 * n + i] = entry.tokens;
         }
     }

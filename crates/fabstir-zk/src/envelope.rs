@@ -75,13 +75,19 @@ impl ProofLayout {
         *LAYOUT.get_or_init(|| {
             let mut cs = ConstraintSystem::<Fr>::default();
             CommitmentCircuit::configure(&mut cs);
-            // The circuit has no permutation and no lookups; their proof parts are absent.
-            Self {
-                leading_points: cs.num_advice_columns() + 1 + (cs.degree() - 1),
-                scalars: cs.advice_queries().len() + cs.fixed_queries().len() + 1,
-                trailing_points: 2,
-            }
+            Self::of(&cs)
         })
+    }
+
+    /// The layout of proofs of a constraint system without permutation
+    /// argument and lookups (every circuit of this crate; their proof parts
+    /// are absent).
+    pub(crate) fn of(cs: &ConstraintSystem<Fr>) -> Self {
+        Self {
+            leading_points: cs.num_advice_columns() + 1 + (cs.degree() - 1),
+            scalars: cs.advice_queries().len() + cs.fixed_queries().len() + 1,
+            trailing_points: 2,
+        }
     }
 
     /// Proof length in bytes.

@@ -416,3 +416,102 @@ pub enum EvmError {
         actual: usize,
     },
 }
+
+/// Why a batch statement, batch public inputs or a batch proof is refused
+/// (see [`crate::batch`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// No batch circuit has this many entries.
+    #[error("a batch of {found} entries is not supported: a batch has 1 to {max} entries")]
+    Size {
+        /// Entries asked for.
+        found: usize,
+        /// The largest batch.
+        max: usize,
+    },
+    /// A batch without entries.
+    #[error("the batch has no entries")]
+    Empty,
+    /// The batch does not have the key's number of entries.
+    #[error("the batch has {found} entries, the key is for batches of {expected} (pad it with BatchEntry::padding)")]
+    EntryCount {
+        /// The key's batch size.
+        expected: usize,
+        /// Entries given.
+        found: usize,
+    },
+    /// A statement of the batch has another chain, marketplace or host than
+    /// the first.
+    #[error("statement {entry}: {field} differs from statement 0's (a batch has one chain, one marketplace and one host)")]
+    Shared {
+        /// Index of the statement.
+        entry: usize,
+        /// The field.
+        field: &'static str,
+    },
+    /// The instance column does not have `7 * N` elements.
+    #[error("{found} public inputs: a batch of {entries} has {expected}")]
+    InstanceCount {
+        /// The batch size.
+        entries: usize,
+        /// Public inputs expected.
+        expected: usize,
+        /// Public inputs given.
+        found: usize,
+    },
+    /// A public input lies outside its range.
+    #[error("public input {index} (entry {entry}'s {field}) is out of range")]
+    InstanceRange {
+        /// Index in the instance column.
+        index: usize,
+        /// The entry.
+        entry: usize,
+        /// Which value.
+        field: &'static str,
+    },
+    /// A copy of a shared public input differs from entry 0's.
+    #[error("public input {index} (entry {entry}'s {field}) differs from entry 0's: every entry carries the same {field}")]
+    InstanceShared {
+        /// Index in the instance column.
+        index: usize,
+        /// The entry.
+        entry: usize,
+        /// Which value.
+        field: &'static str,
+    },
+    /// The host key does not belong to the batch's host.
+    #[error("the host key does not match the batch's host_id")]
+    WrongHostKey,
+    /// The proof is for another batch size than the verifying key.
+    #[error("the proof is for batches of {proof} entries, the verifying key for batches of {key}")]
+    KeySize {
+        /// The key's batch size.
+        key: usize,
+        /// The proof's batch size.
+        proof: usize,
+    },
+    /// The proof was made with another verifying key.
+    #[error("proof was made for batch verifying key {found}, this verifier holds {expected}")]
+    UnknownVerifyingKey {
+        /// The verifier's key id.
+        expected: String,
+        /// The proof's key id.
+        found: String,
+    },
+    /// The proof's public inputs differ from those the verifier computed.
+    #[error("the proof's public {field} does not match the batch being verified")]
+    PublicMismatch {
+        /// Which value (`chain_id`, `marketplace`, `host_id`, or
+        /// `entries[i].job_id`, `.tokens`, `.commitment`).
+        field: String,
+    },
+    /// The proof bytes are malformed (length, points, scalars).
+    #[error(transparent)]
+    Malformed(#[from] EnvelopeError),
+    /// The proof does not verify for these public inputs.
+    #[error("the batch proof does not verify for this batch")]
+    Invalid,
+    /// Proving failed in the backend (an internal error; report it).
+    #[error("the proving backend failed: {0}")]
+    Backend(String),
+}

@@ -62,19 +62,25 @@ pub struct VkId(pub [u8; 32]);
 
 impl VkId {
     fn of(vk: &plonk::VerifyingKey<G1Affine>, version: CircuitVersion, srs: &Srs) -> Self {
-        use halo2_axiom::halo2curves::group::GroupEncoding;
-        use halo2_axiom::poly::commitment::ParamsProver as _;
         let mut hasher = Sha256::new();
         hasher.update(b"fabstir-zk verifying key");
         hasher.update([version.as_u8()]);
-        hasher.update(vk.to_bytes(SerdeFormat::Processed));
-        hasher.update(vk.transcript_repr().to_repr());
+        hash_key(&mut hasher, vk);
         if version != CircuitVersion::V1 {
-            let params = srs.params();
-            hasher.update(params.get_g()[0].to_bytes());
-            hasher.update(params.g2().to_bytes());
-            hasher.update(params.s_g2().to_bytes());
+            hash_verifier_points(&mut hasher, srs);
         }
+        Self(hasher.finalize().into())
+    }
+
+    /// The identity of a batch circuit's verifying key for `entries`
+    /// checkpoints: as for a single key, under its own domain tag and with
+    /// the batch size (so no batch key shares an id with a single key).
+    pub(crate) fn of_batch(vk: &plonk::VerifyingKey<G1Affine>, entries: usize, srs: &Srs) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"fabstir-zk batch verifying key");
+        hasher.update((entries as u64).to_be_bytes());
+        hash_key(&mut hasher, vk);
+        hash_verifier_points(&mut hasher, srs);
         Self(hasher.finalize().into())
     }
 
@@ -107,6 +113,22 @@ impl<'de> Deserialize<'de> for VkId {
         let s = String::deserialize(deserializer)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// Hashes the verifying key bytes and its transcript representation.
+fn hash_key(hasher: &mut Sha256, vk: &plonk::VerifyingKey<G1Affine>) {
+    hasher.update(vk.to_bytes(SerdeFormat::Processed));
+    hasher.update(vk.transcript_repr().to_repr());
+}
+
+/// Hashes the SRS points a verifier checks against (`[1]_1`, `[1]_2`, `[s]_2`).
+fn hash_verifier_points(hasher: &mut Sha256, srs: &Srs) {
+    use halo2_axiom::halo2curves::group::GroupEncoding;
+    use halo2_axiom::poly::commitment::ParamsProver as _;
+    let params = srs.params();
+    hasher.update(params.get_g()[0].to_bytes());
+    hasher.update(params.g2().to_bytes());
+    hasher.update(params.s_g2().to_bytes());
 }
 
 /// Refuses an unparsable `MAX_DEGREE`, which halo2 would otherwise panic on.
@@ -158,6 +180,23 @@ impl VerifyingKey {
         })
     }
 
+    /// A key from its parts (for tools that read any key of this crate's
+    /// shape, such as the EVM plan).
+    #[cfg(test)]
+    pub(crate) fn from_parts(
+        vk: plonk::VerifyingKey<G1Affine>,
+        srs: Arc<Srs>,
+        id: VkId,
+        version: CircuitVersion,
+    ) -> Self {
+        Self {
+            vk,
+            srs,
+            id,
+            version,
+        }
+    }
+
     /// The circuit version this key verifies.
     pub fn version(&self) -> CircuitVersion {
         self.version
@@ -197,113 +236,11 @@ impl VerifyingKey {
     /// polynomials included). Checked into the repository so that any change
     /// of circuit fails a test with a reviewable diff.
     pub fn description(&self) -> String {
-        use std::fmt::Write;
-        let cs = self.vk.cs();
-        let mut out = String::new();
-        let point = |p: &G1Affine| -> String {
-            let coordinates = halo2_axiom::halo2curves::CurveAffine::coordinates(p).unwrap();
-            let be = |x: &halo2_axiom::halo2curves::bn256::Fq| {
-                let mut bytes = x.to_repr();
-                bytes.reverse();
-                hex::encode(bytes)
-            };
-            format!("0x{} 0x{}", be(coordinates.x()), be(coordinates.y()))
-        };
-        let _ = writeln!(
-            out,
-            "fabstir-zk verifying key, circuit version {}",
-            self.version
-        );
-        let _ = writeln!(
-            out,
-            "k {} (extended {}), degree {}, blinding factors {}",
-            K,
-            self.vk.get_domain().extended_k(),
-            cs.degree(),
-            cs.blinding_factors()
-        );
-        let _ = writeln!(
-            out,
-            "columns: advice {}, fixed {}, instance {}",
-            cs.num_advice_columns(),
-            cs.num_fixed_columns(),
-            cs.num_instance_columns()
-        );
-        let _ = writeln!(
-            out,
-            "permutation columns {}, lookups {}",
-            cs.permutation().get_columns().len(),
-            cs.lookups().len()
-        );
-        let queries = |q: Vec<(usize, i32)>| {
-            q.iter()
-                .map(|(c, r)| format!("{c}@{r}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let _ = writeln!(
-            out,
-            "advice queries: {}",
-            queries(
-                cs.advice_queries()
-                    .iter()
-                    .map(|(c, r)| (c.index(), r.0))
-                    .collect()
-            )
-        );
-        let _ = writeln!(
-            out,
-            "fixed queries: {}",
-            queries(
-                cs.fixed_queries()
-                    .iter()
-                    .map(|(c, r)| (c.index(), r.0))
-                    .collect()
-            )
-        );
-        let _ = writeln!(
-            out,
-            "instance queries: {}",
-            queries(
-                cs.instance_queries()
-                    .iter()
-                    .map(|(c, r)| (c.index(), r.0))
-                    .collect()
-            )
-        );
-        let _ = writeln!(out, "gates:");
-        for gate in cs.gates() {
-            let degree = gate
-                .polynomials()
-                .iter()
-                .map(|p| p.degree())
-                .max()
-                .unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "  {}: {} constraints, degree {}",
-                gate.name(),
-                gate.polynomials().len(),
-                degree
-            );
-            for (i, poly) in gate.polynomials().iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "    {} (degree {})",
-                    gate.constraint_name(i),
-                    poly.degree()
-                );
-            }
-        }
-        let _ = writeln!(out, "fixed commitments:");
-        for (i, c) in self.vk.fixed_commitments().iter().enumerate() {
-            let _ = writeln!(out, "  {i}: {}", point(c));
-        }
-        let mut repr = self.vk.transcript_repr().to_repr();
-        repr.reverse();
-        let _ = writeln!(out, "transcript repr: 0x{}", hex::encode(repr));
-        let _ = writeln!(out, "vk_id: {}", self.id);
-        out
+        describe(
+            &self.vk,
+            &format!("fabstir-zk verifying key, circuit version {}", self.version),
+            self.id,
+        )
     }
 
     /// The key file bytes.
@@ -356,6 +293,114 @@ impl VerifyingKey {
             ))),
         }
     }
+}
+
+/// The readable description of a verifying key ([`VerifyingKey::description`]),
+/// under the first line `title`.
+pub(crate) fn describe(vk: &plonk::VerifyingKey<G1Affine>, title: &str, id: VkId) -> String {
+    use std::fmt::Write;
+    let cs = vk.cs();
+    let mut out = String::new();
+    let point = |p: &G1Affine| -> String {
+        let coordinates = halo2_axiom::halo2curves::CurveAffine::coordinates(p).unwrap();
+        let be = |x: &halo2_axiom::halo2curves::bn256::Fq| {
+            let mut bytes = x.to_repr();
+            bytes.reverse();
+            hex::encode(bytes)
+        };
+        format!("0x{} 0x{}", be(coordinates.x()), be(coordinates.y()))
+    };
+    let _ = writeln!(out, "{title}");
+    let _ = writeln!(
+        out,
+        "k {} (extended {}), degree {}, blinding factors {}",
+        vk.get_domain().k(),
+        vk.get_domain().extended_k(),
+        cs.degree(),
+        cs.blinding_factors()
+    );
+    let _ = writeln!(
+        out,
+        "columns: advice {}, fixed {}, instance {}",
+        cs.num_advice_columns(),
+        cs.num_fixed_columns(),
+        cs.num_instance_columns()
+    );
+    let _ = writeln!(
+        out,
+        "permutation columns {}, lookups {}",
+        cs.permutation().get_columns().len(),
+        cs.lookups().len()
+    );
+    let queries = |q: Vec<(usize, i32)>| {
+        q.iter()
+            .map(|(c, r)| format!("{c}@{r}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = writeln!(
+        out,
+        "advice queries: {}",
+        queries(
+            cs.advice_queries()
+                .iter()
+                .map(|(c, r)| (c.index(), r.0))
+                .collect()
+        )
+    );
+    let _ = writeln!(
+        out,
+        "fixed queries: {}",
+        queries(
+            cs.fixed_queries()
+                .iter()
+                .map(|(c, r)| (c.index(), r.0))
+                .collect()
+        )
+    );
+    let _ = writeln!(
+        out,
+        "instance queries: {}",
+        queries(
+            cs.instance_queries()
+                .iter()
+                .map(|(c, r)| (c.index(), r.0))
+                .collect()
+        )
+    );
+    let _ = writeln!(out, "gates:");
+    for gate in cs.gates() {
+        let degree = gate
+            .polynomials()
+            .iter()
+            .map(|p| p.degree())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {}: {} constraints, degree {}",
+            gate.name(),
+            gate.polynomials().len(),
+            degree
+        );
+        for (i, poly) in gate.polynomials().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    {} (degree {})",
+                gate.constraint_name(i),
+                poly.degree()
+            );
+        }
+    }
+    let _ = writeln!(out, "fixed commitments:");
+    for (i, c) in vk.fixed_commitments().iter().enumerate() {
+        let _ = writeln!(out, "  {i}: {}", point(c));
+    }
+    let mut repr = vk.transcript_repr().to_repr();
+    repr.reverse();
+    let _ = writeln!(out, "transcript repr: 0x{}", hex::encode(repr));
+    let _ = writeln!(out, "vk_id: {}", id);
+    out
 }
 
 /// The proving key, with the parameters proving needs.

@@ -21,6 +21,7 @@
 //! proof.verify(pk.verifying_key(), &result.statement(host.host_id()).instance()).unwrap();
 //! ```
 
+pub mod batch;
 pub mod cell;
 pub mod circuit;
 pub mod envelope;
@@ -39,9 +40,14 @@ pub mod srs;
 pub mod statement;
 pub mod version;
 
+pub use batch::{
+    BatchEntry, BatchProof, BatchProvingKey, BatchPublic, BatchPublicEntry, BatchSize,
+    BatchStatement, BatchVerifyingKey,
+};
 pub use envelope::{ProofEnvelope, ProofLayout};
 pub use error::{
-    EnvelopeError, EvmError, InputError, KeyError, ProveError, UniquenessError, VerifyError,
+    BatchError, EnvelopeError, EvmError, InputError, KeyError, ProveError, UniquenessError,
+    VerifyError,
 };
 pub use halo2_axiom::halo2curves::bn256::Fr;
 pub use host::HostKey;

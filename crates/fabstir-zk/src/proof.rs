@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use halo2_axiom::halo2curves::bn256::{Bn256, Fr, G1Affine};
-use halo2_axiom::plonk::{create_proof_from_advice, verify_proof};
+use halo2_axiom::plonk::{self, create_proof_from_advice, verify_proof};
 use halo2_axiom::poly::commitment::ParamsProver;
-use halo2_axiom::poly::kzg::commitment::KZGCommitmentScheme;
+use halo2_axiom::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_axiom::poly::kzg::multiopen::{ProverSHPLONK, VerifierSHPLONK};
 use halo2_axiom::poly::kzg::strategy::{AccumulatorStrategy, SingleStrategy};
 use halo2_axiom::poly::VerificationStrategy;
@@ -192,12 +192,23 @@ pub(crate) fn halo2_verify(vk: &VerifyingKey, instances: &[Fr], proof: &[u8]) ->
     if proof.len() != ProofLayout::get().proof_len() {
         return false;
     }
-    let params = vk.srs.params();
+    verify_with(vk.srs.params(), &vk.vk, instances, proof)
+}
+
+/// halo2's verdict on proof bytes for one instance column, with the
+/// transcript and multi-opening of every proof of this crate (the caller
+/// checks the proof's length: halo2 ignores trailing bytes).
+pub(crate) fn verify_with(
+    params: &ParamsKZG<Bn256>,
+    vk: &plonk::VerifyingKey<G1Affine>,
+    instances: &[Fr],
+    proof: &[u8],
+) -> bool {
     in_worker(|| {
         let mut transcript = ReadTranscript::new(proof);
         verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
             params.verifier_params(),
-            &vk.vk,
+            vk,
             SingleStrategy::new(params),
             &[&[instances]],
             &mut transcript,
@@ -219,7 +230,24 @@ pub(crate) fn prove_grid<R: RngCore + CryptoRng>(
     instances: &[Fr],
     rng: R,
 ) -> Result<Vec<u8>, ProveError> {
-    let params = pk.verifying_key().srs.params();
+    prove_with(
+        pk.verifying_key().srs.params(),
+        &pk.pk,
+        grid.into_columns(),
+        instances,
+        rng,
+    )
+}
+
+/// Proves advice `columns` (every advice column, `2^k` rows) for one
+/// instance column, with the transcript of every proof of this crate.
+pub(crate) fn prove_with<R: RngCore + CryptoRng>(
+    params: &ParamsKZG<Bn256>,
+    pk: &plonk::ProvingKey<G1Affine>,
+    columns: Vec<Vec<Fr>>,
+    instances: &[Fr],
+    rng: R,
+) -> Result<Vec<u8>, ProveError> {
     // Unlike verification, proving measured slower on a worker thread
     // (34 ms vs 49 ms), so it runs on the caller's thread.
     catch_unwind(AssertUnwindSafe(|| {
@@ -227,9 +255,9 @@ pub(crate) fn prove_grid<R: RngCore + CryptoRng>(
             EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
         create_proof_from_advice::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _>(
             params,
-            &pk.pk,
+            pk,
             &[instances],
-            grid.into_columns(),
+            columns,
             rng,
             &mut transcript,
         )

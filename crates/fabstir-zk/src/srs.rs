@@ -96,6 +96,63 @@ impl Srs {
         .clone()
     }
 
+    /// The insecure development parameters at `2^k` rows (the batch
+    /// circuit's sizes need more than the single circuit's 2^7): the same
+    /// setup as [`Srs::insecure_dev`] (the same secret, whatever `k`), built
+    /// once per `k`. `k` is capped at [`MAX_SRS_K`].
+    pub fn insecure_dev_at(k: u32) -> Result<Self, KeyError> {
+        use std::collections::BTreeMap;
+        use std::sync::Mutex;
+        if k == K {
+            return Ok(Self::insecure_dev());
+        }
+        if k == 0 || k > MAX_SRS_K {
+            return Err(KeyError::SrsTooSmall {
+                found: MAX_SRS_K,
+                needed: k,
+            });
+        }
+        static DEV: Mutex<BTreeMap<u32, Srs>> = Mutex::new(BTreeMap::new());
+        let mut cache = DEV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let srs = cache.entry(k).or_insert_with(|| {
+            let params = ParamsKZG::<Bn256>::setup(k, dev_rng());
+            let source_sha256 = Digest32::sha256(&raw_bytes(&params));
+            Self {
+                params,
+                trust: SrsTrust::InsecureDev,
+                source_sha256,
+            }
+        });
+        Ok(srs.clone())
+    }
+
+    /// log2 of the number of rows these parameters support.
+    pub fn k(&self) -> u32 {
+        self.params.k()
+    }
+
+    /// These parameters cut down to `2^k` rows (the first `2^k` powers of
+    /// the same secret), for a circuit smaller than the SRS.
+    pub fn downsized(&self, k: u32) -> Result<Self, KeyError> {
+        if k > self.k() {
+            return Err(KeyError::SrsTooSmall {
+                found: self.k(),
+                needed: k,
+            });
+        }
+        let mut params = self.params.clone();
+        if k < self.k() {
+            params.downsize(k);
+        }
+        Ok(Self {
+            params,
+            trust: self.trust,
+            source_sha256: self.source_sha256,
+        })
+    }
+
     /// Loads a ceremony parameters file (halo2 `ParamsKZG`, raw format) whose
     /// SHA-256 must equal `pin`, and downsizes it to the circuit's size.
     ///

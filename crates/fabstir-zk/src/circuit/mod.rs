@@ -21,7 +21,7 @@
 mod forgery_tests;
 pub mod layout;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod uniqueness;
 mod witness;
 
@@ -84,26 +84,54 @@ impl CircuitConstants {
 /// Columns of the circuit.
 #[derive(Debug, Clone)]
 pub struct CommitmentConfig {
-    advice: [Column<Advice>; ADVICE_COLUMNS],
+    pub(crate) advice: [Column<Advice>; ADVICE_COLUMNS],
     /// Selector-and-constant of the commitment's full rounds, one per row of a block.
-    full_round: [Column<Fixed>; BLOCK_ROWS],
+    pub(crate) full_round: [Column<Fixed>; BLOCK_ROWS],
     /// Round constants of the second to fourth S-box of a row.
-    constants: [Column<Fixed>; STATE_COLUMNS - 1],
+    pub(crate) constants: [Column<Fixed>; STATE_COLUMNS - 1],
     /// Selector-and-constant of the commitment's partial-round groups.
-    partial_group: Column<Fixed>,
+    pub(crate) partial_group: Column<Fixed>,
     /// Selector of the commitment's round 0 (inputs bound to instances).
-    input: Column<Fixed>,
+    pub(crate) input: Column<Fixed>,
     /// Selector-and-constant of the host_id full rounds.
-    host_full_round: Column<Fixed>,
+    pub(crate) host_full_round: Column<Fixed>,
     /// Selector-and-constant of the host_id partial-round groups.
-    host_partial_group: Column<Fixed>,
+    pub(crate) host_partial_group: Column<Fixed>,
     /// Compressed selector of the linear bindings (values 1, 2, 3).
-    binding: Column<Fixed>,
-    instance: Column<Instance>,
+    pub(crate) binding: Column<Fixed>,
+    pub(crate) instance: Column<Instance>,
+}
+
+impl CommitmentConfig {
+    /// Allocates the columns, in the order every circuit of this crate
+    /// allocates them (the column indices are part of the verifying key).
+    pub(crate) fn new(meta: &mut ConstraintSystem<Fr>) -> Self {
+        Self {
+            advice: std::array::from_fn(|_| meta.advice_column()),
+            full_round: std::array::from_fn(|_| meta.fixed_column()),
+            constants: std::array::from_fn(|_| meta.fixed_column()),
+            partial_group: meta.fixed_column(),
+            input: meta.fixed_column(),
+            host_full_round: meta.fixed_column(),
+            host_partial_group: meta.fixed_column(),
+            binding: meta.fixed_column(),
+            instance: meta.instance_column(),
+        }
+    }
+
+    /// The same columns with the advice columns permuted: advice `j` of the
+    /// result is advice `columns[j]` of `self`. The gate builders address
+    /// advice columns by index, so this moves a gate to other columns.
+    pub(crate) fn with_advice_order(&self, columns: [usize; ADVICE_COLUMNS]) -> Self {
+        Self {
+            advice: columns.map(|c| self.advice[c]),
+            ..self.clone()
+        }
+    }
 }
 
 /// Values of the compressed `binding` selector.
-mod binding {
+pub(crate) mod binding {
     pub const COMMITMENT_OUTPUT: u64 = 1;
     pub const HOST_ID_OUTPUT: u64 = 2;
     pub const HOST_ID_ROUND0: u64 = 3;
@@ -150,7 +178,7 @@ pub(crate) fn tokens_factor() -> Fr {
 }
 
 /// `sum coefficients[j] * terms[j] + constant`, skipping zero coefficients.
-fn linear(
+pub(crate) fn linear(
     coefficients: &[Fr],
     terms: &[Expression<Fr>],
     constant: Expression<Fr>,
@@ -165,7 +193,7 @@ fn linear(
 }
 
 /// The two constraints of an S-box `y = x^5` with auxiliary `a = x^2`.
-fn sbox_constraints(
+pub(crate) fn sbox_constraints(
     name: &str,
     x: Expression<Fr>,
     a: Expression<Fr>,
@@ -179,7 +207,7 @@ fn sbox_constraints(
 
 /// The Lagrange selector that is 1 where `column == value` and 0 where it
 /// holds any other value of `binding::ALL` or zero.
-fn binding_selector(column: Expression<Fr>, value: u64) -> Expression<Fr> {
+pub(crate) fn binding_selector(column: Expression<Fr>, value: u64) -> Expression<Fr> {
     let mut numerator = Expression::Constant(Fr::ONE);
     let mut denominator = Fr::ONE;
     for other in std::iter::once(0).chain(binding::ALL) {
@@ -213,22 +241,14 @@ impl Circuit<Fr> for CommitmentCircuit {
         meta: &mut ConstraintSystem<Fr>,
         version: CircuitVersion,
     ) -> Self::Config {
-        let config = CommitmentConfig {
-            advice: std::array::from_fn(|_| meta.advice_column()),
-            full_round: std::array::from_fn(|_| meta.fixed_column()),
-            constants: std::array::from_fn(|_| meta.fixed_column()),
-            partial_group: meta.fixed_column(),
-            input: meta.fixed_column(),
-            host_full_round: meta.fixed_column(),
-            host_partial_group: meta.fixed_column(),
-            binding: meta.fixed_column(),
-            instance: meta.instance_column(),
-        };
+        let config = CommitmentConfig::new(meta);
         meta.set_minimum_degree(DEGREE);
         let constants = CircuitConstants::get();
-        configure_commitment_full_rounds(meta, &config, &constants.commitment);
-        configure_commitment_partial_groups(meta, &config, &constants.commitment);
-        configure_commitment_input(meta, &config, version);
+        configure_commitment_full_rounds(meta, &config, &constants.commitment, 1);
+        configure_commitment_partial_groups(meta, &config, &constants.commitment, 1);
+        // The public inputs sit at their own rows, read from the round-0 anchor.
+        let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK) as i32;
+        configure_commitment_input(meta, &config, version, 1, &|row| row as i32 - anchor);
         configure_host_id_full_rounds(meta, &config, &constants.host_id);
         configure_host_id_partial_groups(meta, &config, &constants.host_id);
         configure_bindings(meta, &config, constants);
@@ -267,7 +287,7 @@ impl Circuit<Fr> for CommitmentCircuit {
 /// The constants of a row's S-boxes: the first is the gate's own selector
 /// column (selector and constant at once), the others come from the shared
 /// constant columns.
-fn row_constants(
+pub(crate) fn row_constants(
     meta: &mut VirtualCells<'_, Fr>,
     config: &CommitmentConfig,
     selector: &Expression<Fr>,
@@ -284,7 +304,7 @@ fn row_constants(
 
 /// Constraints of full-round S-boxes: for each `(i, a, y)`, `y = (M_i . previous + c)^5`
 /// through `a = x^2`, with the row's constants in order.
-fn full_round_constraints(
+pub(crate) fn full_round_constraints(
     mds: &[Vec<Fr>],
     previous: &[Expression<Fr>],
     constants: Vec<Expression<Fr>>,
@@ -303,7 +323,7 @@ fn full_round_constraints(
 /// Constraints of one group of partial rounds (see `Schedule`): each S-box
 /// input is a fixed combination of the input state and the earlier S-box
 /// outputs `ys`, and the output state is a fixed combination of both.
-fn partial_group_constraints(
+pub(crate) fn partial_group_constraints(
     schedule: &Schedule,
     input: &[Expression<Fr>],
     output: Vec<Expression<Fr>>,
@@ -334,31 +354,36 @@ fn partial_group_constraints(
     constraints
 }
 
-/// The twelve state elements of a commitment block whose first row is at `offset`.
-fn block_state(
+/// The twelve state elements of a commitment block whose first row is at
+/// `offset` rows of the permutation (each `stride` rows of the table: 1 in
+/// the single circuit, the batch size in the batch circuit).
+pub(crate) fn block_state(
     meta: &mut VirtualCells<'_, Fr>,
     config: &CommitmentConfig,
     offset: i32,
+    stride: i32,
 ) -> Vec<Expression<Fr>> {
     (0..STATE_COLUMNS * BLOCK_ROWS)
         .map(|j| {
             let (row, col) = state_cell(j);
-            meta.query_advice(config.advice[col], Rotation(row as i32 + offset))
+            meta.query_advice(config.advice[col], Rotation((row as i32 + offset) * stride))
         })
         .collect()
 }
 
 /// Full rounds of the commitment: the gate anchored at row `p` of a block
 /// computes elements `4p..4p+4` from the twelve elements of the previous block.
-fn configure_commitment_full_rounds(
+/// Every rotation is multiplied by `stride` (1 in the single circuit).
+pub(crate) fn configure_commitment_full_rounds(
     meta: &mut ConstraintSystem<Fr>,
     config: &CommitmentConfig,
     schedule: &Schedule,
+    stride: i32,
 ) {
     for p in 0..BLOCK_ROWS {
         meta.create_gate(format!("commitment full round, block row {p}"), |meta| {
             let selector = meta.query_fixed(config.full_round[p], Rotation::cur());
-            let previous = block_state(meta, config, -(BLOCK_ROWS as i32) - p as i32);
+            let previous = block_state(meta, config, -(BLOCK_ROWS as i32) - p as i32, stride);
             let constants = row_constants(meta, config, &selector, STATE_COLUMNS);
             let outputs: Vec<_> = (0..STATE_COLUMNS)
                 .map(|k| {
@@ -377,20 +402,27 @@ fn configure_commitment_full_rounds(
 
 /// Partial rounds of the commitment, four per block: S-box outputs on the
 /// middle row of columns 4..8, their squares on the last row, and the state
-/// after the four rounds in the block's state cells.
-fn configure_commitment_partial_groups(
+/// after the four rounds in the block's state cells. Every rotation is
+/// multiplied by `stride`.
+pub(crate) fn configure_commitment_partial_groups(
     meta: &mut ConstraintSystem<Fr>,
     config: &CommitmentConfig,
     schedule: &Schedule,
+    stride: i32,
 ) {
     meta.create_gate("commitment partial rounds", |meta| {
         let selector = meta.query_fixed(config.partial_group, Rotation::cur());
         let block = BLOCK_ROWS as i32;
-        let input = block_state(meta, config, 1 - 2 * block);
-        let output = block_state(meta, config, 1 - block);
+        let input = block_state(meta, config, 1 - 2 * block, stride);
+        let output = block_state(meta, config, 1 - block, stride);
         let in_columns = |meta: &mut VirtualCells<'_, Fr>, rotation: i32| -> Vec<Expression<Fr>> {
             (0..schedule.group)
-                .map(|q| meta.query_advice(config.advice[STATE_COLUMNS + q], Rotation(rotation)))
+                .map(|q| {
+                    meta.query_advice(
+                        config.advice[STATE_COLUMNS + q],
+                        Rotation(rotation * stride),
+                    )
+                })
                 .collect()
         };
         let ys = in_columns(meta, -1);
@@ -406,30 +438,37 @@ fn configure_commitment_partial_groups(
 /// Round 0 of the commitment: the state is `[0, inputs...]`, so element 0 is
 /// a constant and the public elements are S-boxes of their instances. In
 /// version 2 element 1's input is `chain_id + 2^64 * tokens`.
-fn configure_commitment_input(
+///
+/// Advice rotations are multiplied by `stride`; `instance_rotation` gives
+/// the rotation at which the public input of single-circuit instance row
+/// `row` ([`instance`]) is read.
+pub(crate) fn configure_commitment_input(
     meta: &mut ConstraintSystem<Fr>,
     config: &CommitmentConfig,
     version: CircuitVersion,
+    stride: i32,
+    instance_rotation: &dyn Fn(usize) -> i32,
 ) {
     let constants = &CircuitConstants::get().commitment.full_constants[0];
     meta.create_gate("commitment round 0", |meta| {
         let selector = meta.query_fixed(config.input, Rotation::cur());
-        let anchor = last_row_of_block(COMMITMENT_INPUT_BLOCK) as i32;
-        let state = block_state(meta, config, 1 - BLOCK_ROWS as i32);
+        let state = block_state(meta, config, 1 - BLOCK_ROWS as i32, stride);
         let mut constraints = vec![(
             "capacity".to_string(),
             state[0].clone() - Expression::Constant(pow5(constants[0])),
         )];
         for (i, instance_row, aux_rotation, aux_column) in COMMITMENT_BOUND_INPUTS {
             let mut public =
-                meta.query_instance(config.instance, Rotation(instance_row as i32 - anchor));
+                meta.query_instance(config.instance, Rotation(instance_rotation(instance_row)));
             if version.binds_tokens() && instance_row == instance::CHAIN_ID {
-                let tokens = meta
-                    .query_instance(config.instance, Rotation(instance::TOKENS as i32 - anchor));
+                let tokens = meta.query_instance(
+                    config.instance,
+                    Rotation(instance_rotation(instance::TOKENS)),
+                );
                 public = public + tokens * Expression::Constant(tokens_factor());
             }
             let x = public + Expression::Constant(constants[i]);
-            let a = meta.query_advice(config.advice[aux_column], Rotation(aux_rotation));
+            let a = meta.query_advice(config.advice[aux_column], Rotation(aux_rotation * stride));
             constraints.extend(sbox_constraints(
                 &format!("public input {i}"),
                 x,
@@ -442,7 +481,7 @@ fn configure_commitment_input(
 }
 
 /// The `count` cells of columns `first..first + count` at `rotation`.
-fn row_cells(
+pub(crate) fn row_cells(
     meta: &mut VirtualCells<'_, Fr>,
     config: &CommitmentConfig,
     first: usize,
@@ -456,7 +495,7 @@ fn row_cells(
 
 /// Full rounds of the host_id permutation, one per row: state in columns
 /// 0..2, squares of the S-box inputs in 2..4.
-fn configure_host_id_full_rounds(
+pub(crate) fn configure_host_id_full_rounds(
     meta: &mut ConstraintSystem<Fr>,
     config: &CommitmentConfig,
     schedule: &Schedule,
@@ -482,7 +521,7 @@ fn configure_host_id_full_rounds(
 
 /// Partial rounds of the host_id permutation, two per row: state in columns
 /// 0..2, S-box outputs in 2..4, their squares in 4..6.
-fn configure_host_id_partial_groups(
+pub(crate) fn configure_host_id_partial_groups(
     meta: &mut ConstraintSystem<Fr>,
     config: &CommitmentConfig,
     schedule: &Schedule,
@@ -534,7 +573,7 @@ fn configure_bindings(
 
         // At the host_id round 0 row: the last commitment block, just above.
         let last_block = block_row(COMMITMENT_LAST_BLOCK) as i32 - out_row as i32;
-        let commitment_state = block_state(meta, config, last_block);
+        let commitment_state = block_state(meta, config, last_block, 1);
         let commitment = linear(
             &constants.commitment.mds[0],
             &commitment_state,
@@ -567,29 +606,46 @@ fn configure_bindings(
     });
 }
 
-/// Every fixed-column value of the circuit: (column, row, value).
-fn fixed_assignments(
+/// A fixed-column value: (column, row, value).
+pub(crate) type FixedCell = (Column<Fixed>, usize, Fr);
+
+/// The constants of one row of S-boxes at every row of `rows`: the first in
+/// the gate's own `selector` column, the others in the shared constant
+/// columns.
+fn put_constants(
     config: &CommitmentConfig,
-    constants: &CircuitConstants,
-) -> Vec<(Column<Fixed>, usize, Fr)> {
-    let mut cells = Vec::new();
-    let put_constants = |cells: &mut Vec<(Column<Fixed>, usize, Fr)>,
-                         row: usize,
-                         selector: Column<Fixed>,
-                         values: &[Fr]| {
+    cells: &mut Vec<FixedCell>,
+    rows: std::ops::Range<usize>,
+    selector: Column<Fixed>,
+    values: &[Fr],
+) {
+    for row in rows {
         cells.push((selector, row, values[0]));
         for (column, value) in config.constants.iter().zip(&values[1..]) {
             cells.push((*column, row, *value));
         }
-    };
+    }
+}
+
+/// The fixed values of the commitment permutation (round constants and the
+/// round-0 selector); the values of permutation row `r` are written at every
+/// table row of `rows(r)` (`r..r + 1` in the single circuit; in the batch
+/// circuit the rows of all entries).
+pub(crate) fn commitment_fixed_cells(
+    config: &CommitmentConfig,
+    constants: &CircuitConstants,
+    rows: &dyn Fn(usize) -> std::ops::Range<usize>,
+) -> Vec<FixedCell> {
+    let mut cells = Vec::new();
     let commitment = &constants.commitment;
     for (round, block) in (1..).zip(COMMITMENT_FULL_BLOCKS) {
         for p in 0..BLOCK_ROWS {
             let values =
                 &commitment.full_constants[round][p * STATE_COLUMNS..(p + 1) * STATE_COLUMNS];
             put_constants(
+                config,
                 &mut cells,
-                block_row(block) + p,
+                rows(block_row(block) + p),
                 config.full_round[p],
                 values,
             );
@@ -601,35 +657,54 @@ fn fixed_assignments(
         .enumerate()
     {
         put_constants(
+            config,
             &mut cells,
-            last_row_of_block(COMMITMENT_FIRST_GROUP_BLOCK + g),
+            rows(last_row_of_block(COMMITMENT_FIRST_GROUP_BLOCK + g)),
             config.partial_group,
             values,
         );
     }
-    cells.push((
-        config.input,
-        last_row_of_block(COMMITMENT_INPUT_BLOCK),
-        Fr::ONE,
-    ));
+    for row in rows(last_row_of_block(COMMITMENT_INPUT_BLOCK)) {
+        cells.push((config.input, row, Fr::ONE));
+    }
+    cells
+}
 
+/// The round constants of the host_id permutation, its rows moved down by
+/// `shift` (0 in the single circuit).
+pub(crate) fn host_id_fixed_cells(
+    config: &CommitmentConfig,
+    constants: &CircuitConstants,
+    shift: usize,
+) -> Vec<FixedCell> {
+    let mut cells = Vec::new();
     let host = &constants.host_id;
     for (round, row) in (1..).zip(host_id_full_rows()) {
         put_constants(
+            config,
             &mut cells,
-            row,
+            row + shift..row + shift + 1,
             config.host_full_round,
             &host.full_constants[round],
         );
     }
     for (g, values) in host.partial_constants.chunks(host.group).enumerate() {
+        let row = host_id_group_row(g) + shift;
         put_constants(
+            config,
             &mut cells,
-            host_id_group_row(g),
+            row..row + 1,
             config.host_partial_group,
             values,
         );
     }
+    cells
+}
+
+/// Every fixed-column value of the circuit: (column, row, value).
+fn fixed_assignments(config: &CommitmentConfig, constants: &CircuitConstants) -> Vec<FixedCell> {
+    let mut cells = commitment_fixed_cells(config, constants, &|row| row..row + 1);
+    cells.extend(host_id_fixed_cells(config, constants, 0));
     cells.push((
         config.binding,
         instance::COMMITMENT,

@@ -74,7 +74,7 @@ fn run_version(
 }
 
 /// The (gate name, constraint name, row) of each unsatisfied constraint.
-fn failed_constraints(failures: &[VerifyFailure]) -> Vec<(String, String, usize)> {
+pub(crate) fn failed_constraints(failures: &[VerifyFailure]) -> Vec<(String, String, usize)> {
     failures
         .iter()
         .map(|failure| match failure {
@@ -104,7 +104,12 @@ fn failed_constraints(failures: &[VerifyFailure]) -> Vec<(String, String, usize)
         .collect()
 }
 
-fn assert_fails_with(failures: &[VerifyFailure], gate: &str, constraint: &str, row: usize) {
+pub(crate) fn assert_fails_with(
+    failures: &[VerifyFailure],
+    gate: &str,
+    constraint: &str,
+    row: usize,
+) {
     let found = failed_constraints(failures);
     assert!(
         found

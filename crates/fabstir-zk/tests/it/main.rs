@@ -2,6 +2,7 @@
 //! one test binary (`cargo test -p fabstir-zk --test it`; a module alone:
 //! `cargo test -p fabstir-zk --test it -- <module>::`).
 
+mod batch;
 mod common;
 mod envelope_malformed;
 mod keys;

@@ -39,7 +39,7 @@ use light_poseidon::{Poseidon, PoseidonHasher};
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-fn data(name: &str) -> PathBuf {
+pub(crate) fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
@@ -56,7 +56,7 @@ fn regenerate() -> bool {
 }
 
 /// Compares `actual` with the checked-in file, or rewrites it when regenerating.
-fn pinned(path: PathBuf, actual: &str) {
+pub(crate) fn pinned(path: PathBuf, actual: &str) {
     if regenerate() {
         std::fs::write(&path, actual).unwrap();
         return;

@@ -269,8 +269,19 @@ contract FabstirMarketplaceTest is Test {
         vm.prank(client);
         vm.expectRevert(IFabstirMarketplace.ZeroHost.selector);
         market.createSessionJob{value: 1}(address(0), MODEL, PRICE);
-        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.UnknownJob.selector, 4));
-        market.getJob(4);
+        // A price is stored in 128 bits (a job's price and token cap share a slot).
+        uint256 tooHigh = uint256(type(uint128).max) + 1;
+        vm.prank(client);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.PriceOutOfRange.selector, tooHigh));
+        market.createSessionJob{value: 1}(host1, MODEL, tooHigh);
+        // A deposit worth more than 2^64 - 1 tokens pays at most that many.
+        vm.prank(client);
+        uint256 cheap = market.createSessionJob{value: 20 ether}(host1, MODEL, 1);
+        assertEq(market.getJob(cheap).deposit, 20 ether, "deposit kept whole");
+        assertEq(market.getJob(cheap).pricePerToken, 1, "price");
+        assertEq(cheap, 4, "job 4");
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.UnknownJob.selector, 5));
+        market.getJob(5);
     }
 
     /// Registration is bound to the sender: on a fresh marketplace, a

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IFabstirMarketplace} from "./IFabstirMarketplace.sol";
 import {IFabstirVerifier} from "./IFabstirVerifier.sol";
+import {IFabstirBatchVerifier} from "./IFabstirBatchVerifier.sol";
 import {PersonalSign} from "./PersonalSign.sol";
 
 /// @title The session-job marketplace (its interface, events and errors are
@@ -17,15 +18,17 @@ contract FabstirMarketplace is IFabstirMarketplace {
     /// The high 96 bits of a registration job id: the bytes "fabstir:host".
     uint256 private constant REGISTRATION_DOMAIN = uint256(uint96(bytes12("fabstir:host"))) << 160;
 
-    /// Storage layout of a job: what a verified submission reads fits in
-    /// three slots (client, tokens and state share one).
+    /// Storage layout of a job: a submission reads two slots (host, tokens
+    /// and state; price and the deposit's token cap) and writes the first.
     struct JobSlot {
-        address client;
+        address host;
         uint64 tokensUsed;
         bool completed;
-        address host;
+        uint128 pricePerToken;
+        /// deposit / pricePerToken (below 2^64): the most tokens the deposit pays.
+        uint64 maxTokens;
+        address client;
         uint256 deposit;
-        uint256 pricePerToken;
         bytes32 modelId;
     }
 
@@ -39,9 +42,19 @@ contract FabstirMarketplace is IFabstirMarketplace {
     mapping(uint256 => mapping(uint256 => uint256)) private _commitments;
     mapping(bytes32 => bool) private _proofHashes;
     mapping(address => uint256) private _earnings;
+    /// Batch verifier by batch size (entries per proof).
+    mapping(uint256 => address) private _batchVerifiers;
 
-    constructor(IFabstirVerifier verifier) {
+    /// `verifier` checks single proofs; `batchVerifiers[i]` checks batches of
+    /// `batchSizes[i]` entries.
+    constructor(IFabstirVerifier verifier, IFabstirBatchVerifier[] memory batchVerifiers, uint256[] memory batchSizes) {
         VERIFIER = address(verifier);
+        if (batchVerifiers.length != batchSizes.length) revert UnsupportedBatchSize(batchSizes.length);
+        for (uint256 i; i < batchSizes.length; ++i) {
+            uint256 size = batchSizes[i];
+            if (size == 0 || _batchVerifiers[size] != address(0)) revert UnsupportedBatchSize(size);
+            _batchVerifiers[size] = address(batchVerifiers[i]);
+        }
     }
 
     /// @inheritdoc IFabstirMarketplace
@@ -100,13 +113,16 @@ contract FabstirMarketplace is IFabstirMarketplace {
     {
         if (msg.value == 0) revert ZeroDeposit();
         if (pricePerToken == 0) revert ZeroPrice();
+        if (pricePerToken > type(uint128).max) revert PriceOutOfRange(pricePerToken);
         if (host == address(0)) revert ZeroHost();
         jobId = _nextJobId++;
         JobSlot storage job = _jobs[jobId];
-        job.client = msg.sender;
+        uint256 cap = msg.value / pricePerToken;
         job.host = host;
+        job.pricePerToken = uint128(pricePerToken);
+        job.maxTokens = uint64(cap > MAX_TOKENS ? MAX_TOKENS : cap);
+        job.client = msg.sender;
         job.deposit = msg.value;
-        job.pricePerToken = pricePerToken;
         job.modelId = modelId;
         emit SessionJobCreated(jobId, msg.sender, host, modelId, msg.value, pricePerToken);
     }
@@ -175,6 +191,84 @@ contract FabstirMarketplace is IFabstirMarketplace {
     }
 
     /// @inheritdoc IFabstirMarketplace
+    function submitVerifiedBatch(BatchEntry[] calldata entries, bytes calldata proof) external {
+        uint256 n = entries.length;
+        address verifier = _batchVerifiers[n];
+        if (verifier == address(0)) revert UnsupportedBatchSize(n);
+        uint256 hostId = _hostIds[msg.sender];
+        if (hostId == 0) revert HostNotRegistered(msg.sender);
+        if (!IFabstirBatchVerifier(verifier).verify(_batchInstances(entries, hostId), proof)) {
+            revert InvalidBatchProof();
+        }
+        uint256 credit;
+        for (uint256 i; i < n; ++i) {
+            BatchEntry calldata entry = entries[i];
+            uint256 jobId = entry.jobId;
+            if (jobId == 0) continue; // padding
+            JobSlot storage job = _jobs[jobId];
+            uint256 cumulative = entry.tokens;
+            (bool paid, SkipReason reason, uint256 delta) = _creditEntry(job, cumulative);
+            if (!paid) {
+                emit VerifiedCheckpointSkipped(jobId, msg.sender, cumulative, reason);
+                continue;
+            }
+            credit += delta * job.pricePerToken;
+            emit VerifiedProofSubmitted(jobId, msg.sender, cumulative, delta, entry.commitment);
+        }
+        if (credit != 0) _earnings[msg.sender] += credit;
+    }
+
+    /// @inheritdoc IFabstirMarketplace
+    function batchVerifier(uint256 entries) external view returns (address) {
+        return _batchVerifiers[entries];
+    }
+
+    /// Moves `job` to `cumulative` tokens for the sender if it may: the
+    /// token delta, or why not. The batch proof bounds `cumulative` below
+    /// 2^64.
+    function _creditEntry(JobSlot storage job, uint256 cumulative)
+        private
+        returns (bool, SkipReason, uint256)
+    {
+        address host = job.host;
+        if (host == address(0)) return (false, SkipReason.UnknownJob, 0);
+        if (host != msg.sender) return (false, SkipReason.NotJobHost, 0);
+        if (job.completed) return (false, SkipReason.JobCompleted, 0);
+        uint256 recorded = job.tokensUsed;
+        if (cumulative <= recorded) return (false, SkipReason.TokensNotIncreasing, 0);
+        if (cumulative > job.maxTokens) return (false, SkipReason.ExceedsDeposit, 0);
+        job.tokensUsed = uint64(cumulative);
+        return (true, SkipReason.UnknownJob, cumulative - recorded);
+    }
+
+    /// The batch proof's public inputs for `entries` of host `hostId`, in
+    /// the batch circuit's seven bands of n values (docs/CIRCUIT_SPEC.md,
+    /// Batch circuit): commitment, chain id, marketplace, job id high and low
+    /// 128 bits, host id, tokens.
+    function _batchInstances(BatchEntry[] calldata entries, uint256 hostId)
+        private
+        view
+        returns (uint256[] memory instances)
+    {
+        uint256 n = entries.length;
+        instances = new uint256[](7 * n);
+        uint256 chain = block.chainid;
+        uint256 market = uint256(uint160(address(this)));
+        for (uint256 i; i < n; ++i) {
+            BatchEntry calldata entry = entries[i];
+            uint256 jobId = entry.jobId;
+            // Band b holds entry i's value at b * n + i.
+            instances[i] = entry.commitment;
+            instances[n + i] = chain;
+            instances[2 * n + i] = market;
+            instances[3 * n + i] = jobId >> 128;
+            instances[4 * n + i] = jobId & type(uint128).max;
+            instances[5 * n + i] = hostId;
+            instances[6 * n + i] = entry.tokens;
+        }
+    }
+
+    /// @inheritdoc IFabstirMarketplace
     function commitmentOf(uint256 jobId, uint256 cumulativeTokens) external view returns (uint256) {
         return _commitments[jobId][cumulativeTokens];
     }
@@ -207,7 +301,8 @@ contract FabstirMarketplace is IFabstirMarketplace {
 
     function _existing(uint256 jobId) private view returns (JobSlot storage job) {
         job = _jobs[jobId];
-        if (job.client == address(0)) revert UnknownJob(jobId);
+        // Every job has a host (ZeroHost).
+        if (job.host == address(0)) revert UnknownJob(jobId);
     }
 
     function _open(uint256 jobId) private view returns (JobSlot storage job) {
@@ -220,18 +315,9 @@ contract FabstirMarketplace is IFabstirMarketplace {
     function _credit(JobSlot storage job, uint256 jobId, uint256 recorded, uint256 cumulative) private {
         if (cumulative > MAX_TOKENS) revert TokensOutOfRange(cumulative);
         uint256 price = job.pricePerToken;
-        uint256 deposit = job.deposit;
-        // cumulative < 2^64: a product above the deposit is refused before it
-        // could overflow.
-        if (cumulative > deposit / price) revert ExceedsDeposit(jobId, _mulOrMax(cumulative, price), deposit);
+        // cumulative < 2^64 and price < 2^128: the product cannot overflow.
+        if (cumulative > job.maxTokens) revert ExceedsDeposit(jobId, cumulative * price, job.deposit);
         job.tokensUsed = uint64(cumulative);
         _earnings[job.host] += (cumulative - recorded) * price;
-    }
-
-    function _mulOrMax(uint256 a, uint256 b) private pure returns (uint256) {
-        unchecked {
-            uint256 c = a * b;
-            return c / b == a ? c : type(uint256).max;
-        }
     }
 }

@@ -19,6 +19,32 @@ pragma solidity ^0.8.24;
 /// Earnings and refunds are credited and withdrawn with `withdraw` (pull
 /// payments), so no submission or completion ever sends ETH.
 interface IFabstirMarketplace {
+    /// @notice One checkpoint of a batch (`submitVerifiedBatch`): the job, its
+    /// cumulative token count and the output commitment the proof binds.
+    /// An entry with `jobId` 0 is padding (a batch fills its verifier's size
+    /// with them): it is proved like any entry and never paid.
+    struct BatchEntry {
+        uint256 jobId;
+        uint256 tokens;
+        uint256 commitment;
+    }
+
+    /// @notice Why `submitVerifiedBatch` skipped an entry (the batch still
+    /// pays the others).
+    enum SkipReason {
+        /// No job has this id.
+        UnknownJob,
+        /// The sender is not the job's host.
+        NotJobHost,
+        /// The job was completed meanwhile.
+        JobCompleted,
+        /// The tokens do not increase the recorded count (an earlier
+        /// transaction or entry credited as much or more).
+        TokensNotIncreasing,
+        /// Paying for the tokens would exceed the job's deposit.
+        ExceedsDeposit
+    }
+
     /// @notice A job as `getJob` returns it.
     struct Job {
         address client;
@@ -53,6 +79,11 @@ interface IFabstirMarketplace {
     );
     event VerifiedProofSubmitted(
         uint256 indexed jobId, address indexed host, uint256 cumulativeTokens, uint256 tokensDelta, uint256 commitment
+    );
+    /// A batch entry that pays nothing: the proof covered it, the job's state
+    /// refused it (`reason`); the rest of the batch is paid.
+    event VerifiedCheckpointSkipped(
+        uint256 indexed jobId, address indexed host, uint256 cumulativeTokens, SkipReason reason
     );
     event JobCompleted(uint256 indexed jobId, uint256 tokensUsed, uint256 hostPayment, uint256 clientRefund);
     event Withdrawn(address indexed account, uint256 amount);
@@ -93,6 +124,13 @@ interface IFabstirMarketplace {
     error ZeroDeposit();
     /// A job needs a non-zero price per token.
     error ZeroPrice();
+    /// A price per token must be below 2^128 wei.
+    error PriceOutOfRange(uint256 pricePerToken);
+    /// No batch verifier of this size: pad the batch to a size
+    /// `batchVerifier` knows.
+    error UnsupportedBatchSize(uint256 entries);
+    /// The batch proof does not verify for the public inputs derived here.
+    error InvalidBatchProof();
     /// A job needs a host.
     error ZeroHost();
     /// The account has nothing to withdraw.
@@ -154,8 +192,24 @@ interface IFabstirMarketplace {
     function submitVerifiedProof(uint256 jobId, uint256 cumulativeTokens, uint256 commitment, bytes calldata proof)
         external;
 
+    /// Pays the sender's jobs for a batch of checkpoints on one proof that
+    /// the sender's host made each of them (an IFabstirBatchVerifier of the
+    /// batch's size checks it, against public inputs derived here: this
+    /// chain and marketplace, the sender's registered host id, the entries).
+    /// Each entry is checked against its job as `submitVerifiedProof` checks
+    /// one: open, the sender its host, the tokens increasing and within the
+    /// deposit; one that is not is skipped (`VerifiedCheckpointSkipped`),
+    /// the others are paid (`VerifiedProofSubmitted`, which carries the
+    /// commitment: a client finds its checkpoint's by the job id, an indexed
+    /// topic). Padding entries (job 0) are never paid.
+    function submitVerifiedBatch(BatchEntry[] calldata entries, bytes calldata proof) external;
+
+    /// The batch verifier for batches of `entries` entries, or address(0).
+    function batchVerifier(uint256 entries) external view returns (address);
+
     /// The output commitment a verified proof recorded for the job at
     /// `cumulativeTokens`, 0 when none: what a client can dispute against.
+    /// (A batch records commitments in its events, not here.)
     function commitmentOf(uint256 jobId, uint256 cumulativeTokens) external view returns (uint256);
 
     /// Closes the job (client or host): the host keeps what it was paid, the

@@ -7,6 +7,7 @@ import {FabstirVerifier} from "../src/FabstirVerifier.sol";
 import {FabstirMarketplace} from "../src/FabstirMarketplace.sol";
 import {IFabstirMarketplace} from "../src/IFabstirMarketplace.sol";
 import {IFabstirVerifier} from "../src/IFabstirVerifier.sol";
+import {IFabstirBatchVerifier} from "../src/IFabstirBatchVerifier.sol";
 
 /// The marketplace with the generated verifier and proofs made by the Rust
 /// prover (test/vectors/marketplace.json, written by
@@ -72,7 +73,7 @@ contract FabstirMarketplaceTest is Test {
         otherMarketplace = vm.parseJsonAddress(json, ".other_marketplace");
 
         verifier = new FabstirVerifier();
-        market = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        market = new FabstirMarketplace(IFabstirVerifier(address(verifier)), new IFabstirBatchVerifier[](0), new uint256[](0));
         assertTrue(
             address(market) == vm.parseJsonAddress(json, ".marketplace"),
             "the vectors were made for another marketplace address"
@@ -162,7 +163,7 @@ contract FabstirMarketplaceTest is Test {
     }
 
     function test_aProofForAnotherMarketplaceIsRefused() public {
-        FabstirMarketplace other = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        FabstirMarketplace other = new FabstirMarketplace(IFabstirVerifier(address(verifier)), new IFabstirBatchVerifier[](0), new uint256[](0));
         assertTrue(address(other) == otherMarketplace, "the vectors were made for another second marketplace");
         // Host 1's registration on `market` is refused on `other`; its own registers it.
         vm.prank(host1);
@@ -268,8 +269,19 @@ contract FabstirMarketplaceTest is Test {
         vm.prank(client);
         vm.expectRevert(IFabstirMarketplace.ZeroHost.selector);
         market.createSessionJob{value: 1}(address(0), MODEL, PRICE);
-        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.UnknownJob.selector, 4));
-        market.getJob(4);
+        // A price is stored in 128 bits (a job's price and token cap share a slot).
+        uint256 tooHigh = uint256(type(uint128).max) + 1;
+        vm.prank(client);
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.PriceOutOfRange.selector, tooHigh));
+        market.createSessionJob{value: 1}(host1, MODEL, tooHigh);
+        // A deposit worth more than 2^64 - 1 tokens pays at most that many.
+        vm.prank(client);
+        uint256 cheap = market.createSessionJob{value: 20 ether}(host1, MODEL, 1);
+        assertEq(market.getJob(cheap).deposit, 20 ether, "deposit kept whole");
+        assertEq(market.getJob(cheap).pricePerToken, 1, "price");
+        assertEq(cheap, 4, "job 4");
+        vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.UnknownJob.selector, 5));
+        market.getJob(5);
     }
 
     /// Registration is bound to the sender: on a fresh marketplace, a
@@ -277,7 +289,7 @@ contract FabstirMarketplaceTest is Test {
     /// refused, and so is anyone with a proof for another id, chain or
     /// marketplace; host 1's wallet registers with it.
     function test_squattingAHostIdIsRefused() public {
-        FabstirMarketplace fresh = new FabstirMarketplace(IFabstirVerifier(address(verifier)));
+        FabstirMarketplace fresh = new FabstirMarketplace(IFabstirVerifier(address(verifier)), new IFabstirBatchVerifier[](0), new uint256[](0));
         address squatter = address(0x5017);
         vm.prank(squatter);
         vm.expectRevert(abi.encodeWithSelector(IFabstirMarketplace.InvalidKeyProof.selector, squatter, host1Id));

@@ -474,7 +474,7 @@ async fn send(
 pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Value, Failure> {
     let verifier_code = toolchain.verifier()?;
     let market_code = toolchain.marketplace()?;
-    let deployed = deploy_marketplace(provider, &verifier_code, &market_code, None)
+    let deployed = deploy_marketplace(provider, &verifier_code, &[], &market_code, None)
         .await
         .map_err(|e| match e {
             DeployError::Send { contract, source } => {

@@ -447,6 +447,8 @@ pub(crate) struct Deployment {
     pub(crate) marketplace: Address,
     /// The verifier's creation receipt.
     pub(crate) verifier_receipt: TransactionReceipt,
+    /// The batch verifiers' addresses, with their batch sizes.
+    pub(crate) batch_verifiers: Vec<(usize, Address)>,
 }
 
 /// Deploys one contract from the provider's default sender: `code` is its
@@ -482,25 +484,40 @@ pub(crate) async fn deploy_contract(
     }
 }
 
-/// Deploys `verifier` and then `marketplace` over it (its constructor takes
-/// the verifier's address): what `chain deploy` and `evm bench` both do.
-/// `gas` as for [`deploy_contract`].
+/// Deploys `verifier`, each batch verifier of `batch_verifiers` (with its
+/// batch size), and then `marketplace` over them (its constructor takes the
+/// verifier, the batch verifiers and their sizes): what `chain deploy` and
+/// `evm bench` both do. `gas` as for [`deploy_contract`].
 pub(crate) async fn deploy_marketplace(
     provider: &impl Provider,
     verifier: &Compiled,
+    batch_verifiers: &[(usize, &Compiled)],
     marketplace: &Compiled,
     gas: Option<u64>,
 ) -> Result<Deployment, DeployError> {
     let (verifier_address, verifier_receipt) =
         deploy_contract(provider, "FabstirVerifier", verifier.bytecode.clone(), gas).await?;
+    let mut batch = Vec::new();
+    for (size, compiled) in batch_verifiers {
+        let (address, _) =
+            deploy_contract(provider, "FabstirBatchVerifier", compiled.bytecode.clone(), gas)
+                .await?;
+        batch.push((*size, address));
+    }
+    let addresses: Vec<Address> = batch.iter().map(|(_, a)| *a).collect();
+    let sizes: Vec<alloy::primitives::U256> = batch
+        .iter()
+        .map(|(n, _)| alloy::primitives::U256::from(*n))
+        .collect();
     let mut code = marketplace.bytecode.clone();
-    code.extend_from_slice(&verifier_address.abi_encode());
+    code.extend_from_slice(&(verifier_address, addresses, sizes).abi_encode_params());
     let (marketplace_address, _) =
         deploy_contract(provider, "FabstirMarketplace", code, gas).await?;
     Ok(Deployment {
         verifier: verifier_address,
         marketplace: marketplace_address,
         verifier_receipt,
+        batch_verifiers: batch,
     })
 }
 

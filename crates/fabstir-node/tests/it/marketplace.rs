@@ -739,3 +739,169 @@ fn squatting_fails_and_a_key_rotates_on_anvil() {
     );
     assert_eq!(m.earnings(&m.host), price * U256::from(250u64));
 }
+
+/// The batch size the anvil batch test proves (small: fast to prove).
+const TEST_BATCH: usize = 4;
+
+/// The batch proving key of [`TEST_BATCH`] entries under the development SRS.
+fn batch_pk() -> &'static fabstir_zk::BatchProvingKey {
+    static PK: OnceLock<fabstir_zk::BatchProvingKey> = OnceLock::new();
+    PK.get_or_init(|| {
+        let size = fabstir_zk::BatchSize::new(TEST_BATCH).expect("size");
+        let srs = Arc::new(Srs::insecure_dev_at(size.k()).expect("srs"));
+        fabstir_zk::BatchProvingKey::build(srs, size).expect("batch keygen")
+    })
+}
+
+/// A batch of development host 1's checkpoints on market `m`: each
+/// `(job, tokens)` proved, padded to [`TEST_BATCH`]; the call's entries and
+/// the proof.
+fn batch_for(
+    m: &Market,
+    chain_id: u64,
+    checkpoints: &[(u64, u64)],
+) -> (Vec<IFabstirMarketplace::BatchEntry>, Vec<u8>) {
+    let statements: Vec<fabstir_zk::Statement> = checkpoints
+        .iter()
+        .map(|(job, tokens)| result(chain_id, &m.address, *job, *tokens).statement(host(1).host_id()))
+        .collect();
+    let size = batch_pk().size();
+    let batch = fabstir_zk::BatchStatement::from_statements(&statements)
+        .expect("batch")
+        .padded(size)
+        .expect("padded");
+    let proof = fabstir_zk::BatchProof::create(batch_pk(), &batch, &host(1), rand::rngs::OsRng)
+        .expect("batch proof");
+    let entries = batch
+        .public()
+        .entries
+        .iter()
+        .map(|e| IFabstirMarketplace::BatchEntry {
+            jobId: U256::from_be_bytes(e.job_id.0),
+            tokens: U256::from(e.tokens),
+            commitment: U256::from_be_bytes(fabstir_zk::statement::field_to_be(&e.commitment.0)),
+        })
+        .collect();
+    (entries, proof.proof)
+}
+
+fn submit_batch(entries: &[IFabstirMarketplace::BatchEntry], proof: &[u8]) -> Vec<u8> {
+    IFabstirMarketplace::submitVerifiedBatchCall {
+        entries: entries.to_vec(),
+        proof: proof.to_vec().into(),
+    }
+    .abi_encode()
+}
+
+/// One proof pays many checkpoints: each entry is credited once, entries
+/// that no longer fit are skipped without reverting the rest, padding never
+/// pays, and a proof bound to other entries is refused.
+#[test]
+fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
+    let m = Market::deploy_with_batch_verifier(batch_pk());
+    let chain_id = 31337;
+    let price = U256::from(1_000_000_000u64);
+    let open = |host: Address, tokens: u64| {
+        let call = IFabstirMarketplace::createSessionJobCall {
+            host,
+            modelId: [7u8; 32].into(),
+            pricePerToken: price,
+        }
+        .abi_encode();
+        m.ok(&m.client, call, price * U256::from(tokens), "createSessionJob");
+    };
+    // A batch before registration: refused.
+    let (entries, proof) = batch_for(&m, chain_id, &[(1, 100)]);
+    assert!(matches!(
+        m.revert(&m.host, submit_batch(&entries, &proof), U256::ZERO),
+        IFabstirMarketplaceErrors::HostNotRegistered(_)
+    ));
+    m.ok(&m.host, register(1, &registration_for(&m, chain_id, m.host, 1)), U256::ZERO, "registerHost");
+    open(m.host, 1_000); // job 1
+    open(m.host, 1_000); // job 2
+    open(m.client, 1_000); // job 3: another host's
+
+    // Two checkpoints of job 1 and one of job 2 in one proof, padded.
+    let (entries, proof) = batch_for(&m, chain_id, &[(1, 100), (1, 250), (2, 40)]);
+    assert_eq!(entries.len(), TEST_BATCH);
+    assert_eq!(entries[3].jobId, U256::ZERO, "padding");
+    let gas = m.ok(&m.host, submit_batch(&entries, &proof), U256::ZERO, "submitVerifiedBatch");
+    eprintln!(
+        "submitVerifiedBatch of {TEST_BATCH} (3 checkpoints): {gas} gas, {} per entry",
+        gas / TEST_BATCH as u64
+    );
+    assert_eq!(m.job(1).tokensUsed, U256::from(250u64));
+    assert_eq!(m.job(2).tokensUsed, U256::from(40u64));
+    assert_eq!(m.earnings(&m.host), price * U256::from(290u64));
+
+    // The same batch again: every entry skipped, nothing paid, no revert.
+    m.ok(&m.host, submit_batch(&entries, &proof), U256::ZERO, "replayed batch");
+    assert_eq!(m.earnings(&m.host), price * U256::from(290u64));
+
+    // Entries moved, or their tokens swapped: the proof binds each entry.
+    let mut moved = entries.clone();
+    moved.swap(0, 2);
+    assert!(matches!(
+        m.revert(&m.host, submit_batch(&moved, &proof), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidBatchProof(_)
+    ));
+    let mut swapped = entries.clone();
+    let tokens = swapped[0].tokens;
+    swapped[0].tokens = swapped[1].tokens;
+    swapped[1].tokens = tokens;
+    assert!(matches!(
+        m.revert(&m.host, submit_batch(&swapped, &proof), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidBatchProof(_)
+    ));
+    // A padding entry turned into a real job: not the proved entry.
+    let mut unpadded = entries.clone();
+    unpadded[3].jobId = U256::from(2u64);
+    assert!(matches!(
+        m.revert(&m.host, submit_batch(&unpadded, &proof), U256::ZERO),
+        IFabstirMarketplaceErrors::InvalidBatchProof(_)
+    ));
+    // Another size than the verifiers': refused.
+    assert!(matches!(
+        m.revert(&m.host, submit_batch(&entries[..3], &proof), U256::ZERO),
+        IFabstirMarketplaceErrors::UnsupportedBatchSize(_)
+    ));
+    // Another wallet with the host's batch: not its host id.
+    assert!(matches!(
+        m.revert(&m.client, submit_batch(&entries, &proof), U256::ZERO),
+        IFabstirMarketplaceErrors::HostNotRegistered(_)
+    ));
+
+    // Job 2 completed meanwhile, job 3 another host's, job 1 over its
+    // deposit: skipped; job 1's next checkpoint in the same batch is paid.
+    m.ok(
+        &m.client,
+        IFabstirMarketplace::completeJobCall { jobId: U256::from(2u64) }.abi_encode(),
+        U256::ZERO,
+        "completeJob",
+    );
+    let (entries, proof) = batch_for(&m, chain_id, &[(2, 80), (3, 10), (1, 400), (1, 1_001)]);
+    let receipt = m.send(&m.host, submit_batch(&entries, &proof), U256::ZERO);
+    assert!(receipt.status(), "the batch with skipped entries reverted");
+    let skipped: Vec<(u64, u8)> = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|log| log.log_decode::<IFabstirMarketplace::VerifiedCheckpointSkipped>().ok())
+        .map(|log| (log.inner.data.jobId.to::<u64>(), log.inner.data.reason as u8))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![(2, 2), (3, 1), (1, 4)],
+        "skipped entries: job 2 completed, job 3 not the sender's, job 1 over its deposit"
+    );
+    let paid: Vec<(u64, U256)> = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|log| log.log_decode::<IFabstirMarketplace::VerifiedProofSubmitted>().ok())
+        .map(|log| (log.inner.data.jobId.to::<u64>(), log.inner.data.commitment))
+        .collect();
+    assert_eq!(paid, vec![(1, entries[2].commitment)], "job 1 at 400, with its commitment");
+    assert_eq!(m.job(1).tokensUsed, U256::from(400u64));
+    assert_eq!(m.earnings(&m.host), price * U256::from(440u64));
+}

@@ -232,7 +232,7 @@ async fn deploy(
             Failure::other("evm_toolchain", "anvil listed no development accounts")
         })?;
     let size = compiled.deployed.len();
-    let deployment = deploy_marketplace(&provider, &compiled, &marketplace, Some(GAS_LIMIT))
+    let deployment = deploy_marketplace(&provider, &compiled, &[], &marketplace, Some(GAS_LIMIT))
         .await
         .map_err(|e| {
             let contract = match &e {

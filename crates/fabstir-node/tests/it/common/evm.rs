@@ -189,9 +189,21 @@ impl Anvil {
 
     /// Deploys `verifier` and the marketplace over it, as `chain deploy` does.
     pub fn deploy_marketplace(&self, verifier: &Compiled, marketplace: &Compiled) -> Deployment {
+        self.deploy_marketplace_with_batches(verifier, &[], marketplace)
+    }
+
+    /// Deploys `verifier`, the batch verifiers (with their sizes) and the
+    /// marketplace over them.
+    pub fn deploy_marketplace_with_batches(
+        &self,
+        verifier: &Compiled,
+        batch_verifiers: &[(usize, &Compiled)],
+        marketplace: &Compiled,
+    ) -> Deployment {
         block_on(contracts::deploy_marketplace(
             &self.provider,
             verifier,
+            batch_verifiers,
             marketplace,
             None,
         ))

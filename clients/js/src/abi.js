@@ -180,6 +180,11 @@ export const MARKETPLACE_ABI = [
     "type": "error"
   },
   {
+    "inputs": [],
+    "name": "InvalidBatchProof",
+    "type": "error"
+  },
+  {
     "inputs": [
       {
         "internalType": "uint256",
@@ -273,6 +278,17 @@ export const MARKETPLACE_ABI = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "pricePerToken",
+        "type": "uint256"
+      }
+    ],
+    "name": "PriceOutOfRange",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes32",
         "name": "proofHash",
         "type": "bytes32"
@@ -327,6 +343,17 @@ export const MARKETPLACE_ABI = [
       }
     ],
     "name": "UnknownJob",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "entries",
+        "type": "uint256"
+      }
+    ],
+    "name": "UnsupportedBatchSize",
     "type": "error"
   },
   {
@@ -528,6 +555,37 @@ export const MARKETPLACE_ABI = [
       },
       {
         "indexed": false,
+        "internalType": "enum IFabstirMarketplace.SkipReason",
+        "name": "reason",
+        "type": "uint8"
+      }
+    ],
+    "name": "VerifiedCheckpointSkipped",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "jobId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "host",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "cumulativeTokens",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
         "internalType": "uint256",
         "name": "tokensDelta",
         "type": "uint256"
@@ -564,6 +622,25 @@ export const MARKETPLACE_ABI = [
   {
     "inputs": [],
     "name": "VERIFIER",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "entries",
+        "type": "uint256"
+      }
+    ],
+    "name": "batchVerifier",
     "outputs": [
       {
         "internalType": "address",
@@ -814,6 +891,41 @@ export const MARKETPLACE_ABI = [
       }
     ],
     "name": "submitProofOfWork",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint256",
+            "name": "jobId",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint256",
+            "name": "tokens",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint256",
+            "name": "commitment",
+            "type": "uint256"
+          }
+        ],
+        "internalType": "struct IFabstirMarketplace.BatchEntry[]",
+        "name": "entries",
+        "type": "tuple[]"
+      },
+      {
+        "internalType": "bytes",
+        "name": "proof",
+        "type": "bytes"
+      }
+    ],
+    "name": "submitVerifiedBatch",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"

@@ -119,6 +119,13 @@ impl Revert {
                 M::ProofAlreadySubmitted(_) => "this proof hash was already paid for",
                 M::ZeroDeposit(_) => "a job needs a deposit",
                 M::ZeroPrice(_) => "a job needs a non-zero price per token",
+                M::PriceOutOfRange(_) => "a price per token must be below 2^128 wei",
+                M::UnsupportedBatchSize(_) => {
+                    "no batch verifier of this size: pad the batch to a size the marketplace knows"
+                }
+                M::InvalidBatchProof(_) => {
+                    "the batch proof does not verify for the public inputs the marketplace derives"
+                }
                 M::ZeroHost(_) => "a job needs a host",
                 M::NothingToWithdraw(_) => "the account has nothing to withdraw",
                 M::TransferFailed(_) => {

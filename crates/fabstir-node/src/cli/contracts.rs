@@ -341,6 +341,11 @@ impl Toolchain {
         })
     }
 
+    /// The `contracts/` directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.contracts
+    }
+
     /// Compiles `contracts/src/FabstirMarketplace.sol`.
     pub(crate) fn marketplace(&self) -> Result<Compiled, ToolchainError> {
         self.compile(
@@ -447,8 +452,6 @@ pub(crate) struct Deployment {
     pub(crate) marketplace: Address,
     /// The verifier's creation receipt.
     pub(crate) verifier_receipt: TransactionReceipt,
-    /// The batch verifiers' addresses, with their batch sizes.
-    pub(crate) batch_verifiers: Vec<(usize, Address)>,
 }
 
 /// Deploys one contract from the provider's default sender: `code` is its
@@ -499,9 +502,13 @@ pub(crate) async fn deploy_marketplace(
         deploy_contract(provider, "FabstirVerifier", verifier.bytecode.clone(), gas).await?;
     let mut batch = Vec::new();
     for (size, compiled) in batch_verifiers {
-        let (address, _) =
-            deploy_contract(provider, "FabstirBatchVerifier", compiled.bytecode.clone(), gas)
-                .await?;
+        let (address, _) = deploy_contract(
+            provider,
+            "FabstirBatchVerifier",
+            compiled.bytecode.clone(),
+            gas,
+        )
+        .await?;
         batch.push((*size, address));
     }
     let addresses: Vec<Address> = batch.iter().map(|(_, a)| *a).collect();
@@ -517,7 +524,6 @@ pub(crate) async fn deploy_marketplace(
         verifier: verifier_address,
         marketplace: marketplace_address,
         verifier_receipt,
-        batch_verifiers: batch,
     })
 }
 

@@ -34,7 +34,15 @@ fn bench_measures_the_verifier_with_transactions() {
     let elsewhere = tempfile::tempdir().expect("temp dir");
     let output = node(
         elsewhere.path(),
-        &["evm", "bench", "--json", "--batches", "1,3"],
+        &[
+            "evm",
+            "bench",
+            "--json",
+            "--batches",
+            "1,3",
+            "--batch-sizes",
+            "1,4",
+        ],
     );
     assert!(
         output.status.success(),
@@ -102,6 +110,30 @@ fn bench_measures_the_verifier_with_transactions() {
         first >= submit,
         "the first submission creates storage: {first} < {submit}"
     );
+
+    // A batch proof pays many checkpoints: per checkpoint, a batch of 4
+    // costs far less than a lone submission, and a batch of 1 about one
+    // verification.
+    let per_checkpoint = |n: &str| {
+        report["batch_checkpoint_gas"][n]
+            .as_u64()
+            .unwrap_or_else(|| panic!("batch_checkpoint_gas of {n}: {report}"))
+    };
+    let (one, four) = (per_checkpoint("1"), per_checkpoint("4"));
+    assert!(
+        four * 2 < one && one > verify && one < verify + 100_000,
+        "batch of 1: {one}, of 4: {four} per checkpoint, verify {verify}"
+    );
+    for key in [
+        "batch_calldata_per_checkpoint",
+        "batch_prove_ms",
+        "batch_gas",
+    ] {
+        assert!(
+            report[key]["4"].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {report}"
+        );
+    }
 
     // Registration verifies a registration proof and writes two slots.
     let register = figure(&report, "register_gas");

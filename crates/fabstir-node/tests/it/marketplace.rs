@@ -356,6 +356,28 @@ struct Market {
 
 impl Market {
     fn deploy() -> Self {
+        Self::deploy_with(&[])
+    }
+
+    /// The marketplace with a batch verifier generated for `pk`'s key.
+    fn deploy_with_batch_verifier(pk: &fabstir_zk::BatchProvingKey) -> Self {
+        let plan = Plan::for_batch(pk.verifying_key()).expect("batch plan");
+        let verifier =
+            fabstir_zk::evm::solidity::generate_with(&plan, fabstir_zk::evm::solidity::Mode::Loops);
+        // The generated source imports its interface from beside it.
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(
+            repo_root().join("contracts/src/IFabstirBatchVerifier.sol"),
+            dir.path().join("IFabstirBatchVerifier.sol"),
+        )
+        .expect("copy the interface");
+        let path = dir.path().join("FabstirBatchVerifier.sol");
+        std::fs::write(&path, &verifier.source).expect("write the verifier");
+        let compiled = compile(&path, "FabstirBatchVerifier");
+        Self::deploy_with(&[(pk.size().get(), &compiled)])
+    }
+
+    fn deploy_with(batch_verifiers: &[(usize, &common::evm::Compiled)]) -> Self {
         let anvil = Anvil::start();
         let verifier = compile(
             &repo_root().join("contracts/src/FabstirVerifier.sol"),
@@ -365,7 +387,9 @@ impl Market {
             &repo_root().join("contracts/src/FabstirMarketplace.sol"),
             "FabstirMarketplace",
         );
-        let address = anvil.deploy_marketplace(&verifier, &market).marketplace;
+        let address = anvil
+            .deploy_marketplace_with_batches(&verifier, batch_verifiers, &market)
+            .marketplace;
         let accounts = anvil.accounts();
         Self {
             client: accounts[0],
@@ -763,7 +787,9 @@ fn batch_for(
 ) -> (Vec<IFabstirMarketplace::BatchEntry>, Vec<u8>) {
     let statements: Vec<fabstir_zk::Statement> = checkpoints
         .iter()
-        .map(|(job, tokens)| result(chain_id, &m.address, *job, *tokens).statement(host(1).host_id()))
+        .map(|(job, tokens)| {
+            result(chain_id, &m.address, *job, *tokens).statement(host(1).host_id())
+        })
         .collect();
     let size = batch_pk().size();
     let batch = fabstir_zk::BatchStatement::from_statements(&statements)
@@ -808,7 +834,12 @@ fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
             pricePerToken: price,
         }
         .abi_encode();
-        m.ok(&m.client, call, price * U256::from(tokens), "createSessionJob");
+        m.ok(
+            &m.client,
+            call,
+            price * U256::from(tokens),
+            "createSessionJob",
+        );
     };
     // A batch before registration: refused.
     let (entries, proof) = batch_for(&m, chain_id, &[(1, 100)]);
@@ -816,7 +847,12 @@ fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
         m.revert(&m.host, submit_batch(&entries, &proof), U256::ZERO),
         IFabstirMarketplaceErrors::HostNotRegistered(_)
     ));
-    m.ok(&m.host, register(1, &registration_for(&m, chain_id, m.host, 1)), U256::ZERO, "registerHost");
+    m.ok(
+        &m.host,
+        register(1, &registration_for(&m, chain_id, m.host, 1)),
+        U256::ZERO,
+        "registerHost",
+    );
     open(m.host, 1_000); // job 1
     open(m.host, 1_000); // job 2
     open(m.client, 1_000); // job 3: another host's
@@ -825,7 +861,12 @@ fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
     let (entries, proof) = batch_for(&m, chain_id, &[(1, 100), (1, 250), (2, 40)]);
     assert_eq!(entries.len(), TEST_BATCH);
     assert_eq!(entries[3].jobId, U256::ZERO, "padding");
-    let gas = m.ok(&m.host, submit_batch(&entries, &proof), U256::ZERO, "submitVerifiedBatch");
+    let gas = m.ok(
+        &m.host,
+        submit_batch(&entries, &proof),
+        U256::ZERO,
+        "submitVerifiedBatch",
+    );
     eprintln!(
         "submitVerifiedBatch of {TEST_BATCH} (3 checkpoints): {gas} gas, {} per entry",
         gas / TEST_BATCH as u64
@@ -835,7 +876,12 @@ fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
     assert_eq!(m.earnings(&m.host), price * U256::from(290u64));
 
     // The same batch again: every entry skipped, nothing paid, no revert.
-    m.ok(&m.host, submit_batch(&entries, &proof), U256::ZERO, "replayed batch");
+    m.ok(
+        &m.host,
+        submit_batch(&entries, &proof),
+        U256::ZERO,
+        "replayed batch",
+    );
     assert_eq!(m.earnings(&m.host), price * U256::from(290u64));
 
     // Entries moved, or their tokens swapped: the proof binds each entry.
@@ -875,7 +921,10 @@ fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
     // deposit: skipped; job 1's next checkpoint in the same batch is paid.
     m.ok(
         &m.client,
-        IFabstirMarketplace::completeJobCall { jobId: U256::from(2u64) }.abi_encode(),
+        IFabstirMarketplace::completeJobCall {
+            jobId: U256::from(2u64),
+        }
+        .abi_encode(),
         U256::ZERO,
         "completeJob",
     );
@@ -886,8 +935,16 @@ fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
         .inner
         .logs()
         .iter()
-        .filter_map(|log| log.log_decode::<IFabstirMarketplace::VerifiedCheckpointSkipped>().ok())
-        .map(|log| (log.inner.data.jobId.to::<u64>(), log.inner.data.reason as u8))
+        .filter_map(|log| {
+            log.log_decode::<IFabstirMarketplace::VerifiedCheckpointSkipped>()
+                .ok()
+        })
+        .map(|log| {
+            (
+                log.inner.data.jobId.to::<u64>(),
+                log.inner.data.reason as u8,
+            )
+        })
         .collect();
     assert_eq!(
         skipped,
@@ -898,10 +955,17 @@ fn a_batch_pays_each_checkpoint_once_and_skips_what_no_longer_fits() {
         .inner
         .logs()
         .iter()
-        .filter_map(|log| log.log_decode::<IFabstirMarketplace::VerifiedProofSubmitted>().ok())
+        .filter_map(|log| {
+            log.log_decode::<IFabstirMarketplace::VerifiedProofSubmitted>()
+                .ok()
+        })
         .map(|log| (log.inner.data.jobId.to::<u64>(), log.inner.data.commitment))
         .collect();
-    assert_eq!(paid, vec![(1, entries[2].commitment)], "job 1 at 400, with its commitment");
+    assert_eq!(
+        paid,
+        vec![(1, entries[2].commitment)],
+        "job 1 at 400, with its commitment"
+    );
     assert_eq!(m.job(1).tokensUsed, U256::from(400u64));
     assert_eq!(m.earnings(&m.host), price * U256::from(440u64));
 }

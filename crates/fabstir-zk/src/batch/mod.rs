@@ -468,6 +468,11 @@ impl BatchVerifyingKey {
         )
     }
 
+    /// halo2's verifying key (the EVM plan reads its constraint system).
+    pub(crate) fn halo2(&self) -> &plonk::VerifyingKey<G1Affine> {
+        &self.vk
+    }
+
     /// The key as the single circuit's key type, for the tools that read
     /// any verifying key of this crate's shape (the EVM plan).
     #[cfg(test)]

@@ -156,6 +156,25 @@ impl Plan {
         )
     }
 
+    /// The plan of a batch verifying key: the version-2 gates in the batch
+    /// layout, each band of `N` public inputs with its bound (one run of
+    /// equal bounds per band, so the loops verifier's code does not grow
+    /// with `N`).
+    pub fn for_batch(vk: &crate::batch::BatchVerifyingKey) -> Result<Self, EvmError> {
+        let n = vk.size().get();
+        let bits = crate::batch::layout::band::BITS
+            .iter()
+            .flat_map(|bits| std::iter::repeat_n(*bits, n))
+            .collect();
+        Self::from_halo2(
+            vk.halo2(),
+            vk.srs().params(),
+            vk.id(),
+            crate::CircuitVersion::V2.as_u8(),
+            bits,
+        )
+    }
+
     /// Derives the plan from a halo2 verifying key and its parameters, for
     /// a circuit of the supported shape (one instance column, no
     /// permutation, lookups or challenges) other than this crate's

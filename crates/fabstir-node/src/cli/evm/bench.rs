@@ -19,8 +19,14 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::ext::AnvilApi as _;
 use alloy::providers::{DynProvider, Provider as _};
 use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::SolCall as _;
 use fabstir_zk::evm::{calldata, Plan};
-use fabstir_zk::{HostKey, JobId, KeySet, ProofEnvelope, ProvingKey, Srs};
+use fabstir_zk::{
+    BatchProof, BatchProvingKey, BatchSize, BatchStatement, HostKey, JobId, KeySet, ProofEnvelope,
+    ProvingKey, Srs,
+};
+
+use crate::chain::contract::IFabstirMarketplace;
 use serde_json::{json, Map, Value};
 
 use super::verifier::{verifier_source, VERIFIER_FILE};
@@ -51,6 +57,8 @@ pub struct BenchArgs {
     pub keys: Option<PathBuf>,
     /// Batch sizes of the `verifyBatch` transactions.
     pub batches: Vec<usize>,
+    /// Sizes of the batch proofs sent with `submitVerifiedBatch`.
+    pub batch_sizes: Vec<usize>,
     /// The repository's `contracts/` directory (default: searched for).
     pub contracts: Option<PathBuf>,
 }
@@ -219,11 +227,17 @@ fn median(mut values: Vec<u64>) -> u64 {
 async fn deploy(
     toolchain: &Toolchain,
     source: &str,
+    batch_keys: &[BatchProvingKey],
     dir: &Path,
 ) -> Result<(Deployed, u64, usize), Failure> {
     let path = dir.join(VERIFIER_FILE);
     io::write_new(&path, source.as_bytes())?;
     let compiled = toolchain.compile(&path, "FabstirVerifier")?;
+    let batch_compiled = compile_batch_verifiers(toolchain, batch_keys, dir)?;
+    let batch_verifiers: Vec<(usize, &crate::cli::contracts::Compiled)> = batch_compiled
+        .iter()
+        .map(|(n, compiled)| (*n, compiled))
+        .collect();
     let marketplace = toolchain.marketplace()?;
     let anvil = toolchain.anvil(&[])?;
     let provider = anvil.provider()?;
@@ -232,46 +246,52 @@ async fn deploy(
             Failure::other("evm_toolchain", "anvil listed no development accounts")
         })?;
     let size = compiled.deployed.len();
-    let deployment = deploy_marketplace(&provider, &compiled, &[], &marketplace, Some(GAS_LIMIT))
-        .await
-        .map_err(|e| {
-            let contract = match &e {
-                DeployError::Send { contract, .. }
-                | DeployError::Receipt { contract, .. }
-                | DeployError::Reverted { contract, .. } => *contract,
-            };
-            if contract != "FabstirVerifier" {
-                return Failure::other("evm_deploy_failed", format!("{contract}: {e}"));
-            }
-            let creation = compiled.bytecode.len();
-            let why = if size > RUNTIME_LIMIT {
-                format!(
-                    "its runtime code is {size} bytes, over the EVM's {RUNTIME_LIMIT}-byte limit \
+    let deployment = deploy_marketplace(
+        &provider,
+        &compiled,
+        &batch_verifiers,
+        &marketplace,
+        Some(GAS_LIMIT),
+    )
+    .await
+    .map_err(|e| {
+        let contract = match &e {
+            DeployError::Send { contract, .. }
+            | DeployError::Receipt { contract, .. }
+            | DeployError::Reverted { contract, .. } => *contract,
+        };
+        if contract != "FabstirVerifier" {
+            return Failure::other("evm_deploy_failed", format!("{contract}: {e}"));
+        }
+        let creation = compiled.bytecode.len();
+        let why = if size > RUNTIME_LIMIT {
+            format!(
+                "its runtime code is {size} bytes, over the EVM's {RUNTIME_LIMIT}-byte limit \
                      (EIP-170): the verifier must be made smaller to deploy"
-                )
-            } else if creation > INITCODE_LIMIT {
-                format!(
-                    "its creation code is {creation} bytes, over the EVM's {INITCODE_LIMIT}-byte \
+            )
+        } else if creation > INITCODE_LIMIT {
+            format!(
+                "its creation code is {creation} bytes, over the EVM's {INITCODE_LIMIT}-byte \
                      limit (EIP-3860): the verifier must be made smaller to deploy"
-                )
-            } else {
-                format!(
-                    "runtime code {size} bytes, creation code {creation} bytes (limits \
+            )
+        } else {
+            format!(
+                "runtime code {size} bytes, creation code {creation} bytes (limits \
                      {RUNTIME_LIMIT} and {INITCODE_LIMIT}; the constants contract the \
                      constructor creates is also subject to the runtime limit)"
-                )
-            };
-            let what = match e {
-                DeployError::Reverted { gas_used, .. } => {
-                    format!("the creation failed after {gas_used} gas")
-                }
-                other => other.to_string(),
-            };
-            Failure::other(
-                "evm_deploy_failed",
-                format!("deploying FabstirVerifier failed ({what}): {why}"),
             )
-        })?;
+        };
+        let what = match e {
+            DeployError::Reverted { gas_used, .. } => {
+                format!("the creation failed after {gas_used} gas")
+            }
+            other => other.to_string(),
+        };
+        Failure::other(
+            "evm_deploy_failed",
+            format!("deploying FabstirVerifier failed ({what}): {why}"),
+        )
+    })?;
     let deploy_gas = deployment.verifier_receipt.gas_used;
     let deployed = Deployed {
         _anvil: anvil,
@@ -281,6 +301,138 @@ async fn deploy(
         marketplace: deployment.marketplace,
     };
     Ok((deployed, deploy_gas, size))
+}
+
+/// The batch verifier of each key, generated and compiled in `dir` (beside
+/// a copy of its interface, which it imports).
+fn compile_batch_verifiers(
+    toolchain: &Toolchain,
+    keys: &[BatchProvingKey],
+    dir: &Path,
+) -> Result<Vec<(usize, crate::cli::contracts::Compiled)>, Failure> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let interface = "IFabstirBatchVerifier.sol";
+    let source = toolchain.dir().join("src").join(interface);
+    std::fs::copy(&source, dir.join(interface))
+        .map_err(|e| Failure::other("evm_toolchain", format!("{}: {e}", source.display())))?;
+    keys.iter()
+        .map(|pk| {
+            let n = pk.size().get();
+            let plan = Plan::for_batch(pk.verifying_key())
+                .map_err(|e| Failure::other("evm_unsupported", e.to_string()))?;
+            let verifier = fabstir_zk::evm::solidity::generate_with(
+                &plan,
+                fabstir_zk::evm::solidity::Mode::Loops,
+            );
+            let path = dir.join(format!("FabstirBatchVerifier{n}.sol"));
+            io::write_new(&path, verifier.source.as_bytes())?;
+            Ok((n, toolchain.compile(&path, "FabstirBatchVerifier")?))
+        })
+        .collect()
+}
+
+/// What `submitVerifiedBatch` costs for a batch of one size.
+struct BatchFigures {
+    size: usize,
+    /// The whole transaction's gasUsed.
+    gas: u64,
+    /// Its calldata length.
+    calldata: usize,
+    /// Proving time, median of the runs, in ms.
+    prove_ms: f64,
+}
+
+/// Proof runs whose median is `batch_prove_ms`.
+const BATCH_PROVE_RUNS: usize = 3;
+
+/// For each batch key: opens as many jobs as it has entries (one checkpoint
+/// each, 1,000 tokens: every entry reads and writes its own cold job), makes
+/// the batch proof (timed) and pays it with `submitVerifiedBatch`. The host
+/// must be registered (`measure_submissions` does it); `next_job` is the
+/// marketplace's next job id.
+async fn measure_batches(
+    deployed: &Deployed,
+    keys: &[BatchProvingKey],
+    host: &HostKey,
+    mut next_job: u64,
+) -> Result<Vec<BatchFigures>, Failure> {
+    let market = deployed.marketplace;
+    let chain_id = deployed
+        .provider
+        .get_chain_id()
+        .await
+        .map_err(|e| Failure::other("evm_call_failed", format!("chain id: {e}")))?;
+    let price: u128 = 1_000_000_000;
+    let mut figures = Vec::new();
+    for pk in keys {
+        let n = pk.size().get();
+        let mut statements = Vec::new();
+        for _ in 0..n {
+            let open = IFabstirMarketplace::createSessionJobCall {
+                host: deployed.sender,
+                modelId: [0x11; 32].into(),
+                pricePerToken: U256::from(price),
+            };
+            deployed
+                .transact(
+                    market,
+                    &open.abi_encode(),
+                    price * 1_000_000,
+                    "createSessionJob",
+                )
+                .await?;
+            let mut result = sample_result();
+            result.job_id = JobId::from_u64(next_job);
+            result.chain_id = chain_id;
+            result.marketplace = market;
+            result.tokens_used = 1_000;
+            statements.push(result.statement(host.host_id()));
+            next_job += 1;
+        }
+        let batch = BatchStatement::from_statements(&statements)
+            .and_then(|b| b.padded(pk.size()))
+            .map_err(|e| Failure::other("prove_failed", e.to_string()))?;
+        let mut times = Vec::new();
+        let mut proof = None;
+        for _ in 0..BATCH_PROVE_RUNS {
+            let started = std::time::Instant::now();
+            let made = BatchProof::create(pk, &batch, host, rand::rngs::OsRng)
+                .map_err(|e| Failure::other("prove_failed", e.to_string()))?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+            proof = Some(made);
+        }
+        times.sort_by(f64::total_cmp);
+        let Some(proof) = proof else { continue };
+        let entries = batch
+            .public()
+            .entries
+            .iter()
+            .map(|e| IFabstirMarketplace::BatchEntry {
+                jobId: U256::from_be_bytes(e.job_id.0),
+                tokens: U256::from(e.tokens),
+                commitment: U256::from_be_bytes(fabstir_zk::statement::field_to_be(
+                    &e.commitment.0,
+                )),
+            })
+            .collect();
+        let data = IFabstirMarketplace::submitVerifiedBatchCall {
+            entries,
+            proof: proof.proof.into(),
+        }
+        .abi_encode();
+        let gas = deployed
+            .transact(market, &data, 0, &format!("submitVerifiedBatch of {n}"))
+            .await?;
+        figures.push(BatchFigures {
+            size: n,
+            gas,
+            calldata: data.len(),
+            prove_ms: times[times.len() / 2],
+        });
+    }
+    Ok(figures)
 }
 
 /// Checks the deployed constants against the plan; returns the size of the
@@ -365,7 +517,7 @@ async fn measure_submissions(
     )
     .map_err(|e| Failure::other("prove_failed", e.to_string()))?;
     let words = calldata::instance_words(&registration.instance.to_field_elements());
-    let register = crate::chain::contract::IFabstirMarketplace::registerHostCall {
+    let register = IFabstirMarketplace::registerHostCall {
         hostId: alloy::primitives::U256::from_be_bytes(
             calldata::instance_words(&[host.host_id().0])[0],
         ),
@@ -432,6 +584,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Failure> {
             "--batches must list batch sizes of at least 1, e.g. 1,10,50",
         ));
     }
+    if args.batch_sizes.contains(&0) {
+        return Err(Failure::input(
+            "bad_argument",
+            "--batch-sizes must list sizes of at least 1, e.g. 16,64",
+        ));
+    }
     let toolchain = Toolchain::locate(args.contracts.as_deref())?;
     let (pk, host) = prover(args.keys.as_deref())?;
     let (plan, verifier) = verifier_source(pk.verifying_key())?;
@@ -458,9 +616,25 @@ async fn bench(
     plan: &Plan,
     source: &str,
 ) -> Result<ExitCode, Failure> {
+    // Batch keys: development parameters at each batch's size (a key
+    // directory's parameters are the single circuit's, too small).
+    let batch_keys: Vec<BatchProvingKey> = if args.keys.is_some() {
+        Vec::new()
+    } else {
+        args.batch_sizes
+            .iter()
+            .map(|n| -> Result<BatchProvingKey, Failure> {
+                let size = BatchSize::new(*n)
+                    .map_err(|e| Failure::input("bad_argument", format!("--batch-sizes: {e}")))?;
+                let srs = Arc::new(Srs::insecure_dev_at(size.k())?);
+                Ok(BatchProvingKey::build(srs, size)?)
+            })
+            .collect::<Result<_, _>>()?
+    };
     // Deployment first: a verifier that does not deploy fails before proving.
     let dir = tempfile::tempdir().map_err(|e| Failure::other("tempdir", e.to_string()))?;
-    let (deployed, deploy_gas, compiled_size) = deploy(toolchain, source, dir.path()).await?;
+    let (deployed, deploy_gas, compiled_size) =
+        deploy(toolchain, source, &batch_keys, dir.path()).await?;
     let runtime_bytes = deployed.code_size(deployed.verifier).await?;
     if runtime_bytes != compiled_size {
         return Err(Failure::other(
@@ -514,6 +688,11 @@ async fn bench(
     }
 
     let submissions = measure_submissions(&deployed, pk, host).await?;
+    // measure_submissions opened job 1.
+    let batches = measure_batches(&deployed, &batch_keys, host, 2).await?;
+    let by_size = |f: &dyn Fn(&BatchFigures) -> Value| -> Map<String, Value> {
+        batches.iter().map(|b| (b.size.to_string(), f(b))).collect()
+    };
 
     let anvil_version = deployed.provider.get_client_version().await.ok();
     let hardfork = deployed
@@ -539,6 +718,11 @@ async fn bench(
         "marketplace_submit_gas": submissions.later,
         "marketplace_first_submit_gas": submissions.first,
         "register_gas": submissions.register,
+        "batch_checkpoint_gas": by_size(&|b| json!(b.gas / b.size as u64)),
+        "batch_gas": by_size(&|b| json!(b.gas)),
+        "batch_calldata_per_checkpoint": by_size(&|b| json!(b.calldata / b.size)),
+        "batch_prove_ms": by_size(&|b| json!((b.prove_ms * 10.0).round() / 10.0)),
+        "batch_prove_runs": BATCH_PROVE_RUNS,
         "gas_limit": GAS_LIMIT,
         "limits": {"runtime_bytes": RUNTIME_LIMIT},
         "anvil_version": anvil_version,
@@ -611,6 +795,19 @@ fn print_table(report: &Value, batches: &[usize]) {
         "register gas",
         text(&report["register_gas"])
     );
+    if let Some(sizes) = report["batch_checkpoint_gas"].as_object() {
+        for n in sizes.keys() {
+            println!(
+                "  {:<26} {} per checkpoint ({} in all, {} calldata bytes per checkpoint, proved in {} ms, median of {})",
+                format!("submitVerifiedBatch of {n}"),
+                text(&report["batch_checkpoint_gas"][n]),
+                text(&report["batch_gas"][n]),
+                text(&report["batch_calldata_per_checkpoint"][n]),
+                text(&report["batch_prove_ms"][n]),
+                text(&report["batch_prove_runs"])
+            );
+        }
+    }
     if report["development_keys"] == json!(true) {
         println!("  (development keys: insecure, for measurement only)");
     }

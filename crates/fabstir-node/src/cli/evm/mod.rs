@@ -57,6 +57,10 @@ pub enum EvmCommand {
         /// Batch sizes of the verifyBatch transactions.
         #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 50])]
         batches: Vec<usize>,
+        /// Sizes of the batch proofs sent with submitVerifiedBatch (one proof for N checkpoints;
+        /// development keys only). Empty to skip.
+        #[arg(long, value_delimiter = ',', default_values_t = [16, 64])]
+        batch_sizes: Vec<usize>,
         /// The repository's contracts/ directory (default: the first
         /// contracts/package.json above the current directory, then above
         /// the executable).
@@ -79,11 +83,13 @@ pub fn run(command: EvmCommand) -> Result<ExitCode, Failure> {
             json,
             keys_dir,
             batches,
+            batch_sizes,
             contracts,
         } => bench::run(bench::BenchArgs {
             json,
             keys: keys_dir,
             batches,
+            batch_sizes,
             contracts,
         }),
     }

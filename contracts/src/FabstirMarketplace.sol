@@ -82,12 +82,14 @@ contract FabstirMarketplace is IFabstirMarketplace {
         emit HostRotated(msg.sender, previous, newHostId);
     }
 
-    /// Refuses unless `proof` shows that the sender holds the secret behind
-    /// `hostId`, an id nobody holds yet, for this chain and marketplace.
-    function _requireKeyProof(uint256 hostId, uint256 commitment, bytes calldata proof) private view {
-        if (hostId == 0 || hostId >= R) revert InvalidHostId(hostId);
-        if (_hostOfId[hostId] != address(0)) revert HostIdTaken(hostId);
-        uint256 jobId = REGISTRATION_DOMAIN | uint256(uint160(msg.sender));
+    /// Whether `proof` is a valid single proof for this chain and marketplace,
+    /// job `jobId`, host `hostId`, output commitment `commitment` and
+    /// `tokens` cumulative tokens (the public inputs, in circuit order).
+    function _verifies(uint256 jobId, uint256 hostId, uint256 commitment, uint256 tokens, bytes calldata proof)
+        private
+        view
+        returns (bool)
+    {
         uint256[7] memory instances = [
             block.chainid,
             uint256(uint160(address(this))),
@@ -95,9 +97,18 @@ contract FabstirMarketplace is IFabstirMarketplace {
             jobId & type(uint128).max,
             hostId,
             commitment,
-            0
+            tokens
         ];
-        if (!IFabstirVerifier(VERIFIER).verify(instances, proof)) revert InvalidKeyProof(msg.sender, hostId);
+        return IFabstirVerifier(VERIFIER).verify(instances, proof);
+    }
+
+    /// Refuses unless `proof` shows that the sender holds the secret behind
+    /// `hostId`, an id nobody holds yet, for this chain and marketplace.
+    function _requireKeyProof(uint256 hostId, uint256 commitment, bytes calldata proof) private view {
+        if (hostId == 0 || hostId >= R) revert InvalidHostId(hostId);
+        if (_hostOfId[hostId] != address(0)) revert HostIdTaken(hostId);
+        uint256 jobId = REGISTRATION_DOMAIN | uint256(uint160(msg.sender));
+        if (!_verifies(jobId, hostId, commitment, 0, proof)) revert InvalidKeyProof(msg.sender, hostId);
     }
 
     /// @inheritdoc IFabstirMarketplace
@@ -175,17 +186,9 @@ contract FabstirMarketplace is IFabstirMarketplace {
         uint256 recorded = job.tokensUsed;
         if (cumulativeTokens > MAX_TOKENS) revert TokensOutOfRange(cumulativeTokens);
         if (cumulativeTokens <= recorded) revert TokensNotIncreasing(jobId, recorded, cumulativeTokens);
-        uint256[7] memory instances = [
-            block.chainid,
-            uint256(uint160(address(this))),
-            jobId >> 128,
-            jobId & type(uint128).max,
-            hostId,
-            commitment,
-            cumulativeTokens
-        ];
+
         _credit(job, jobId, recorded, cumulativeTokens);
-        if (!IFabstirVerifier(VERIFIER).verify(instances, proof)) revert InvalidProof(jobId);
+        if (!_verifies(jobId, hostId, commitment, cumulativeTokens, proof)) revert InvalidProof(jobId);
         _commitments[jobId][cumulativeTokens] = commitment;
         emit VerifiedProofSubmitted(jobId, msg.sender, cumulativeTokens, cumulativeTokens - recorded, commitment);
     }

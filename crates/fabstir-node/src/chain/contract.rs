@@ -5,7 +5,7 @@
 //! return decoding, events, and the custom errors a reverted call is decoded
 //! into ([`decode_revert`]).
 
-use alloy::primitives::Bytes;
+use alloy::primitives::{Bytes, U256};
 use alloy::sol;
 use alloy::sol_types::SolInterface as _;
 
@@ -141,6 +141,20 @@ impl Revert {
     }
 }
 
+/// The entries of a `submitVerifiedBatch` call for a batch's public inputs
+/// (its entries, padding included, in proof order).
+pub fn batch_entries(public: &fabstir_zk::BatchPublic) -> Vec<IFabstirMarketplace::BatchEntry> {
+    public
+        .entries
+        .iter()
+        .map(|e| IFabstirMarketplace::BatchEntry {
+            jobId: U256::from_be_bytes(e.job_id.0),
+            tokens: U256::from(e.tokens),
+            commitment: U256::from_be_bytes(fabstir_zk::statement::field_to_be(&e.commitment.0)),
+        })
+        .collect()
+}
+
 /// `Name(args): meaning`, e.g. `TokensNotIncreasing(jobId: 3, recorded: 8,
 /// claimed: 5): the claimed cumulative count does not increase the recorded one`.
 fn describe(revert: &Revert) -> String {
@@ -155,7 +169,6 @@ fn describe(revert: &Revert) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy::primitives::U256;
     use alloy::sol_types::SolError as _;
 
     #[test]

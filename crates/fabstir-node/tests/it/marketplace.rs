@@ -798,16 +798,7 @@ fn batch_for(
         .expect("padded");
     let proof = fabstir_zk::BatchProof::create(batch_pk(), &batch, &host(1), rand::rngs::OsRng)
         .expect("batch proof");
-    let entries = batch
-        .public()
-        .entries
-        .iter()
-        .map(|e| IFabstirMarketplace::BatchEntry {
-            jobId: U256::from_be_bytes(e.job_id.0),
-            tokens: U256::from(e.tokens),
-            commitment: U256::from_be_bytes(fabstir_zk::statement::field_to_be(&e.commitment.0)),
-        })
-        .collect();
+    let entries = fabstir_node::chain::contract::batch_entries(&batch.public());
     (entries, proof.proof)
 }
 

@@ -122,6 +122,14 @@ fn request(from: Address, to: Address, data: &[u8], value: u128) -> TransactionR
 }
 
 impl Deployed {
+    /// The chain's id.
+    async fn chain_id(&self) -> Result<u64, Failure> {
+        self.provider
+            .get_chain_id()
+            .await
+            .map_err(|e| Failure::other("evm_call_failed", format!("chain id: {e}")))
+    }
+
     /// A call of `data` to `to`: the returned data.
     async fn call(&self, to: Address, data: &[u8]) -> Result<Vec<u8>, String> {
         self.provider
@@ -359,11 +367,7 @@ async fn measure_batches(
     mut next_job: u64,
 ) -> Result<Vec<BatchFigures>, Failure> {
     let market = deployed.marketplace;
-    let chain_id = deployed
-        .provider
-        .get_chain_id()
-        .await
-        .map_err(|e| Failure::other("evm_call_failed", format!("chain id: {e}")))?;
+    let chain_id = deployed.chain_id().await?;
     let price: u128 = 1_000_000_000;
     let mut figures = Vec::new();
     for pk in keys {
@@ -405,18 +409,7 @@ async fn measure_batches(
         }
         times.sort_by(f64::total_cmp);
         let Some(proof) = proof else { continue };
-        let entries = batch
-            .public()
-            .entries
-            .iter()
-            .map(|e| IFabstirMarketplace::BatchEntry {
-                jobId: U256::from_be_bytes(e.job_id.0),
-                tokens: U256::from(e.tokens),
-                commitment: U256::from_be_bytes(fabstir_zk::statement::field_to_be(
-                    &e.commitment.0,
-                )),
-            })
-            .collect();
+        let entries = crate::chain::contract::batch_entries(&batch.public());
         let data = IFabstirMarketplace::submitVerifiedBatchCall {
             entries,
             proof: proof.proof.into(),
@@ -501,11 +494,7 @@ async fn measure_submissions(
     host: &HostKey,
 ) -> Result<SubmissionGas, Failure> {
     let market = deployed.marketplace;
-    let chain_id = deployed
-        .provider
-        .get_chain_id()
-        .await
-        .map_err(|e| Failure::other("evm_call_failed", format!("chain id: {e}")))?;
+    let chain_id = deployed.chain_id().await?;
 
     let registration = ProofEnvelope::create_registration(
         pk,

@@ -482,6 +482,9 @@ pub enum BatchError {
     /// The host key does not belong to the batch's host.
     #[error("the host key does not match the batch's host_id")]
     WrongHostKey,
+    /// Batch proof bytes that do not parse (see `batch::encoding`).
+    #[error("malformed batch proof: {0}")]
+    Encoding(&'static str),
     /// The proof is for another batch size than the verifying key.
     #[error("the proof is for batches of {proof} entries, the verifying key for batches of {key}")]
     KeySize {

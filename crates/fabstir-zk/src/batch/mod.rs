@@ -34,6 +34,7 @@
 //! ```
 
 mod circuit;
+pub mod encoding;
 pub mod layout;
 #[cfg(test)]
 mod tests;

@@ -412,7 +412,7 @@ fn gates_are_the_single_circuits_with_stride() {
     assert_eq!(batch.last().unwrap().0, "batch bindings");
 }
 
-fn dev_key(n: usize) -> &'static BatchProvingKey {
+pub(super) fn dev_key(n: usize) -> &'static BatchProvingKey {
     static KEYS: OnceLock<std::sync::Mutex<Vec<&'static BatchProvingKey>>> = OnceLock::new();
     let keys = KEYS.get_or_init(Default::default);
     let mut keys = keys

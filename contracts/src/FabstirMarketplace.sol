@@ -210,8 +210,8 @@ contract FabstirMarketplace is IFabstirMarketplace {
             if (jobId == 0) continue; // padding
             JobSlot storage job = _jobs[jobId];
             uint256 cumulative = entry.tokens;
-            (bool paid, SkipReason reason, uint256 delta) = _creditEntry(job, cumulative);
-            if (!paid) {
+            (uint256 delta, SkipReason reason) = _creditEntry(job, cumulative);
+            if (delta == 0) {
                 emit VerifiedCheckpointSkipped(jobId, msg.sender, cumulative, reason);
                 continue;
             }
@@ -227,21 +227,18 @@ contract FabstirMarketplace is IFabstirMarketplace {
     }
 
     /// Moves `job` to `cumulative` tokens for the sender if it may: the
-    /// token delta, or why not. The batch proof bounds `cumulative` below
-    /// 2^64.
-    function _creditEntry(JobSlot storage job, uint256 cumulative)
-        private
-        returns (bool, SkipReason, uint256)
-    {
+    /// token delta (never 0: the count increases), or 0 and why not. The
+    /// batch proof bounds `cumulative` below 2^64.
+    function _creditEntry(JobSlot storage job, uint256 cumulative) private returns (uint256, SkipReason) {
         address host = job.host;
-        if (host == address(0)) return (false, SkipReason.UnknownJob, 0);
-        if (host != msg.sender) return (false, SkipReason.NotJobHost, 0);
-        if (job.completed) return (false, SkipReason.JobCompleted, 0);
+        if (host == address(0)) return (0, SkipReason.UnknownJob);
+        if (host != msg.sender) return (0, SkipReason.NotJobHost);
+        if (job.completed) return (0, SkipReason.JobCompleted);
         uint256 recorded = job.tokensUsed;
-        if (cumulative <= recorded) return (false, SkipReason.TokensNotIncreasing, 0);
-        if (cumulative > job.maxTokens) return (false, SkipReason.ExceedsDeposit, 0);
+        if (cumulative <= recorded) return (0, SkipReason.TokensNotIncreasing);
+        if (cumulative > job.maxTokens) return (0, SkipReason.ExceedsDeposit);
         job.tokensUsed = uint64(cumulative);
-        return (true, SkipReason.UnknownJob, cumulative - recorded);
+        return (cumulative - recorded, SkipReason.UnknownJob);
     }
 
     /// The batch proof's public inputs for `entries` of host `hostId`, in

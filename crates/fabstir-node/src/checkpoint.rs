@@ -268,7 +268,8 @@ impl Checkpoints {
             match self.record(
                 tx,
                 &now,
-                (tokens, host_id),
+                tokens,
+                host_id,
                 kind,
                 &proof_bytes,
                 &model_id,
@@ -290,13 +291,15 @@ impl Checkpoints {
     /// read it: the gate, the token rules, the checkpoint's own proof
     /// against the re-derived statement, then the checkpoint recorded
     /// (`pending`) with what its chain client takes: the proof, and for a
-    /// signed payload the payload.
+    /// signed payload the payload. `host_id` is the key in use's, which the
+    /// proof was made for (after a host key rotation, not the result's).
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         tx: &rusqlite::Connection,
         now: &JobSnapshot,
-        (tokens, host_id): (u64, fabstir_zk::HostId),
+        tokens: u64,
+        host_id: fabstir_zk::HostId,
         kind: SubmissionKind,
         proof_bytes: &[u8],
         model_id: &[u8; 32],

@@ -332,8 +332,15 @@ impl ChainWatch {
         }
         let loaded = self.keys.current().manifest.host_id.to_bytes();
         let dir = self.keys.dir();
-        let on_disk = fabstir_zk::keystore::read_manifest(dir).map(|m| m.host_id.to_bytes());
-        if loaded != registered && on_disk.as_ref().is_ok_and(|id| *id == registered) {
+        // The `keys` check reports a directory that does not load.
+        let Ok(on_disk) = fabstir_zk::keystore::read_manifest(dir).map(|m| m.host_id) else {
+            return if loaded == registered {
+                Check::passed()
+            } else {
+                self.keys_in_use_differ(&loaded, &registered, dir)
+            };
+        };
+        if loaded != registered && on_disk.to_bytes() == registered {
             // The wallet moved to the key directory's new host_id
             // (rotateHost): the node follows it on reload.
             return Check::failed(format!(
@@ -344,31 +351,41 @@ impl ChainWatch {
             ));
         }
         if loaded != registered {
-            return Check::failed(format!(
-                "the keys in use have host_id {}, but {who} is registered with host_id {}: every submission reverts (InvalidProof). \
-                 Move the wallet to the keys in use (fabstir-node chain register --keys-dir {}: rotateHost, with a proof of the key), \
-                 or put the key set with host_id {} back into {} and reload",
-                hex32(&loaded),
-                hex32(&registered),
-                dir.display(),
-                hex32(&registered),
-                dir.display()
-            ));
+            return self.keys_in_use_differ(&loaded, &registered, dir);
         }
-        match fabstir_zk::keystore::read_manifest(dir) {
-            Ok(manifest) if manifest.host_id.to_bytes() != registered => Check::failed(format!(
+        if on_disk.to_bytes() != registered {
+            return Check::failed(format!(
                 "the key directory {} now holds host_id {} (after keys rotate --new-host-key?), but {who} is registered with host_id {}: \
                  a reload is refused and the node would not start again with it. Move the wallet to the new host_id \
                  (fabstir-node chain register --keys-dir {}: rotateHost, with a proof of the new key), then reload; \
                  or move the previous set back from {}/retired/ (the newest one)",
                 dir.display(),
-                manifest.host_id,
+                on_disk,
                 hex32(&registered),
                 dir.display(),
                 dir.display()
-            )),
-            // The `keys` check reports a directory that does not load.
-            _ => Check::passed(),
+            ));
         }
+        Check::passed()
+    }
+
+    /// The keys in memory are not the registered ones.
+    fn keys_in_use_differ(
+        &self,
+        loaded: &[u8; 32],
+        registered: &[u8; 32],
+        dir: &std::path::Path,
+    ) -> Check {
+        Check::failed(format!(
+            "the keys in use have host_id {}, but {} is registered with host_id {}: every submission reverts (InvalidProof). \
+             Move the wallet to the keys in use (fabstir-node chain register --keys-dir {}: rotateHost, with a proof of the key), \
+             or put the key set with host_id {} back into {} and reload",
+            hex32(loaded),
+            self.registry.describe(),
+            hex32(registered),
+            dir.display(),
+            hex32(registered),
+            dir.display()
+        ))
     }
 }

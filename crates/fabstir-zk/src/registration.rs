@@ -41,12 +41,6 @@ pub fn registration_job_id(wallet: Address) -> JobId {
     JobId(id)
 }
 
-/// Whether `job` lies in the domain reserved for registrations (no result
-/// may name such a job).
-pub fn is_reserved(job: &JobId) -> bool {
-    job.is_reserved()
-}
-
 impl Statement {
     /// The registration statement binding `host_id` to `wallet` on the
     /// marketplace at `marketplace` on chain `chain_id`.
@@ -108,12 +102,12 @@ mod tests {
         let id = registration_job_id(wallet());
         assert_eq!(&id.0[..12], b"fabstir:host");
         assert_eq!(&id.0[12..], wallet().as_slice());
-        assert!(is_reserved(&id));
-        assert!(!is_reserved(&JobId::from_u64(42)));
+        assert!(id.is_reserved());
+        assert!(!JobId::from_u64(42).is_reserved());
         // One byte of the domain changed: an ordinary job id.
         let mut other = id;
         other.0[0] ^= 1;
-        assert!(!is_reserved(&other));
+        assert!(!other.is_reserved());
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl ResultRequest {
             .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
         // A proof for such a job would register this host for a wallet of
         // the caller's choosing (fabstir_zk::registration).
-        if fabstir_zk::registration::is_reserved(&self.job_id) {
+        if self.job_id.is_reserved() {
             return Err(ApiError::new(
                 ErrorCode::InvalidResult,
                 format!(

@@ -168,7 +168,6 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
             let keyset =
                 KeySet::load(&keys_dir).map_err(|e| Failure::input("keys", e.to_string()))?;
             let marketplace = parse_address("marketplace", &marketplace)?;
-            let host_id = U256::from_be_bytes(keyset.manifest.host_id.to_bytes());
             let (chain_id, outcome) = runtime.block_on(async {
                 let provider = provider(&rpc_url, wallet.signer())?;
                 let chain_id = provider
@@ -176,39 +175,10 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
                     .await
                     .map_err(|e| rpc_failure(&format!("--rpc-url {rpc_url}"), e))?;
                 let host = Address::from(wallet.address());
-                let registered = IFabstirMarketplace::new(marketplace, &provider)
-                    .hostIdOf(host)
-                    .call()
-                    .await
-                    .map_err(|e| rpc_failure("hostIdOf", e))?;
-                // The same host_id again is done already; a wallet
-                // registered with another one moves to this key set's
-                // (rotateHost: after keys rotate --new-host-key).
-                if registered == host_id {
-                    return Ok::<_, Failure>((chain_id, None));
-                }
-                let binding = if registered.is_zero() {
-                    Binding::Register
-                } else {
-                    Binding::Rotate {
-                        previous: registered,
-                    }
-                };
-                let tx = register(&provider, chain_id, marketplace, host, &keyset, binding).await?;
-                Ok((chain_id, Some((tx, binding))))
+                let outcome = bind_wallet(&provider, chain_id, marketplace, host, &keyset).await?;
+                Ok::<_, Failure>((chain_id, outcome))
             })?;
-            let registration = crate::chain::Registration {
-                chain_id,
-                marketplace: marketplace.to_checksum(None),
-                wallet: wallet.address_checksummed(),
-                host_id: keyset.manifest.host_id.to_string(),
-            };
-            if let Err(e) = crate::chain::record_registration(&keys_dir, &registration) {
-                eprintln!(
-                    "note: cannot record the registration in {} ({e}); keys rotate will not know about it",
-                    keys_dir.display()
-                );
-            }
+            record(&keys_dir, chain_id, marketplace, &wallet, &keyset);
             println!(
                 "{}",
                 json!({
@@ -348,30 +318,12 @@ pub(super) fn rotate_on_chain(
         let mut transactions = Vec::new();
         for registration in registrations {
             let marketplace = parse_address("marketplace", &registration.marketplace)?;
-            let previous = IFabstirMarketplace::new(marketplace, &provider)
-                .hostIdOf(host)
-                .call()
-                .await
-                .map_err(|e| rpc_failure("hostIdOf", e))?;
-            let binding = if previous.is_zero() {
-                Binding::Register
-            } else {
-                Binding::Rotate { previous }
-            };
-            let tx = register(&provider, chain_id, marketplace, host, keyset, binding).await?;
-            transactions.push(tx);
-            let recorded = crate::chain::Registration {
-                chain_id,
-                marketplace: registration.marketplace.clone(),
-                wallet: wallet.address_checksummed(),
-                host_id: keyset.manifest.host_id.to_string(),
-            };
-            if let Err(e) = crate::chain::record_registration(keys_dir, &recorded) {
-                eprintln!(
-                    "note: cannot record the registration in {} ({e})",
-                    keys_dir.display()
-                );
+            if let Some((tx, _)) =
+                bind_wallet(&provider, chain_id, marketplace, host, keyset).await?
+            {
+                transactions.push(tx);
             }
+            record(keys_dir, chain_id, marketplace, wallet, keyset);
         }
         Ok(transactions)
     })
@@ -507,6 +459,59 @@ pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Val
         "marketplace": deployed.marketplace.to_checksum(None),
         "vk_id": format!("{vk_id:#x}"),
     }))
+}
+
+/// Binds `wallet` on `marketplace` to `keyset`'s host id: nothing when the
+/// contract has that id for it already (`None`), else `registerHost` (a
+/// wallet without an id) or `rotateHost` (a wallet with another one, after
+/// `keys rotate --new-host-key`); the transaction and how it bound.
+async fn bind_wallet(
+    provider: &DynProvider,
+    chain_id: u64,
+    marketplace: Address,
+    wallet: Address,
+    keyset: &KeySet,
+) -> Result<Option<(String, Binding)>, Failure> {
+    let registered = IFabstirMarketplace::new(marketplace, provider)
+        .hostIdOf(wallet)
+        .call()
+        .await
+        .map_err(|e| rpc_failure("hostIdOf", e))?;
+    if registered == U256::from_be_bytes(keyset.manifest.host_id.to_bytes()) {
+        return Ok(None);
+    }
+    let binding = if registered.is_zero() {
+        Binding::Register
+    } else {
+        Binding::Rotate {
+            previous: registered,
+        }
+    };
+    let tx = register(provider, chain_id, marketplace, wallet, keyset, binding).await?;
+    Ok(Some((tx, binding)))
+}
+
+/// Records in `keys_dir` that `wallet` is registered with `keyset`'s host id
+/// on `marketplace` (what `keys rotate` reads); a failure is only noted.
+fn record(
+    keys_dir: &Path,
+    chain_id: u64,
+    marketplace: Address,
+    wallet: &HostWallet,
+    keyset: &KeySet,
+) {
+    let registration = crate::chain::Registration {
+        chain_id,
+        marketplace: marketplace.to_checksum(None),
+        wallet: wallet.address_checksummed(),
+        host_id: keyset.manifest.host_id.to_string(),
+    };
+    if let Err(e) = crate::chain::record_registration(keys_dir, &registration) {
+        eprintln!(
+            "note: cannot record the registration in {} ({e}); keys rotate will not know about it",
+            keys_dir.display()
+        );
+    }
 }
 
 /// How [`register`] binds a wallet to a key set's host id.

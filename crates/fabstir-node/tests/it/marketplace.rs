@@ -450,16 +450,26 @@ impl Market {
     }
 }
 
-/// A proof by development host 1 for `job` on this market: (commitment, proof).
-fn prove_for(m: &Market, chain_id: u64, job: u64, tokens: u64) -> (U256, Vec<u8>) {
-    let statement = result(chain_id, &m.address, job, tokens).statement(host(1).host_id());
-    let envelope =
-        ProofEnvelope::create(pk(), &statement, &host(1), rand::rngs::OsRng).expect("prove");
+/// What a submission takes of an envelope: (commitment, proof).
+fn commitment_and_proof(envelope: ProofEnvelope) -> (U256, Vec<u8>) {
     let commitment = U256::from_be_bytes(
         calldata::instance_words(&envelope.instance.to_field_elements())
             [fabstir_zk::circuit::layout::instance::COMMITMENT],
     );
     (commitment, envelope.proof)
+}
+
+/// A proof by development host 1 for `job` on this market: (commitment, proof).
+fn prove_for(m: &Market, chain_id: u64, job: u64, tokens: u64) -> (U256, Vec<u8>) {
+    prove_by(m, chain_id, job, tokens, 1)
+}
+
+/// A proof by development host `n` for `job` on this market: (commitment, proof).
+fn prove_by(m: &Market, chain_id: u64, job: u64, tokens: u64, n: u64) -> (U256, Vec<u8>) {
+    let statement = result(chain_id, &m.address, job, tokens).statement(host(n).host_id());
+    commitment_and_proof(
+        ProofEnvelope::create(pk(), &statement, &host(n), rand::rngs::OsRng).expect("prove"),
+    )
 }
 
 /// Development host `n`'s registration proof for `wallet` on this market
@@ -474,11 +484,7 @@ fn registration_for(m: &Market, chain_id: u64, wallet: Address, n: u64) -> (U256
         rand::rngs::OsRng,
     )
     .expect("prove registration");
-    let commitment = U256::from_be_bytes(
-        calldata::instance_words(&envelope.instance.to_field_elements())
-            [fabstir_zk::circuit::layout::instance::COMMITMENT],
-    );
-    (commitment, envelope.proof)
+    commitment_and_proof(envelope)
 }
 
 fn register(n: u64, (commitment, proof): &(U256, Vec<u8>)) -> Vec<u8> {
@@ -748,16 +754,9 @@ fn squatting_fails_and_a_key_rotates_on_anvil() {
     ));
     // ... and the same checkpoint proved under the new key is paid, the
     // whole delta since the last credit.
-    let statement = result(chain_id, &m.address, 1, 250).statement(host(3).host_id());
-    let envelope =
-        ProofEnvelope::create(pk(), &statement, &host(3), rand::rngs::OsRng).expect("prove");
-    let commitment = U256::from_be_bytes(
-        calldata::instance_words(&envelope.instance.to_field_elements())
-            [fabstir_zk::circuit::layout::instance::COMMITMENT],
-    );
     m.ok(
         &m.host,
-        submit(1, 250, &(commitment, envelope.proof)),
+        submit(1, 250, &prove_by(&m, chain_id, 1, 250, 3)),
         U256::ZERO,
         "checkpoint under key 3",
     );

@@ -460,25 +460,11 @@ fn batch_key_determines_its_witness() {
 #[test]
 fn removing_any_gate_polynomial_is_noticed() {
     let pk = dev_key(2);
-    let analysis = pk.constraint_analysis().unwrap();
-    let free = free_cells(pk.size());
-    let polynomials = analysis.gate_polynomials();
-    assert!(polynomials.len() > 60, "{} polynomials", polynomials.len());
-    for (g, p) in polynomials {
-        let (gate, constraint) = analysis.name(g, p);
-        assert!(
-            analysis.active_rows(g, p) > 0,
-            "'{constraint}' of '{gate}' is active nowhere"
-        );
-        let reduced = analysis.without(g, p);
-        match reduced.propagate(&free) {
-            Err(UniquenessError::NotDetermined { undetermined, .. }) => assert!(
-                !undetermined.is_empty(),
-                "without '{constraint}' of '{gate}', every cell is still determined"
-            ),
-            other => panic!("without '{constraint}' of '{gate}': {other:?}"),
-        }
-    }
+    crate::circuit::uniqueness::tests::assert_every_gate_polynomial_is_needed(
+        &pk.constraint_analysis().unwrap(),
+        &free_cells(pk.size()),
+        60,
+    );
 }
 
 #[test]

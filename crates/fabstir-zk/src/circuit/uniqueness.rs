@@ -477,7 +477,7 @@ impl ConstraintAnalysis {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use halo2_axiom::plonk::{Column, Fixed};
     use halo2_axiom::poly::Rotation;
 
@@ -542,14 +542,21 @@ mod tests {
         assert!(layout::free_cells(crate::CircuitVersion::V2).contains(&tokens));
     }
 
-    /// The check notices any one missing gate polynomial: each is active
-    /// somewhere, and without it some cell is left undetermined.
-    #[test]
-    fn removing_any_gate_polynomial_is_noticed() {
-        let analysis = analysis();
-        let free = layout::free_cells(crate::CircuitVersion::CURRENT);
+    /// The generic deletion test of a circuit (this one's and the batch
+    /// circuit's): every gate polynomial of `analysis` (more than
+    /// `at_least`) is active somewhere, and without it, starting from
+    /// `free`, some cell is left undetermined.
+    pub(crate) fn assert_every_gate_polynomial_is_needed(
+        analysis: &ConstraintAnalysis,
+        free: &[Cell],
+        at_least: usize,
+    ) {
         let polynomials = analysis.gate_polynomials();
-        assert!(polynomials.len() > 60, "{} polynomials", polynomials.len());
+        assert!(
+            polynomials.len() > at_least,
+            "{} polynomials",
+            polynomials.len()
+        );
         for (g, p) in polynomials {
             let (gate, constraint) = analysis.name(g, p);
             assert!(
@@ -558,12 +565,23 @@ mod tests {
             );
             let reduced = analysis.without(g, p);
             assert!(reduced.active_constraints() < analysis.active_constraints());
-            let (undetermined, _, _) = not_determined(reduced.propagate(&free));
+            let (undetermined, _, _) = not_determined(reduced.propagate(free));
             assert!(
                 !undetermined.is_empty(),
                 "without '{constraint}' of '{gate}', every cell is still determined"
             );
         }
+    }
+
+    /// The check notices any one missing gate polynomial: each is active
+    /// somewhere, and without it some cell is left undetermined.
+    #[test]
+    fn removing_any_gate_polynomial_is_noticed() {
+        assert_every_gate_polynomial_is_needed(
+            analysis(),
+            &layout::free_cells(crate::CircuitVersion::CURRENT),
+            60,
+        );
     }
 
     /// The auditor's deletion: without "host_id capacity", the capacity cell

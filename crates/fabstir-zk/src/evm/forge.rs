@@ -88,12 +88,11 @@ fn limit(bits: u32) -> [u8; 32] {
     out
 }
 
-/// The Solidity source of `FabstirVerifier.t.sol` for the verifier of
-/// `plan` (the template `templates/FabstirVerifier.t.sol.tmpl`). It reads its proofs from
-/// `test/`[`VECTORS_FILE`], written by [`vectors_json`].
-pub fn test_source(plan: &Plan) -> String {
+/// The key's figures both forge test templates take: its identity and the
+/// proof's layout.
+fn key_figures(plan: &Plan) -> Vec<(&'static str, String)> {
     let layout = plan.layout();
-    let values = [
+    vec![
         ("VK_ID", format!("0x{}", hex::encode(plan.vk_id.0))),
         ("CIRCUIT_VERSION", plan.circuit_version.to_string()),
         ("N", plan.num_instances().to_string()),
@@ -102,9 +101,20 @@ pub fn test_source(plan: &Plan) -> String {
         ("FIRST_EVAL", layout.advice_evals.to_string()),
         ("W", layout.w.to_string()),
         ("W_PRIME", layout.w_prime.to_string()),
-    ];
+    ]
+}
+
+/// `template` filled with `values`.
+fn fill(template: &str, values: &[(&'static str, String)]) -> String {
     let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    template::fill(template::FORGE_TEST, &values)
+    template::fill(template, &values)
+}
+
+/// The Solidity source of `FabstirVerifier.t.sol` for the verifier of
+/// `plan` (the template `templates/FabstirVerifier.t.sol.tmpl`). It reads its proofs from
+/// `test/`[`VECTORS_FILE`], written by [`vectors_json`].
+pub fn test_source(plan: &Plan) -> String {
+    fill(template::FORGE_TEST, &key_figures(plan))
 }
 
 /// The Solidity source of `FabstirBatchVerifier.t.sol`, the forge test of
@@ -115,20 +125,9 @@ pub fn test_source(plan: &Plan) -> String {
 /// It reads its proofs from `test/<vectors>` (written by [`vectors_json`];
 /// at least two vectors).
 pub fn batch_test_source(plan: &Plan, vectors: &str) -> String {
-    let layout = plan.layout();
-    let values = [
-        ("VK_ID", format!("0x{}", hex::encode(plan.vk_id.0))),
-        ("CIRCUIT_VERSION", plan.circuit_version.to_string()),
-        ("N", plan.num_instances().to_string()),
-        ("PROOF_LENGTH", layout.len.to_string()),
-        ("FIRST_COMMITMENT", layout.advice.to_string()),
-        ("FIRST_EVAL", layout.advice_evals.to_string()),
-        ("W", layout.w.to_string()),
-        ("W_PRIME", layout.w_prime.to_string()),
-        ("VECTORS", vectors.to_string()),
-    ];
-    let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    template::fill(template::FORGE_BATCH_TEST, &values)
+    let mut values = key_figures(plan);
+    values.push(("VECTORS", vectors.to_string()));
+    fill(template::FORGE_BATCH_TEST, &values)
 }
 
 /// Path of the test vectors, relative to the forge test directory.

@@ -45,6 +45,17 @@ fn statements() -> Vec<Statement> {
     vec![single(11, 120), single(12, 7)]
 }
 
+/// Host 1's proof of [`statements`] under the key for 2 entries, checked
+/// to verify, with its public inputs.
+fn verified_proof() -> (BatchProof, BatchPublic) {
+    let pk = key(2);
+    let batch = BatchStatement::from_statements(&statements()).unwrap();
+    let proof = BatchProof::create(pk, &batch, &host(1), rand::rngs::OsRng).unwrap();
+    let public = batch.public();
+    proof.verify(pk.verifying_key(), &public).unwrap();
+    (proof, public)
+}
+
 #[test]
 fn batch_proof_verifies_and_each_entry_is_the_single_commitment() {
     let pk = key(2);
@@ -97,12 +108,8 @@ fn a_padded_batch_verifies() {
 /// do not verify. Changed in the expectation only: named before halo2 runs.
 #[test]
 fn every_public_field_is_bound() {
-    let pk = key(2);
-    let vk = pk.verifying_key();
-    let batch = BatchStatement::from_statements(&statements()).unwrap();
-    let proof = BatchProof::create(pk, &batch, &host(1), rand::rngs::OsRng).unwrap();
-    let public = batch.public();
-    proof.verify(vk, &public).unwrap();
+    let vk = key(2).verifying_key();
+    let (proof, public) = verified_proof();
     type Edit = fn(&mut BatchPublic);
     let edits: Vec<(&str, Edit)> = vec![
         ("chain_id", |p| p.chain_id += 1),
@@ -144,12 +151,8 @@ fn every_public_field_is_bound() {
 /// Every byte of the proof flipped (one bit each) is refused.
 #[test]
 fn every_flipped_proof_byte_is_rejected() {
-    let pk = key(2);
-    let vk = pk.verifying_key();
-    let batch = BatchStatement::from_statements(&statements()).unwrap();
-    let proof = BatchProof::create(pk, &batch, &host(1), rand::rngs::OsRng).unwrap();
-    let public = batch.public();
-    proof.verify(vk, &public).unwrap();
+    let vk = key(2).verifying_key();
+    let (proof, public) = verified_proof();
     for i in 0..proof.proof.len() {
         let mut bad = proof.clone();
         bad.proof[i] ^= 1 << (i % 8);

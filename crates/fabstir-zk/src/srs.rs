@@ -161,7 +161,14 @@ impl Srs {
     /// setup: `s·G2` not holding the secret of `g[1]`, or G1 points that are
     /// not successive powers of one secret.
     pub fn load_ceremony(path: &Path, pin: &Digest32) -> Result<Self, KeyError> {
-        let file = read_params_file(path)?;
+        Self::load_ceremony_at(path, pin, K)
+    }
+
+    /// [`Srs::load_ceremony`], downsized to `2^k` rows instead of the
+    /// single circuit's (a batch circuit's size); the file must have at
+    /// least that many.
+    pub fn load_ceremony_at(path: &Path, pin: &Digest32, k: u32) -> Result<Self, KeyError> {
+        let file = read_params_file(path, k)?;
         if file.sha256 != *pin {
             return Err(KeyError::SrsPin {
                 path: path.to_path_buf(),
@@ -169,7 +176,13 @@ impl Srs {
                 found: file.sha256.to_string(),
             });
         }
-        let params = parse_params(path, &file.raw)?;
+        if file.k < k {
+            return Err(KeyError::SrsTooSmall {
+                found: file.k,
+                needed: k,
+            });
+        }
+        let params = parse_params(path, &file.raw, k)?;
         // The development parameters are public: they are never a ceremony
         // SRS, whatever size they were generated at.
         if has_development_secret(&params) {
@@ -200,7 +213,7 @@ impl Srs {
         trust: SrsTrust,
         source_sha256: Digest32,
     ) -> Result<Self, KeyError> {
-        let file = read_params_file(path)?;
+        let file = read_params_file(path, K)?;
         if file.sha256 != *expected {
             return Err(KeyError::SrsPin {
                 path: path.to_path_buf(),
@@ -214,7 +227,7 @@ impl Srs {
                 reason: format!("stored SRS must have k = {K}"),
             });
         }
-        let params = parse_params(path, &file.raw)?;
+        let params = parse_params(path, &file.raw, K)?;
         // The development parameters are public: whatever a manifest says,
         // they are never reported as a ceremony SRS.
         if trust != SrsTrust::InsecureDev && has_development_secret(&params) {
@@ -349,12 +362,12 @@ struct ParamsFile {
 
 /// Streams a parameters file: checks its size against the `k` in its header
 /// (so a damaged or hostile file cannot trigger a large allocation), hashes
-/// all of it, and keeps only what the circuit needs: the first `2^K` G1
+/// all of it, and keeps only what the circuit needs: the first `2^keep_k` G1
 /// points and the two G2 points. Returns the file's SHA-256, its `k` and
-/// those parts as a raw `k = K` parameters buffer (the Lagrange bases are recomputed by
+/// those parts as a raw `k = keep_k` parameters buffer (the Lagrange bases are recomputed by
 /// [`parse_params`], so the buffer repeats the monomial ones in their place).
-/// Memory stays at a few KiB whatever the ceremony's size.
-fn read_params_file(path: &Path) -> Result<ParamsFile, KeyError> {
+/// Memory stays at `2^keep_k` points whatever the ceremony's size.
+fn read_params_file(path: &Path, keep_k: u32) -> Result<ParamsFile, KeyError> {
     use std::io::Read;
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
@@ -369,10 +382,10 @@ fn read_params_file(path: &Path) -> Result<ParamsFile, KeyError> {
             reason: "file is too short to be KZG parameters".into(),
         })?;
     let k = u32::from_le_bytes(header);
-    if k < K {
+    if k < keep_k {
         return Err(KeyError::SrsTooSmall {
             found: k,
-            needed: K,
+            needed: keep_k,
         });
     }
     if k > MAX_SRS_K {
@@ -390,7 +403,7 @@ fn read_params_file(path: &Path) -> Result<ParamsFile, KeyError> {
             ),
         });
     }
-    let g_len = 64 * (1u64 << K);
+    let g_len = 64 * (1u64 << keep_k);
     let g2_start = len - 2 * 128;
     let mut hasher = Sha256::new();
     hasher.update(header);
@@ -419,8 +432,8 @@ fn read_params_file(path: &Path) -> Result<ParamsFile, KeyError> {
         keep(g2_start, len, &mut g2);
         offset += n as u64;
     }
-    let mut raw = Vec::with_capacity(raw_file_len(K) as usize);
-    raw.extend_from_slice(&K.to_le_bytes());
+    let mut raw = Vec::with_capacity(raw_file_len(keep_k) as usize);
+    raw.extend_from_slice(&keep_k.to_le_bytes());
     raw.extend_from_slice(&g);
     raw.extend_from_slice(&g);
     raw.extend_from_slice(&g2);
@@ -435,7 +448,7 @@ fn read_params_file(path: &Path) -> Result<ParamsFile, KeyError> {
 /// (so the file's copy is never trusted), checks that every point is on its
 /// curve (and the G2 points in the prime-order subgroup), and downsizes to
 /// the circuit's `k`.
-fn parse_params(path: &Path, bytes: &[u8]) -> Result<ParamsKZG<Bn256>, KeyError> {
+fn parse_params(path: &Path, bytes: &[u8], k: u32) -> Result<ParamsKZG<Bn256>, KeyError> {
     use halo2_axiom::halo2curves::group::cofactor::CofactorGroup;
     use halo2_axiom::halo2curves::CurveAffine;
     let corrupt = |reason: String| KeyError::Corrupt {
@@ -445,7 +458,7 @@ fn parse_params(path: &Path, bytes: &[u8]) -> Result<ParamsKZG<Bn256>, KeyError>
     let mut reader = bytes;
     let mut params = ParamsKZG::<Bn256>::read_custom(&mut reader, SerdeFormat::RawBytes)
         .map_err(|e| corrupt(format!("invalid KZG parameters: {e}")))?;
-    params.downsize(K);
+    params.downsize(k);
     if let Some(i) = params
         .get_g()
         .iter()
@@ -480,5 +493,33 @@ mod tests {
         assert_ne!(other.get_g()[1], dev_g1());
         assert!(!has_development_secret(&other));
         assert!(has_development_secret(Srs::insecure_dev().params()));
+    }
+
+    /// A ceremony file is read at a batch's size when it has the rows, cut
+    /// down to exactly them, and refused (naming both sizes) when it has
+    /// fewer; its pin is checked at every size.
+    #[test]
+    fn a_ceremony_file_loads_at_the_size_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ceremony.params");
+        let params = ParamsKZG::<Bn256>::setup(K + 2, rand_chacha::ChaCha20Rng::from_seed([9; 32]));
+        let mut bytes = Vec::new();
+        params
+            .write_custom(&mut bytes, SerdeFormat::RawBytes)
+            .unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let pin = Digest32::sha256(&bytes);
+        assert_eq!(Srs::load_ceremony(&path, &pin).unwrap().k(), K);
+        let larger = Srs::load_ceremony_at(&path, &pin, K + 1).unwrap();
+        assert_eq!(larger.k(), K + 1);
+        assert_eq!(larger.params().get_g()[1], params.get_g()[1]);
+        assert!(matches!(
+            Srs::load_ceremony_at(&path, &pin, K + 3),
+            Err(KeyError::SrsTooSmall { found, needed }) if found == K + 2 && needed == K + 3
+        ));
+        assert!(matches!(
+            Srs::load_ceremony_at(&path, &Digest32([0; 32]), K + 1),
+            Err(KeyError::SrsPin { .. })
+        ));
     }
 }

@@ -140,6 +140,13 @@ pub struct ChainConfig {
     pub max_fee_bumps: u32,
     /// `maxFeePerGas` cap, in wei.
     pub max_fee_per_gas: Option<u64>,
+    /// Checkpoints per batch at most; 0: one transaction per checkpoint.
+    pub max_batch: usize,
+    /// How long a checkpoint waits for its batch to fill.
+    pub batch_wait: Duration,
+    /// The ceremony parameters file batch keys are built from (keys made
+    /// from a ceremony SRS only).
+    pub batch_srs: Option<PathBuf>,
 }
 
 /// Every setting of `serve`, defined once: the same field is the flag
@@ -260,6 +267,20 @@ pub struct Settings {
     /// Cap on maxFeePerGas, in wei [default: none].
     #[arg(long, env = "FABSTIR_MAX_FEE_PER_GAS", value_name = "WEI", value_parser = parse::integer::<u64>)]
     pub max_fee_per_gas: Option<u64>,
+    /// Checkpoints per batch at most: verified checkpoints wait in the outbox and go out together,
+    /// one proof and one submitVerifiedBatch for up to this many, when the marketplace has batch
+    /// verifiers; 0 sends each in its own submitVerifiedProof [default: 64].
+    #[arg(long, env = "FABSTIR_MAX_BATCH", value_name = "N", value_parser = parse::integer::<usize>)]
+    pub max_batch: Option<usize>,
+    /// Milliseconds a checkpoint waits at most for its batch to fill before the batch goes out
+    /// as it is [default: 60000].
+    #[arg(long, env = "FABSTIR_BATCH_WAIT_MS", value_name = "MS", value_parser = parse::integer::<u64>)]
+    pub batch_wait_ms: Option<u64>,
+    /// The ceremony parameters file the keys were made from, with at least 2^13 rows: batch keys
+    /// need more rows than the key directory stores. Only for keys made from a ceremony SRS
+    /// [default: none].
+    #[arg(long, env = "FABSTIR_BATCH_SRS", value_name = "FILE")]
+    pub batch_srs: Option<PathBuf>,
     /// How long a settled job's prompt and response text is kept after its settlement, e.g. 7d,
     /// 12h, 30m; 0 deletes it at settlement. Only their hashes stay, which is all verification,
     /// settlement and the money records need [default: 7d].
@@ -593,6 +614,22 @@ fn chain_config(
     if poll < 10 {
         return Err(sources.bad("chain_poll_ms", &poll, "must be at least 10"));
     }
+    let max_batch = sources
+        .pick("max_batch", cli.max_batch, file.max_batch)
+        .unwrap_or(defaults::MAX_BATCH);
+    if max_batch > fabstir_zk::batch::BatchSize::MAX {
+        return Err(sources.bad(
+            "max_batch",
+            &max_batch,
+            &format!(
+                "must be at most {} (the largest batch proof), or 0 for no batches",
+                fabstir_zk::batch::BatchSize::MAX
+            ),
+        ));
+    }
+    let batch_wait = sources
+        .pick("batch_wait_ms", cli.batch_wait_ms, file.batch_wait_ms)
+        .unwrap_or(defaults::BATCH_WAIT_MS);
     Ok(Some(ChainConfig {
         rpc_url,
         marketplace: marketplace.into_array(),
@@ -609,6 +646,9 @@ fn chain_config(
             .or(file.max_fee_bumps)
             .unwrap_or(defaults::MAX_FEE_BUMPS),
         max_fee_per_gas: cli.max_fee_per_gas.or(file.max_fee_per_gas),
+        max_batch,
+        batch_wait: Duration::from_millis(batch_wait),
+        batch_srs: cli.batch_srs.clone().or(file.batch_srs.clone()),
     }))
 }
 
@@ -641,6 +681,13 @@ pub mod defaults {
     pub const STUCK_AFTER_MS: u64 = 30_000;
     /// `max_fee_bumps`.
     pub const MAX_FEE_BUMPS: u32 = 5;
+    /// `max_batch`: the largest batch measured to meet the gas target (about
+    /// 24k gas per checkpoint at 64, against ~445k for one per transaction;
+    /// proved in under a second).
+    pub const MAX_BATCH: usize = 64;
+    /// `batch_wait_ms`: a checkpoint is credited within about a minute
+    /// (plus confirmations), well inside the stuck-outbox alert's 10 minutes.
+    pub const BATCH_WAIT_MS: u64 = 60_000;
     /// `result_retention`: a week after settlement, time for a client to
     /// dispute an answer it received.
     pub const RESULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);

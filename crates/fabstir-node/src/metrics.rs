@@ -153,6 +153,26 @@ metrics! {
     chain_fee_bumps: IntCounter = "fabstir_chain_fee_bumps_total";
     /// Confirmed submissions a reorg dropped (sent again)
     chain_reorgs: IntCounter = "fabstir_chain_reorgs_total";
+    /// Batches proved and recorded (each becomes one submitVerifiedBatch
+    /// transaction)
+    chain_batches: IntCounter = "fabstir_chain_batches_total";
+    /// Checkpoints put into batches; divided by fabstir_chain_batches_total,
+    /// the mean batch size
+    chain_batch_checkpoints: IntCounter = "fabstir_chain_batch_checkpoints_total";
+    /// Checkpoints in the last batch formed
+    chain_batch_size: IntGauge = "fabstir_chain_batch_last_size";
+    /// How long a batch's oldest checkpoint waited for the batch to form
+    chain_batch_wait_seconds: Histogram = "fabstir_chain_batch_wait_seconds";
+    /// Time to prove one batch
+    chain_batch_prove_seconds: Histogram = "fabstir_chain_batch_prove_seconds";
+    /// Gas used by confirmed batch transactions
+    chain_batch_gas: IntCounter = "fabstir_chain_batch_gas_total";
+    /// Checkpoints in confirmed batch transactions; fabstir_chain_batch_gas_total
+    /// divided by it is the gas per checkpoint
+    chain_batch_confirmed_checkpoints: IntCounter = "fabstir_chain_batch_confirmed_checkpoints_total";
+    /// Gas per checkpoint of the last confirmed batch (the transaction's gas
+    /// divided by its checkpoints)
+    chain_batch_gas_per_checkpoint: IntGauge = "fabstir_chain_batch_gas_per_checkpoint";
     /// Settled jobs whose prompt and response text retention deleted
     /// (their hashes stay)
     results_pruned: IntCounter = "fabstir_results_pruned_total";

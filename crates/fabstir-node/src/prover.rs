@@ -188,6 +188,27 @@ impl ProofGenerator {
         Ok(proof)
     }
 
+    /// One proof of a batch of checkpoints ([`fabstir_zk::batch`]) with the
+    /// current host key (blocking; call off the async runtime); its
+    /// parallel work runs on `pool`. The statement's host id must be the
+    /// current key's.
+    pub fn prove_batch(
+        &self,
+        pk: &fabstir_zk::batch::BatchProvingKey,
+        statement: &fabstir_zk::batch::BatchStatement,
+        pool: &rayon::ThreadPool,
+    ) -> Result<fabstir_zk::batch::BatchProof, fabstir_zk::BatchError> {
+        let keys = self.keys.current();
+        let started = Instant::now();
+        let proof = pool.install(|| {
+            fabstir_zk::batch::BatchProof::create(pk, statement, &keys.host_key, rand::rngs::OsRng)
+        })?;
+        self.metrics
+            .chain_batch_prove_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(proof)
+    }
+
     /// A new proof of `statement`, bypassing the cache (a fresh proof has
     /// fresh randomness, hence other bytes and another hash).
     pub fn prove_fresh(

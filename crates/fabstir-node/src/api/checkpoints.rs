@@ -1,18 +1,18 @@
-//! `POST /v1/checkpoints`, `GET /v1/checkpoints/{job_id}`.
+//! `POST /v1/checkpoints`, `GET /v1/checkpoints/{job_id}`, `GET /v1/batches/{id}`.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use fabstir_zk::{Digest32, JobId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::{JobPath, JsonBody};
 use super::{blocking, App};
-use crate::store::{outbox, Checkpoint};
+use crate::store::{batches, outbox, Checkpoint};
 
 /// `POST /v1/checkpoints` body.
 #[derive(Deserialize)]
@@ -87,4 +87,30 @@ pub async fn get_checkpoints(
     Ok(Json(
         json!({ "job_id": job.to_string(), "checkpoints": list }),
     ))
+}
+
+/// A batch transaction of the EVM chain client: its state and transaction,
+/// its checkpoints with their outcomes, and its proof (`0x` + the hex of the
+/// batch proof's binary form), which a client checks its own checkpoint
+/// against.
+pub async fn get_batch(
+    State(app): State<Arc<App>>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("no batch {raw:?} on this node"),
+        )
+    };
+    let id: i64 = raw.parse().map_err(|_| unknown())?;
+    let store = app.store.clone();
+    let view = blocking(move || {
+        Ok(store.read(|tx| match batches::find(tx, id)? {
+            Some(batch) => batches::view(tx, &batch).map(Some),
+            None => Ok(None),
+        })?)
+    })
+    .await?;
+    view.map(Json).ok_or_else(unknown)
 }

@@ -82,6 +82,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/checkpoints/{job_id}",
             get(checkpoints::get_checkpoints),
         )
+        .route("/v1/batches/{id}", get(checkpoints::get_batch))
         .route(
             "/v1/settlements/validate",
             post(settlements::post_validate_many),

@@ -28,10 +28,22 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let mut chain = app.checkpoints.chain_description();
     if chain["kind"] == "evm" {
         // The outbox table of verified submissions: counts by state and the age
-        // of the oldest one not confirmed or failed yet (null if unreadable).
+        // of the oldest one not confirmed or failed yet, and the batch
+        // transactions by state (null if unreadable).
         let store = app.store.clone();
-        let outbox =
-            blocking(move || Ok(store.read(|tx| crate::store::outbox::summary(tx)))).await?;
+        let outbox = blocking(move || {
+            Ok(store.read(|tx| {
+                let mut summary = crate::store::outbox::summary(tx)?;
+                let batches: serde_json::Map<String, Value> =
+                    crate::store::batches::count_by_state(tx)?
+                        .into_iter()
+                        .map(|(state, n)| (state.name().to_string(), n.into()))
+                        .collect();
+                summary["batches"] = batches.into();
+                Ok(summary)
+            }))
+        })
+        .await?;
         chain["outbox"] = outbox.unwrap_or(Value::Null);
     }
     let report = app.health.report(app.pool.depth(), app.pool.capacity());

@@ -19,6 +19,11 @@ sol!(
     "../../contracts/src/IFabstirVerifier.sol"
 );
 
+sol!(
+    #[sol(rpc, all_derives)]
+    "../../contracts/src/IFabstirBatchVerifier.sol"
+);
+
 use IFabstirMarketplace::IFabstirMarketplaceErrors as MarketplaceError;
 use IFabstirVerifier::IFabstirVerifierErrors as VerifierError;
 

@@ -67,6 +67,10 @@ pub enum ChainCommand {
         /// The repository's contracts/ directory [default: found above the current directory].
         #[arg(long)]
         contracts: Option<PathBuf>,
+        /// Batch sizes to deploy batch verifiers for (development keys), comma-separated; "none" for
+        /// none (each checkpoint then goes out in its own submitVerifiedProof).
+        #[arg(long, default_value = "1,16,64", value_parser = parse_batch_sizes)]
+        batch_sizes: BatchSizes,
     },
     /// Register the host wallet with the marketplace under the key directory's host_id, with a proof
     /// that the wallet's owner holds the host secret (a wallet registered with another host_id, as after
@@ -133,6 +137,7 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
             rpc_url,
             private_key_file,
             contracts,
+            batch_sizes,
         } => {
             let toolchain = toolchain(contracts.as_deref())?;
             let deployed = runtime.block_on(async {
@@ -153,7 +158,7 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
                         format!("chain {chain_id} is not a local anvil (31337): give the deployer's key with --private-key-file"),
                     ));
                 }
-                deploy(&provider, &toolchain).await
+                deploy(&provider, &toolchain, &batch_sizes.0).await
             })?;
             println!("{deployed}");
             Ok(ExitCode::SUCCESS)
@@ -421,29 +426,73 @@ async fn send(
     Ok(receipt)
 }
 
-/// Deploys the verifier and the marketplace (compiled from `contracts/src`);
-/// their addresses as JSON.
-pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Value, Failure> {
+/// Batch sizes, as `chain deploy --batch-sizes` takes them.
+#[derive(Debug, Clone)]
+pub struct BatchSizes(pub Vec<usize>);
+
+/// `1,16,64`, or `none`: each a supported batch size, no repeats.
+fn parse_batch_sizes(text: &str) -> Result<BatchSizes, String> {
+    if text.trim() == "none" {
+        return Ok(BatchSizes(Vec::new()));
+    }
+    let mut sizes = Vec::new();
+    for part in text.split(',') {
+        let n: usize = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?} is not a batch size (e.g. 1,16,64, or none)"))?;
+        fabstir_zk::BatchSize::new(n).map_err(|e| e.to_string())?;
+        if sizes.contains(&n) {
+            return Err(format!("batch size {n} is listed twice"));
+        }
+        sizes.push(n);
+    }
+    Ok(BatchSizes(sizes))
+}
+
+/// The demo's batch verifiers: one checkpoint goes out as a batch of 1.
+const DEMO_BATCH_SIZES: &[usize] = &[1];
+
+/// Deploys the verifier, a batch verifier for each of `batch_sizes`
+/// (development keys; generated and compiled here) and the marketplace
+/// (compiled from `contracts/src`); their addresses as JSON.
+pub async fn deploy(
+    provider: &DynProvider,
+    toolchain: &Toolchain,
+    batch_sizes: &[usize],
+) -> Result<Value, Failure> {
     let verifier_code = toolchain.verifier()?;
     let market_code = toolchain.marketplace()?;
-    let deployed = deploy_marketplace(provider, &verifier_code, &[], &market_code, None)
-        .await
-        .map_err(|e| match e {
-            DeployError::Send { contract, source } => {
-                send_failure(&format!("deploy {contract}"), &source)
-            }
-            DeployError::Receipt { contract, source } => {
-                rpc_failure(&format!("deploy {contract}"), source)
-            }
-            DeployError::Reverted {
-                contract,
-                transaction,
-                ..
-            } => Failure::other(
-                "reverted",
-                format!("deploy {contract}: transaction {transaction} reverted"),
-            ),
-        })?;
+    let batch_keys = development_batch_keys(batch_sizes)?;
+    let dir = tempfile::tempdir().map_err(|e| Failure::other("evm_toolchain", e.to_string()))?;
+    let keys: Vec<&fabstir_zk::BatchVerifyingKey> = batch_keys.iter().collect();
+    let compiled = toolchain.batch_verifiers(&keys, dir.path())?;
+    let batch_verifiers: Vec<(usize, &super::contracts::Compiled)> =
+        compiled.iter().map(|(n, c)| (*n, c)).collect();
+    let deployed = deploy_marketplace(
+        provider,
+        &verifier_code,
+        &batch_verifiers,
+        &market_code,
+        None,
+    )
+    .await
+    .map_err(|e| match e {
+        DeployError::Send { contract, source } => {
+            send_failure(&format!("deploy {contract}"), &source)
+        }
+        DeployError::Receipt { contract, source } => {
+            rpc_failure(&format!("deploy {contract}"), source)
+        }
+        DeployError::Reverted {
+            contract,
+            transaction,
+            ..
+        } => Failure::other(
+            "reverted",
+            format!("deploy {contract}: transaction {transaction} reverted"),
+        ),
+    })?;
     let vk_id = IFabstirVerifier::new(deployed.verifier, provider)
         .VK_ID()
         .call()
@@ -453,12 +502,36 @@ pub async fn deploy(provider: &DynProvider, toolchain: &Toolchain) -> Result<Val
         .get_chain_id()
         .await
         .map_err(|e| rpc_failure("chain id", e))?;
+    let batch_verifiers: serde_json::Map<String, Value> = deployed
+        .batch_verifiers
+        .iter()
+        .map(|(n, address)| (n.to_string(), address.to_checksum(None).into()))
+        .collect();
     Ok(json!({
         "chain_id": chain_id,
         "verifier": deployed.verifier.to_checksum(None),
         "marketplace": deployed.marketplace.to_checksum(None),
         "vk_id": format!("{vk_id:#x}"),
+        "batch_verifiers": batch_verifiers,
     }))
+}
+
+/// The development batch verifying keys of `sizes` (the development SRS at
+/// the largest size's k, cut down for the others).
+fn development_batch_keys(sizes: &[usize]) -> Result<Vec<fabstir_zk::BatchVerifyingKey>, Failure> {
+    let sizes: Vec<fabstir_zk::BatchSize> = sizes
+        .iter()
+        .map(|n| fabstir_zk::BatchSize::new(*n))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::input("bad_argument", format!("--batch-sizes: {e}")))?;
+    let Some(k) = sizes.iter().map(|s| s.k()).max() else {
+        return Ok(Vec::new());
+    };
+    let srs = std::sync::Arc::new(fabstir_zk::Srs::insecure_dev_at(k)?);
+    Ok(sizes
+        .into_iter()
+        .map(|size| fabstir_zk::BatchVerifyingKey::derive(srs.clone(), size))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Binds `wallet` on `marketplace` to `keyset`'s host id: nothing when the
@@ -622,8 +695,12 @@ async fn demo(toolchain: &Toolchain, url: &str) -> Result<(), Failure> {
     step(1, "anvil started (chain 31337)", json!({ "rpc_url": url }));
 
     let deployer = provider(&url, dev_signer(ANVIL_DEV_KEY)?)?;
-    let deployed = deploy(&deployer, toolchain).await?;
-    step(2, "verifier and marketplace deployed", deployed.clone());
+    let deployed = deploy(&deployer, toolchain, DEMO_BATCH_SIZES).await?;
+    step(
+        2,
+        "verifier, batch verifier (batches of 1) and marketplace deployed",
+        deployed.clone(),
+    );
     let marketplace = parse_address(
         "marketplace",
         deployed["marketplace"].as_str().unwrap_or_default(),
@@ -697,6 +774,8 @@ async fn demo(toolchain: &Toolchain, url: &str) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure::other("demo_failed", e.to_string()))?;
     let mut node = Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--chain-poll-ms", "100"])
+        // One checkpoint: its batch (of 1) goes out after half a second.
+        .args(["--batch-wait-ms", "500"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--keys-dir")
@@ -850,7 +929,7 @@ async fn run_node(
     .await?;
     step(
         6,
-        "result proved; checkpoint at 12 tokens queued for submitVerifiedProof",
+        "result proved; checkpoint at 12 tokens queued for a batch (submitVerifiedBatch)",
         json!({ "checkpoint": checkpoint["id"], "status": checkpoint["status"], "commitment": checkpoint["commitment"] }),
     );
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -126,6 +126,22 @@ pub(crate) enum ToolchainError {
         "anvil at {0} listed no development keys (was it started with a mnemonic of its own?)"
     )]
     NoDevKeys(String),
+    /// A generated verifier could not be written where it is compiled.
+    #[error("cannot write the generated verifier into {}: {source}", path.display())]
+    Generated {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The batch key has a shape the Solidity generator does not support.
+    #[error("cannot generate a verifier for the batch key of {size} entries: {reason}")]
+    Unsupported {
+        /// The batch size.
+        size: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why a deployment failed.
@@ -303,6 +319,21 @@ impl Toolchain {
         if !solc.is_dir() {
             return Err(ToolchainError::SolcMissing(solc));
         }
+        // solcjs takes seconds per contract; its output depends only on the
+        // sources and the compiler, so it is kept under contracts/cache (as
+        // forge keeps its own), keyed by both.
+        let cached = self.compile_cache_key(sol, contract).map(|key| {
+            self.contracts
+                .join("cache/fabstir-compile")
+                .join(format!("{key}.json"))
+        });
+        if let Some(path) = &cached {
+            if let Ok(bytes) = std::fs::read(path) {
+                if let Ok(compiled) = Self::parse_compiled(&bytes, contract) {
+                    return Ok(compiled);
+                }
+            }
+        }
         let script = self.contracts.join("tools/compile.js");
         let output = Command::new("node")
             .arg(&script)
@@ -321,12 +352,55 @@ impl Toolchain {
                 message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
             });
         }
+        let compiled = Self::parse_compiled(&output.stdout, contract)?;
+        if let Some(path) = &cached {
+            // A cache that cannot be written only costs the next compile.
+            let written = path
+                .parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .and_then(|_| std::fs::write(path, &output.stdout));
+            if let Err(e) = written {
+                tracing::debug!(error = %e, "compile cache not written");
+            }
+        }
+        Ok(compiled)
+    }
+
+    /// The cache key of compiling `contract` from `sol`: SHA-256 over the
+    /// contract's name, the compiler's package.json, the compile script, and
+    /// every `.sol` file beside `sol` (the imports), by name; `None` when a
+    /// file cannot be read (no caching then).
+    fn compile_cache_key(&self, sol: &Path, contract: &str) -> Option<String> {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(contract.as_bytes());
+        for fixed in ["node_modules/solc/package.json", "tools/compile.js"] {
+            hasher.update(std::fs::read(self.contracts.join(fixed)).ok()?);
+        }
+        let dir = sol.parent()?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sol"))
+            .collect();
+        files.sort();
+        hasher.update(sol.file_name()?.as_encoded_bytes());
+        for file in files {
+            hasher.update(file.file_name()?.as_encoded_bytes());
+            hasher.update(std::fs::read(&file).ok()?);
+        }
+        Some(hex::encode(hasher.finalize()))
+    }
+
+    /// The bytecode and ABI of `contract` in the compile script's output.
+    fn parse_compiled(stdout: &[u8], contract: &str) -> Result<Compiled, ToolchainError> {
         let bad = |detail: String| ToolchainError::CompileOutput {
             contract: contract.into(),
             detail,
         };
         let all: Value =
-            serde_json::from_slice(&output.stdout).map_err(|e| bad(format!("not JSON ({e})")))?;
+            serde_json::from_slice(stdout).map_err(|e| bad(format!("not JSON ({e})")))?;
         let entry = &all[contract];
         let code = |field: &str| -> Result<Vec<u8>, ToolchainError> {
             let text = entry[field]
@@ -358,6 +432,45 @@ impl Toolchain {
     /// verifier, checked in).
     pub(crate) fn verifier(&self) -> Result<Compiled, ToolchainError> {
         self.compile(&self.contracts.join(VERIFIER_SOURCE), "FabstirVerifier")
+    }
+
+    /// The batch verifier of each key (`Mode::Loops`), generated and
+    /// compiled in `dir` beside a copy of its interface, which it imports;
+    /// by batch size.
+    pub(crate) fn batch_verifiers(
+        &self,
+        keys: &[&fabstir_zk::BatchVerifyingKey],
+        dir: &Path,
+    ) -> Result<Vec<(usize, Compiled)>, ToolchainError> {
+        let interface = "IFabstirBatchVerifier.sol";
+        let source = self.dir().join("src").join(interface);
+        keys.iter()
+            .map(|vk| {
+                let n = vk.size().get();
+                // Each in its own directory: its compile depends on its own
+                // source and the interface only.
+                let dir = dir.join(n.to_string());
+                let io = |path: &Path| {
+                    let path = path.to_path_buf();
+                    move |source| ToolchainError::Generated { path, source }
+                };
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                std::fs::copy(&source, dir.join(interface)).map_err(io(&source))?;
+                let plan = fabstir_zk::evm::Plan::for_batch(vk).map_err(|e| {
+                    ToolchainError::Unsupported {
+                        size: n,
+                        reason: e.to_string(),
+                    }
+                })?;
+                let verifier = fabstir_zk::evm::solidity::generate_with(
+                    &plan,
+                    fabstir_zk::evm::solidity::Mode::Loops,
+                );
+                let path = dir.join(format!("FabstirBatchVerifier{n}.sol"));
+                std::fs::write(&path, verifier.source.as_bytes()).map_err(io(&path))?;
+                Ok((n, self.compile(&path, "FabstirBatchVerifier")?))
+            })
+            .collect()
     }
 
     /// Starts the pinned anvil (see [`LocalAnvil`]) on a free loopback port
@@ -452,6 +565,8 @@ pub(crate) struct Deployment {
     pub(crate) marketplace: Address,
     /// The verifier's creation receipt.
     pub(crate) verifier_receipt: TransactionReceipt,
+    /// The batch verifiers' addresses, by batch size.
+    pub(crate) batch_verifiers: Vec<(usize, Address)>,
 }
 
 /// Deploys one contract from the provider's default sender: `code` is its
@@ -524,6 +639,7 @@ pub(crate) async fn deploy_marketplace(
         verifier: verifier_address,
         marketplace: marketplace_address,
         verifier_receipt,
+        batch_verifiers: batch,
     })
 }
 

@@ -21,6 +21,7 @@ use crate::api::guard::Access;
 use crate::api::wire::JsonErrorListener;
 use crate::api::{router, App};
 use crate::chain::evm::connection::NodeKeys;
+use crate::chain::evm::{BatchProver, BatchSettings};
 use crate::chain::HostWallet;
 use crate::chain::{ChainClient, ChainKeys, EvmChain, EvmClient, EvmSettings, LocalLedger};
 use crate::checkpoint::Checkpoints;
@@ -199,6 +200,23 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
                     },
                     store.clone(),
                     metrics.clone(),
+                ))
+                .map_err(|e| Failure::other("chain", e.to_string()))?;
+            runtime
+                .block_on(evm.enable_batches(
+                    BatchSettings {
+                        max_batch: c.max_batch,
+                        wait: c.batch_wait,
+                    },
+                    BatchProver {
+                        generator: generator.clone(),
+                        pool: pools.prover(0),
+                        parameters: BatchProver::parameters(
+                            current.manifest.srs.trust,
+                            current.manifest.srs.source_sha256,
+                            c.batch_srs.clone(),
+                        ),
+                    },
                 ))
                 .map_err(|e| Failure::other("chain", e.to_string()))?;
             tracing::info!(rpc_url = %c.rpc_url, chain_id = evm.chain_id(), marketplace = %evm.marketplace(), "submitting verified proofs to the marketplace");

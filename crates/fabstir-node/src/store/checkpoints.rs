@@ -206,12 +206,23 @@ pub fn mark(
     status: CheckpointStatus,
     note: &str,
 ) -> Result<Checkpoint, StoreError> {
+    set_status(conn, id, status, note)?;
+    by_id(conn, id)
+}
+
+/// [`mark`] without reading the checkpoint back (a missing one is no error).
+pub fn set_status(
+    conn: &Connection,
+    id: i64,
+    status: CheckpointStatus,
+    note: &str,
+) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE checkpoints SET status = ?2, submitted_at = ?3,
             payload = json_set(payload, '$.chain', ?4) WHERE id = ?1",
         params![id, status.name(), now_ms(), note],
     )?;
-    by_id(conn, id)
+    Ok(())
 }
 
 /// Every `pending` checkpoint, oldest first.

@@ -3,7 +3,8 @@
 //! One file per table, each with its schema, row type and queries:
 //! [`results`], [`proofs`], [`checkpoints`], [`ledger`], [`settlements`],
 //! [`outbox`] (the outbox table: the EVM chain client's verified submissions,
-//! driven by its submission worker); [`snapshot`] reads a
+//! driven by its submission worker), [`batches`] (the batch transactions
+//! that carry outbox entries); [`snapshot`] reads a
 //! job's state across them in one transaction (what the payment gate checks);
 //! [`schema`] orders their migrations. This file holds the [`Store`] (the
 //! connections), the errors and the token-count conversions.
@@ -23,6 +24,7 @@ use fabstir_zk::{Digest32, HostId, InferenceResult, JobId};
 use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 
+pub mod batches;
 pub mod checkpoints;
 pub mod ledger;
 pub mod outbox;

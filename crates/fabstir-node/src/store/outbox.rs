@@ -52,8 +52,12 @@ CREATE TABLE IF NOT EXISTS chain_nonce (
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {
-    /// Recorded; not signed or sent yet.
+    /// Recorded; not signed or sent yet (with batches on: waiting for one).
     Pending,
+    /// An entry of a batch transaction (`store::batches`): the batch's row
+    /// is signed, sent and confirmed; the entry ends `confirmed` or `failed`
+    /// with it (or back to `pending` if the batch dissolves unsent).
+    Batched,
     /// Signed with a nonce and (about to be) broadcast; waiting for a receipt.
     Sent,
     /// Mined successfully, at least the configured depth deep.
@@ -64,19 +68,26 @@ pub enum OutboxState {
 
 impl OutboxState {
     /// Every state.
-    pub const ALL: [OutboxState; 4] = [Self::Pending, Self::Sent, Self::Confirmed, Self::Failed];
+    pub const ALL: [OutboxState; 5] = [
+        Self::Pending,
+        Self::Batched,
+        Self::Sent,
+        Self::Confirmed,
+        Self::Failed,
+    ];
 
     /// The state as stored and shown (also the metric label).
     pub fn name(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Batched => "batched",
             Self::Sent => "sent",
             Self::Confirmed => "confirmed",
             Self::Failed => "failed",
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(super) fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|state| state.name() == s)
     }
 }
@@ -112,6 +123,30 @@ pub struct OutboxEntry {
     pub created_at_ms: i64,
     pub sent_at_ms: Option<i64>,
     pub confirmed_at_ms: Option<i64>,
+    /// The batch transaction carrying this entry (`store::batches`), if any.
+    pub batch_id: Option<i64>,
+    /// The entry's position in that batch's proof.
+    pub batch_index: Option<u32>,
+}
+
+/// The two tables whose rows are transactions the submission worker signs,
+/// sends and follows with the same steps: single submissions and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxTable {
+    /// `chain_outbox`: one `submitVerifiedProof` per row.
+    Outbox,
+    /// `chain_batches`: one `submitVerifiedBatch` per row.
+    Batches,
+}
+
+impl TxTable {
+    /// The table's name.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Outbox => "chain_outbox",
+            Self::Batches => "chain_batches",
+        }
+    }
 }
 
 /// A submission to record.
@@ -134,7 +169,7 @@ pub struct SignedTx<'a> {
     pub priority_fee: u128,
 }
 
-const COLUMNS: &str = "id, checkpoint_id, job_id, cumulative_tokens, commitment, proof, state, nonce, tx_hash, tx_hashes, raw_tx, max_fee, priority_fee, bumps, block_number, block_hash, reason, created_at, sent_at, confirmed_at";
+const COLUMNS: &str = "id, checkpoint_id, job_id, cumulative_tokens, commitment, proof, state, nonce, tx_hash, tx_hashes, raw_tx, max_fee, priority_fee, bumps, block_number, block_hash, reason, created_at, sent_at, confirmed_at, batch_id, batch_index";
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
     let job_id: String = row.get(2)?;
@@ -178,6 +213,8 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
         created_at_ms: row.get(17)?,
         sent_at_ms: row.get(18)?,
         confirmed_at_ms: row.get(19)?,
+        batch_id: row.get(20)?,
+        batch_index: row.get(21)?,
         job_id,
     })
 }
@@ -228,17 +265,27 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<OutboxEntry, StoreError> {
     )?)
 }
 
-/// Entries in `state`: `pending` oldest first, `sent` by nonce.
+/// Entries in `state`: `pending` oldest first, `sent` by nonce, `batched`
+/// by batch and position.
 pub fn in_state(conn: &Connection, state: OutboxState) -> Result<Vec<OutboxEntry>, StoreError> {
-    let order = if state == OutboxState::Sent {
-        "nonce, id"
-    } else {
-        "id"
+    let order = match state {
+        OutboxState::Sent => "nonce, id",
+        OutboxState::Batched => "batch_id, batch_index",
+        _ => "id",
     };
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM chain_outbox WHERE state = ?1 ORDER BY {order}"
     ))?;
     let rows = stmt.query_map(params![state.name()], read_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The entries of batch `batch_id`, in the proof's order.
+pub fn in_batch(conn: &Connection, batch_id: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM chain_outbox WHERE batch_id = ?1 ORDER BY batch_index"
+    ))?;
+    let rows = stmt.query_map(params![batch_id], read_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -273,11 +320,11 @@ pub fn count_by_state(conn: &Connection) -> Result<Vec<(OutboxState, u64)>, Stor
         .collect()
 }
 
-/// When the oldest entry still open (`pending` or `sent`) was recorded (ms
-/// since the epoch), if any.
+/// When the oldest entry still open (`pending`, `batched` or `sent`) was
+/// recorded (ms since the epoch), if any.
 pub fn oldest_open_created_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn.query_row(
-        "SELECT MIN(created_at) FROM chain_outbox WHERE state IN ('pending', 'sent')",
+        "SELECT MIN(created_at) FROM chain_outbox WHERE state IN ('pending', 'batched', 'sent')",
         [],
         |row| row.get(0),
     )?)
@@ -296,9 +343,17 @@ pub fn summary(conn: &Connection) -> Result<serde_json::Value, StoreError> {
 }
 
 /// What a checkpoint's API record shows of its entry (`onchain`): its
-/// state, transaction, block and reason.
+/// state, transaction, block and reason (for an entry a batch skipped, the
+/// contract's reason), and its batch (`GET /v1/batches/{id}` has the proof).
 pub fn onchain_view(entry: &OutboxEntry) -> serde_json::Value {
+    let batch = entry.batch_id.map(|id| {
+        serde_json::json!({
+            "id": id,
+            "index": entry.batch_index,
+        })
+    });
     serde_json::json!({
+        "batch": batch,
         "state": entry.state,
         "tx_hash": entry.tx_hash,
         "nonce": entry.nonce,
@@ -331,14 +386,23 @@ pub fn set_next_nonce(conn: &Connection, wallet: &str, nonce: u64) -> Result<(),
     Ok(())
 }
 
-/// Records the first signed transaction of a pending entry (state `sent`).
-pub fn record_sent(conn: &Connection, id: i64, tx: &SignedTx<'_>) -> Result<(), StoreError> {
+/// Records the first signed transaction of a pending row of `table` (state
+/// `sent`).
+pub fn record_sent(
+    conn: &Connection,
+    table: TxTable,
+    id: i64,
+    tx: &SignedTx<'_>,
+) -> Result<(), StoreError> {
     let now = now_ms();
     conn.execute(
-        "UPDATE chain_outbox SET state = 'sent', nonce = ?2, tx_hash = ?3, tx_hashes = json_array(?3),
+        &format!(
+            "UPDATE {} SET state = 'sent', nonce = ?2, tx_hash = ?3, tx_hashes = json_array(?3),
             raw_tx = ?4, max_fee = ?5, priority_fee = ?6, bumps = 0, sent_at = ?7, updated_at = ?7,
             reason = NULL
          WHERE id = ?1 AND state = 'pending'",
+            table.name()
+        ),
         params![
             id,
             tokens_to_sql(tx.nonce)?,
@@ -352,13 +416,18 @@ pub fn record_sent(conn: &Connection, id: i64, tx: &SignedTx<'_>) -> Result<(), 
     Ok(())
 }
 
-/// Records a replacement (fee bump) of a sent entry's transaction: same
+/// Records a replacement (fee bump) of a sent row's transaction: same
 /// nonce, higher fees, one more hash to watch.
-pub fn record_bump(conn: &Connection, id: i64, tx: &SignedTx<'_>) -> Result<(), StoreError> {
+pub fn record_bump(
+    conn: &Connection,
+    table: TxTable,
+    id: i64,
+    tx: &SignedTx<'_>,
+) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE chain_outbox SET tx_hash = ?2, tx_hashes = json_insert(tx_hashes, '$[#]', ?2),
+        &format!("UPDATE {} SET tx_hash = ?2, tx_hashes = json_insert(tx_hashes, '$[#]', ?2),
             raw_tx = ?3, max_fee = ?4, priority_fee = ?5, bumps = bumps + 1, sent_at = ?6, updated_at = ?6
-         WHERE id = ?1 AND state = 'sent'",
+         WHERE id = ?1 AND state = 'sent'", table.name()),
         params![
             id,
             tx.tx_hash,
@@ -397,13 +466,16 @@ pub fn mark_failed(conn: &Connection, id: i64, reason: &str) -> Result<(), Store
     Ok(())
 }
 
-/// A confirmed entry whose block was dropped by a reorg goes back to `sent`
-/// (its signed transaction is broadcast again).
-pub fn mark_reorged(conn: &Connection, id: i64) -> Result<(), StoreError> {
+/// A confirmed row of `table` whose block was dropped by a reorg goes back
+/// to `sent` (its signed transaction is broadcast again).
+pub fn mark_reorged(conn: &Connection, table: TxTable, id: i64) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE chain_outbox SET state = 'sent', block_number = NULL, block_hash = NULL,
+        &format!(
+            "UPDATE {} SET state = 'sent', block_number = NULL, block_hash = NULL,
             confirmed_at = NULL, reason = 'dropped by a reorg', updated_at = ?2
          WHERE id = ?1 AND state = 'confirmed'",
+            table.name()
+        ),
         params![id, now_ms()],
     )?;
     Ok(())
@@ -453,6 +525,7 @@ mod tests {
                 assert_eq!(next_nonce(tx, "w")?, None);
                 record_sent(
                     tx,
+                    TxTable::Outbox,
                     first.id,
                     &SignedTx {
                         nonce: 4,
@@ -466,6 +539,7 @@ mod tests {
                 assert_eq!(next_nonce(tx, "w")?, Some(5));
                 record_bump(
                     tx,
+                    TxTable::Outbox,
                     first.id,
                     &SignedTx {
                         nonce: 4,
@@ -484,7 +558,7 @@ mod tests {
                 mark_confirmed(tx, first.id, "0xbb", 12, "0xblock")?;
                 assert_eq!(confirmed_since(tx, 12)?.len(), 1);
                 assert_eq!(confirmed_since(tx, 13)?.len(), 0);
-                mark_reorged(tx, first.id)?;
+                mark_reorged(tx, TxTable::Outbox, first.id)?;
                 let back = by_id(tx, first.id)?;
                 assert_eq!((back.state, back.block_number), (OutboxState::Sent, None));
                 requeue(tx, first.id, "nonce taken")?;

@@ -4,10 +4,10 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{checkpoints, ledger, outbox, proofs, results, settlements, StoreError};
+use super::{batches, checkpoints, ledger, outbox, proofs, results, settlements, StoreError};
 
 /// The schema version this node writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Every migration, in order: the version it produces and its statements.
 ///
@@ -18,6 +18,7 @@ pub const SCHEMA_VERSION: i64 = 4;
 /// settlement found already claimed. Version 3 adds the EVM chain client's
 /// outbox and wallet nonces. Version 4 keeps the prompt's and response's
 /// hashes when retention deletes their text, and indexes proofs by digest.
+/// Version 5 adds batch transactions and the outbox entries' place in one.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
@@ -32,6 +33,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     (2, &[checkpoints::MIGRATE_V2, settlements::MIGRATE_V2]),
     (3, &[outbox::SCHEMA_V3]),
     (4, &[results::MIGRATE_V4, proofs::MIGRATE_V4]),
+    (5, &[batches::SCHEMA_V5]),
 ];
 
 /// The database's schema version.

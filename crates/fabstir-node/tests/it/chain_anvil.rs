@@ -91,8 +91,19 @@ impl Chain {
     }
 }
 
+/// How checkpoints go to the marketplace in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No batch verifiers deployed: one `submitVerifiedProof` each.
+    Single,
+    /// Batch verifiers for 1 and 4 entries; the node batches up to 4,
+    /// waiting at most 300 ms.
+    Batches,
+}
+
 /// The contracts deployed, and a host (keys, wallet) registered.
 struct Setup {
+    mode: Mode,
     dir: DataDir,
     marketplace: Address,
     verifier: Address,
@@ -164,9 +175,19 @@ fn assert_documented(value: &Value, pointer: &str) {
     }
 }
 
-/// `chain deploy`, `keygen`, a funded wallet, `chain register`.
+/// `chain deploy` (no batch verifiers), `keygen`, a funded wallet, `chain
+/// register`.
 fn setup(chain: &Chain) -> Setup {
+    setup_for(chain, Mode::Single)
+}
+
+/// [`setup`] with the batch verifiers `mode` needs.
+fn setup_for(chain: &Chain, mode: Mode) -> Setup {
     let contracts = common::repo_root().join("contracts");
+    let sizes = match mode {
+        Mode::Single => "none",
+        Mode::Batches => "1,4",
+    };
     let deployed = run_cli(&[
         "chain",
         "deploy",
@@ -174,6 +195,8 @@ fn setup(chain: &Chain) -> Setup {
         &chain.url,
         "--contracts",
         contracts.to_str().unwrap(),
+        "--batch-sizes",
+        sizes,
     ]);
     let marketplace: Address = deployed["marketplace"].as_str().unwrap().parse().unwrap();
     let verifier: Address = deployed["verifier"].as_str().unwrap().parse().unwrap();
@@ -207,6 +230,7 @@ fn setup(chain: &Chain) -> Setup {
         .starts_with("0x"));
     let client = chain.evm().accounts()[1];
     Setup {
+        mode,
         dir,
         marketplace,
         verifier,
@@ -254,6 +278,12 @@ impl Setup {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if self.mode == Mode::Batches {
+            flags.extend(["--max-batch", "4"].map(String::from));
+            if !extra.contains(&"--batch-wait-ms") {
+                flags.extend(["--batch-wait-ms", "300"].map(String::from));
+            }
+        }
         flags.extend(extra.iter().map(|s| s.to_string()));
         flags
     }
@@ -312,7 +342,10 @@ impl Setup {
         let deadline = Instant::now() + timeout;
         loop {
             let open = self.dir.count(
-                "SELECT COUNT(*) FROM chain_outbox WHERE state IN ('pending', 'sent')",
+                "SELECT COUNT(*) FROM chain_outbox WHERE state IN ('pending', 'batched', 'sent')",
+                [],
+            ) + self.dir.count(
+                "SELECT COUNT(*) FROM chain_batches WHERE state IN ('pending', 'sent')",
                 [],
             );
             let all = self.dir.count("SELECT COUNT(*) FROM chain_outbox", []);
@@ -347,26 +380,58 @@ impl Setup {
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
-        rows.join("\n")
+        let mut stmt = db
+            .prepare("SELECT id, entries, state, nonce, tx_hash, bumps, reason FROM chain_batches ORDER BY id")
+            .unwrap();
+        let batches = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "batch {}:{}:{}:{:?}:{:?}:{}:{:?}",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<String>>(6)?
+                ))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        format!("{}\n{}", rows.join("\n"), batches.join("\n"))
     }
 
-    /// Every confirmed submission's transaction took one nonce of the wallet
-    /// (after its registration): no submission was sent twice.
-    fn assert_one_transaction_per_submission(&self, chain: &Chain) {
-        let confirmed = self.outbox("confirmed") as u64;
-        let failed_mined = self.dir.count(
-            "SELECT COUNT(*) FROM chain_outbox WHERE state = 'failed' AND nonce IS NOT NULL",
+    /// The table whose rows are this mode's transactions.
+    fn tx_table(&self) -> &'static str {
+        match self.mode {
+            Mode::Single => "chain_outbox",
+            Mode::Batches => "chain_batches",
+        }
+    }
+
+    /// Transactions in state `sent`.
+    fn sent(&self) -> i64 {
+        self.dir.count(
+            &format!(
+                "SELECT COUNT(*) FROM {} WHERE state = 'sent'",
+                self.tx_table()
+            ),
             [],
-        ) as u64;
-        assert_eq!(
-            chain.nonce(self.host),
-            1 + confirmed + failed_mined,
-            "wallet nonce vs submissions:\n{}",
-            self.dump()
-        );
+        )
+    }
+
+    /// Every transaction the node recorded (single submissions and
+    /// batches) took one nonce of the wallet, after its registration's: the
+    /// nonces are gapless and unique, and the wallet sent nothing else, so
+    /// no submission was sent twice.
+    fn assert_one_transaction_per_submission(&self, chain: &Chain) {
         let db = self.dir.db();
         let mut stmt = db
-            .prepare("SELECT nonce FROM chain_outbox WHERE nonce IS NOT NULL ORDER BY nonce")
+            .prepare(
+                "SELECT nonce FROM chain_outbox WHERE nonce IS NOT NULL
+                 UNION ALL SELECT nonce FROM chain_batches WHERE nonce IS NOT NULL ORDER BY nonce",
+            )
             .unwrap();
         let nonces: Vec<i64> = stmt
             .query_map([], |r| r.get(0))
@@ -374,7 +439,29 @@ impl Setup {
             .collect::<Result<_, _>>()
             .unwrap();
         let expected: Vec<i64> = (1..=nonces.len() as i64).collect();
-        assert_eq!(nonces, expected, "nonces are gapless and unique");
+        assert_eq!(
+            nonces,
+            expected,
+            "nonces are gapless and unique:\n{}",
+            self.dump()
+        );
+        assert_eq!(
+            chain.nonce(self.host),
+            1 + nonces.len() as u64,
+            "wallet nonce vs recorded transactions:\n{}",
+            self.dump()
+        );
+        if self.mode == Mode::Batches {
+            assert_eq!(
+                self.dir.count(
+                    "SELECT COUNT(*) FROM chain_outbox WHERE nonce IS NOT NULL",
+                    []
+                ),
+                0,
+                "with batches, no checkpoint went out on its own:\n{}",
+                self.dump()
+            );
+        }
     }
 }
 
@@ -755,8 +842,21 @@ fn over_claims_are_refused_before_sending_and_by_the_contract() {
     ignore = "needs --features fabstir-node/fault-injection (the README's test command)"
 )]
 fn crashes_at_every_step_credit_each_checkpoint_exactly_once() {
+    crashes_at_every_step_credit_each_checkpoint_exactly_once_in(Mode::Single);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fabstir-node/fault-injection (the README's test command)"
+)]
+fn crashes_at_every_step_credit_each_checkpoint_exactly_once_with_batches() {
+    crashes_at_every_step_credit_each_checkpoint_exactly_once_in(Mode::Batches);
+}
+
+fn crashes_at_every_step_credit_each_checkpoint_exactly_once_in(mode: Mode) {
     let chain = Chain::start(&[]);
-    let setup = setup(&chain);
+    let setup = setup_for(&chain, mode);
     // Two confirmations, so that a mined transaction still waits for its
     // receipt's depth (the `awaiting_receipt` point, and the real kill).
     let depth = ["--confirmations", "2"];
@@ -804,7 +904,7 @@ fn crashes_at_every_step_credit_each_checkpoint_exactly_once() {
     let (status, body) = checkpoint(&node, job, 20);
     assert_eq!(status, 201, "{body}");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while setup.outbox("sent") == 0 {
+    while setup.sent() == 0 {
         assert!(Instant::now() < deadline, "{}", setup.dump());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -826,11 +926,20 @@ fn crashes_at_every_step_credit_each_checkpoint_exactly_once() {
 
 #[test]
 fn an_rpc_outage_and_a_restarted_chain_lose_nothing() {
+    an_rpc_outage_and_a_restarted_chain_lose_nothing_in(Mode::Single);
+}
+
+#[test]
+fn an_rpc_outage_and_a_restarted_chain_lose_nothing_with_batches() {
+    an_rpc_outage_and_a_restarted_chain_lose_nothing_in(Mode::Batches);
+}
+
+fn an_rpc_outage_and_a_restarted_chain_lose_nothing_in(mode: Mode) {
     let state = tempfile::tempdir().unwrap();
     let state_file = state.path().join("anvil.json");
     let state_arg = state_file.to_str().unwrap().to_string();
     let mut chain = Chain::start(&["--dump-state", &state_arg]);
-    let setup = setup(&chain);
+    let setup = setup_for(&chain, mode);
     let job = setup.open_job(&chain, 50);
     let node = setup.start_node(&chain, &[], &[]);
     prove(&node, &setup, job, 30);
@@ -865,8 +974,17 @@ fn an_rpc_outage_and_a_restarted_chain_lose_nothing() {
 
 #[test]
 fn a_reorg_that_drops_a_confirmed_submission_sends_it_again() {
+    a_reorg_that_drops_a_confirmed_submission_sends_it_again_in(Mode::Single);
+}
+
+#[test]
+fn a_reorg_that_drops_a_confirmed_submission_sends_it_again_with_batches() {
+    a_reorg_that_drops_a_confirmed_submission_sends_it_again_in(Mode::Batches);
+}
+
+fn a_reorg_that_drops_a_confirmed_submission_sends_it_again_in(mode: Mode) {
     let chain = Chain::start(&[]);
-    let setup = setup(&chain);
+    let setup = setup_for(&chain, mode);
     let job = setup.open_job(&chain, 50);
     let node = setup.start_node(&chain, &[], &[]);
     prove(&node, &setup, job, 25);
@@ -936,8 +1054,17 @@ fn a_burst_of_100_checkpoints_from_one_wallet_confirms_gapless() {
 
 #[test]
 fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
+    a_stuck_transaction_gets_a_bounded_number_of_fee_bumps_in(Mode::Single);
+}
+
+#[test]
+fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps_with_batches() {
+    a_stuck_transaction_gets_a_bounded_number_of_fee_bumps_in(Mode::Batches);
+}
+
+fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps_in(mode: Mode) {
     let chain = Chain::start(&[]);
-    let setup = setup(&chain);
+    let setup = setup_for(&chain, mode);
     let job = setup.open_job(&chain, 50);
     let node = setup.start_node(
         &chain,
@@ -950,9 +1077,10 @@ fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
     let (status, body) = checkpoint(&node, job, 15);
     assert_eq!(status, 201, "{body}");
     let bumps = || {
-        setup
-            .dir
-            .count("SELECT COALESCE(MAX(bumps), 0) FROM chain_outbox", [])
+        setup.dir.count(
+            &format!("SELECT COALESCE(MAX(bumps), 0) FROM {}", setup.tx_table()),
+            [],
+        )
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while bumps() < 2 {
@@ -969,7 +1097,11 @@ fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
     let hashes: String = setup
         .dir
         .db()
-        .query_row("SELECT tx_hashes FROM chain_outbox", [], |r| r.get(0))
+        .query_row(
+            &format!("SELECT tx_hashes FROM {}", setup.tx_table()),
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(
         serde_json::from_str::<Vec<String>>(&hashes).unwrap().len(),
@@ -985,6 +1117,125 @@ fn a_stuck_transaction_gets_a_bounded_number_of_fee_bumps() {
     assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(15));
     assert_eq!(setup.earnings(&chain), U256::from(15 * PRICE));
     setup.assert_one_transaction_per_submission(&chain);
+    node.kill9();
+}
+
+#[test]
+fn checkpoints_go_out_in_batches_each_credited_once_and_a_skip_says_why() {
+    let chain = Chain::start(&[]);
+    let setup = setup_for(&chain, Mode::Batches);
+    let [a, b, c, d, e] = [0; 5].map(|_| setup.open_job(&chain, 50));
+    // A batch goes out when 4 checkpoints wait, or after 5 s.
+    let node = setup.start_node(&chain, &["--batch-wait-ms", "5000"], &[]);
+    for (job, tokens) in [(a, 40), (b, 20), (c, 20), (d, 20), (e, 20)] {
+        prove(&node, &setup, job, tokens);
+    }
+    let (_, health) = node.get("/health");
+    assert_eq!(
+        health["chain"]["batches"]["sizes"],
+        json!([1, 4]),
+        "{health}"
+    );
+    for (job, tokens) in [(a, 10), (b, 20)] {
+        let (status, body) = checkpoint(&node, job, tokens);
+        assert_eq!(status, 201, "{body}");
+    }
+    // Job b is completed by its client while its checkpoint waits for a batch.
+    let receipt = chain.send(
+        setup.client,
+        setup.marketplace,
+        IFabstirMarketplace::completeJobCall {
+            jobId: U256::from(b),
+        }
+        .abi_encode(),
+        U256::ZERO,
+    );
+    assert!(receipt.status());
+    assert_eq!(setup.outbox("pending"), 2, "{}", setup.dump());
+    // Two more fill the batch: [a at 10, b at 20, c at 20, a at 40].
+    for (job, tokens) in [(c, 20), (a, 40)] {
+        let (status, body) = checkpoint(&node, job, tokens);
+        assert_eq!(status, 201, "{body}");
+    }
+    // A batch that does not fill goes out after the wait, padded: [d, e].
+    for job in [d, e] {
+        let (status, body) = checkpoint(&node, job, 20);
+        assert_eq!(status, 201, "{body}");
+    }
+    setup.wait_outbox_done(Duration::from_secs(90));
+    let count = |sql: &str| setup.dir.count(sql, []);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM chain_batches WHERE state = 'confirmed'"),
+        2,
+        "{}",
+        setup.dump()
+    );
+    assert_eq!(
+        count("SELECT CAST(GROUP_CONCAT(entries, '') AS INTEGER) FROM (SELECT entries FROM chain_batches ORDER BY id)"),
+        42,
+        "4 then 2 entries: {}",
+        setup.dump()
+    );
+    for (job, tokens) in [(a, 40), (b, 0), (c, 20), (d, 20), (e, 20)] {
+        assert_eq!(
+            setup.job(&chain, job).tokensUsed,
+            U256::from(tokens),
+            "job {job}"
+        );
+    }
+    assert_eq!(setup.earnings(&chain), U256::from(100 * PRICE));
+    setup.assert_one_transaction_per_submission(&chain);
+
+    // The skipped checkpoint says why, and claims nothing.
+    let (status, listed) = node.get(&format!("/v1/checkpoints/{b}"));
+    assert_eq!(status, 200, "{listed}");
+    let skipped = &listed["checkpoints"][0];
+    assert_eq!(skipped["status"], "rejected", "{skipped}");
+    assert_eq!(skipped["onchain"]["state"], "failed", "{skipped}");
+    assert_eq!(
+        skipped["onchain"]["reason"], "skipped by the marketplace: JobCompleted",
+        "{skipped}"
+    );
+    assert_eq!(skipped["onchain"]["batch"]["index"], 1, "{skipped}");
+    assert_documented(
+        &skipped["onchain"],
+        "/components/schemas/Checkpoint/properties/onchain",
+    );
+    // A credited one points at its batch, whose proof a client can fetch.
+    let (_, listed) = node.get(&format!("/v1/checkpoints/{a}"));
+    let credited = &listed["checkpoints"][1];
+    assert_eq!(credited["onchain"]["state"], "confirmed", "{credited}");
+    let batch_id = credited["onchain"]["batch"]["id"].as_i64().unwrap();
+    let (status, batch) = node.get(&format!("/v1/batches/{batch_id}"));
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["size"], 4, "{batch}");
+    assert_eq!(batch["checkpoints"].as_array().unwrap().len(), 4, "{batch}");
+    assert_eq!(batch["checkpoints"][3]["cumulative_tokens"], 40, "{batch}");
+    let proof = batch["proof"].as_str().unwrap();
+    assert!(
+        proof.starts_with(&format!("0x{}", hex::encode(b"FZK-BP1"))),
+        "{proof}"
+    );
+    assert_documented(&batch, "/components/schemas/Batch");
+    let (status, missing) = node.get("/v1/batches/99");
+    assert_eq!(status, 404, "{missing}");
+
+    // Metrics: two batches of 6 checkpoints, the gas each cost.
+    assert_eq!(node.metric("fabstir_chain_batches_total"), Some(2.0));
+    assert_eq!(
+        node.metric("fabstir_chain_batch_checkpoints_total"),
+        Some(6.0)
+    );
+    let gas = node.metric("fabstir_chain_batch_gas_total").unwrap();
+    let per = node
+        .metric("fabstir_chain_batch_gas_per_checkpoint")
+        .unwrap();
+    assert!(per > 0.0 && per < gas, "{per} of {gas}");
+    let (_, health) = node.get("/health");
+    assert_eq!(
+        health["chain"]["outbox"]["batches"]["confirmed"], 2,
+        "{health}"
+    );
     node.kill9();
 }
 

@@ -935,6 +935,7 @@ fn a_bad_environment_variable_is_named_as_such() {
         "FABSTIR_WALLET_KEY",
         "FABSTIR_ALLOWED_HOSTS",
         "FABSTIR_ADMIN_TOKEN_FILE",
+        "FABSTIR_BATCH_SRS",
     ];
     for variable in variables {
         // The backstop's flag would hide its own variable.

@@ -1015,6 +1015,12 @@ fn the_node_answers_every_documented_route_and_accepts_the_examples() {
             request = request.json(body);
         }
         let answer = checker.call(&template, request);
+        if template == "/v1/batches/{id}" {
+            // A node without a chain has no batches: the documented 404
+            // (chain_anvil's batch test reads a real one).
+            assert_eq!(answer.status, 404, "{method} {path}");
+            continue;
+        }
         assert!(
             answer.status < 400,
             "{method} {path} (example body {body:?}) -> {} {}",

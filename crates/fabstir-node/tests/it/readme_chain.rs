@@ -188,9 +188,17 @@ fn readme_on_a_chain_by_hand_runs_as_written() {
         onchain["tx_hash"].as_str().is_some_and(|h| h.len() == 66),
         "{onchain}"
     );
+    // It went out in a batch (the default): entry 0 of batch 1.
+    assert_eq!(
+        onchain["batch"],
+        serde_json::json!({"id": 1, "index": 0}),
+        "{onchain}"
+    );
     let outbox = lines[lines.len() - 2];
     assert!(
-        outbox.contains("'confirmed': 1") && outbox.contains("'oldest_open_age_ms': None"),
+        outbox.contains("'confirmed': 1")
+            && outbox.contains("'oldest_open_age_ms': None")
+            && outbox.contains("'batches': {'pending': 0, 'sent': 0, 'confirmed': 1, 'failed': 0}"),
         "{outbox}"
     );
     // The node said what it waited for: three blocks on a chain that mines

@@ -171,6 +171,7 @@ impl ChainClient for EvmClient {
             "chain_id": self.chain.chain_id(),
             "marketplace": self.chain.marketplace().to_checksum(None),
             "confirmations": self.chain.confirmations(),
+            "batches": self.chain.batch_description(),
         })
     }
 

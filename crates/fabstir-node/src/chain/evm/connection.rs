@@ -114,6 +114,16 @@ pub enum EvmError {
         registered: B256,
         node: B256,
     },
+    /// The batch keys cannot be built (parameters too small, or missing).
+    #[error("batches: cannot build the batch proving keys: {0}; with keys made from a ceremony SRS give its parameters file (--batch-srs), or turn batches off (--max-batch 0)")]
+    BatchKeys(#[source] fabstir_zk::KeyError),
+    /// The marketplace's batch verifier checks another key.
+    #[error("batches: the marketplace's verifier for batches of {size} checks vk_id {contract}, but this node's batch key of that size has vk_id {node}; deploy batch verifiers for this node's keys, or turn batches off (--max-batch 0)")]
+    BatchVkMismatch {
+        size: usize,
+        contract: B256,
+        node: B256,
+    },
     /// The outbox table could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -246,6 +256,7 @@ impl EvmChain {
             metrics,
             wake: tokio::sync::Notify::new(),
             depth_logged: Default::default(),
+            batches: std::sync::OnceLock::new(),
         }))
     }
 

@@ -10,6 +10,9 @@
 //!
 //! - [`connection`]: settings, connecting, and the start-up checks (chain id,
 //!   contract, verifier key, wallet registration);
+//! - [`batch`]: batches (many checkpoints, one proof, one
+//!   `submitVerifiedBatch`): forming, proving, and what a receipt says of
+//!   each entry;
 //! - [`client`]: [`EvmClient`], the [`ChainClient`](super::ChainClient) the
 //!   checkpoint flow talks to: checks a checkpoint against the contract and
 //!   records its submission in the outbox table;
@@ -45,6 +48,7 @@
 //! cumulative count above the job's recorded one, so a transaction that
 //! slipped through twice could not credit twice.
 
+pub mod batch;
 pub mod client;
 pub mod connection;
 mod fault;
@@ -64,8 +68,10 @@ use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 
 use crate::metrics::Metrics;
+use crate::store::outbox::TxTable;
 use crate::store::Store;
 
+pub use batch::{BatchProver, BatchSettings};
 pub use client::EvmClient;
 pub use connection::{EvmError, EvmSettings};
 #[cfg(feature = "fault-injection")]
@@ -86,9 +92,12 @@ pub struct EvmChain {
     metrics: Arc<Metrics>,
     /// Wakes the submission worker when an entry is recorded.
     wake: tokio::sync::Notify,
-    /// Entries whose wait for the confirmation depth was logged, with the
+    /// Rows whose wait for the confirmation depth was logged, with the
     /// block their receipt was in (logged again if a reorg moves it).
-    depth_logged: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
+    depth_logged: std::sync::Mutex<std::collections::HashMap<(TxTable, i64), u64>>,
+    /// The batch sizes and keys, once batches are on
+    /// ([`EvmChain::enable_batches`]).
+    batches: std::sync::OnceLock<batch::Batches>,
 }
 
 impl EvmChain {

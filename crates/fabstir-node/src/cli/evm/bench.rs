@@ -241,7 +241,9 @@ async fn deploy(
     let path = dir.join(VERIFIER_FILE);
     io::write_new(&path, source.as_bytes())?;
     let compiled = toolchain.compile(&path, "FabstirVerifier")?;
-    let batch_compiled = compile_batch_verifiers(toolchain, batch_keys, dir)?;
+    let batch_vks: Vec<&fabstir_zk::BatchVerifyingKey> =
+        batch_keys.iter().map(|pk| pk.verifying_key()).collect();
+    let batch_compiled = toolchain.batch_verifiers(&batch_vks, dir)?;
     let batch_verifiers: Vec<(usize, &crate::cli::contracts::Compiled)> = batch_compiled
         .iter()
         .map(|(n, compiled)| (*n, compiled))
@@ -309,36 +311,6 @@ async fn deploy(
         marketplace: deployment.marketplace,
     };
     Ok((deployed, deploy_gas, size))
-}
-
-/// The batch verifier of each key, generated and compiled in `dir` (beside
-/// a copy of its interface, which it imports).
-fn compile_batch_verifiers(
-    toolchain: &Toolchain,
-    keys: &[BatchProvingKey],
-    dir: &Path,
-) -> Result<Vec<(usize, crate::cli::contracts::Compiled)>, Failure> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let interface = "IFabstirBatchVerifier.sol";
-    let source = toolchain.dir().join("src").join(interface);
-    std::fs::copy(&source, dir.join(interface))
-        .map_err(|e| Failure::other("evm_toolchain", format!("{}: {e}", source.display())))?;
-    keys.iter()
-        .map(|pk| {
-            let n = pk.size().get();
-            let plan = Plan::for_batch(pk.verifying_key())
-                .map_err(|e| Failure::other("evm_unsupported", e.to_string()))?;
-            let verifier = fabstir_zk::evm::solidity::generate_with(
-                &plan,
-                fabstir_zk::evm::solidity::Mode::Loops,
-            );
-            let path = dir.join(format!("FabstirBatchVerifier{n}.sol"));
-            io::write_new(&path, verifier.source.as_bytes())?;
-            Ok((n, toolchain.compile(&path, "FabstirBatchVerifier")?))
-        })
-        .collect()
 }
 
 /// What `submitVerifiedBatch` costs for a batch of one size.

@@ -262,14 +262,20 @@ pub async fn get_proof(
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     result: Value,
-    #[serde(default)]
-    proof: Value,
+    /// `None` when absent; `Some(Value::Null)` for `"proof": null`.
+    #[serde(default, deserialize_with = "present")]
+    proof: Option<Value>,
     #[serde(default)]
     batch: Option<String>,
     #[serde(default)]
     tokens: Option<u64>,
     #[serde(default)]
     host_id: Option<String>,
+}
+
+/// A field that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Verifies a proof against a result the caller holds (stateless).
@@ -280,7 +286,7 @@ pub async fn post_verify(
     let result = InferenceResult::from_json(request.result.to_string().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
     if let Some(batch) = request.batch {
-        if !request.proof.is_null() {
+        if request.proof.is_some() {
             return Err(ApiError::new(
                 ErrorCode::InvalidJson,
                 "give either \"proof\" (a single proof) or \"batch\" (a batch proof), not both",
@@ -294,13 +300,19 @@ pub async fn post_verify(
             "\"tokens\" names a checkpoint inside a batch: it goes with \"batch\", not with \"proof\"",
         ));
     }
-    if request.proof.is_null() {
+    let Some(proof) = request.proof else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "missing field `proof` (or `batch`, for a checkpoint inside a batch proof)",
+        ));
+    };
+    if proof.is_null() {
         return Err(ApiError::new(
             ErrorCode::MalformedProof,
             "proof is null: the job has no proof yet; GET /v1/proofs/{job_id} gives `proof` once its state is proved",
         ));
     }
-    let envelope = ProofEnvelope::from_json(request.proof.to_string().as_bytes())
+    let envelope = ProofEnvelope::from_json(proof.to_string().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::MalformedProof, e.to_string()))?;
     let job_id = result.job_id;
     let host_id = match request.host_id {

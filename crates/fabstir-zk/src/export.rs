@@ -136,6 +136,24 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_key_export_names_its_size_and_id() {
+        let size = crate::BatchSize::new(1).unwrap();
+        let vk = BatchVerifyingKey::derive(Arc::new(Srs::insecure_dev()), size).unwrap();
+        let v: Value = serde_json::from_str(&vk.export_json().unwrap()).unwrap();
+        assert_eq!(v["format"], json!(BATCH_EXPORT_FORMAT));
+        assert_eq!(v["entries"], json!(1));
+        assert_eq!(v["vk_id"], json!(vk.id().to_string()));
+        assert!(v.get("circuit_version").is_none());
+        // Another size is another key with another id.
+        let two = BatchVerifyingKey::for_key_srs(
+            &Arc::new(Srs::insecure_dev()),
+            crate::BatchSize::new(2).unwrap(),
+        )
+        .unwrap();
+        assert_ne!(two.id(), vk.id());
+    }
+
+    #[test]
     fn version_1_keys_are_not_exported() {
         let vk = VerifyingKey::derive_version(Arc::new(Srs::insecure_dev()), CircuitVersion::V1)
             .unwrap();

@@ -356,6 +356,10 @@ mod tests {
         let dev = Arc::new(Srs::insecure_dev());
         let vk = BatchVerifyingKey::for_key_srs(&dev, size).unwrap();
         assert_eq!(vk.id(), dev_key(2).vk_id());
+        // Sizes of the same rows share one copy of the larger setup.
+        let three = BatchVerifyingKey::for_key_srs(&dev, BatchSize::new(3).unwrap()).unwrap();
+        assert_eq!(three.srs().k(), vk.srs().k());
+        assert!(Arc::ptr_eq(three.srs(), vk.srs()));
         // A batch of 1 fits the stored rows of any SRS.
         let one = BatchSize::new(1).unwrap();
         assert_eq!(

@@ -436,8 +436,9 @@ impl BatchVerifyingKey {
     /// (a key directory stores the SRS cut to the single circuit's 2^7
     /// rows): derived from them when they have enough rows (a batch of 1),
     /// or, when they are the insecure development SRS, from the development
-    /// setup at the size's rows ([`Srs::insecure_dev_at`], the same secret,
-    /// so the same verifier points). Any other SRS with fewer rows than the
+    /// setup at the size's rows ([`Srs::insecure_dev_shared_at`], the same
+    /// secret, so the same verifier points; one copy per `k` however many
+    /// sizes are derived). Any other SRS with fewer rows than the
     /// size needs is refused ([`KeyError::BatchSrs`]): its larger powers are
     /// not stored. Key generation costs seconds at the larger sizes: callers
     /// derive once per size and keep the key.
@@ -450,7 +451,7 @@ impl BatchVerifyingKey {
             && srs.k() == dev.k()
             && srs.sha256() == dev.sha256()
         {
-            return Self::derive(Arc::new(Srs::insecure_dev_at(size.k())?), size);
+            return Self::derive(Srs::insecure_dev_shared_at(size.k())?, size);
         }
         Err(KeyError::BatchSrs {
             entries: size.get(),

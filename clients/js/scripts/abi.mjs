@@ -22,6 +22,7 @@ export const ABI_FILE = path.join(pkgRoot, 'src/abi.js');
 export const INTERFACES = [
   { file: 'IFabstirVerifier.sol', contract: 'IFabstirVerifier', constant: 'VERIFIER_ABI' },
   { file: 'IFabstirMarketplace.sol', contract: 'IFabstirMarketplace', constant: 'MARKETPLACE_ABI' },
+  { file: 'IFabstirBatchVerifier.sol', contract: 'IFabstirBatchVerifier', constant: 'BATCH_VERIFIER_ABI' },
 ];
 
 /** solcjs from contracts/node_modules; throws when it is not installed. */

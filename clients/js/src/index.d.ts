@@ -78,6 +78,8 @@ export interface PreparedVerifyingKey {
   readonly kind: 'fabstir-prepared-vk';
   readonly vkId: string;
   readonly circuitVersion: number;
+  /** 0 for a single proof's key; N for the key of batches of N entries. */
+  readonly batchEntries: number;
   readonly k: number;
 }
 /** The node's export (`fabstir-node keys export-vk`) as text, bytes or parsed object. */
@@ -154,6 +156,69 @@ export interface ReadContractClient {
 export const VERIFIER_ABI: readonly object[];
 /** The marketplace's ABI, generated from contracts/src/IFabstirMarketplace.sol. */
 export const MARKETPLACE_ABI: readonly object[];
+/** The batch verifiers' ABI, generated from contracts/src/IFabstirBatchVerifier.sol. */
+export const BATCH_VERIFIER_ABI: readonly object[];
+
+/** One entry of a batch: its job (0x + 64 hex digits), cumulative tokens and commitment. */
+export interface BatchEntry {
+  jobId: string;
+  tokens: bigint;
+  commitment: bigint;
+}
+/** A batch proof, from `parseBatch` (the node's FZK-BP1 form) or `batchFromCalldata` (a transaction). */
+export interface Batch {
+  /** null for a batch from calldata without a vkId (calldata names no key). */
+  vkId: string | null;
+  size: number;
+  chainId: bigint;
+  /** EIP-55 checksummed. */
+  marketplace: string;
+  /** 0x + 64 hex digits. */
+  hostId: string;
+  entries: BatchEntry[];
+  proof: Uint8Array;
+}
+export type BatchInput = Uint8Array | string | Batch;
+export type BatchReasonCode =
+  | 'malformed_proof'
+  | 'unsupported_batch_size'
+  | 'unknown_verifying_key'
+  | 'wrong_chain'
+  | 'wrong_marketplace'
+  | 'wrong_host'
+  | 'not_in_batch'
+  | 'commitment_mismatch'
+  | 'invalid_proof';
+export type BatchVerdict = { valid: true } | { valid: false; reason_code: BatchReasonCode; reason: string };
+export type EntryVerdict =
+  | { valid: true; entry: number; entries: number[]; batchSize: number }
+  | { valid: false; reason_code: BatchReasonCode; reason: string };
+/** The binary form FZK-BP1 (bytes, or its 0x hex text), parsed and bounded; throws EnvelopeError. */
+export function parseBatch(input: Uint8Array | string): Batch;
+/** The binary form of a batch (the inverse of parseBatch). */
+export function batchToBytes(batch: Batch): Uint8Array;
+/** The batch a submitVerifiedBatch transaction's input carries, with what the chain gives; throws EnvelopeError. */
+export function batchFromCalldata(
+  calldata: Uint8Array | string,
+  options: { chainId: bigint | number | string; marketplace: string; hostId: HostId; vkId?: string },
+): Batch;
+/** The batch's public inputs: seven bands of N values. */
+export function batchInstances(batch: Batch): bigint[];
+/** Verifies a batch proof as given, under a batch key export (`keys export-vk --batch-size N`) with the trusted id. */
+export function verifyBatch(key: VerifyingKeyInput, batch: BatchInput, options: { vkId: string }): BatchVerdict;
+/** Checks the caller's own checkpoint (its result at `tokens` cumulative tokens, default tokens_used) inside a batch. */
+export function checkBatchEntry(
+  key: VerifyingKeyInput,
+  batch: BatchInput,
+  result: ResultInput,
+  options: { hostId: HostId; vkId: string; tokens?: bigint | number | string },
+): EntryVerdict;
+/** The selector of submitVerifiedBatch((uint256,uint256,uint256)[],bytes), 0x + 8 hex digits. */
+export const SUBMIT_VERIFIED_BATCH_SELECTOR: string;
+/** The longest binary form parseBatch accepts. */
+export const MAX_BATCH_LEN: number;
+/** The longest proof inside a batch. */
+export const MAX_BATCH_PROOF_BYTES: number;
 /** The same check as an eth_call to the verifier contract's `verify(uint256[7],bytes)`. */
 export function verifyOnChain(
   client: ReadContractClient,

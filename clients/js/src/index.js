@@ -10,5 +10,16 @@ export { parseProof, PROOF_LEN, MAX_ENVELOPE_LEN } from './envelope.js';
 export { parseProofResponse } from './response.js';
 export { prepareVerifyingKey, transcriptRepr } from './key.js';
 export { verifyProof, verifyRaw } from './verify.js';
+export {
+  parseBatch,
+  batchFromCalldata,
+  batchInstances,
+  batchToBytes,
+  verifyBatch,
+  checkBatchEntry,
+  SUBMIT_VERIFIED_BATCH_SELECTOR,
+  MAX_BATCH_LEN,
+  MAX_BATCH_PROOF_BYTES,
+} from './batch.js';
 export { verifyOnChain, VERIFIER_ABI } from './onchain.js';
-export { MARKETPLACE_ABI } from './abi.js';
+export { MARKETPLACE_ABI, BATCH_VERIFIER_ABI } from './abi.js';

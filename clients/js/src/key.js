@@ -21,6 +21,12 @@ import { parseDebug } from './pinned.js';
 import { INSTANCE_BITS } from './statement.js';
 
 const EXPORT_FORMAT = 'fabstir-zk verifying key';
+/** The `format` of a batch verifying key's export (`keys export-vk --batch-size N`). */
+const BATCH_EXPORT_FORMAT = 'fabstir-zk batch verifying key';
+/** The largest batch (crates/fabstir-zk/src/batch/layout.rs, `BatchSize::MAX`). */
+export const MAX_BATCH_ENTRIES = 236;
+/** Size bound in bits of each band of a batch's public inputs (commitment, chain id, marketplace, job hi, job lo, host id, tokens). */
+export const BATCH_BAND_BITS = [254, 64, 160, 128, 128, 254, 64];
 const MAX_EXPORT_LEN = 8 << 20;
 const MAX_DEGREE = 5;
 const utf8 = new TextEncoder();
@@ -234,7 +240,10 @@ function checkVkBytes(bytes, k, fixedCommitments) {
 /**
  * Reads an exported verifying key (its JSON text, bytes or parsed object),
  * recomputes its vk_id and refuses it unless that equals `vkId`, the id the
- * caller trusts. Returns the prepared key `verifyProof` uses.
+ * caller trusts. Returns the prepared key `verifyProof` uses. A batch key's
+ * export (`"format": "fabstir-zk batch verifying key"`, `"entries": N`) gives
+ * the key `verifyBatch` and `checkBatchEntry` use (`batchEntries` = N; its
+ * id is computed as crates/fabstir-zk/src/keys.rs `VkId::of_batch`).
  */
 export function prepareVerifyingKey(exported, { vkId } = {}) {
   if (typeof vkId !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(vkId)) {
@@ -251,10 +260,16 @@ export function prepareVerifyingKey(exported, { vkId } = {}) {
     }
   }
   if (!obj || typeof obj !== 'object') fail('malformed_key', 'the key export must be a JSON object', 'key');
-  if (obj.format !== EXPORT_FORMAT) fail('malformed_key', `format must be "${EXPORT_FORMAT}"`, 'format');
+  const batch = obj.format === BATCH_EXPORT_FORMAT;
+  if (obj.format !== EXPORT_FORMAT && !batch) fail('malformed_key', `format must be "${EXPORT_FORMAT}" or "${BATCH_EXPORT_FORMAT}"`, 'format');
   const fv = Number(obj.format_version?.text ?? obj.format_version);
   if (fv !== 1) fail('unsupported_key', `format_version ${obj.format_version} is not supported`, 'format_version');
-  const version = Number(obj.circuit_version?.text ?? obj.circuit_version);
+  // A batch key: its size, which its vk_id covers; a single key: its circuit version.
+  const entries = batch ? Number(obj.entries?.text ?? obj.entries) : 0;
+  if (batch && !(Number.isInteger(entries) && entries >= 1 && entries <= MAX_BATCH_ENTRIES)) {
+    fail('malformed_key', `entries must be an integer from 1 to ${MAX_BATCH_ENTRIES}`, 'entries');
+  }
+  const version = batch ? 2 : Number(obj.circuit_version?.text ?? obj.circuit_version);
   if (version !== 2) fail('unsupported_key', `circuit_version ${obj.circuit_version} is not supported (2 is: its vk_id covers the SRS points)`, 'circuit_version');
   const vkBytes = typeof obj.vk === 'string' && obj.vk.startsWith('0x') ? hexToBytes(obj.vk) : null;
   if (!vkBytes) fail('malformed_key', 'vk must be 0x-prefixed hex', 'vk');
@@ -266,11 +281,12 @@ export function prepareVerifyingKey(exported, { vkId } = {}) {
   // The identity, from the bound data only.
   const repr = transcriptRepr(obj.pinned);
   const g1a = g1.toAffine();
+  const sizeBytes = new Uint8Array(8);
+  new DataView(sizeBytes.buffer).setBigUint64(0, BigInt(entries), false);
   const id = bytesToHex(
     sha256(
       concat(
-        utf8.encode('fabstir-zk verifying key'),
-        Uint8Array.of(version),
+        ...(batch ? [utf8.encode('fabstir-zk batch verifying key'), sizeBytes] : [utf8.encode('fabstir-zk verifying key'), Uint8Array.of(version)]),
         vkBytes,
         bigToLe(repr, 32),
         compressG1(g1a.x, g1a.y),
@@ -344,7 +360,8 @@ export function prepareVerifyingKey(exported, { vkId } = {}) {
   const sets = rotationSets(advice, fixed);
   const allRotations = [];
   for (const s of sets) for (const r of s.rotations) if (!allRotations.includes(r)) allRotations.push(r);
-  const instanceBits = INSTANCE_BITS;
+  // A batch's public inputs are seven bands of `entries` values each (crates/fabstir-zk/src/batch/layout.rs).
+  const instanceBits = batch ? BATCH_BAND_BITS.flatMap((bits) => new Array(entries).fill(bits)) : INSTANCE_BITS;
   // Proof layout (bytes).
   const quotientPieces = degree - 1;
   const layout = {};
@@ -359,7 +376,7 @@ export function prepareVerifyingKey(exported, { vkId } = {}) {
   layout.len = layout.wPrime + 64;
   const leading = numAdvice + 1 + quotientPieces;
   const scalarCount = advice.length + fixed.length + 1;
-  if (leading !== PROOF_LAYOUT.leadingPoints || scalarCount !== PROOF_LAYOUT.scalars) {
+  if (!batch && (leading !== PROOF_LAYOUT.leadingPoints || scalarCount !== PROOF_LAYOUT.scalars)) {
     fail('unsupported_key', `the key's proofs have ${leading} leading points and ${scalarCount} evaluations; this package reads ${PROOF_LAYOUT.leadingPoints} and ${PROOF_LAYOUT.scalars}`, 'cs');
   }
   // Per set and point: the inverse of the Lagrange denominator at x = 1, a
@@ -372,6 +389,8 @@ export function prepareVerifyingKey(exported, { vkId } = {}) {
     kind: 'fabstir-prepared-vk',
     vkId: id,
     circuitVersion: version,
+    // 0 for a single proof's key; the batch size for a batch key.
+    batchEntries: entries,
     k,
     n,
     omega,

@@ -264,7 +264,8 @@ export function verifyRaw(key, instances, proof) {
 /** Keys prepared once: per export text (a few recent ones) or export object. */
 const textCache = new Map();
 const objectCache = new WeakMap();
-function keyFor(verifyingKey, vkId) {
+/** The prepared key of `verifyingKey` (an export or a prepared key) with the trusted id `vkId`, cached. */
+export function keyFor(verifyingKey, vkId) {
   if (verifyingKey && verifyingKey.kind === 'fabstir-prepared-vk') {
     if (typeof vkId !== 'string') throw new KeyError('bad_vk_id', 'vkId (the id you trust) must be given', 'vkId');
     if (verifyingKey.vkId !== vkId.toLowerCase()) {

@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use fabstir_zk::{KeyError, KeySet, SrsSource, SrsTrust, VerifyingKey, VkId};
+use fabstir_zk::{
+    BatchSize, BatchVerifyingKey, KeyError, KeySet, SrsSource, SrsTrust, VerifyingKey, VkId,
+};
 
 /// Why the keys cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,11 @@ pub struct KeyManager {
     current: RwLock<Arc<KeySet>>,
     verifiers: RwLock<HashMap<VkId, VerifyingKey>>,
     guard: RwLock<Option<ReloadGuard>>,
+    /// Batch verifying keys derived so far, by (current vk_id, batch size).
+    batch_verifiers: Mutex<HashMap<(VkId, usize), Arc<BatchVerifyingKey>>>,
+    /// Held while a batch key is derived, so concurrent requests for a new
+    /// size derive it once.
+    batch_keygen: Mutex<()>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -97,6 +104,8 @@ impl KeyManager {
                 current: RwLock::new(Arc::new(keys)),
                 verifiers: RwLock::new(verifiers),
                 guard: RwLock::new(None),
+                batch_verifiers: Mutex::new(HashMap::new()),
+                batch_keygen: Mutex::new(()),
             },
             created,
         ))
@@ -136,6 +145,34 @@ impl KeyManager {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
+    }
+
+    /// The batch verifying key of `size` under the current key set's SRS
+    /// ([`BatchVerifyingKey::for_key_srs`]): derived on first use (seconds
+    /// at the larger sizes; call it off the async runtime) and kept.
+    pub fn batch_verifier(&self, size: BatchSize) -> Result<Arc<BatchVerifyingKey>, KeyError> {
+        let current = self.current();
+        let slot = (current.manifest.vk_id, size.get());
+        let cached = || {
+            self.batch_verifiers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&slot)
+                .cloned()
+        };
+        if let Some(vk) = cached() {
+            return Ok(vk);
+        }
+        let _deriving = self.batch_keygen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(vk) = cached() {
+            return Ok(vk);
+        }
+        let vk = Arc::new(BatchVerifyingKey::for_key_srs(&current.srs, size)?);
+        self.batch_verifiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(slot, Arc::clone(&vk));
+        Ok(vk)
     }
 
     /// Ids of every verifying key held.

@@ -2,7 +2,7 @@
 //! why a settlement is refused ([`Reason`]) and why a proof does not verify
 //! ([`verify_reason_code`]). A leaf module: it depends on nothing in the node.
 
-use fabstir_zk::VerifyError;
+use fabstir_zk::{EntryError, VerifyError};
 use serde::Serialize;
 
 macro_rules! reasons {
@@ -69,7 +69,7 @@ impl Serialize for Reason {
 }
 
 /// Every code [`verify_reason_code`] returns.
-pub const VERIFY_REASON_CODES: [&str; 9] = [
+pub const VERIFY_REASON_CODES: [&str; 11] = [
     "commitment_mismatch",
     "wrong_host",
     "wrong_chain",
@@ -79,6 +79,8 @@ pub const VERIFY_REASON_CODES: [&str; 9] = [
     "unknown_verifying_key",
     "invalid_proof",
     "malformed_proof",
+    "not_in_batch",
+    "unsupported_batch_size",
 ];
 
 /// The stable code of a verification failure.
@@ -100,9 +102,70 @@ pub fn verify_reason_code(e: &VerifyError) -> &'static str {
     }
 }
 
+/// The stable code of a failed check of a checkpoint inside a batch
+/// (`fabstir_zk::batch::check`): the single proof's codes where they mean
+/// the same, and `not_in_batch`, `unsupported_batch_size`.
+pub fn batch_reason_code(e: &EntryError) -> &'static str {
+    match e {
+        EntryError::Malformed(_) => "malformed_proof",
+        EntryError::UnsupportedSize { .. } => "unsupported_batch_size",
+        EntryError::UnknownVerifyingKey { .. } => "unknown_verifying_key",
+        EntryError::WrongChain { .. } => "wrong_chain",
+        EntryError::WrongMarketplace { .. } => "wrong_marketplace",
+        EntryError::WrongHost { .. } => "wrong_host",
+        EntryError::PaddingJob | EntryError::NotInBatch { .. } => "not_in_batch",
+        EntryError::CommitmentDiffers { .. } => "commitment_mismatch",
+        EntryError::Invalid(_) => "invalid_proof",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_batch_error_has_a_listed_code() {
+        let e = || fabstir_zk::BatchError::Invalid;
+        let s = String::new;
+        let errors = [
+            EntryError::Malformed(e()),
+            EntryError::UnsupportedSize { proof: 2, key: 4 },
+            EntryError::UnknownVerifyingKey {
+                expected: s(),
+                found: s(),
+            },
+            EntryError::WrongChain {
+                expected: 1,
+                found: 2,
+            },
+            EntryError::WrongMarketplace {
+                expected: s(),
+                found: s(),
+            },
+            EntryError::WrongHost {
+                expected: s(),
+                found: s(),
+            },
+            EntryError::PaddingJob,
+            EntryError::NotInBatch {
+                job_id: s(),
+                tokens: 1,
+                seen: s(),
+            },
+            EntryError::CommitmentDiffers {
+                entry: 0,
+                expected: s(),
+                found: s(),
+            },
+            EntryError::Invalid(e()),
+        ];
+        let reached: std::collections::BTreeSet<&str> =
+            errors.iter().map(batch_reason_code).collect();
+        for code in &reached {
+            assert!(VERIFY_REASON_CODES.contains(code), "{code} is not listed");
+        }
+        assert!(reached.contains("not_in_batch") && reached.contains("unsupported_batch_size"));
+    }
 
     #[test]
     fn every_verify_error_has_a_listed_code_and_every_listed_code_is_reached() {
@@ -125,8 +188,10 @@ mod tests {
             VerifyError::Invalid,
             VerifyError::CircuitVersion { key: 2, proof: 1 },
         ];
-        let reached: std::collections::BTreeSet<&str> =
+        let mut reached: std::collections::BTreeSet<&str> =
             errors.iter().map(verify_reason_code).collect();
+        // The two codes only a batch check gives.
+        reached.extend(["not_in_batch", "unsupported_batch_size"]);
         let listed: std::collections::BTreeSet<&str> =
             VERIFY_REASON_CODES.iter().copied().collect();
         assert_eq!(reached, listed);

@@ -284,6 +284,18 @@ pub enum KeyError {
         /// The circuit's k.
         needed: u32,
     },
+    /// The key directory's SRS has too few rows for a batch size's
+    /// verifying key, and is not the development SRS (whose larger sizes
+    /// can be rebuilt).
+    #[error("a batch of {entries} entries needs an SRS of 2^{needed} rows to derive its verifying key, the key directory's SRS has 2^{found}: key directories store a ceremony SRS cut to the single circuit's size, so batches of this size are verified only under the development SRS")]
+    BatchSrs {
+        /// The batch size.
+        entries: usize,
+        /// The rows (log2) the batch circuit needs.
+        needed: u32,
+        /// The rows (log2) of the stored SRS.
+        found: u32,
+    },
     /// Keys do not belong to these parameters and this circuit.
     #[error("keys do not pair: {0}")]
     Pairing(String),
@@ -517,4 +529,84 @@ pub enum BatchError {
     /// Proving failed in the backend (an internal error; report it).
     #[error("the proving backend failed: {0}")]
     Backend(String),
+}
+
+/// Why a client's checkpoint is not confirmed by a batch proof (see
+/// [`crate::batch::check`]). Each variant names the check that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// The batch proof's bytes or shape are malformed.
+    #[error(transparent)]
+    Malformed(BatchError),
+    /// The proof is for another batch size than the verifying key (or for
+    /// none this verifier supports).
+    #[error("the batch proof has {proof} entries, the batch verifying key is for batches of {key}: use the key of the proof's size")]
+    UnsupportedSize {
+        /// The proof's batch size.
+        proof: usize,
+        /// The key's batch size.
+        key: usize,
+    },
+    /// The proof was made with another verifying key.
+    #[error(
+        "the batch proof was made for batch verifying key {found}, this verifier holds {expected}"
+    )]
+    UnknownVerifyingKey {
+        /// The verifier's key id.
+        expected: String,
+        /// The proof's key id.
+        found: String,
+    },
+    /// The batch is for another chain than the result.
+    #[error("the batch's chain_id is {found}, the result's is {expected}: the batch is for another chain")]
+    WrongChain {
+        /// The result's chain.
+        expected: u64,
+        /// The batch's chain.
+        found: u64,
+    },
+    /// The batch is for another marketplace than the result.
+    #[error("the batch's marketplace is {found}, the result's is {expected}: the batch is for another marketplace contract")]
+    WrongMarketplace {
+        /// The result's marketplace.
+        expected: String,
+        /// The batch's marketplace.
+        found: String,
+    },
+    /// The batch is another host's.
+    #[error("the batch's host_id is {found}, the expected host is {expected}: the batch is another host's")]
+    WrongHost {
+        /// The host the client expects.
+        expected: String,
+        /// The batch's host.
+        found: String,
+    },
+    /// The result's job is 0, which marks padding entries.
+    #[error(
+        "job_id 0 marks padding entries: a result with job_id 0 never matches an entry of a batch"
+    )]
+    PaddingJob,
+    /// No entry has the result's job at the checkpoint's token count.
+    #[error("no entry of the batch has job_id {job_id} at tokens {tokens} ({seen}): check the job and the checkpoint's cumulative tokens")]
+    NotInBatch {
+        /// The result's job.
+        job_id: String,
+        /// The checkpoint's cumulative tokens.
+        tokens: u64,
+        /// The token counts the batch has for the job, or that it has none.
+        seen: String,
+    },
+    /// The entry of the job and tokens commits to another result.
+    #[error("entry {entry} has the job and tokens but commitment {found}, the result's is {expected}: the batch binds another model, prompt or response to this checkpoint")]
+    CommitmentDiffers {
+        /// The entry.
+        entry: usize,
+        /// The commitment recomputed from the result.
+        expected: String,
+        /// The batch's commitment.
+        found: String,
+    },
+    /// The entry matches but the proof does not verify.
+    #[error("the entry matches but the batch proof does not verify: {0}")]
+    Invalid(BatchError),
 }

@@ -27,12 +27,15 @@ use halo2_axiom::poly::commitment::ParamsProver as _;
 use halo2_axiom::SerdeFormat;
 use serde_json::{json, Value};
 
+use crate::batch::BatchVerifyingKey;
 use crate::error::KeyError;
 use crate::keys::VerifyingKey;
 use crate::CircuitVersion;
 
 /// The `format` field of an export.
 pub const EXPORT_FORMAT: &str = "fabstir-zk verifying key";
+/// The `format` field of a batch verifying key's export.
+pub const BATCH_EXPORT_FORMAT: &str = "fabstir-zk batch verifying key";
 /// The `format_version` field of an export.
 pub const EXPORT_FORMAT_VERSION: u8 = 1;
 
@@ -86,6 +89,30 @@ impl VerifyingKey {
     }
 }
 
+impl BatchVerifyingKey {
+    /// The portable export of a batch key: the single key's form with
+    /// `"format": "fabstir-zk batch verifying key"` and `"entries": N` (the
+    /// batch size, which the batch `vk_id` covers) instead of
+    /// `circuit_version`.
+    pub fn export_json(&self) -> Result<String, KeyError> {
+        let params = self.srs().params();
+        let vk = self.halo2();
+        let export = json!({
+            "format": BATCH_EXPORT_FORMAT,
+            "format_version": EXPORT_FORMAT_VERSION,
+            "entries": self.size().get(),
+            "vk_id": self.id().to_string(),
+            "vk": format!("0x{}", hex::encode(vk.to_bytes(SerdeFormat::Processed))),
+            "pinned": format!("{:?}", vk.pinned()),
+            "g1": g1_json(&params.get_g()[0]),
+            "g2": g2_json(&params.g2()),
+            "s_g2": g2_json(&params.s_g2()),
+        });
+        serde_json::to_string_pretty(&export)
+            .map_err(|e| KeyError::Backend(format!("cannot encode the export: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -106,6 +133,24 @@ mod tests {
         let pretty = squash(&vk.pinned()).replace(",]", "]").replace(",}", "}");
         assert_eq!(squash(pinned), pretty);
         assert!(!pinned.contains('\n'));
+    }
+
+    #[test]
+    fn a_batch_key_export_names_its_size_and_id() {
+        let size = crate::BatchSize::new(1).unwrap();
+        let vk = BatchVerifyingKey::derive(Arc::new(Srs::insecure_dev()), size).unwrap();
+        let v: Value = serde_json::from_str(&vk.export_json().unwrap()).unwrap();
+        assert_eq!(v["format"], json!(BATCH_EXPORT_FORMAT));
+        assert_eq!(v["entries"], json!(1));
+        assert_eq!(v["vk_id"], json!(vk.id().to_string()));
+        assert!(v.get("circuit_version").is_none());
+        // Another size is another key with another id.
+        let two = BatchVerifyingKey::for_key_srs(
+            &Arc::new(Srs::insecure_dev()),
+            crate::BatchSize::new(2).unwrap(),
+        )
+        .unwrap();
+        assert_ne!(two.id(), vk.id());
     }
 
     #[test]

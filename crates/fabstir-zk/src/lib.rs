@@ -40,14 +40,15 @@ pub mod srs;
 pub mod statement;
 pub mod version;
 
+pub use batch::check::{check_entry, check_result, check_result_bytes, EntryFound};
 pub use batch::{
     BatchEntry, BatchProof, BatchProvingKey, BatchPublic, BatchPublicEntry, BatchSize,
     BatchStatement, BatchVerifyingKey,
 };
 pub use envelope::{ProofEnvelope, ProofLayout};
 pub use error::{
-    BatchError, EnvelopeError, EvmError, InputError, KeyError, ProveError, UniquenessError,
-    VerifyError,
+    BatchError, EntryError, EnvelopeError, EvmError, InputError, KeyError, ProveError,
+    UniquenessError, VerifyError,
 };
 pub use halo2_axiom::halo2curves::bn256::Fr;
 pub use host::HostKey;

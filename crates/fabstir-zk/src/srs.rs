@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use halo2_axiom::halo2curves::bn256::{Bn256, Fr, G1Affine, G2Prepared};
 use halo2_axiom::halo2curves::ff::Field;
@@ -126,6 +127,30 @@ impl Srs {
             }
         });
         Ok(srs.clone())
+    }
+
+    /// [`Srs::insecure_dev_at`] shared: one `Arc` per `k` for the process,
+    /// so that keys derived for many batch sizes hold one copy of each
+    /// setup (at most one per `k` up to [`MAX_SRS_K`]).
+    pub fn insecure_dev_shared_at(k: u32) -> Result<Arc<Self>, KeyError> {
+        use std::collections::BTreeMap;
+        use std::sync::Mutex;
+        static SHARED: Mutex<BTreeMap<u32, Arc<Srs>>> = Mutex::new(BTreeMap::new());
+        if let Some(srs) = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&k)
+        {
+            return Ok(Arc::clone(srs));
+        }
+        let srs = Arc::new(Self::insecure_dev_at(k)?);
+        Ok(Arc::clone(
+            SHARED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(k)
+                .or_insert(srs),
+        ))
     }
 
     /// log2 of the number of rows these parameters support.

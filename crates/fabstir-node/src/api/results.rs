@@ -6,7 +6,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fabstir_zk::{Address, Digest32, HostId, InferenceResult, JobId, ModelRef, ProofEnvelope};
+use fabstir_zk::{
+    Address, BatchProof, Digest32, EntryError, HostId, InferenceResult, JobId, ModelRef,
+    ProofEnvelope,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -252,14 +255,27 @@ pub async fn get_proof(
 
 /// `POST /v1/verify` body. `result` and `proof` are kept as JSON values and
 /// handed to the library's strict parsers (the whole body was already
-/// checked for repeated keys).
+/// checked for repeated keys). With `batch` (a batch proof's `0x` hex form)
+/// instead of `proof`, the result's checkpoint at `tokens` (default: its
+/// `tokens_used`) is checked inside the batch.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     result: Value,
-    proof: Value,
+    /// `None` when absent; `Some(Value::Null)` for `"proof": null`.
+    #[serde(default, deserialize_with = "present")]
+    proof: Option<Value>,
+    #[serde(default)]
+    batch: Option<String>,
+    #[serde(default)]
+    tokens: Option<u64>,
     #[serde(default)]
     host_id: Option<String>,
+}
+
+/// A field that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Verifies a proof against a result the caller holds (stateless).
@@ -269,13 +285,34 @@ pub async fn post_verify(
 ) -> Result<Json<Value>, ApiError> {
     let result = InferenceResult::from_json(request.result.to_string().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::InvalidResult, e.to_string()))?;
-    if request.proof.is_null() {
+    if let Some(batch) = request.batch {
+        if request.proof.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                "give either \"proof\" (a single proof) or \"batch\" (a batch proof), not both",
+            ));
+        }
+        return verify_in_batch(app, result, &batch, request.tokens, request.host_id).await;
+    }
+    if request.tokens.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "\"tokens\" names a checkpoint inside a batch: it goes with \"batch\", not with \"proof\"",
+        ));
+    }
+    let Some(proof) = request.proof else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "missing field `proof` (or `batch`, for a checkpoint inside a batch proof)",
+        ));
+    };
+    if proof.is_null() {
         return Err(ApiError::new(
             ErrorCode::MalformedProof,
             "proof is null: the job has no proof yet; GET /v1/proofs/{job_id} gives `proof` once its state is proved",
         ));
     }
-    let envelope = ProofEnvelope::from_json(request.proof.to_string().as_bytes())
+    let envelope = ProofEnvelope::from_json(proof.to_string().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::MalformedProof, e.to_string()))?;
     let job_id = result.job_id;
     let host_id = match request.host_id {
@@ -323,6 +360,91 @@ pub async fn post_verify(
         tracing::info!(job_id = %job_id.short(), host_id = %host_id, "proof verified");
     } else {
         tracing::warn!(job_id = %job_id.short(), host_id = %host_id, reason = %label, "proof rejected");
+    }
+    app.metrics.verifications.with_label_values(&[label]).inc();
+    Ok(Json(body))
+}
+
+/// Why a checkpoint inside a batch is not confirmed.
+enum Refusal {
+    /// A check of `fabstir_zk::batch::check` failed.
+    Check(EntryError),
+    /// No batch verifying key of the proof's size (the SRS is too small).
+    NoKey(String),
+}
+
+/// `POST /v1/verify` with `batch`: the result's checkpoint at `tokens`
+/// inside a batch proof, under the batch verifying key of the proof's size
+/// ([`crate::keys::KeyManager::batch_verifier`], derived on first use).
+/// Bytes that do not parse are a 400 `malformed_proof`; every failed check
+/// is a 200 with `valid: false` and its reason code
+/// ([`crate::reasons::batch_reason_code`]).
+async fn verify_in_batch(
+    app: Arc<App>,
+    result: InferenceResult,
+    batch: &str,
+    tokens: Option<u64>,
+    host_id: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let proof = BatchProof::from_hex(batch)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedProof, format!("batch: {e}")))?;
+    let host_id = match host_id {
+        Some(s) => {
+            HostId::parse(&s).map_err(|e| ApiError::new(ErrorCode::InvalidHostId, e.to_string()))?
+        }
+        None => app.keys.current().host_key.host_id(),
+    };
+    let tokens = tokens.unwrap_or(result.tokens_used);
+    let job_id = result.job_id;
+    let size = proof.size;
+    let keys = app.keys.clone();
+    let metrics = app.metrics.clone();
+    let pool = app.pools.verify();
+    let outcome = blocking(move || {
+        let vk = match keys.batch_verifier(size) {
+            Ok(vk) => vk,
+            // This node's SRS cannot give the key of this size.
+            Err(e @ fabstir_zk::KeyError::BatchSrs { .. }) => {
+                return Ok(Err(Refusal::NoKey(e.to_string())))
+            }
+            Err(e) => return Err(ApiError::internal(format!("batch verifying key: {e}"))),
+        };
+        let started = std::time::Instant::now();
+        let outcome =
+            pool.install(|| fabstir_zk::check_result(&proof, &vk, &result, host_id, tokens));
+        metrics
+            .verify_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(outcome.map_err(Refusal::Check))
+    })
+    .await?;
+    let (body, label) = match outcome {
+        Ok(found) => (
+            json!({ "valid": true, "entry": found.entry, "entries": found.entries, "batch_size": found.size }),
+            "valid",
+        ),
+        Err(Refusal::Check(EntryError::Malformed(e))) => {
+            return Err(ApiError::new(
+                ErrorCode::MalformedProof,
+                format!("batch: {e}"),
+            ))
+        }
+        Err(Refusal::NoKey(reason)) => (
+            json!({ "valid": false, "reason": reason, "reason_code": "unsupported_batch_size", "batch_size": size.get() }),
+            "unsupported_batch_size",
+        ),
+        Err(Refusal::Check(e)) => {
+            let code = crate::reasons::batch_reason_code(&e);
+            (
+                json!({ "valid": false, "reason": e.to_string(), "reason_code": code, "batch_size": size.get() }),
+                code,
+            )
+        }
+    };
+    if label == "valid" {
+        tracing::info!(job_id = %job_id.short(), host_id = %host_id, batch_size = size.get(), "checkpoint verified in a batch");
+    } else {
+        tracing::warn!(job_id = %job_id.short(), host_id = %host_id, batch_size = size.get(), reason = %label, "checkpoint in a batch rejected");
     }
     app.metrics.verifications.with_label_values(&[label]).inc();
     Ok(Json(body))

@@ -4,11 +4,12 @@
 //! with nothing to trust but a `vk_id`: the export holds the data that id is
 //! computed from, so the client recomputes it and refuses any other key
 //! (format: `fabstir_zk::export`). Only public data is read and written.
+//! With `--batch-size N`, the batch verifying key of that size.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fabstir_zk::keystore;
+use fabstir_zk::{keystore, BatchSize, BatchVerifyingKey, KeyError};
 use serde_json::json;
 
 use super::{io, Failure};
@@ -27,12 +28,36 @@ pub struct ExportVkArgs {
     /// File to write (JSON; must not exist).
     #[arg(long)]
     out: PathBuf,
+    /// Export the batch verifying key of batches of N entries instead (derived from the
+    /// directory's SRS, as `verify --batch` derives it).
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
 }
 
 /// Loads the directory's verifying key, writes its export and prints a JSON
 /// line naming the file and the key's `vk_id`.
 pub fn run(args: &ExportVkArgs) -> Result<ExitCode, Failure> {
     let (vk, _manifest) = keystore::load_verifier(&args.keys_dir)?;
+    if let Some(n) = args.batch_size {
+        let size = BatchSize::new(n)
+            .map_err(|e| Failure::input("unsupported_batch_size", format!("--batch-size: {e}")))?;
+        let batch = BatchVerifyingKey::for_key_srs(vk.srs(), size).map_err(|e| match e {
+            KeyError::BatchSrs { .. } => Failure::input("unsupported_batch_size", e.to_string()),
+            e => Failure::from(e),
+        })?;
+        let export = batch.export_json()?;
+        io::write_new(&args.out, export.as_bytes())?;
+        println!(
+            "{}",
+            json!({
+                "out": args.out.display().to_string(),
+                "vk_id": batch.id().to_string(),
+                "entries": n,
+                "bytes": export.len(),
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let export = vk.export_json()?;
     io::write_new(&args.out, export.as_bytes())?;
     println!(

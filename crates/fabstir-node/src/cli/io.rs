@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use fabstir_zk::{InferenceResult, ProofEnvelope};
+use fabstir_zk::{BatchError, BatchProof, InferenceResult, ProofEnvelope};
 
 use super::Failure;
 
@@ -41,6 +41,30 @@ pub fn read_proof(path: &Path) -> Result<ProofEnvelope, Failure> {
             ProofEnvelope::from_bytes(&bytes)
         };
     parsed.map_err(|e| Failure::input("malformed_proof", format!("{}: {e}", path.display())))
+}
+
+/// Reads a batch proof: its binary form (FZK-BP1), or a text file of its
+/// `0x` hex form. A declared size outside 1..=236 is
+/// `unsupported_batch_size`; anything else malformed is `malformed_proof`.
+pub fn read_batch(path: &Path) -> Result<BatchProof, Failure> {
+    use fabstir_zk::batch::encoding::{MAGIC, MAX_ENCODED_BYTES};
+    let limit = 2 * MAX_ENCODED_BYTES as u64 + 16;
+    let bytes = read_bounded(path, limit, "batch proof")?;
+    let parsed = if bytes.starts_with(MAGIC) {
+        BatchProof::from_bytes(&bytes)
+    } else {
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => BatchProof::from_hex(text),
+            Err(_) => Err(BatchError::Encoding("not a batch proof (wrong magic)")),
+        }
+    };
+    parsed.map_err(|e| {
+        let code = match e {
+            BatchError::Size { .. } => "unsupported_batch_size",
+            _ => "malformed_proof",
+        };
+        Failure::input(code, format!("{}: {e}", path.display()))
+    })
 }
 
 /// Writes a new file (never overwriting), synced to disk.

@@ -143,7 +143,8 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
     },
-    /// Verify a proof for an inference result (exit 0 valid, 1 invalid, 2 malformed input).
+    /// Verify a proof for an inference result, or the result's checkpoint inside a batch proof
+    /// (exit 0 valid, 1 invalid, 2 malformed input).
     Verify {
         /// Key directory (only the SRS, verifying key and manifest are read).
         #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
@@ -152,8 +153,15 @@ enum Command {
         #[arg(long)]
         result: PathBuf,
         /// Proof envelope JSON (or binary).
-        #[arg(long)]
-        proof: PathBuf,
+        #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+        proof: Option<PathBuf>,
+        /// Batch proof (FZK-BP1 binary, or a text file of its 0x hex form): checks the result's
+        /// checkpoint at --tokens inside it.
+        #[arg(long, value_name = "FILE")]
+        batch: Option<PathBuf>,
+        /// The checkpoint's cumulative tokens, with --batch (default: the result's tokens_used).
+        #[arg(long, requires = "batch")]
+        tokens: Option<u64>,
         /// Host the work is attributed to (default: the key directory's host).
         #[arg(long)]
         host_id: Option<String>,
@@ -347,8 +355,19 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
             keys_dir,
             result,
             proof,
+            batch,
+            tokens,
             host_id,
-        } => verify::run(&keys_dir, &result, &proof, host_id.as_deref()),
+        } => match (proof, batch) {
+            (Some(proof), _) => verify::run(&keys_dir, &result, &proof, host_id.as_deref()),
+            (None, Some(batch)) => {
+                verify::run_batch(&keys_dir, &result, &batch, tokens, host_id.as_deref())
+            }
+            (None, None) => Err(Failure::input(
+                "bad_argument",
+                "give --proof FILE (a single proof) or --batch FILE (a batch proof)",
+            )),
+        },
         Command::Bench {
             json,
             iterations,

@@ -1,10 +1,14 @@
-//! `verify`: check a proof against a result (exit 0 valid, 1 invalid, 2 malformed).
+//! `verify`: check a proof against a result, or the result's checkpoint
+//! inside a batch proof (exit 0 valid, 1 invalid, 2 malformed).
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use fabstir_zk::{keystore, HostId, VerifyError};
+use fabstir_zk::statement::FieldHex;
+use fabstir_zk::{
+    check_result, keystore, BatchVerifyingKey, EntryError, HostId, KeyError, VerifyError,
+};
 use serde_json::json;
 
 use super::{io, Failure};
@@ -59,6 +63,63 @@ pub fn run(
             report["valid"] = json!(false);
             report["reason"] = json!(e.to_string());
             report["reason_code"] = json!(crate::reasons::verify_reason_code(&e));
+            println!("{report}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `verify --batch`: checks the result's checkpoint at `tokens` (default:
+/// its `tokens_used`) inside a batch proof, under the batch verifying key of
+/// the proof's size derived from the key directory's SRS.
+pub fn run_batch(
+    keys: &Path,
+    result: &Path,
+    batch: &Path,
+    tokens: Option<u64>,
+    host_id: Option<&str>,
+) -> Result<ExitCode, Failure> {
+    let result = io::read_result(result)?;
+    let proof = io::read_batch(batch)?;
+    let host_id = host_id
+        .map(HostId::parse)
+        .transpose()
+        .map_err(|e| Failure::input("bad_argument", format!("--host-id: {e}")))?;
+    let (current, manifest) = keystore::load_verifier(keys)?;
+    let host_id = host_id.unwrap_or(manifest.host_id);
+    let tokens = tokens.unwrap_or(result.tokens_used);
+    let vk = BatchVerifyingKey::for_key_srs(current.srs(), proof.size).map_err(|e| match e {
+        KeyError::BatchSrs { .. } => Failure::input("unsupported_batch_size", e.to_string()),
+        e => Failure::from(e),
+    })?;
+    let started = Instant::now();
+    let outcome = check_result(&proof, &vk, &result, host_id, tokens);
+    let verify_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut statement = result.statement(host_id);
+    statement.tokens = tokens;
+    let mut report = json!({
+        "job_id": result.job_id.to_string(),
+        "host_id": host_id.to_string(),
+        "tokens": tokens,
+        "batch_size": proof.size.get(),
+        "vk_id": vk.id().to_string(),
+        "commitment": FieldHex(statement.commitment()).to_string(),
+        "verify_ms": (verify_ms * 100.0).round() / 100.0,
+        "srs_trust": manifest.srs.trust.to_string(),
+    });
+    match outcome {
+        Ok(found) => {
+            report["valid"] = json!(true);
+            report["entry"] = json!(found.entry);
+            report["entries"] = json!(found.entries);
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(EntryError::Malformed(e)) => Err(Failure::input("malformed_proof", e.to_string())),
+        Err(e) => {
+            report["valid"] = json!(false);
+            report["reason"] = json!(e.to_string());
+            report["reason_code"] = json!(crate::reasons::batch_reason_code(&e));
             println!("{report}");
             Ok(ExitCode::from(1))
         }

@@ -2,6 +2,7 @@
 //! one test binary (`cargo test -p fabstir-node --test it`; a module alone:
 //! `cargo test -p fabstir-node --test it -- <module>::`).
 
+mod batch_check;
 mod chain_anvil;
 mod cli;
 mod common;

@@ -28,6 +28,9 @@ pub const FORMAT: u8 = 1;
 /// bytes).
 pub const MAX_PROOF_BYTES: usize = 8_192;
 
+/// The longest binary form (the largest batch, the longest proof).
+pub const MAX_ENCODED_BYTES: usize = HEADER + ENTRY * BatchSize::MAX + 4 + MAX_PROOF_BYTES;
+
 /// Bytes before the entries.
 const HEADER: usize = 8 + 1 + 32 + 2 + 8 + 20 + 32;
 
@@ -81,6 +84,32 @@ impl BatchProof {
         out.extend_from_slice(&(self.proof.len() as u32).to_be_bytes());
         out.extend_from_slice(&self.proof);
         out
+    }
+
+    /// The binary form as text: `0x` and lower-case hex digits (the form
+    /// of the API and of text files).
+    pub fn to_hex(&self) -> String {
+        format!("0x{}", hex::encode(self.to_bytes()))
+    }
+
+    /// Parses [`BatchProof::to_hex`]'s form (surrounding whitespace
+    /// allowed, as in a text file), bounded like [`BatchProof::from_bytes`]
+    /// before decoding.
+    pub fn from_hex(text: &str) -> Result<Self, BatchError> {
+        let Some(digits) = text.trim().strip_prefix("0x") else {
+            return Err(BatchError::Encoding("the hex form must start with 0x"));
+        };
+        if digits.len() > 2 * MAX_ENCODED_BYTES {
+            return Err(BatchError::Encoding(
+                "the hex form is longer than any batch proof",
+            ));
+        }
+        let bytes = hex::decode(digits).map_err(|_| {
+            BatchError::Encoding(
+                "the hex form has an odd length or a character that is not a hex digit",
+            )
+        })?;
+        Self::from_bytes(&bytes)
     }
 
     /// Parses the binary form, refusing anything malformed (see the module
@@ -209,6 +238,31 @@ mod tests {
         let at = HEADER + 2 * ENTRY;
         bad[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(refused(&bad).contains("longer"));
+    }
+
+    #[test]
+    fn the_hex_form_round_trips_and_is_bounded() {
+        let proof = proof();
+        let text = proof.to_hex();
+        assert_eq!(
+            BatchProof::from_hex(&format!(" {text}\n")),
+            Ok(proof.clone())
+        );
+        for (bad, why) in [
+            (text[2..].to_string(), "0x"),
+            (format!("{text}0"), "odd length"),
+            (format!("{}zz", &text[..text.len() - 2]), "hex digit"),
+            (
+                format!("0x{}", "00".repeat(MAX_ENCODED_BYTES + 1)),
+                "longer",
+            ),
+        ] {
+            match BatchProof::from_hex(&bad) {
+                Err(BatchError::Encoding(reason)) => assert!(reason.contains(why), "{reason}"),
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+        assert!(MAX_ENCODED_BYTES >= proof.to_bytes().len());
     }
 
     #[test]

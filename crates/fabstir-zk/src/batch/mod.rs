@@ -33,6 +33,7 @@
 //! proof.verify(pk.verifying_key(), &batch.public()).unwrap();
 //! ```
 
+pub mod check;
 mod circuit;
 pub mod encoding;
 pub mod layout;
@@ -428,6 +429,34 @@ impl BatchVerifyingKey {
             size,
             id,
             layout,
+        })
+    }
+
+    /// The key for batches of `size` under a key directory's parameters
+    /// (a key directory stores the SRS cut to the single circuit's 2^7
+    /// rows): derived from them when they have enough rows (a batch of 1),
+    /// or, when they are the insecure development SRS, from the development
+    /// setup at the size's rows ([`Srs::insecure_dev_shared_at`], the same
+    /// secret, so the same verifier points; one copy per `k` however many
+    /// sizes are derived). Any other SRS with fewer rows than the
+    /// size needs is refused ([`KeyError::BatchSrs`]): its larger powers are
+    /// not stored. Key generation costs seconds at the larger sizes: callers
+    /// derive once per size and keep the key.
+    pub fn for_key_srs(srs: &Arc<Srs>, size: BatchSize) -> Result<Self, KeyError> {
+        if srs.k() >= size.k() {
+            return Self::derive(Arc::clone(srs), size);
+        }
+        let dev = Srs::insecure_dev();
+        if srs.trust() == crate::SrsTrust::InsecureDev
+            && srs.k() == dev.k()
+            && srs.sha256() == dev.sha256()
+        {
+            return Self::derive(Srs::insecure_dev_shared_at(size.k())?, size);
+        }
+        Err(KeyError::BatchSrs {
+            entries: size.get(),
+            needed: size.k(),
+            found: srs.k(),
         })
     }
 

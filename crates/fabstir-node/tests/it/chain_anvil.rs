@@ -1217,6 +1217,20 @@ fn checkpoints_go_out_in_batches_each_credited_once_and_a_skip_says_why() {
         "{proof}"
     );
     assert_documented(&batch, "/components/schemas/Batch");
+    // The client of job a checks its checkpoint at 40 inside that batch.
+    let check = |tokens: u64| {
+        node.post(
+            "/v1/verify",
+            &json!({ "result": setup.result(a, 40), "batch": proof, "tokens": tokens }),
+        )
+    };
+    let (status, verdict) = check(40);
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(verdict["entry"], 3, "{verdict}");
+    let (_, verdict) = check(30);
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    assert_eq!(verdict["reason_code"], "not_in_batch", "{verdict}");
     let (status, missing) = node.get("/v1/batches/99");
     assert_eq!(status, 404, "{missing}");
 

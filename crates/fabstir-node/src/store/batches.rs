@@ -20,8 +20,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::checkpoints::{self, CheckpointStatus};
-use super::outbox::{self, OutboxEntry, OutboxState, TxTable};
-use super::{now_ms, tokens_from_sql, tokens_to_sql, StoreError};
+use super::outbox::{self, OutboxEntry, OutboxState, TxState, TxTable};
+use super::{now_ms, tokens_to_sql, StoreError};
 
 /// Schema version 5: batches, and the outbox entries' place in one.
 pub(super) const SCHEMA_V5: &str = r#"
@@ -67,73 +67,47 @@ pub struct BatchRow {
     /// The batch proof's binary form (`FZK-BP1`).
     #[serde(skip)]
     pub proof: Vec<u8>,
-    pub state: OutboxState,
-    pub nonce: Option<u64>,
-    pub tx_hash: Option<String>,
-    pub tx_hashes: Vec<String>,
-    #[serde(skip)]
-    pub raw_tx: Option<Vec<u8>>,
-    pub max_fee: Option<String>,
-    pub priority_fee: Option<String>,
-    pub bumps: u32,
-    pub block_number: Option<u64>,
-    pub block_hash: Option<String>,
     /// The mined transaction's gas.
     pub gas_used: Option<u64>,
-    pub reason: Option<String>,
-    pub created_at_ms: i64,
-    pub sent_at_ms: Option<i64>,
-    pub confirmed_at_ms: Option<i64>,
+    /// Its transaction's state (the outbox's steps).
+    #[serde(flatten)]
+    pub tx: TxState,
 }
 
-const COLUMNS: &str = "id, size, entries, host_id, proof, state, nonce, tx_hash, tx_hashes, raw_tx, max_fee, priority_fee, bumps, block_number, block_hash, gas_used, reason, created_at, sent_at, confirmed_at";
+/// The batches table's columns: its own, then [`outbox::TX_COLUMNS`] (from 6).
+fn columns() -> String {
+    format!(
+        "id, size, entries, host_id, proof, gas_used, {}",
+        outbox::TX_COLUMNS
+    )
+}
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRow> {
     let id: i64 = row.get(0)?;
-    let unreadable = |index: usize, reason: String| {
+    let label = format!("batch {id}");
+    let out_of_range = |index: usize, value: i64| {
         rusqlite::Error::FromSqlConversionFailure(
             index,
-            rusqlite::types::Type::Text,
+            rusqlite::types::Type::Integer,
             Box::new(StoreError::Corrupt {
-                job_id: format!("batch {id}"),
-                reason,
+                job_id: label.clone(),
+                reason: format!("{value} out of range"),
             }),
         )
     };
-    let u64_of = |index: usize, value: i64| {
-        tokens_from_sql(value, "batch").map_err(|e| unreadable(index, e.to_string()))
-    };
-    let u32_of = |index: usize, value: i64| {
-        u32::try_from(value).map_err(|_| unreadable(index, format!("{value} out of range")))
-    };
-    let state: String = row.get(5)?;
-    let hashes: String = row.get(8)?;
-    let nonce: Option<i64> = row.get(6)?;
-    let block: Option<i64> = row.get(13)?;
-    let gas: Option<i64> = row.get(15)?;
+    let u32_of =
+        |index: usize, value: i64| u32::try_from(value).map_err(|_| out_of_range(index, value));
+    let gas: Option<i64> = row.get(5)?;
     Ok(BatchRow {
         id,
         size: u32_of(1, row.get(1)?)?,
         entries: u32_of(2, row.get(2)?)?,
         host_id: row.get(3)?,
         proof: row.get(4)?,
-        state: OutboxState::parse(&state)
-            .ok_or_else(|| unreadable(5, format!("unknown batch state {state:?}")))?,
-        nonce: nonce.map(|n| u64_of(6, n)).transpose()?,
-        tx_hash: row.get(7)?,
-        tx_hashes: serde_json::from_str(&hashes)
-            .map_err(|e| unreadable(8, format!("tx_hashes: {e}")))?,
-        raw_tx: row.get(9)?,
-        max_fee: row.get(10)?,
-        priority_fee: row.get(11)?,
-        bumps: u32_of(12, row.get(12)?)?,
-        block_number: block.map(|b| u64_of(13, b)).transpose()?,
-        block_hash: row.get(14)?,
-        gas_used: gas.map(|g| u64_of(15, g)).transpose()?,
-        reason: row.get(16)?,
-        created_at_ms: row.get(17)?,
-        sent_at_ms: row.get(18)?,
-        confirmed_at_ms: row.get(19)?,
+        gas_used: gas
+            .map(|g| u64::try_from(g).map_err(|_| out_of_range(5, g)))
+            .transpose()?,
+        tx: outbox::read_tx(row, 6, &label)?,
     })
 }
 
@@ -153,7 +127,7 @@ pub struct NewBatch<'a> {
 /// is not (another pass took it).
 pub fn form(conn: &Connection, batch: &NewBatch<'_>) -> Result<Option<BatchRow>, StoreError> {
     for id in batch.members {
-        if outbox::by_id(conn, *id)?.state != OutboxState::Pending {
+        if outbox::by_id(conn, *id)?.tx.state != OutboxState::Pending {
             return Ok(None);
         }
     }
@@ -184,7 +158,7 @@ pub fn form(conn: &Connection, batch: &NewBatch<'_>) -> Result<Option<BatchRow>,
 pub fn find(conn: &Connection, id: i64) -> Result<Option<BatchRow>, StoreError> {
     Ok(conn
         .query_row(
-            &format!("SELECT {COLUMNS} FROM chain_batches WHERE id = ?1"),
+            &format!("SELECT {} FROM chain_batches WHERE id = ?1", columns()),
             params![id],
             read_row,
         )
@@ -194,7 +168,7 @@ pub fn find(conn: &Connection, id: i64) -> Result<Option<BatchRow>, StoreError> 
 /// The batch with `id`.
 pub fn by_id(conn: &Connection, id: i64) -> Result<BatchRow, StoreError> {
     Ok(conn.query_row(
-        &format!("SELECT {COLUMNS} FROM chain_batches WHERE id = ?1"),
+        &format!("SELECT {} FROM chain_batches WHERE id = ?1", columns()),
         params![id],
         read_row,
     )?)
@@ -208,7 +182,8 @@ pub fn in_state(conn: &Connection, state: OutboxState) -> Result<Vec<BatchRow>, 
         "id"
     };
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM chain_batches WHERE state = ?1 ORDER BY {order}"
+        "SELECT {cols} FROM chain_batches WHERE state = ?1 ORDER BY {order}",
+        cols = columns()
     ))?;
     let rows = stmt.query_map(params![state.name()], read_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -217,7 +192,7 @@ pub fn in_state(conn: &Connection, state: OutboxState) -> Result<Vec<BatchRow>, 
 /// Confirmed batches mined at or above `from_block` (the reorg watch window).
 pub fn confirmed_since(conn: &Connection, from_block: u64) -> Result<Vec<BatchRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM chain_batches WHERE state = 'confirmed' AND block_number >= ?1 ORDER BY nonce"
+        "SELECT {cols} FROM chain_batches WHERE state = 'confirmed' AND block_number >= ?1 ORDER BY nonce", cols = columns()
     ))?;
     let rows = stmt.query_map(params![tokens_to_sql(from_block)?], read_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -370,7 +345,7 @@ pub const CREDITED: &str = "credited";
 pub fn reorged(conn: &Connection, id: i64) -> Result<(), StoreError> {
     outbox::mark_reorged(conn, TxTable::Batches, id)?;
     for entry in members(conn, id)? {
-        if entry.state == OutboxState::Failed {
+        if entry.tx.state == OutboxState::Failed {
             checkpoints::set_status(
                 conn,
                 entry.checkpoint_id,
@@ -419,8 +394,8 @@ pub fn view(conn: &Connection, batch: &BatchRow) -> Result<serde_json::Value, St
                 "checkpoint_id": entry.checkpoint_id,
                 "job_id": entry.job_id,
                 "cumulative_tokens": entry.cumulative_tokens,
-                "state": entry.state,
-                "reason": entry.reason,
+                "state": entry.tx.state,
+                "reason": entry.tx.reason,
             })
         })
         .collect();
@@ -466,7 +441,7 @@ mod tests {
                 };
                 let batch = form(tx, &new)?.expect("both pending");
                 assert_eq!(
-                    (batch.state, batch.entries, batch.size),
+                    (batch.tx.state, batch.entries, batch.size),
                     (OutboxState::Pending, 2, 4)
                 );
                 // An entry already in a batch cannot join another.
@@ -475,7 +450,7 @@ mod tests {
                     ..new
                 };
                 assert!(form(tx, &again)?.is_none());
-                assert_eq!(outbox::by_id(tx, c.id)?.state, OutboxState::Pending);
+                assert_eq!(outbox::by_id(tx, c.id)?.tx.state, OutboxState::Pending);
                 let carried = members(tx, batch.id)?;
                 assert_eq!(
                     carried
@@ -484,7 +459,7 @@ mod tests {
                         .collect::<Vec<_>>(),
                     [(a.id, Some(0)), (b.id, Some(1))]
                 );
-                assert_eq!(carried[0].state, OutboxState::Batched);
+                assert_eq!(carried[0].tx.state, OutboxState::Batched);
                 outbox::record_sent(
                     tx,
                     TxTable::Batches,
@@ -516,27 +491,32 @@ mod tests {
                 let [first, second] = &members(tx, batch.id)?[..] else {
                     panic!("two entries");
                 };
-                assert_eq!(first.state, OutboxState::Confirmed);
-                assert_eq!(first.tx_hash.as_deref(), Some("0xaa"));
-                assert_eq!(second.state, OutboxState::Failed);
+                assert_eq!(first.tx.state, OutboxState::Confirmed);
+                assert_eq!(first.tx.tx_hash.as_deref(), Some("0xaa"));
+                assert_eq!(second.tx.state, OutboxState::Failed);
                 assert_eq!(
-                    second.reason.as_deref(),
+                    second.tx.reason.as_deref(),
                     Some("skipped by the marketplace: JobCompleted")
                 );
                 assert_eq!(by_id(tx, batch.id)?.gas_used, Some(500_000));
                 assert_eq!(confirmed_since(tx, 9)?.len(), 1);
+                // Its entries are watched for reorgs through the batch only.
+                assert!(outbox::confirmed_since(tx, 0)?.is_empty());
                 // A reorg puts everything back in flight.
                 reorged(tx, batch.id)?;
-                assert_eq!(by_id(tx, batch.id)?.state, OutboxState::Sent);
+                assert_eq!(by_id(tx, batch.id)?.tx.state, OutboxState::Sent);
                 assert!(members(tx, batch.id)?
                     .iter()
-                    .all(|e| e.state == OutboxState::Batched));
+                    .all(|e| e.tx.state == OutboxState::Batched));
                 // Dissolved: the credited entry is confirmed, the other free again.
                 dissolve(tx, batch.id, "nonce taken by another transaction", &[a.id])?;
-                assert_eq!(by_id(tx, batch.id)?.state, OutboxState::Failed);
-                assert_eq!(outbox::by_id(tx, a.id)?.state, OutboxState::Confirmed);
+                assert_eq!(by_id(tx, batch.id)?.tx.state, OutboxState::Failed);
+                assert_eq!(outbox::by_id(tx, a.id)?.tx.state, OutboxState::Confirmed);
                 let freed = outbox::by_id(tx, b.id)?;
-                assert_eq!((freed.state, freed.batch_id), (OutboxState::Pending, None));
+                assert_eq!(
+                    (freed.tx.state, freed.batch_id),
+                    (OutboxState::Pending, None)
+                );
                 let view = view(tx, &by_id(tx, batch.id)?)?;
                 assert_eq!(view["proof"], "0x".to_string() + &hex::encode(b"FZK-BP1"));
                 Ok(())

@@ -92,19 +92,11 @@ impl OutboxState {
     }
 }
 
-/// One submission in the outbox.
+/// Where a transaction row stands and what was signed for it: the columns
+/// the outbox and the batches tables share, which the submission worker's
+/// steps read and write.
 #[derive(Debug, Clone, Serialize)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub checkpoint_id: i64,
-    /// `0x` + 64 hex digits.
-    pub job_id: String,
-    pub cumulative_tokens: u64,
-    /// `0x` + 64 hex digits.
-    pub commitment: String,
-    /// The halo2 proof bytes the verifier checks.
-    #[serde(skip)]
-    pub proof: Vec<u8>,
+pub struct TxState {
     pub state: OutboxState,
     pub nonce: Option<u64>,
     /// The latest transaction's hash.
@@ -123,6 +115,74 @@ pub struct OutboxEntry {
     pub created_at_ms: i64,
     pub sent_at_ms: Option<i64>,
     pub confirmed_at_ms: Option<i64>,
+}
+
+/// The shared columns, in [`TxState`]'s order.
+pub(super) const TX_COLUMNS: &str = "state, nonce, tx_hash, tx_hashes, raw_tx, max_fee, priority_fee, bumps, block_number, block_hash, reason, created_at, sent_at, confirmed_at";
+
+/// Reads [`TX_COLUMNS`] starting at column `first`; `row_label` names the
+/// row in an error (`0x…` job id, `batch 3`).
+pub(super) fn read_tx(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+    row_label: &str,
+) -> rusqlite::Result<TxState> {
+    let unreadable = |index: usize, reason: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::Corrupt {
+                job_id: row_label.to_string(),
+                reason,
+            }),
+        )
+    };
+    let u64_of = |index: usize, value: i64| {
+        tokens_from_sql(value, row_label).map_err(|e| unreadable(index, e.to_string()))
+    };
+    let at = |offset: usize| first + offset;
+    let state: String = row.get(at(0))?;
+    let nonce: Option<i64> = row.get(at(1))?;
+    let hashes: String = row.get(at(3))?;
+    let bumps: i64 = row.get(at(7))?;
+    let block: Option<i64> = row.get(at(8))?;
+    Ok(TxState {
+        state: OutboxState::parse(&state)
+            .ok_or_else(|| unreadable(at(0), format!("unknown state {state:?}")))?,
+        nonce: nonce.map(|n| u64_of(at(1), n)).transpose()?,
+        tx_hash: row.get(at(2))?,
+        tx_hashes: serde_json::from_str(&hashes)
+            .map_err(|e| unreadable(at(3), format!("tx_hashes: {e}")))?,
+        raw_tx: row.get(at(4))?,
+        max_fee: row.get(at(5))?,
+        priority_fee: row.get(at(6))?,
+        bumps: u32::try_from(bumps).map_err(|_| unreadable(at(7), format!("bumps {bumps}")))?,
+        block_number: block.map(|b| u64_of(at(8), b)).transpose()?,
+        block_hash: row.get(at(9))?,
+        reason: row.get(at(10))?,
+        created_at_ms: row.get(at(11))?,
+        sent_at_ms: row.get(at(12))?,
+        confirmed_at_ms: row.get(at(13))?,
+    })
+}
+
+/// One submission in the outbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub checkpoint_id: i64,
+    /// `0x` + 64 hex digits.
+    pub job_id: String,
+    pub cumulative_tokens: u64,
+    /// `0x` + 64 hex digits.
+    pub commitment: String,
+    /// The halo2 proof bytes the verifier checks.
+    #[serde(skip)]
+    pub proof: Vec<u8>,
+    /// Its transaction's state (a batched entry's own: `batched`, then
+    /// its batch's outcome).
+    #[serde(flatten)]
+    pub tx: TxState,
     /// The batch transaction carrying this entry (`store::batches`), if any.
     pub batch_id: Option<i64>,
     /// The entry's position in that batch's proof.
@@ -169,50 +229,28 @@ pub struct SignedTx<'a> {
     pub priority_fee: u128,
 }
 
-const COLUMNS: &str = "id, checkpoint_id, job_id, cumulative_tokens, commitment, proof, state, nonce, tx_hash, tx_hashes, raw_tx, max_fee, priority_fee, bumps, block_number, block_hash, reason, created_at, sent_at, confirmed_at, batch_id, batch_index";
+/// The outbox's columns: its own, then [`TX_COLUMNS`] (from 6), then the
+/// batch ones (20, 21).
+fn columns() -> String {
+    format!("id, checkpoint_id, job_id, cumulative_tokens, commitment, proof, {TX_COLUMNS}, batch_id, batch_index")
+}
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
     let job_id: String = row.get(2)?;
-    let unreadable = |index: usize, reason: String| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            Box::new(StoreError::Corrupt {
-                job_id: job_id.clone(),
-                reason,
-            }),
-        )
-    };
-    let u64_of = |index: usize, value: i64| {
-        tokens_from_sql(value, &job_id).map_err(|e| unreadable(index, e.to_string()))
-    };
-    let state: String = row.get(6)?;
-    let hashes: String = row.get(9)?;
-    let nonce: Option<i64> = row.get(7)?;
-    let block: Option<i64> = row.get(14)?;
-    let bumps: i64 = row.get(13)?;
+    let cumulative: i64 = row.get(3)?;
     Ok(OutboxEntry {
         id: row.get(0)?,
         checkpoint_id: row.get(1)?,
-        cumulative_tokens: u64_of(3, row.get(3)?)?,
+        cumulative_tokens: tokens_from_sql(cumulative, &job_id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Integer,
+                Box::new(e),
+            )
+        })?,
         commitment: row.get(4)?,
         proof: row.get(5)?,
-        state: OutboxState::parse(&state)
-            .ok_or_else(|| unreadable(6, format!("unknown outbox state {state:?}")))?,
-        nonce: nonce.map(|n| u64_of(7, n)).transpose()?,
-        tx_hash: row.get(8)?,
-        tx_hashes: serde_json::from_str(&hashes)
-            .map_err(|e| unreadable(9, format!("tx_hashes: {e}")))?,
-        raw_tx: row.get(10)?,
-        max_fee: row.get(11)?,
-        priority_fee: row.get(12)?,
-        bumps: u32::try_from(bumps).map_err(|_| unreadable(13, format!("bumps {bumps}")))?,
-        block_number: block.map(|b| u64_of(14, b)).transpose()?,
-        block_hash: row.get(15)?,
-        reason: row.get(16)?,
-        created_at_ms: row.get(17)?,
-        sent_at_ms: row.get(18)?,
-        confirmed_at_ms: row.get(19)?,
+        tx: read_tx(row, 6, &job_id)?,
         batch_id: row.get(20)?,
         batch_index: row.get(21)?,
         job_id,
@@ -249,7 +287,10 @@ pub fn by_checkpoint(
 ) -> Result<Option<OutboxEntry>, StoreError> {
     Ok(conn
         .query_row(
-            &format!("SELECT {COLUMNS} FROM chain_outbox WHERE checkpoint_id = ?1"),
+            &format!(
+                "SELECT {} FROM chain_outbox WHERE checkpoint_id = ?1",
+                columns()
+            ),
             params![checkpoint_id],
             read_row,
         )
@@ -259,7 +300,7 @@ pub fn by_checkpoint(
 /// The entry with `id`.
 pub fn by_id(conn: &Connection, id: i64) -> Result<OutboxEntry, StoreError> {
     Ok(conn.query_row(
-        &format!("SELECT {COLUMNS} FROM chain_outbox WHERE id = ?1"),
+        &format!("SELECT {} FROM chain_outbox WHERE id = ?1", columns()),
         params![id],
         read_row,
     )?)
@@ -274,7 +315,8 @@ pub fn in_state(conn: &Connection, state: OutboxState) -> Result<Vec<OutboxEntry
         _ => "id",
     };
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM chain_outbox WHERE state = ?1 ORDER BY {order}"
+        "SELECT {cols} FROM chain_outbox WHERE state = ?1 ORDER BY {order}",
+        cols = columns()
     ))?;
     let rows = stmt.query_map(params![state.name()], read_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -283,16 +325,18 @@ pub fn in_state(conn: &Connection, state: OutboxState) -> Result<Vec<OutboxEntry
 /// The entries of batch `batch_id`, in the proof's order.
 pub fn in_batch(conn: &Connection, batch_id: i64) -> Result<Vec<OutboxEntry>, StoreError> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM chain_outbox WHERE batch_id = ?1 ORDER BY batch_index"
+        "SELECT {cols} FROM chain_outbox WHERE batch_id = ?1 ORDER BY batch_index",
+        cols = columns()
     ))?;
     let rows = stmt.query_map(params![batch_id], read_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Confirmed entries mined at or above `from_block` (the reorg watch window).
+/// Confirmed single submissions mined at or above `from_block` (the reorg
+/// watch window; batch entries are watched through their batch).
 pub fn confirmed_since(conn: &Connection, from_block: u64) -> Result<Vec<OutboxEntry>, StoreError> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM chain_outbox WHERE state = 'confirmed' AND block_number >= ?1 ORDER BY nonce"
+        "SELECT {cols} FROM chain_outbox WHERE state = 'confirmed' AND block_number >= ?1 AND batch_id IS NULL ORDER BY nonce", cols = columns()
     ))?;
     let rows = stmt.query_map(params![tokens_to_sql(from_block)?], read_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -300,7 +344,10 @@ pub fn confirmed_since(conn: &Connection, from_block: u64) -> Result<Vec<OutboxE
 
 /// Every entry, oldest first.
 pub fn all(conn: &Connection) -> Result<Vec<OutboxEntry>, StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM chain_outbox ORDER BY id"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM chain_outbox ORDER BY id",
+        columns()
+    ))?;
     let rows = stmt.query_map([], read_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -354,13 +401,13 @@ pub fn onchain_view(entry: &OutboxEntry) -> serde_json::Value {
     });
     serde_json::json!({
         "batch": batch,
-        "state": entry.state,
-        "tx_hash": entry.tx_hash,
-        "nonce": entry.nonce,
-        "block_number": entry.block_number,
-        "reason": entry.reason,
-        "sent_at_ms": entry.sent_at_ms,
-        "confirmed_at_ms": entry.confirmed_at_ms,
+        "state": entry.tx.state,
+        "tx_hash": entry.tx.tx_hash,
+        "nonce": entry.tx.nonce,
+        "block_number": entry.tx.block_number,
+        "reason": entry.tx.reason,
+        "sent_at_ms": entry.tx.sent_at_ms,
+        "confirmed_at_ms": entry.tx.confirmed_at_ms,
     })
 }
 
@@ -519,7 +566,7 @@ mod tests {
         store
             .durable(|tx| {
                 let first = insert(tx, &sample(7))?;
-                assert_eq!(first.state, OutboxState::Pending);
+                assert_eq!(first.tx.state, OutboxState::Pending);
                 // Idempotent per checkpoint.
                 assert_eq!(insert(tx, &sample(7))?.id, first.id);
                 assert_eq!(next_nonce(tx, "w")?, None);
@@ -550,20 +597,26 @@ mod tests {
                     },
                 )?;
                 let sent = by_id(tx, first.id)?;
-                assert_eq!(sent.state, OutboxState::Sent);
-                assert_eq!(sent.nonce, Some(4));
-                assert_eq!(sent.tx_hashes, ["0xaa", "0xbb"]);
-                assert_eq!(sent.bumps, 1);
-                assert_eq!(sent.max_fee.as_deref(), Some("20"));
+                assert_eq!(sent.tx.state, OutboxState::Sent);
+                assert_eq!(sent.tx.nonce, Some(4));
+                assert_eq!(sent.tx.tx_hashes, ["0xaa", "0xbb"]);
+                assert_eq!(sent.tx.bumps, 1);
+                assert_eq!(sent.tx.max_fee.as_deref(), Some("20"));
                 mark_confirmed(tx, first.id, "0xbb", 12, "0xblock")?;
                 assert_eq!(confirmed_since(tx, 12)?.len(), 1);
                 assert_eq!(confirmed_since(tx, 13)?.len(), 0);
                 mark_reorged(tx, TxTable::Outbox, first.id)?;
                 let back = by_id(tx, first.id)?;
-                assert_eq!((back.state, back.block_number), (OutboxState::Sent, None));
+                assert_eq!(
+                    (back.tx.state, back.tx.block_number),
+                    (OutboxState::Sent, None)
+                );
                 requeue(tx, first.id, "nonce taken")?;
                 let again = by_id(tx, first.id)?;
-                assert_eq!((again.state, again.nonce), (OutboxState::Pending, None));
+                assert_eq!(
+                    (again.tx.state, again.tx.nonce),
+                    (OutboxState::Pending, None)
+                );
                 mark_failed(tx, first.id, "TokensNotIncreasing")?;
                 let counts = count_by_state(tx)?;
                 assert!(counts.contains(&(OutboxState::Failed, 1)), "{counts:?}");
@@ -576,7 +629,7 @@ mod tests {
                 assert_eq!(summary["failed"], 1, "{summary}");
                 assert_eq!(summary["oldest_open_age_ms"], serde_json::Value::Null);
                 let open = insert(tx, &sample(8))?;
-                assert_eq!(oldest_open_created_at(tx)?, Some(open.created_at_ms));
+                assert_eq!(oldest_open_created_at(tx)?, Some(open.tx.created_at_ms));
                 assert_eq!(summary_pending(tx)?, 1);
                 Ok(())
             })

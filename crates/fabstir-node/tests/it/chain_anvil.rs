@@ -1253,6 +1253,54 @@ fn checkpoints_go_out_in_batches_each_credited_once_and_a_skip_says_why() {
     node.kill9();
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fabstir-node/fault-injection (the README's test command)"
+)]
+fn a_batch_whose_nonce_another_transaction_took_goes_into_a_new_batch() {
+    let chain = Chain::start(&[]);
+    let setup = setup_for(&chain, Mode::Batches);
+    let job = setup.open_job(&chain, 50);
+    let node = setup.start_node(&chain, &[], &[]);
+    prove(&node, &setup, job, 20);
+    node.kill9();
+    // The batch is proved, signed and recorded; the node dies before it
+    // broadcasts it.
+    let node = setup.start_node(&chain, &[], &[("FABSTIR_CHAIN_FAULT", "after_record")]);
+    let _ = node.try_post(
+        "/v1/checkpoints",
+        &json!({ "job_id": job.to_string(), "tokens_processed": 20 }),
+    );
+    wait_exit(node, Duration::from_secs(30));
+    assert_eq!(setup.sent(), 1, "{}", setup.dump());
+    // Something else sends from the host wallet with that nonce.
+    let wallet = HostWallet::load(&setup.wallet_file).unwrap();
+    assert!(chain.evm().send_self_transfer(wallet.signer()).status());
+    // The node finds the nonce used and its transaction nowhere: the job's
+    // count is not paid, so the checkpoint goes into a new batch.
+    let node = setup.start_node(&chain, &[], &[]);
+    setup.wait_outbox_done(Duration::from_secs(60));
+    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(20));
+    assert_eq!(setup.earnings(&chain), U256::from(20 * PRICE));
+    let states = setup.dir.count(
+        "SELECT COUNT(*) FROM chain_batches WHERE (id = 1 AND state = 'failed' AND reason LIKE 'nonce used%')
+            OR (id = 2 AND state = 'confirmed')",
+        [],
+    );
+    assert_eq!(states, 2, "{}", setup.dump());
+    assert_eq!(setup.outbox("confirmed"), 1, "{}", setup.dump());
+    let (_, listed) = node.get(&format!("/v1/checkpoints/{job}"));
+    assert_eq!(
+        listed["checkpoints"][0]["onchain"]["batch"]["id"], 2,
+        "{listed}"
+    );
+    // Its own transactions took nonces 1 and 2 (nonce 1 went to the other
+    // transaction, which the node did not record).
+    assert_eq!(chain.nonce(setup.host), 3);
+    node.kill9();
+}
+
 /// Polls `/health` until `accept` holds; panics with the last answer.
 fn wait_health(node: &Node, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);

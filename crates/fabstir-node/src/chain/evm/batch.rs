@@ -261,7 +261,7 @@ impl EvmChain {
                 return Ok(());
             };
             let largest = batches.largest();
-            let waited = (crate::store::now_ms() - oldest.created_at_ms).max(0) as u64;
+            let waited = (crate::store::now_ms() - oldest.tx.created_at_ms).max(0) as u64;
             if waiting.len() < largest && waited < batches.settings.wait.as_millis() as u64 {
                 return Ok(());
             }

@@ -151,7 +151,7 @@ impl EvmClient {
 fn receipt(entry: &OutboxEntry) -> Receipt {
     Receipt {
         id: format!("outbox-{}", entry.id),
-        recorded_at_ms: entry.created_at_ms,
+        recorded_at_ms: entry.tx.created_at_ms,
     }
 }
 

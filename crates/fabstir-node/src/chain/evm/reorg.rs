@@ -29,7 +29,7 @@ impl EvmChain {
                 .collect::<Vec<_>>())
         })?;
         for row in confirmed {
-            let Some(hash) = row.tx_hash().and_then(parse_hash) else {
+            let Some(hash) = row.tx().tx_hash.as_deref().and_then(parse_hash) else {
                 continue;
             };
             let receipt = self
@@ -38,10 +38,10 @@ impl EvmChain {
                 .await
                 .map_err(|e| self.rpc_error("eth_getTransactionReceipt", e))?;
             let still_there = receipt.as_ref().is_some_and(|r| {
-                r.block_hash.map(|h| format!("{h:#x}")).as_deref() == row.block_hash()
+                r.block_hash.map(|h| format!("{h:#x}")).as_deref() == row.tx().block_hash.as_deref()
             });
             if !still_there {
-                tracing::warn!(submission = %row, tx = ?row.tx_hash(), "a reorg dropped a confirmed submission; sending it again");
+                tracing::warn!(submission = %row, tx = ?row.tx().tx_hash, "a reorg dropped a confirmed submission; sending it again");
                 self.metrics.chain_reorgs.inc();
                 self.store.durable(|tx| match &row {
                     Row::Single(entry) => {

@@ -25,7 +25,7 @@ use crate::chain::client::Revert;
 use crate::chain::contract::IFabstirMarketplace;
 use crate::store::batches::{self, BatchRow, Mined, CREDITED};
 use crate::store::checkpoints::{self, CheckpointStatus};
-use crate::store::outbox::{self, OutboxEntry, OutboxState, TxTable};
+use crate::store::outbox::{self, OutboxEntry, OutboxState, TxState, TxTable};
 use crate::store::StoreError;
 
 /// A transaction row the worker drives: a single submission (an outbox
@@ -53,60 +53,17 @@ impl Row {
         }
     }
 
-    fn nonce(&self) -> Option<u64> {
+    /// Its transaction's state and what was signed for it.
+    pub(super) fn tx(&self) -> &TxState {
         match self {
-            Self::Single(e) => e.nonce,
-            Self::Batch(b) => b.nonce,
+            Self::Single(e) => &e.tx,
+            Self::Batch(b) => &b.tx,
         }
     }
 
-    pub(super) fn tx_hash(&self) -> Option<&str> {
-        match self {
-            Self::Single(e) => e.tx_hash.as_deref(),
-            Self::Batch(b) => b.tx_hash.as_deref(),
-        }
-    }
-
-    fn tx_hashes(&self) -> &[String] {
-        match self {
-            Self::Single(e) => &e.tx_hashes,
-            Self::Batch(b) => &b.tx_hashes,
-        }
-    }
-
-    fn raw_tx(&self) -> Option<&[u8]> {
-        match self {
-            Self::Single(e) => e.raw_tx.as_deref(),
-            Self::Batch(b) => b.raw_tx.as_deref(),
-        }
-    }
-
-    fn fees(&self) -> (Option<&str>, Option<&str>) {
-        match self {
-            Self::Single(e) => (e.max_fee.as_deref(), e.priority_fee.as_deref()),
-            Self::Batch(b) => (b.max_fee.as_deref(), b.priority_fee.as_deref()),
-        }
-    }
-
-    fn bumps(&self) -> u32 {
-        match self {
-            Self::Single(e) => e.bumps,
-            Self::Batch(b) => b.bumps,
-        }
-    }
-
+    /// When its latest transaction was signed (or the row recorded).
     fn sent_at_ms(&self) -> i64 {
-        match self {
-            Self::Single(e) => e.sent_at_ms.unwrap_or(e.created_at_ms),
-            Self::Batch(b) => b.sent_at_ms.unwrap_or(b.created_at_ms),
-        }
-    }
-
-    pub(super) fn block_hash(&self) -> Option<&str> {
-        match self {
-            Self::Single(e) => e.block_hash.as_deref(),
-            Self::Batch(b) => b.block_hash.as_deref(),
-        }
+        self.tx().sent_at_ms.unwrap_or(self.tx().created_at_ms)
     }
 }
 
@@ -127,7 +84,7 @@ fn rows_in(conn: &rusqlite::Connection, state: OutboxState) -> Result<Vec<Row>, 
         .chain(batches::in_state(conn, state)?.into_iter().map(Row::Batch))
         .collect();
     if state == OutboxState::Sent {
-        rows.sort_by_key(|row| row.nonce());
+        rows.sort_by_key(|row| row.tx().nonce);
     }
     Ok(rows)
 }
@@ -227,7 +184,13 @@ impl EvmChain {
         let sent = self.store.durable(|tx| rows_in(tx, OutboxState::Sent))?;
         for row in sent {
             let mut found = None;
-            for hash in row.tx_hashes().iter().rev().filter_map(|h| parse_hash(h)) {
+            for hash in row
+                .tx()
+                .tx_hashes
+                .iter()
+                .rev()
+                .filter_map(|h| parse_hash(h))
+            {
                 if let Some(receipt) = self
                     .provider
                     .get_transaction_receipt(hash)
@@ -238,7 +201,7 @@ impl EvmChain {
                     break;
                 }
             }
-            let nonce = row.nonce().unwrap_or(u64::MAX);
+            let nonce = row.tx().nonce.unwrap_or(u64::MAX);
             let Some(receipt) = found else {
                 // An endpoint can count a mined nonce before it serves the
                 // receipt and the new state: wait a little before deciding.
@@ -291,14 +254,14 @@ impl EvmChain {
                     );
                     return Ok(());
                 }
-                tracing::warn!(checkpoint = entry.checkpoint_id, nonce = ?entry.nonce, "nonce taken by another transaction; the submission is checked and signed again");
+                tracing::warn!(checkpoint = entry.checkpoint_id, nonce = ?entry.tx.nonce, "nonce taken by another transaction; the submission is checked and signed again");
                 self.store.durable(|tx| {
                     outbox::requeue(tx, entry.id, "nonce taken by another transaction")
                 })?;
             }
             Row::Batch(batch) => {
                 let credited = self.batch_credited(batch).await?;
-                tracing::warn!(batch = batch.id, nonce = ?batch.nonce, credited = credited.len(), entries = batch.entries, "no receipt of the batch's transactions and its nonce is used; checkpoints the contract shows paid are confirmed, the others go into a new batch");
+                tracing::warn!(batch = batch.id, nonce = ?batch.tx.nonce, credited = credited.len(), entries = batch.entries, "no receipt of the batch's transactions and its nonce is used; checkpoints the contract shows paid are confirmed, the others go into a new batch");
                 self.store.durable(|tx| {
                     batches::dissolve(
                         tx,
@@ -329,7 +292,8 @@ impl EvmChain {
                 self.store.durable(|tx| {
                     outbox::mark_confirmed(tx, entry.id, &tx_hash, block, &block_hash)
                 })?;
-                let latency = (crate::store::now_ms() - entry.created_at_ms).max(0) as f64 / 1000.0;
+                let latency =
+                    (crate::store::now_ms() - entry.tx.created_at_ms).max(0) as f64 / 1000.0;
                 self.metrics.chain_confirm_seconds.observe(latency);
                 tracing::info!(checkpoint = entry.checkpoint_id, job_id = %crate::store::job_for_people(&entry.job_id), cumulative_tokens = entry.cumulative_tokens, tx = %tx_hash, block, "verified submission confirmed");
             }
@@ -351,7 +315,7 @@ impl EvmChain {
                 })?;
                 let now = crate::store::now_ms();
                 for entry in &members {
-                    let latency = (now - entry.created_at_ms).max(0) as f64 / 1000.0;
+                    let latency = (now - entry.tx.created_at_ms).max(0) as f64 / 1000.0;
                     self.metrics.chain_confirm_seconds.observe(latency);
                 }
                 let n = members.len().max(1) as u64;
@@ -402,7 +366,7 @@ impl EvmChain {
     /// does not know it (lost from the mempool, a crash before the first
     /// broadcast, a restarted node, a reorg), bump its fees if stuck.
     async fn nudge(&self, row: &Row) -> Result<(), PassError> {
-        let Some(hash) = row.tx_hash().and_then(parse_hash) else {
+        let Some(hash) = row.tx().tx_hash.as_deref().and_then(parse_hash) else {
             return Ok(());
         };
         let known = self
@@ -413,11 +377,11 @@ impl EvmChain {
             .is_some();
         let waited =
             Duration::from_millis((crate::store::now_ms() - row.sent_at_ms()).max(0) as u64);
-        if waited >= self.settings.stuck_after && row.bumps() < self.settings.max_fee_bumps {
+        if waited >= self.settings.stuck_after && row.tx().bumps < self.settings.max_fee_bumps {
             return self.bump(row).await;
         }
         if !known {
-            if let Some(raw) = row.raw_tx() {
+            if let Some(raw) = &row.tx().raw_tx {
                 tracing::info!(submission = %row, tx = %hash, "broadcasting a recorded transaction again");
                 self.broadcast(raw).await?;
             }
@@ -428,11 +392,13 @@ impl EvmChain {
     /// Replaces a stuck transaction: same nonce and calldata, fees raised by
     /// 25% (above the 10% nodes require), within the fee cap.
     async fn bump(&self, row: &Row) -> Result<(), PassError> {
-        let (max_fee, priority_fee) = row.fees();
+        let tx = row.tx();
         let (Some(nonce), Some(old_max), Some(old_tip)) = (
-            row.nonce(),
-            max_fee.and_then(|v| v.parse::<u128>().ok()),
-            priority_fee.and_then(|v| v.parse::<u128>().ok()),
+            tx.nonce,
+            tx.max_fee.as_deref().and_then(|v| v.parse::<u128>().ok()),
+            tx.priority_fee
+                .as_deref()
+                .and_then(|v| v.parse::<u128>().ok()),
         ) else {
             return Ok(());
         };

@@ -393,15 +393,15 @@ impl Setup {
 fn a_submission_is_confirmed_only_at_its_depth() {
     run(async {
         let s = setup(2).await;
-        assert_eq!(s.entry().state, OutboxState::Pending);
+        assert_eq!(s.entry().tx.state, OutboxState::Pending);
         s.pass().await;
         let sent = s.entry();
-        assert_eq!(sent.state, OutboxState::Sent);
-        assert_eq!(sent.nonce, Some(0));
+        assert_eq!(sent.tx.state, OutboxState::Sent);
+        assert_eq!(sent.tx.nonce, Some(0));
         let broadcasts = s.fake.broadcasts();
         assert_eq!(broadcasts.len(), 1);
         assert_eq!(
-            sent.raw_tx.as_deref(),
+            sent.tx.raw_tx.as_deref(),
             Some(broadcasts[0].as_slice()),
             "recorded before broadcast"
         );
@@ -413,13 +413,17 @@ fn a_submission_is_confirmed_only_at_its_depth() {
 
         let hash = s.fake.mine(&broadcasts[0], true);
         s.pass().await;
-        assert_eq!(s.entry().state, OutboxState::Sent, "one block deep of two");
+        assert_eq!(
+            s.entry().tx.state,
+            OutboxState::Sent,
+            "one block deep of two"
+        );
         s.fake.advance(1);
         s.pass().await;
         let confirmed = s.entry();
-        assert_eq!(confirmed.state, OutboxState::Confirmed);
-        assert_eq!(confirmed.tx_hash, Some(format!("{hash:#x}")));
-        assert_eq!(confirmed.block_number, Some(2));
+        assert_eq!(confirmed.tx.state, OutboxState::Confirmed);
+        assert_eq!(confirmed.tx.tx_hash, Some(format!("{hash:#x}")));
+        assert_eq!(confirmed.tx.block_number, Some(2));
         // Nothing more is sent.
         s.pass().await;
         assert_eq!(s.fake.broadcasts().len(), 1);
@@ -437,13 +441,13 @@ fn a_dropped_transaction_is_broadcast_again_with_the_same_bytes() {
         s.pass().await;
         let broadcasts = s.fake.broadcasts();
         assert_eq!(broadcasts, vec![first.clone(), first.clone()]);
-        assert_eq!(s.entry().nonce, Some(0));
+        assert_eq!(s.entry().tx.nonce, Some(0));
         // Known again: not broadcast a third time.
         s.pass().await;
         assert_eq!(s.fake.broadcasts().len(), 2);
         s.fake.mine(&first, true);
         s.pass().await;
-        assert_eq!(s.entry().state, OutboxState::Confirmed);
+        assert_eq!(s.entry().tx.state, OutboxState::Confirmed);
     })
 }
 
@@ -456,8 +460,8 @@ fn a_stuck_transaction_is_replaced_with_the_same_nonce_and_either_confirms() {
         s.pass().await;
         s.pass().await;
         let entry = s.entry();
-        assert_eq!(entry.bumps, 1);
-        assert_eq!(entry.tx_hashes.len(), 2);
+        assert_eq!(entry.tx.bumps, 1);
+        assert_eq!(entry.tx.tx_hashes.len(), 2);
         let broadcasts = s.fake.broadcasts();
         assert_eq!(broadcasts.len(), 2);
         assert_ne!(broadcasts[0], broadcasts[1], "a new transaction");
@@ -475,8 +479,8 @@ fn a_stuck_transaction_is_replaced_with_the_same_nonce_and_either_confirms() {
         let hash = s.fake.mine(&broadcasts[0], true);
         s.pass().await;
         let confirmed = s.entry();
-        assert_eq!(confirmed.state, OutboxState::Confirmed);
-        assert_eq!(confirmed.tx_hash, Some(format!("{hash:#x}")));
+        assert_eq!(confirmed.tx.state, OutboxState::Confirmed);
+        assert_eq!(confirmed.tx.tx_hash, Some(format!("{hash:#x}")));
     })
 }
 
@@ -492,8 +496,8 @@ fn a_revert_is_recorded_as_failed_with_its_decoded_reason() {
         );
         s.pass().await;
         let failed = s.entry();
-        assert_eq!(failed.state, OutboxState::Failed);
-        let reason = failed.reason.unwrap();
+        assert_eq!(failed.tx.state, OutboxState::Failed);
+        let reason = failed.tx.reason.unwrap();
         assert!(reason.starts_with("InvalidProof("), "{reason}");
         assert!(
             s.fake.broadcasts().is_empty(),
@@ -539,9 +543,10 @@ fn a_mined_revert_is_decoded_from_a_replay() {
         );
         s.pass().await;
         let failed = s.entry();
-        assert_eq!(failed.state, OutboxState::Failed);
+        assert_eq!(failed.tx.state, OutboxState::Failed);
         assert!(
             failed
+                .tx
                 .reason
                 .as_deref()
                 .unwrap()
@@ -570,8 +575,8 @@ fn a_revert_of_an_already_credited_submission_confirms_it() {
         }
         s.pass().await;
         let entry = s.entry();
-        assert_eq!(entry.state, OutboxState::Confirmed);
-        assert_eq!(entry.tx_hash.as_deref(), Some("credited"));
+        assert_eq!(entry.tx.state, OutboxState::Confirmed);
+        assert_eq!(entry.tx.tx_hash.as_deref(), Some("credited"));
         assert!(s.fake.broadcasts().is_empty());
     })
 }
@@ -585,7 +590,7 @@ fn an_rpc_outage_is_retried_and_loses_nothing() {
             Err(super::rpc::PassError::Rpc(e)) => assert_eq!(e.call, "eth_blockNumber"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(s.entry().state, OutboxState::Pending);
+        assert_eq!(s.entry().tx.state, OutboxState::Pending);
         assert_eq!(
             s.metrics
                 .chain_rpc_errors
@@ -602,18 +607,18 @@ fn an_rpc_outage_is_retried_and_loses_nothing() {
         }
         assert!(s.chain.pass().await.is_err());
         let recorded = s.entry();
-        assert_eq!(recorded.state, OutboxState::Sent);
+        assert_eq!(recorded.tx.state, OutboxState::Sent);
         assert!(s.fake.broadcasts().is_empty());
         s.fake.state().down.clear();
         s.pass().await;
         assert_eq!(
             s.fake.broadcasts(),
-            vec![recorded.raw_tx.clone().unwrap()],
+            vec![recorded.tx.raw_tx.clone().unwrap()],
             "the recorded transaction, not a new one"
         );
-        s.fake.mine(&recorded.raw_tx.unwrap(), true);
+        s.fake.mine(&recorded.tx.raw_tx.unwrap(), true);
         s.pass().await;
-        assert_eq!(s.entry().state, OutboxState::Confirmed);
+        assert_eq!(s.entry().tx.state, OutboxState::Confirmed);
     })
 }
 
@@ -626,7 +631,7 @@ fn a_reorg_that_removes_the_receipt_sends_it_again() {
         let hash = s.fake.mine(&raw, true);
         s.pass().await;
         let confirmed = s.entry();
-        assert_eq!(confirmed.state, OutboxState::Confirmed);
+        assert_eq!(confirmed.tx.state, OutboxState::Confirmed);
         // A reorg: the block is gone, the nonce is free again.
         {
             let mut state = s.fake.state();
@@ -635,8 +640,8 @@ fn a_reorg_that_removes_the_receipt_sends_it_again() {
         }
         s.pass().await;
         let back = s.entry();
-        assert_eq!(back.state, OutboxState::Sent);
-        assert_eq!(back.block_number, None);
+        assert_eq!(back.tx.state, OutboxState::Sent);
+        assert_eq!(back.tx.block_number, None);
         assert_eq!(s.metrics.chain_reorgs.get(), 1);
         assert_eq!(
             s.fake.broadcasts(),
@@ -646,8 +651,8 @@ fn a_reorg_that_removes_the_receipt_sends_it_again() {
         s.fake.mine(&raw, true);
         s.pass().await;
         let again = s.entry();
-        assert_eq!(again.state, OutboxState::Confirmed);
-        assert_ne!(again.block_hash, confirmed.block_hash);
+        assert_eq!(again.tx.state, OutboxState::Confirmed);
+        assert_ne!(again.tx.block_hash, confirmed.tx.block_hash);
     })
 }
 

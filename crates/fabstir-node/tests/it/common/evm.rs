@@ -362,6 +362,23 @@ impl Anvil {
             .unwrap_or_else(|e| panic!("set balance: {e}"));
     }
 
+    /// Sends 0 wei from `signer`'s account to itself, signed with its own
+    /// key (not a development account): a transaction that takes the
+    /// account's next nonce.
+    pub fn send_self_transfer(&self, signer: alloy::signers::local::PrivateKeySigner) -> Receipt {
+        let from = signer.address();
+        let provider = alloy::providers::ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(signer))
+            .connect_http(self.url.parse().expect("anvil's URL"));
+        let request = TransactionRequest::default()
+            .with_from(from)
+            .with_to(from)
+            .with_value(U256::ZERO);
+        let pending = block_on(provider.send_transaction(request))
+            .unwrap_or_else(|e| panic!("transaction failed: {e}"));
+        block_on(pending.with_timeout(Some(MINED_WITHIN)).get_receipt())
+            .unwrap_or_else(|e| panic!("no receipt within {MINED_WITHIN:?}: {e}"))
+    }
     /// Mines each transaction at once (`true`) or not until told.
     pub fn set_automine(&self, on: bool) {
         block_on(self.provider.anvil_set_auto_mine(on))

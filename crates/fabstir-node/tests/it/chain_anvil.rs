@@ -1301,6 +1301,68 @@ fn a_batch_whose_nonce_another_transaction_took_goes_into_a_new_batch() {
     node.kill9();
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fabstir-node/fault-injection (the README's test command)"
+)]
+fn a_batch_proved_under_the_previous_host_key_is_proved_again_after_rotate_host() {
+    let chain = Chain::start(&[]);
+    let setup = setup_for(&chain, Mode::Batches);
+    let job = setup.open_job(&chain, 50);
+    let node = setup.start_node(&chain, &[], &[]);
+    prove(&node, &setup, job, 20);
+    node.kill9();
+    // The batch is proved under the old key and signed; the node dies
+    // before recording the transaction (the batch stays pending).
+    let node = setup.start_node(&chain, &[], &[("FABSTIR_CHAIN_FAULT", "after_sign")]);
+    let _ = node.try_post(
+        "/v1/checkpoints",
+        &json!({ "job_id": job.to_string(), "tokens_processed": 20 }),
+    );
+    wait_exit(node, Duration::from_secs(30));
+    let pending = |state: &str| {
+        setup.dir.count(
+            "SELECT COUNT(*) FROM chain_batches WHERE state = ?1",
+            [state],
+        )
+    };
+    assert_eq!(pending("pending"), 1, "{}", setup.dump());
+    // Meanwhile the host key is rotated, on-chain too (rotateHost).
+    let keys = setup.keys.to_str().unwrap();
+    let (code, rotated) = try_cli(&[
+        "keys",
+        "rotate",
+        "--dir",
+        keys,
+        "--new-host-key",
+        "--rpc-url",
+        &chain.url,
+        "--wallet-key",
+        setup.wallet_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{rotated}");
+    // Restarted with the new key: the old batch would revert
+    // (InvalidBatchProof), so its checkpoint is proved again under the new
+    // key and credited once.
+    let node = setup.start_node(&chain, &[], &[]);
+    setup.wait_outbox_done(Duration::from_secs(60));
+    assert_eq!(setup.job(&chain, job).tokensUsed, U256::from(20));
+    assert_eq!(setup.earnings(&chain), U256::from(20 * PRICE));
+    let first = setup.dir.count(
+        "SELECT COUNT(*) FROM chain_batches WHERE id = 1 AND state = 'failed' AND nonce IS NULL
+            AND reason LIKE 'proved under a previous host key%'",
+        [],
+    );
+    assert_eq!(first, 1, "{}", setup.dump());
+    assert_eq!(pending("confirmed"), 1, "{}", setup.dump());
+    assert_eq!(
+        node.metric("fabstir_chain_reverts_total{reason=\"InvalidBatchProof\"}"),
+        None
+    );
+    node.kill9();
+}
+
 /// Polls `/health` until `accept` holds; panics with the last answer.
 fn wait_health(node: &Node, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);

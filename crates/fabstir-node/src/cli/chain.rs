@@ -67,10 +67,18 @@ pub enum ChainCommand {
         /// The repository's contracts/ directory [default: found above the current directory].
         #[arg(long)]
         contracts: Option<PathBuf>,
-        /// Batch sizes to deploy batch verifiers for (development keys), comma-separated; "none" for
-        /// none (each checkpoint then goes out in its own submitVerifiedProof).
+        /// Batch sizes to deploy batch verifiers for, comma-separated; "none" for none (each
+        /// checkpoint then goes out in its own submitVerifiedProof).
         #[arg(long, default_value = "1,16,64", value_parser = parse_batch_sizes)]
         batch_sizes: BatchSizes,
+        /// Key directory whose parameters the batch verifiers are generated from (the node's)
+        /// [default: the development SRS].
+        #[arg(long = "keys-dir", alias = "keys", value_name = "DIR")]
+        keys_dir: Option<PathBuf>,
+        /// With --keys-dir made from a ceremony SRS: that ceremony parameters file (checked against
+        /// the directory's keys.json), with at least 2^13 rows for batches of 64.
+        #[arg(long, value_name = "FILE", requires = "keys_dir")]
+        batch_srs: Option<PathBuf>,
     },
     /// Register the host wallet with the marketplace under the key directory's host_id, with a proof
     /// that the wallet's owner holds the host secret (a wallet registered with another host_id, as after
@@ -138,8 +146,11 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
             private_key_file,
             contracts,
             batch_sizes,
+            keys_dir,
+            batch_srs,
         } => {
             let toolchain = toolchain(contracts.as_deref())?;
+            let batch_keys = batch_keys(&batch_sizes.0, keys_dir.as_deref(), batch_srs)?;
             let deployed = runtime.block_on(async {
                 let key = match &private_key_file {
                     Some(path) => HostWallet::load(path)
@@ -158,7 +169,7 @@ pub fn run(command: ChainCommand) -> Result<ExitCode, Failure> {
                         format!("chain {chain_id} is not a local anvil (31337): give the deployer's key with --private-key-file"),
                     ));
                 }
-                deploy(&provider, &toolchain, &batch_sizes.0).await
+                deploy(&provider, &toolchain, &batch_keys).await
             })?;
             println!("{deployed}");
             Ok(ExitCode::SUCCESS)
@@ -453,17 +464,16 @@ fn parse_batch_sizes(text: &str) -> Result<BatchSizes, String> {
 /// The demo's batch verifiers: one checkpoint goes out as a batch of 1.
 const DEMO_BATCH_SIZES: &[usize] = &[1];
 
-/// Deploys the verifier, a batch verifier for each of `batch_sizes`
-/// (development keys; generated and compiled here) and the marketplace
-/// (compiled from `contracts/src`); their addresses as JSON.
+/// Deploys the verifier, a batch verifier for each of `batch_keys`
+/// (generated and compiled here) and the marketplace (compiled from
+/// `contracts/src`); their addresses as JSON.
 pub async fn deploy(
     provider: &DynProvider,
     toolchain: &Toolchain,
-    batch_sizes: &[usize],
+    batch_keys: &[fabstir_zk::BatchVerifyingKey],
 ) -> Result<Value, Failure> {
     let verifier_code = toolchain.verifier()?;
     let market_code = toolchain.marketplace()?;
-    let batch_keys = development_batch_keys(batch_sizes)?;
     let dir = tempfile::tempdir().map_err(|e| Failure::other("evm_toolchain", e.to_string()))?;
     let keys: Vec<&fabstir_zk::BatchVerifyingKey> = batch_keys.iter().collect();
     let compiled = toolchain.batch_verifiers(&keys, dir.path())?;
@@ -516,9 +526,15 @@ pub async fn deploy(
     }))
 }
 
-/// The development batch verifying keys of `sizes` (the development SRS at
-/// the largest size's k, cut down for the others).
-fn development_batch_keys(sizes: &[usize]) -> Result<Vec<fabstir_zk::BatchVerifyingKey>, Failure> {
+/// The batch verifying keys of `sizes`, from the parameters the node's
+/// batch keys come from: `keys_dir`'s (the development SRS at any size, or
+/// its ceremony file `batch_srs`), or the development SRS without a key
+/// directory. One SRS at the largest size's k, cut down for the others.
+fn batch_keys(
+    sizes: &[usize],
+    keys_dir: Option<&Path>,
+    batch_srs: Option<PathBuf>,
+) -> Result<Vec<fabstir_zk::BatchVerifyingKey>, Failure> {
     let sizes: Vec<fabstir_zk::BatchSize> = sizes
         .iter()
         .map(|n| fabstir_zk::BatchSize::new(*n))
@@ -527,7 +543,24 @@ fn development_batch_keys(sizes: &[usize]) -> Result<Vec<fabstir_zk::BatchVerify
     let Some(k) = sizes.iter().map(|s| s.k()).max() else {
         return Ok(Vec::new());
     };
-    let srs = std::sync::Arc::new(fabstir_zk::Srs::insecure_dev_at(k)?);
+    let srs = match keys_dir {
+        None => fabstir_zk::Srs::insecure_dev_at(k)?,
+        Some(dir) => {
+            let manifest = fabstir_zk::keystore::read_manifest(dir)?;
+            let parameters = crate::chain::evm::BatchProver::parameters(
+                manifest.srs.trust,
+                manifest.srs.source_sha256,
+                batch_srs,
+            );
+            parameters(k).map_err(|e| {
+                Failure::input(
+                    "batch_srs",
+                    format!("batch verifiers for {}: {e}; with keys made from a ceremony SRS give its parameters file (--batch-srs) with at least 2^{k} rows", dir.display()),
+                )
+            })?
+        }
+    };
+    let srs = std::sync::Arc::new(srs);
     Ok(sizes
         .into_iter()
         .map(|size| fabstir_zk::BatchVerifyingKey::derive(srs.clone(), size))
@@ -695,7 +728,12 @@ async fn demo(toolchain: &Toolchain, url: &str) -> Result<(), Failure> {
     step(1, "anvil started (chain 31337)", json!({ "rpc_url": url }));
 
     let deployer = provider(&url, dev_signer(ANVIL_DEV_KEY)?)?;
-    let deployed = deploy(&deployer, toolchain, DEMO_BATCH_SIZES).await?;
+    let deployed = deploy(
+        &deployer,
+        toolchain,
+        &batch_keys(DEMO_BATCH_SIZES, None, None)?,
+    )
+    .await?;
     step(
         2,
         "verifier, batch verifier (batches of 1) and marketplace deployed",

@@ -1363,6 +1363,78 @@ fn a_batch_proved_under_the_previous_host_key_is_proved_again_after_rotate_host(
     node.kill9();
 }
 
+#[test]
+fn chain_deploy_generates_batch_verifiers_from_a_ceremony_key_directory() {
+    let chain = Chain::start(&[]);
+    let dir = DataDir::new();
+    // A ceremony file with 2^9 rows (batches of 1 to 4 need 2^7 to 2^9),
+    // and keys made from it (the key directory stores 2^7 of them).
+    let (srs, pin) = common::ceremony_srs_at(dir.path(), 9);
+    let keys = dir.path().join("keys");
+    let keys = keys.to_str().unwrap();
+    run_cli(&[
+        "keygen",
+        "--keys-dir",
+        keys,
+        "--srs",
+        &srs,
+        "--srs-sha256",
+        &pin,
+    ]);
+    let contracts = common::repo_root().join("contracts");
+    let deploy = |extra: &[&str]| {
+        let mut args = vec![
+            "chain",
+            "deploy",
+            "--rpc-url",
+            &chain.url,
+            "--contracts",
+            contracts.to_str().unwrap(),
+            "--batch-sizes",
+            "1,4",
+            "--keys-dir",
+            keys,
+        ];
+        args.extend(extra);
+        try_cli(&args)
+    };
+    // Without the ceremony file the larger parameters are not at hand.
+    let (code, refused) = deploy(&[]);
+    assert_eq!(code, Some(2), "{refused}");
+    assert_eq!(refused["code"], "batch_srs", "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("--batch-srs"),
+        "{refused}"
+    );
+    // With it, each batch verifier checks the key the node builds from the
+    // same file (what its start-up check compares).
+    let (code, deployed) = deploy(&["--batch-srs", &srs]);
+    assert_eq!(code, Some(0), "{deployed}");
+    let pin = fabstir_zk::Digest32::parse("pin", &pin).unwrap();
+    let parameters =
+        std::sync::Arc::new(fabstir_zk::Srs::load_ceremony_at(Path::new(&srs), &pin, 9).unwrap());
+    for n in [1usize, 4] {
+        let address: Address = deployed["batch_verifiers"][n.to_string()]
+            .as_str()
+            .unwrap_or_else(|| panic!("{deployed}"))
+            .parse()
+            .unwrap();
+        let on_chain = chain.call(
+            address,
+            fabstir_node::chain::contract::IFabstirBatchVerifier::VK_IDCall {},
+        );
+        let size = fabstir_zk::BatchSize::new(n).unwrap();
+        let expected = fabstir_zk::BatchVerifyingKey::derive(parameters.clone(), size).unwrap();
+        assert_eq!(on_chain.0, expected.id().0, "batch of {n}");
+        let development = fabstir_zk::BatchVerifyingKey::derive(
+            std::sync::Arc::new(fabstir_zk::Srs::insecure_dev_at(size.k()).unwrap()),
+            size,
+        )
+        .unwrap();
+        assert_ne!(on_chain.0, development.id().0, "batch of {n}");
+    }
+}
+
 /// Polls `/health` until `accept` holds; panics with the last answer.
 fn wait_health(node: &Node, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -497,6 +497,7 @@ fn key_directory_flag_is_keys_dir_everywhere_with_hidden_old_names() {
         .map(|(c, _, _)| c.iter().map(|w| w.to_string()).collect())
         .collect();
     with_key_dir.push(vec!["evm".into(), "bench".into()]);
+    with_key_dir.push(vec!["chain".into(), "deploy".into()]);
     with_key_dir.push(vec!["serve".into()]);
     for command in leaf_commands() {
         let mut args: Vec<&str> = command.iter().map(String::as_str).collect();

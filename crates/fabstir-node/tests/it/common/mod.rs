@@ -514,10 +514,15 @@ impl DataDir {
 
 /// A ceremony-style SRS file (halo2 raw format) that is not the development one.
 pub fn ceremony_srs(dir: &Path) -> (String, String) {
+    ceremony_srs_at(dir, 7)
+}
+
+/// [`ceremony_srs`] with `2^k` rows (batch keys need more than 2^7).
+pub fn ceremony_srs_at(dir: &Path, k: u32) -> (String, String) {
     let params = halo2_axiom::poly::kzg::commitment::ParamsKZG::<
         halo2_axiom::halo2curves::bn256::Bn256,
     >::setup(
-        7,
+        k,
         <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(4242),
     );
     let mut bytes = Vec::new();

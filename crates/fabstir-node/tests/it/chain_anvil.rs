@@ -1253,6 +1253,23 @@ fn checkpoints_go_out_in_batches_each_credited_once_and_a_skip_says_why() {
     node.kill9();
 }
 
+/// A job with a proved result whose checkpoint at 20 tokens went into a
+/// batch; the node aborted at the fault point `point` of that batch's
+/// sending (and is gone). Returns the job.
+fn batch_left_at(chain: &Chain, setup: &Setup, point: &str) -> u64 {
+    let job = setup.open_job(chain, 50);
+    let node = setup.start_node(chain, &[], &[]);
+    prove(&node, setup, job, 20);
+    node.kill9();
+    let node = setup.start_node(chain, &[], &[("FABSTIR_CHAIN_FAULT", point)]);
+    let _ = node.try_post(
+        "/v1/checkpoints",
+        &json!({ "job_id": job.to_string(), "tokens_processed": 20 }),
+    );
+    wait_exit(node, Duration::from_secs(30));
+    job
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "fault-injection"),
@@ -1261,18 +1278,9 @@ fn checkpoints_go_out_in_batches_each_credited_once_and_a_skip_says_why() {
 fn a_batch_whose_nonce_another_transaction_took_goes_into_a_new_batch() {
     let chain = Chain::start(&[]);
     let setup = setup_for(&chain, Mode::Batches);
-    let job = setup.open_job(&chain, 50);
-    let node = setup.start_node(&chain, &[], &[]);
-    prove(&node, &setup, job, 20);
-    node.kill9();
     // The batch is proved, signed and recorded; the node dies before it
     // broadcasts it.
-    let node = setup.start_node(&chain, &[], &[("FABSTIR_CHAIN_FAULT", "after_record")]);
-    let _ = node.try_post(
-        "/v1/checkpoints",
-        &json!({ "job_id": job.to_string(), "tokens_processed": 20 }),
-    );
-    wait_exit(node, Duration::from_secs(30));
+    let job = batch_left_at(&chain, &setup, "after_record");
     assert_eq!(setup.sent(), 1, "{}", setup.dump());
     // Something else sends from the host wallet with that nonce.
     let wallet = HostWallet::load(&setup.wallet_file).unwrap();
@@ -1309,18 +1317,9 @@ fn a_batch_whose_nonce_another_transaction_took_goes_into_a_new_batch() {
 fn a_batch_proved_under_the_previous_host_key_is_proved_again_after_rotate_host() {
     let chain = Chain::start(&[]);
     let setup = setup_for(&chain, Mode::Batches);
-    let job = setup.open_job(&chain, 50);
-    let node = setup.start_node(&chain, &[], &[]);
-    prove(&node, &setup, job, 20);
-    node.kill9();
     // The batch is proved under the old key and signed; the node dies
     // before recording the transaction (the batch stays pending).
-    let node = setup.start_node(&chain, &[], &[("FABSTIR_CHAIN_FAULT", "after_sign")]);
-    let _ = node.try_post(
-        "/v1/checkpoints",
-        &json!({ "job_id": job.to_string(), "tokens_processed": 20 }),
-    );
-    wait_exit(node, Duration::from_secs(30));
+    let job = batch_left_at(&chain, &setup, "after_sign");
     let pending = |state: &str| {
         setup.dir.count(
             "SELECT COUNT(*) FROM chain_batches WHERE state = ?1",

@@ -102,31 +102,10 @@ impl Srs {
     /// setup as [`Srs::insecure_dev`] (the same secret, whatever `k`), built
     /// once per `k`. `k` is capped at [`MAX_SRS_K`].
     pub fn insecure_dev_at(k: u32) -> Result<Self, KeyError> {
-        use std::collections::BTreeMap;
-        use std::sync::Mutex;
         if k == K {
             return Ok(Self::insecure_dev());
         }
-        if k == 0 || k > MAX_SRS_K {
-            return Err(KeyError::SrsTooSmall {
-                found: MAX_SRS_K,
-                needed: k,
-            });
-        }
-        static DEV: Mutex<BTreeMap<u32, Srs>> = Mutex::new(BTreeMap::new());
-        let mut cache = DEV
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let srs = cache.entry(k).or_insert_with(|| {
-            let params = ParamsKZG::<Bn256>::setup(k, dev_rng());
-            let source_sha256 = Digest32::sha256(&raw_bytes(&params));
-            Self {
-                params,
-                trust: SrsTrust::InsecureDev,
-                source_sha256,
-            }
-        });
-        Ok(srs.clone())
+        Ok(Self::insecure_dev_shared_at(k)?.as_ref().clone())
     }
 
     /// [`Srs::insecure_dev_at`] shared: one `Arc` per `k` for the process,
@@ -135,22 +114,29 @@ impl Srs {
     pub fn insecure_dev_shared_at(k: u32) -> Result<Arc<Self>, KeyError> {
         use std::collections::BTreeMap;
         use std::sync::Mutex;
-        static SHARED: Mutex<BTreeMap<u32, Arc<Srs>>> = Mutex::new(BTreeMap::new());
-        if let Some(srs) = SHARED
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&k)
-        {
-            return Ok(Arc::clone(srs));
+        if k == 0 || k > MAX_SRS_K {
+            return Err(KeyError::SrsTooSmall {
+                found: MAX_SRS_K,
+                needed: k,
+            });
         }
-        let srs = Arc::new(Self::insecure_dev_at(k)?);
-        Ok(Arc::clone(
-            SHARED
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(k)
-                .or_insert(srs),
-        ))
+        static SHARED: Mutex<BTreeMap<u32, Arc<Srs>>> = Mutex::new(BTreeMap::new());
+        let mut cache = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let srs = cache.entry(k).or_insert_with(|| {
+            if k == K {
+                return Arc::new(Self::insecure_dev());
+            }
+            let params = ParamsKZG::<Bn256>::setup(k, dev_rng());
+            let source_sha256 = Digest32::sha256(&raw_bytes(&params));
+            Arc::new(Self {
+                params,
+                trust: SrsTrust::InsecureDev,
+                source_sha256,
+            })
+        });
+        Ok(Arc::clone(srs))
     }
 
     /// log2 of the number of rows these parameters support.

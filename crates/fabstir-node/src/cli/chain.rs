@@ -544,7 +544,7 @@ fn batch_keys(
         return Ok(Vec::new());
     };
     let srs = match keys_dir {
-        None => fabstir_zk::Srs::insecure_dev_at(k)?,
+        None => fabstir_zk::Srs::insecure_dev_shared_at(k)?,
         Some(dir) => {
             let manifest = fabstir_zk::keystore::read_manifest(dir)?;
             let parameters = crate::chain::evm::BatchProver::parameters(
@@ -560,7 +560,6 @@ fn batch_keys(
             })?
         }
     };
-    let srs = std::sync::Arc::new(srs);
     Ok(sizes
         .into_iter()
         .map(|size| fabstir_zk::BatchVerifyingKey::derive(srs.clone(), size))

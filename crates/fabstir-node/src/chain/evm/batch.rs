@@ -65,7 +65,7 @@ pub struct BatchProver {
     /// The parameters (at least `2^k` rows for the largest batch size), by
     /// `k`: the development SRS, or a ceremony file (see
     /// [`BatchProver::parameters`]).
-    pub parameters: Box<dyn Fn(u32) -> Result<Srs, fabstir_zk::KeyError> + Send + Sync>,
+    pub parameters: Box<dyn Fn(u32) -> Result<Arc<Srs>, fabstir_zk::KeyError> + Send + Sync>,
 }
 
 impl BatchProver {
@@ -77,10 +77,10 @@ impl BatchProver {
         trust: SrsTrust,
         source_sha256: fabstir_zk::Digest32,
         ceremony_file: Option<std::path::PathBuf>,
-    ) -> Box<dyn Fn(u32) -> Result<Srs, fabstir_zk::KeyError> + Send + Sync> {
+    ) -> Box<dyn Fn(u32) -> Result<Arc<Srs>, fabstir_zk::KeyError> + Send + Sync> {
         Box::new(move |k| match (trust, &ceremony_file) {
-            (SrsTrust::InsecureDev, _) => Srs::insecure_dev_at(k),
-            (_, Some(path)) => Srs::load_ceremony_at(path, &source_sha256, k),
+            (SrsTrust::InsecureDev, _) => Srs::insecure_dev_shared_at(k),
+            (_, Some(path)) => Srs::load_ceremony_at(path, &source_sha256, k).map(Arc::new),
             (_, None) => Err(fabstir_zk::KeyError::SrsTooSmall {
                 found: fabstir_zk::circuit::layout::K,
                 needed: k,
@@ -183,7 +183,7 @@ impl EvmChain {
             .unwrap_or(fabstir_zk::circuit::layout::K);
         let parameters = prover.parameters;
         let built = tokio::task::spawn_blocking(move || {
-            let srs = Arc::new(parameters(largest_k)?);
+            let srs = parameters(largest_k)?;
             sizes
                 .iter()
                 .map(|n| {

@@ -904,11 +904,7 @@ fn every_command_prints_exactly_one_json_object_on_success_and_on_failure() {
     std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
     let startup: Value = serde_json::from_str(first.trim()).expect("the start-up line is JSON");
     assert!(startup["listening"].is_string(), "{startup}");
-    let stopped = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    assert!(common::send_signal(child.id(), libc::SIGTERM));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(child.wait().unwrap().success());

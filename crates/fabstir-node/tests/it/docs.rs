@@ -1364,17 +1364,12 @@ fn systemd_unit_runs_a_real_command() {
     let dir = common::DataDir::new();
     let node = common::Node::start(dir.path(), &["--mock-proofs"]);
     for _ in 0..2 {
-        let sent = Command::new("kill")
-            .args(["-HUP", &node.pid().to_string()])
-            .status()
-            .expect("kill -HUP");
-        assert!(sent.success());
+        assert!(common::send_signal(node.pid(), libc::SIGHUP), "SIGHUP");
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let alive = Command::new("kill")
-            .args(["-0", &node.pid().to_string()])
-            .status()
-            .expect("kill -0");
-        assert!(alive.success(), "the node did not survive SIGHUP");
+        assert!(
+            common::send_signal(node.pid(), 0),
+            "the node did not survive SIGHUP"
+        );
         let (status, health) = node.get("/health");
         assert_eq!(status, 200, "the node did not survive SIGHUP: {health}");
     }

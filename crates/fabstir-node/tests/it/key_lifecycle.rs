@@ -272,14 +272,7 @@ fn rotation_while_serving_keeps_old_proofs_verifiable() {
     let new_vk = rotated["vk_id"].as_str().unwrap().to_string();
     let new_host = rotated["host_id"].as_str().unwrap().to_string();
     assert_ne!(new_host, old_host);
-    assert_eq!(
-        Command::new("kill")
-            .args(["-HUP", &node.pid().to_string()])
-            .status()
-            .unwrap()
-            .code(),
-        Some(0)
-    );
+    assert!(common::send_signal(node.pid(), libc::SIGHUP), "SIGHUP");
     let health = wait_for(&node, "new keys picked up", |h| {
         h["vk_id"] == new_vk.as_str()
     });

@@ -159,9 +159,7 @@ fn readme_on_a_chain_by_hand_runs_as_written() {
         std::thread::sleep(Duration::from_millis(100));
     };
     // Stop the group (the script's background jobs, if it did not).
-    let _ = Command::new("kill")
-        .args(["-9", &format!("-{group}")])
-        .status();
+    common::kill_process_group(group);
     let _ = child.wait();
     let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
     let stdout = read(out);

@@ -30,6 +30,33 @@ pub struct Node {
 /// The most standard error kept per node; the rest is read and dropped.
 const STDERR_KEPT: usize = 4 << 20;
 
+/// Sends `signal` to the process `pid` with kill(2); false if it could not
+/// (no such process, or a pid that is not a single process: 0 and 1 are
+/// refused, as are pids beyond `pid_t`).
+///
+/// Tests signal processes here, never through the `kill` program: procps-ng
+/// 4.0.2's `kill -9 -PGID` takes only the group's first digit, so a group
+/// 1xxxx became kill(-1, SIGKILL), every process on the machine (CI and all).
+pub fn send_signal(pid: u32, signal: libc::c_int) -> bool {
+    match libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) with a positive pid signals that one process.
+        Ok(pid) if pid > 1 => unsafe { libc::kill(pid, signal) == 0 },
+        _ => false,
+    }
+}
+
+/// Sends SIGKILL to every process of the process group `pgid` (a child
+/// spawned with `process_group(0)` leads the group of its own pid); false if
+/// there is no such group. Group 0 (the caller's) and 1 are refused: a
+/// negative pid of -1 would mean every process.
+pub fn kill_process_group(pgid: u32) -> bool {
+    match libc::pid_t::try_from(pgid) {
+        // SAFETY: kill(2) with -pgid, pgid > 1, signals that group only.
+        Ok(pgid) if pgid > 1 => unsafe { libc::kill(-pgid, libc::SIGKILL) == 0 },
+        _ => false,
+    }
+}
+
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -137,11 +164,12 @@ impl Node {
     /// Sends SIGTERM (a graceful stop) and waits up to `timeout` for the
     /// node to exit; panics (after SIGKILL) if it does not.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {}: {sent:?}", self.pid());
+        assert!(
+            send_signal(self.pid(), libc::SIGTERM),
+            "SIGTERM to {}: {}",
+            self.pid(),
+            std::io::Error::last_os_error()
+        );
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for the node") {
@@ -453,7 +481,7 @@ pub fn serve_refused(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> R
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watchdog = {
         let done = done.clone();
-        let pid = child.id().to_string();
+        let pid = child.id();
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(120);
             while Instant::now() < deadline {
@@ -462,7 +490,7 @@ pub fn serve_refused(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> R
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = Command::new("kill").args(["-9", &pid]).status();
+            send_signal(pid, libc::SIGKILL);
         })
     };
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -572,4 +600,101 @@ pub fn start_production(data_dir: &Path) -> Node {
         &[("HOST_PRIVATE_KEY", TEST_WALLET)],
     )
     .unwrap_or_else(|e| panic!("production node did not start: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+
+    /// The pids of the live processes in process group `pgid` (zombies,
+    /// already dead, are left out), from /proc/PID/stat.
+    fn group_members(pgid: u32) -> Vec<u32> {
+        let mut members = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid pgrp …": comm may hold spaces and ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z") {
+                members.push(pid);
+            }
+        }
+        members
+    }
+
+    #[test]
+    fn a_process_group_is_killed_whole_and_groups_0_and_1_are_refused() {
+        assert!(!kill_process_group(0), "group 0 (the caller's) is refused");
+        assert!(
+            !kill_process_group(1),
+            "group 1 (kill(-1): everything) is refused"
+        );
+        assert!(!send_signal(0, 0) && !send_signal(1, 0));
+
+        // A shell that starts two children in the background, in a group of
+        // its own; it says when both run.
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 60 & sleep 60 & echo started; wait"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read sh's line");
+        assert_eq!(line.trim(), "started");
+        let pgid = child.id();
+        assert_eq!(group_members(pgid).len(), 3, "sh and its two sleeps");
+        assert!(send_signal(pgid, 0), "the group's leader exists");
+
+        assert!(kill_process_group(pgid));
+        let status = child.wait().expect("wait for sh");
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        // The sleeps (children of sh, now of init) die with the group.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !group_members(pgid).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "group {pgid} still has {:?}",
+                group_members(pgid)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Tests signal processes with [`send_signal`] and
+    /// [`kill_process_group`], never with the `kill` program (whose group
+    /// syntax procps-ng 4.0.2 misreads as kill(-1) for groups 1…).
+    #[test]
+    fn tests_never_run_the_kill_program() {
+        // Written in pieces, so that this file does not name them whole.
+        let needles = ["\"kill\")", "\"/bin/kill\")", "\"/usr/bin/kill\")"]
+            .map(|program| ["Command::new(", program].concat());
+        let dir = repo_root().join("crates/fabstir-node/tests/it");
+        let mut stack = vec![dir];
+        let mut offenders = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read tests/it").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("read a test file");
+                    if needles.iter().any(|needle| text.contains(needle)) {
+                        offenders.push(path);
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{needles:?} in {offenders:?}");
+    }
 }

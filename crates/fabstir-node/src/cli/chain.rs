@@ -21,6 +21,7 @@ use alloy::signers::local::PrivateKeySigner;
 use fabstir_zk::{KeySet, SrsSource};
 use serde_json::{json, Value};
 
+use super::batch_keys::{batch_keys, parse_batch_sizes, BatchSizes};
 use super::contracts::{deploy_marketplace, DeployError, Toolchain};
 use super::Failure;
 use crate::chain::contract::{decode_revert, IFabstirMarketplace, IFabstirVerifier};
@@ -437,30 +438,6 @@ async fn send(
     Ok(receipt)
 }
 
-/// Batch sizes, as `chain deploy --batch-sizes` takes them.
-#[derive(Debug, Clone)]
-pub struct BatchSizes(pub Vec<usize>);
-
-/// `1,16,64`, or `none`: each a supported batch size, no repeats.
-fn parse_batch_sizes(text: &str) -> Result<BatchSizes, String> {
-    if text.trim() == "none" {
-        return Ok(BatchSizes(Vec::new()));
-    }
-    let mut sizes = Vec::new();
-    for part in text.split(',') {
-        let n: usize = part
-            .trim()
-            .parse()
-            .map_err(|_| format!("{part:?} is not a batch size (e.g. 1,16,64, or none)"))?;
-        fabstir_zk::BatchSize::new(n).map_err(|e| e.to_string())?;
-        if sizes.contains(&n) {
-            return Err(format!("batch size {n} is listed twice"));
-        }
-        sizes.push(n);
-    }
-    Ok(BatchSizes(sizes))
-}
-
 /// The demo's batch verifiers: one checkpoint goes out as a batch of 1.
 const DEMO_BATCH_SIZES: &[usize] = &[1];
 
@@ -524,46 +501,6 @@ pub async fn deploy(
         "vk_id": format!("{vk_id:#x}"),
         "batch_verifiers": batch_verifiers,
     }))
-}
-
-/// The batch verifying keys of `sizes`, from the parameters the node's
-/// batch keys come from: `keys_dir`'s (the development SRS at any size, or
-/// its ceremony file `batch_srs`), or the development SRS without a key
-/// directory. One SRS at the largest size's k, cut down for the others.
-fn batch_keys(
-    sizes: &[usize],
-    keys_dir: Option<&Path>,
-    batch_srs: Option<PathBuf>,
-) -> Result<Vec<fabstir_zk::BatchVerifyingKey>, Failure> {
-    let sizes: Vec<fabstir_zk::BatchSize> = sizes
-        .iter()
-        .map(|n| fabstir_zk::BatchSize::new(*n))
-        .collect::<Result<_, _>>()
-        .map_err(|e| Failure::input("bad_argument", format!("--batch-sizes: {e}")))?;
-    let Some(k) = sizes.iter().map(|s| s.k()).max() else {
-        return Ok(Vec::new());
-    };
-    let srs = match keys_dir {
-        None => fabstir_zk::Srs::insecure_dev_shared_at(k)?,
-        Some(dir) => {
-            let manifest = fabstir_zk::keystore::read_manifest(dir)?;
-            let parameters = crate::chain::evm::BatchProver::parameters(
-                manifest.srs.trust,
-                manifest.srs.source_sha256,
-                batch_srs,
-            );
-            parameters(k).map_err(|e| {
-                Failure::input(
-                    "batch_srs",
-                    format!("batch verifiers for {}: {e}; with keys made from a ceremony SRS give its parameters file (--batch-srs) with at least 2^{k} rows", dir.display()),
-                )
-            })?
-        }
-    };
-    Ok(sizes
-        .into_iter()
-        .map(|size| fabstir_zk::BatchVerifyingKey::derive(srs.clone(), size))
-        .collect::<Result<_, _>>()?)
 }
 
 /// Binds `wallet` on `marketplace` to `keyset`'s host id: nothing when the

@@ -1,5 +1,6 @@
 //! Command definitions and dispatch.
 
+mod batch_keys;
 mod bench;
 mod chain;
 mod contracts;

@@ -3,6 +3,8 @@
 //! - `fabstir-node verify --batch` (binary and hex files, exit 0/1/2, a
 //!   ceremony key directory refusing sizes its SRS cannot give) and
 //!   `POST /v1/verify` with `batch`;
+//! - `evm verifier --batch-sizes`: the batch verifiers it writes deploy and
+//!   verify batch proofs;
 //! - the batch differential corpus: batch proofs of batches of 2 and 4
 //!   (and a few of 16, a deployed size), valid and mutated (an entry moved,
 //!   two entries' tokens swapped, a padding entry given a real job, a
@@ -760,6 +762,22 @@ fn a_ceremony_key_directory_refuses_batch_sizes_its_srs_cannot_give() {
     assert!(one.status.success(), "{one:?}");
     assert_eq!(json_line(&one)["entries"], 1);
     assert_eq!(export("2", "two.json").status.code(), Some(2));
+    // Nor does `evm verifier` write a verifier of 2 without the ceremony
+    // file; it writes nothing at all.
+    let out = dir.path().join("verifiers");
+    let refused = common::cli(&[
+        "evm",
+        "verifier",
+        "--keys-dir",
+        keys.to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+        "--batch-sizes",
+        "1,2",
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert_eq!(json_line(&refused)["code"], "batch_srs");
+    assert!(!out.exists(), "nothing is written");
 }
 
 #[test]
@@ -805,4 +823,72 @@ fn post_verify_answers_for_one_entry_of_a_batch() {
     assert_eq!(status, 400);
     let (status, _) = ask(json!({ "result": result, "proof": {"format": 1}, "tokens": 1 }));
     assert_eq!(status, 400);
+}
+
+/// `evm verifier --batch-sizes` writes batch verifiers, and the interface
+/// they import, that compile and deploy as written, carry their key's id and
+/// verify batch proofs (a flipped proof byte fails); existing files are kept
+/// without `--force`.
+#[test]
+fn evm_verifier_writes_batch_verifiers_that_verify_batch_proofs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("verifiers");
+    let out_arg = out.to_str().expect("path");
+    let args = ["evm", "verifier", "--out", out_arg, "--batch-sizes", "1,2"];
+    let written = common::cli(&args);
+    assert!(written.status.success(), "{written:?}");
+    let line = json_line(&written);
+    for n in [1usize, 2] {
+        let vk = batch_pk(n).verifying_key();
+        let entry = &line["batch_verifiers"][n.to_string()];
+        assert_eq!(entry["vk_id"], vk.id().to_string(), "{line}");
+        assert_eq!(
+            entry["path"],
+            out.join(format!("FabstirBatchVerifier{n}.sol"))
+                .display()
+                .to_string(),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("IFabstirBatchVerifier.sol")).expect("the interface"),
+        common::read_repo_file("contracts/src/IFabstirBatchVerifier.sol"),
+        "the interface written is the repository's"
+    );
+    assert!(
+        out.join("FabstirVerifier.sol").is_file(),
+        "the single verifier too"
+    );
+
+    let anvil = Anvil::start();
+    let compiled = compile(
+        &out.join("FabstirBatchVerifier2.sol"),
+        "FabstirBatchVerifier",
+    );
+    let address = anvil.deploy(&compiled.bytecode);
+    let id = anvil
+        .call(&address, &VK_IDCall {}.abi_encode())
+        .expect("VK_ID()");
+    let verifier = EvmVerifier {
+        size: 2,
+        address,
+        vk_id: id[..32].try_into().expect("bytes32"),
+    };
+    assert_eq!(verifier.vk_id, batch_pk(2).verifying_key().id().0);
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let batch = make_batch(2, 1, &host(5), &mut rng);
+    let instances = batch.proof.public.to_field_elements();
+    assert!(evm_verify(
+        &anvil,
+        &verifier,
+        &instances,
+        &batch.proof.proof
+    ));
+    let mut flipped = batch.proof.proof.clone();
+    flipped[100] ^= 1;
+    assert!(!evm_verify(&anvil, &verifier, &instances, &flipped));
+
+    let again = common::cli(&args);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert_eq!(json_line(&again)["code"], "exists");
 }

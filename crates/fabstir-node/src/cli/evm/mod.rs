@@ -32,6 +32,20 @@ pub enum EvmCommand {
         /// Replace existing files.
         #[arg(long)]
         force: bool,
+        /// Also write a batch verifier for each of these sizes, comma-separated
+        /// (DIR/FabstirBatchVerifierN.sol, each contract FabstirBatchVerifier, and the interface
+        /// they import, DIR/IFabstirBatchVerifier.sol), from the key directory's parameters.
+        #[arg(long, value_parser = super::batch_keys::parse_batch_sizes)]
+        batch_sizes: Option<super::batch_keys::BatchSizes>,
+        /// With --keys-dir made from a ceremony SRS and --batch-sizes: that ceremony parameters
+        /// file (checked against the directory's keys.json), with at least 2^13 rows for batches of 64.
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "keys_dir",
+            requires = "batch_sizes"
+        )]
+        batch_srs: Option<PathBuf>,
     },
     /// Print the calldata of `verify(instances, proof)` for a proof envelope.
     Calldata {
@@ -77,7 +91,16 @@ pub fn run(command: EvmCommand) -> Result<ExitCode, Failure> {
             out,
             test_out,
             force,
-        } => verifier::run(keys_dir.as_deref(), &out, test_out.as_deref(), force),
+            batch_sizes,
+            batch_srs,
+        } => verifier::run(verifier::Args {
+            keys: keys_dir.as_deref(),
+            out: &out,
+            test_out: test_out.as_deref(),
+            force,
+            batch_sizes: batch_sizes.map(|s| s.0).unwrap_or_default(),
+            batch_srs,
+        }),
         EvmCommand::Calldata { proof, json } => calldata_cmd(&proof, json),
         EvmCommand::Bench {
             json,

@@ -74,13 +74,84 @@ fn forge_test(plan: &Plan) -> Result<(String, String), Failure> {
     ))
 }
 
-/// Runs `evm verifier`.
-pub(super) fn run(
-    keys: Option<&Path>,
+/// The interface the batch verifiers import (`./IFabstirBatchVerifier.sol`),
+/// written beside them.
+const BATCH_INTERFACE_FILE: &str = "IFabstirBatchVerifier.sol";
+
+/// Its source: the repository's, built into the binary.
+const BATCH_INTERFACE: &str =
+    include_str!("../../../../../contracts/src/IFabstirBatchVerifier.sol");
+
+/// What `evm verifier` was asked for.
+pub(super) struct Args<'a> {
+    /// Key directory (None: the development keys).
+    pub keys: Option<&'a Path>,
+    /// Directory the verifiers are written to.
+    pub out: &'a Path,
+    /// Directory of the forge test (development keys only).
+    pub test_out: Option<&'a Path>,
+    /// Replace existing files.
+    pub force: bool,
+    /// Sizes of the batch verifiers to write (none: only the single verifier).
+    pub batch_sizes: Vec<usize>,
+    /// The ceremony parameters file of a ceremony key directory, for batches.
+    pub batch_srs: Option<PathBuf>,
+}
+
+/// Writes a batch verifier for each key, and their interface, into `out`;
+/// for each: its size, path, key id and number of public inputs.
+fn write_batch_verifiers(
+    keys: &[fabstir_zk::BatchVerifyingKey],
     out: &Path,
-    test_out: Option<&Path>,
     force: bool,
-) -> Result<ExitCode, Failure> {
+) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    let mut written = serde_json::Map::new();
+    if keys.is_empty() {
+        return Ok(written);
+    }
+    // Every source is generated before any file is written: a size the
+    // generator refuses leaves nothing behind.
+    let sources = keys
+        .iter()
+        .map(|vk| {
+            let plan = Plan::for_batch(vk).map_err(|e| {
+                Failure::other(
+                    "evm_unsupported",
+                    format!("batch verifier of {}: {e}", vk.size()),
+                )
+            })?;
+            let verifier = solidity::generate_with(&plan, solidity::Mode::Loops);
+            Ok((vk, plan, verifier))
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    write_file(out, BATCH_INTERFACE_FILE, BATCH_INTERFACE.as_bytes(), force)?;
+    for (vk, plan, verifier) in sources {
+        let n = vk.size().get();
+        let name = format!("FabstirBatchVerifier{n}.sol");
+        let path = write_file(out, &name, verifier.source.as_bytes(), force)?;
+        written.insert(
+            n.to_string(),
+            json!({
+                "path": path.display().to_string(),
+                "vk_id": plan.vk_id.to_string(),
+                "num_instances": plan.num_instances(),
+                "proof_length": plan.layout().len,
+            }),
+        );
+    }
+    Ok(written)
+}
+
+/// Runs `evm verifier`.
+pub(super) fn run(args: Args<'_>) -> Result<ExitCode, Failure> {
+    let Args {
+        keys,
+        out,
+        test_out,
+        force,
+        batch_sizes,
+        batch_srs,
+    } = args;
     if keys.is_some() && test_out.is_some() {
         return Err(Failure::input(
             "bad_argument",
@@ -89,6 +160,9 @@ pub(super) fn run(
     }
     let vk = verifying_key(keys)?;
     let (plan, verifier) = verifier_source(&vk)?;
+    // The batch keys first: a key directory whose parameters cannot give a
+    // size is refused before anything is written.
+    let batch_keys = crate::cli::batch_keys::batch_keys(&batch_sizes, keys, batch_srs)?;
     let test = test_out.map(|_| forge_test(&plan)).transpose()?;
     let path = write_file(out, VERIFIER_FILE, verifier.source.as_bytes(), force)?;
     let (test_path, vectors_path) = match (test_out, test) {
@@ -113,6 +187,7 @@ pub(super) fn run(
         }
         _ => (None, None),
     };
+    let batch_verifiers = write_batch_verifiers(&batch_keys, out, force)?;
     println!(
         "{}",
         json!({
@@ -125,6 +200,7 @@ pub(super) fn run(
             "proof_length": plan.layout().len,
             "constants": verifier.constants,
             "development_keys": keys.is_none(),
+            "batch_verifiers": batch_verifiers,
         })
     );
     Ok(ExitCode::SUCCESS)

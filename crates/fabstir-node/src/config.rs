@@ -76,6 +76,11 @@ pub struct Config {
     /// How long after its settlement a job's prompt and response text is
     /// kept (then only their hashes stay); zero: deleted at settlement.
     pub result_retention: Duration,
+    /// The ceremony parameters file the keys were made from (keys made from
+    /// a ceremony SRS only): batch keys need more rows than the key
+    /// directory stores, both to prove the chain's batches and to verify
+    /// batches in `POST /v1/verify`.
+    pub batch_srs: Option<PathBuf>,
 }
 
 /// A duration written with one unit: `7d`, `12h`, `30m`, `45s`, or `0`
@@ -144,9 +149,6 @@ pub struct ChainConfig {
     pub max_batch: usize,
     /// How long a checkpoint waits for its batch to fill.
     pub batch_wait: Duration,
-    /// The ceremony parameters file batch keys are built from (keys made
-    /// from a ceremony SRS only).
-    pub batch_srs: Option<PathBuf>,
 }
 
 /// Every setting of `serve`, defined once: the same field is the flag
@@ -277,8 +279,8 @@ pub struct Settings {
     #[arg(long, env = "FABSTIR_BATCH_WAIT_MS", value_name = "MS", value_parser = parse::integer::<u64>)]
     pub batch_wait_ms: Option<u64>,
     /// The ceremony parameters file the keys were made from, with at least 2^13 rows: batch keys
-    /// need more rows than the key directory stores. Only for keys made from a ceremony SRS
-    /// [default: none].
+    /// (the chain's batch proofs, and batches POST /v1/verify checks) need more rows than the key
+    /// directory stores. Only for keys made from a ceremony SRS [default: none].
     #[arg(long, env = "FABSTIR_BATCH_SRS", value_name = "FILE")]
     pub batch_srs: Option<PathBuf>,
     /// How long a settled job's prompt and response text is kept after its settlement, e.g. 7d,
@@ -648,7 +650,6 @@ fn chain_config(
         max_fee_per_gas: cli.max_fee_per_gas.or(file.max_fee_per_gas),
         max_batch,
         batch_wait: Duration::from_millis(batch_wait),
-        batch_srs: cli.batch_srs.clone().or(file.batch_srs.clone()),
     }))
 }
 
@@ -854,6 +855,7 @@ impl Config {
                 .result_retention
                 .or(file.result_retention)
                 .map_or(defaults::RESULT_RETENTION, |p| p.0),
+            batch_srs: cli.batch_srs.clone().or(file.batch_srs.clone()),
             chain,
             data_dir,
         };

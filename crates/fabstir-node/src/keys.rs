@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fabstir_zk::{
-    BatchSize, BatchVerifyingKey, KeyError, KeySet, SrsSource, SrsTrust, VerifyingKey, VkId,
+    BatchSize, BatchVerifyingKey, Digest32, KeyError, KeySet, Srs, SrsSource, SrsTrust,
+    VerifyingKey, VkId,
 };
 
 /// Why the keys cannot be used.
@@ -52,6 +53,9 @@ pub struct KeyManager {
     /// Held while a batch key is derived, so concurrent requests for a new
     /// size derive it once.
     batch_keygen: Mutex<()>,
+    /// The ceremony parameters file the keys were made from, for batch keys
+    /// larger than the key directory's SRS gives.
+    batch_srs: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -106,6 +110,7 @@ impl KeyManager {
                 guard: RwLock::new(None),
                 batch_verifiers: Mutex::new(HashMap::new()),
                 batch_keygen: Mutex::new(()),
+                batch_srs: None,
             },
             created,
         ))
@@ -147,9 +152,18 @@ impl KeyManager {
             .cloned()
     }
 
-    /// The batch verifying key of `size` under the current key set's SRS
-    /// ([`BatchVerifyingKey::for_key_srs`]): derived on first use (seconds
-    /// at the larger sizes; call it off the async runtime) and kept.
+    /// Uses `file`, the ceremony parameters file the keys were made from,
+    /// for batch keys larger than the key directory's SRS gives (see
+    /// [`batch_verifying_key`]).
+    pub fn with_batch_srs(mut self, file: Option<PathBuf>) -> Self {
+        self.batch_srs = file;
+        self
+    }
+
+    /// The batch verifying key of `size` for the current key set
+    /// ([`batch_verifying_key`], with the ceremony file if one was given):
+    /// derived on first use (seconds at the larger sizes; call it off the
+    /// async runtime) and kept.
     pub fn batch_verifier(&self, size: BatchSize) -> Result<Arc<BatchVerifyingKey>, KeyError> {
         let current = self.current();
         let slot = (current.manifest.vk_id, size.get());
@@ -167,7 +181,12 @@ impl KeyManager {
         if let Some(vk) = cached() {
             return Ok(vk);
         }
-        let vk = Arc::new(BatchVerifyingKey::for_key_srs(&current.srs, size)?);
+        let vk = Arc::new(batch_verifying_key(
+            &current.srs,
+            &current.manifest.srs.source_sha256,
+            self.batch_srs.as_deref(),
+            size,
+        )?);
         self.batch_verifiers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -231,6 +250,28 @@ impl KeyManager {
 fn insert_key_set(verifiers: &mut HashMap<VkId, VerifyingKey>, keys: &KeySet) {
     for vk in keys.verifying_keys() {
         verifiers.insert(vk.id(), vk.clone());
+    }
+}
+
+/// The batch verifying key of `size` for a key set whose SRS is `srs`:
+/// from that SRS when it is large enough, or the development SRS rebuilt at
+/// any size ([`BatchVerifyingKey::for_key_srs`]); else, for keys made from a
+/// ceremony SRS (a key directory stores it cut to 2^7 rows), from
+/// `ceremony_file`, the parameters file they were made from, checked against
+/// the key set's pin `source_sha256`. The node (`POST /v1/verify`) and the
+/// CLI (`verify --batch`, `keys export-vk --batch-size`) both derive here.
+pub fn batch_verifying_key(
+    srs: &Arc<Srs>,
+    source_sha256: &Digest32,
+    ceremony_file: Option<&Path>,
+    size: BatchSize,
+) -> Result<BatchVerifyingKey, KeyError> {
+    match (BatchVerifyingKey::for_key_srs(srs, size), ceremony_file) {
+        (Err(KeyError::BatchSrs { .. }), Some(file)) => {
+            let ceremony = Srs::load_ceremony_at(file, source_sha256, size.k())?;
+            BatchVerifyingKey::derive(Arc::new(ceremony), size)
+        }
+        (derived, _) => derived,
     }
 }
 

@@ -287,7 +287,7 @@ pub enum KeyError {
     /// The key directory's SRS has too few rows for a batch size's
     /// verifying key, and is not the development SRS (whose larger sizes
     /// can be rebuilt).
-    #[error("a batch of {entries} entries needs an SRS of 2^{needed} rows to derive its verifying key, the key directory's SRS has 2^{found}: key directories store a ceremony SRS cut to the single circuit's size, so batches of this size are verified only under the development SRS")]
+    #[error("a batch of {entries} entries needs an SRS of 2^{needed} rows to derive its verifying key, the key directory's SRS has 2^{found}: key directories store a ceremony SRS cut to the single circuit's size, so a batch of this size needs the ceremony parameters file the keys were made from")]
     BatchSrs {
         /// The batch size.
         entries: usize,

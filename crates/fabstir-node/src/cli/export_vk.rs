@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fabstir_zk::{keystore, BatchSize, BatchVerifyingKey, KeyError};
+use fabstir_zk::{keystore, BatchSize};
 use serde_json::json;
 
 use super::{io, Failure};
@@ -32,19 +32,20 @@ pub struct ExportVkArgs {
     /// directory's SRS, as `verify --batch` derives it).
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
+    /// With --batch-size and keys made from a ceremony SRS: the ceremony parameters file they
+    /// were made from (checked against keys.json), for sizes larger than the directory's SRS gives.
+    #[arg(long, value_name = "FILE", requires = "batch_size")]
+    batch_srs: Option<PathBuf>,
 }
 
 /// Loads the directory's verifying key, writes its export and prints a JSON
 /// line naming the file and the key's `vk_id`.
 pub fn run(args: &ExportVkArgs) -> Result<ExitCode, Failure> {
-    let (vk, _manifest) = keystore::load_verifier(&args.keys_dir)?;
+    let (vk, manifest) = keystore::load_verifier(&args.keys_dir)?;
     if let Some(n) = args.batch_size {
         let size = BatchSize::new(n)
             .map_err(|e| Failure::input("unsupported_batch_size", format!("--batch-size: {e}")))?;
-        let batch = BatchVerifyingKey::for_key_srs(vk.srs(), size).map_err(|e| match e {
-            KeyError::BatchSrs { .. } => Failure::input("unsupported_batch_size", e.to_string()),
-            e => Failure::from(e),
-        })?;
+        let batch = super::verify::batch_key(&vk, &manifest, args.batch_srs.as_deref(), size)?;
         let export = batch.export_json()?;
         io::write_new(&args.out, export.as_bytes())?;
         println!(

@@ -166,6 +166,10 @@ enum Command {
         /// Host the work is attributed to (default: the key directory's host).
         #[arg(long)]
         host_id: Option<String>,
+        /// With --batch and keys made from a ceremony SRS: the ceremony parameters file they were
+        /// made from (checked against keys.json), for batches larger than the directory's SRS gives.
+        #[arg(long, value_name = "FILE", requires = "batch")]
+        batch_srs: Option<PathBuf>,
     },
     /// Verify proofs on the EVM: the Solidity verifier, calldata, gas figures.
     Evm {
@@ -359,11 +363,17 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
             batch,
             tokens,
             host_id,
+            batch_srs,
         } => match (proof, batch) {
             (Some(proof), _) => verify::run(&keys_dir, &result, &proof, host_id.as_deref()),
-            (None, Some(batch)) => {
-                verify::run_batch(&keys_dir, &result, &batch, tokens, host_id.as_deref())
-            }
+            (None, Some(batch)) => verify::run_batch(verify::BatchArgs {
+                keys: &keys_dir,
+                result: &result,
+                batch: &batch,
+                tokens,
+                host_id: host_id.as_deref(),
+                batch_srs: batch_srs.as_deref(),
+            }),
             (None, None) => Err(Failure::input(
                 "bad_argument",
                 "give --proof FILE (a single proof) or --batch FILE (a batch proof)",

@@ -117,7 +117,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
         metrics.key_load_failures.inc();
         Failure::input("keys", e.to_string())
     })?;
-    let keys = Arc::new(keys);
+    let keys = Arc::new(keys.with_batch_srs(config.batch_srs.clone()));
     let current = keys.current();
     if current.manifest.srs.trust == fabstir_zk::SrsTrust::InsecureDev {
         let what = if created {
@@ -214,7 +214,7 @@ pub fn run(settings: Settings) -> Result<ExitCode, Failure> {
                         parameters: BatchProver::parameters(
                             current.manifest.srs.trust,
                             current.manifest.srs.source_sha256,
-                            c.batch_srs.clone(),
+                            config.batch_srs.clone(),
                         ),
                     },
                 ))

@@ -69,16 +69,59 @@ pub fn run(
     }
 }
 
+/// What `verify --batch` was given.
+pub struct BatchArgs<'a> {
+    /// Key directory.
+    pub keys: &'a Path,
+    /// The inference result file.
+    pub result: &'a Path,
+    /// The batch proof file.
+    pub batch: &'a Path,
+    /// The checkpoint's cumulative tokens (default: the result's tokens_used).
+    pub tokens: Option<u64>,
+    /// Host the work is attributed to (default: the key directory's).
+    pub host_id: Option<&'a str>,
+    /// The ceremony parameters file the keys were made from.
+    pub batch_srs: Option<&'a Path>,
+}
+
+/// The batch verifying key of `size` for the key directory `keys` loaded
+/// as `vk` and `manifest` ([`crate::keys::batch_verifying_key`]): a size its
+/// SRS cannot give is `unsupported_batch_size`, a ceremony file that cannot
+/// be used `batch_srs` (both exit 2).
+pub(crate) fn batch_key(
+    vk: &fabstir_zk::VerifyingKey,
+    manifest: &keystore::Manifest,
+    ceremony_file: Option<&Path>,
+    size: fabstir_zk::BatchSize,
+) -> Result<BatchVerifyingKey, Failure> {
+    crate::keys::batch_verifying_key(vk.srs(), &manifest.srs.source_sha256, ceremony_file, size)
+        .map_err(|e| match (e, ceremony_file) {
+            (e @ KeyError::BatchSrs { .. }, None) => {
+                Failure::input("unsupported_batch_size", format!("{e} (--batch-srs FILE)"))
+            }
+            (e @ KeyError::BatchSrs { .. }, Some(_)) => {
+                Failure::input("unsupported_batch_size", e.to_string())
+            }
+            (e, Some(file)) => {
+                Failure::input("batch_srs", format!("--batch-srs {}: {e}", file.display()))
+            }
+            (e, None) => Failure::from(e),
+        })
+}
+
 /// `verify --batch`: checks the result's checkpoint at `tokens` (default:
 /// its `tokens_used`) inside a batch proof, under the batch verifying key of
-/// the proof's size derived from the key directory's SRS.
-pub fn run_batch(
-    keys: &Path,
-    result: &Path,
-    batch: &Path,
-    tokens: Option<u64>,
-    host_id: Option<&str>,
-) -> Result<ExitCode, Failure> {
+/// the proof's size ([`batch_key`]).
+pub fn run_batch(args: BatchArgs<'_>) -> Result<ExitCode, Failure> {
+    let BatchArgs {
+        keys,
+        result,
+        batch,
+        tokens,
+        host_id,
+        batch_srs,
+    } = args;
     let result = io::read_result(result)?;
     let proof = io::read_batch(batch)?;
     let host_id = host_id
@@ -88,10 +131,7 @@ pub fn run_batch(
     let (current, manifest) = keystore::load_verifier(keys)?;
     let host_id = host_id.unwrap_or(manifest.host_id);
     let tokens = tokens.unwrap_or(result.tokens_used);
-    let vk = BatchVerifyingKey::for_key_srs(current.srs(), proof.size).map_err(|e| match e {
-        KeyError::BatchSrs { .. } => Failure::input("unsupported_batch_size", e.to_string()),
-        e => Failure::from(e),
-    })?;
+    let vk = batch_key(&current, &manifest, batch_srs, proof.size)?;
     let started = Instant::now();
     let outcome = check_result(&proof, &vk, &result, host_id, tokens);
     let verify_ms = started.elapsed().as_secs_f64() * 1e3;

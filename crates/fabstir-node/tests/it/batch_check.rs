@@ -113,8 +113,20 @@ struct Batch {
     host: HostId,
 }
 
-/// A batch of `real` checkpoints of `host`, padded to `n`.
+/// A batch of `real` checkpoints of `host`, padded to `n`, under the
+/// development SRS.
 fn make_batch(n: usize, real: usize, host: &HostKey, rng: &mut ChaCha20Rng) -> Batch {
+    make_batch_under(batch_pk(n), real, host, rng)
+}
+
+/// A batch of `real` checkpoints of `host`, padded to `pk`'s size and
+/// proved with `pk`.
+fn make_batch_under(
+    pk: &BatchProvingKey,
+    real: usize,
+    host: &HostKey,
+    rng: &mut ChaCha20Rng,
+) -> Batch {
     let chain_id = [84532u64, 8453, 1, u64::MAX][rng.gen_range(0..4)];
     let mut market = [0u8; 20];
     rng.fill(&mut market[..]);
@@ -134,12 +146,11 @@ fn make_batch(n: usize, real: usize, host: &HostKey, rng: &mut ChaCha20Rng) -> B
             s
         })
         .collect();
-    let size = BatchSize::new(n).expect("size");
     let statement = BatchStatement::from_statements(&statements)
         .expect("batch")
-        .padded(size)
+        .padded(pk.size())
         .expect("padded");
-    let proof = BatchProof::create(batch_pk(n), &statement, host, &mut *rng).expect("prove");
+    let proof = BatchProof::create(pk, &statement, host, &mut *rng).expect("prove");
     Batch {
         statement,
         proof,
@@ -891,4 +902,121 @@ fn evm_verifier_writes_batch_verifiers_that_verify_batch_proofs() {
     let again = common::cli(&args);
     assert_eq!(again.status.code(), Some(1), "{again:?}");
     assert_eq!(json_line(&again)["code"], "exists");
+}
+
+/// Keys made from a ceremony SRS: their directory stores it cut to 2^7
+/// rows, which gives the batch key of 1 entry only. Given the ceremony file
+/// (`--batch-srs`, checked against keys.json), `keys export-vk`, `verify
+/// --batch` and `serve`'s `POST /v1/verify` derive the larger batch keys
+/// from it: the keys the host proves with. Another file is refused.
+#[test]
+fn a_ceremony_file_gives_the_batch_keys_its_key_directory_cannot() {
+    use halo2_axiom::halo2curves::bn256::Bn256;
+    use halo2_axiom::poly::kzg::commitment::ParamsKZG;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ceremony = |name: &str, seed: u64| {
+        // 2^8 rows: what a batch of 2 needs.
+        let params = ParamsKZG::<Bn256>::setup(8, ChaCha20Rng::seed_from_u64(seed));
+        let mut bytes = Vec::new();
+        params
+            .write_custom(&mut bytes, halo2_axiom::SerdeFormat::RawBytes)
+            .expect("params");
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).expect("write");
+        (path, fabstir_zk::Digest32::sha256(&bytes))
+    };
+    let (srs, pin) = ceremony("ceremony.params", 4343);
+    let (other, _) = ceremony("other.params", 4344);
+    let keys = dir.path().join("keys");
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let made = common::cli(&[
+        "keygen",
+        "--keys-dir",
+        &path(&keys),
+        "--srs",
+        &path(&srs),
+        "--srs-sha256",
+        &pin.to_string(),
+    ]);
+    assert!(made.status.success(), "{made:?}");
+    // The host's batch key of 2, from the ceremony's parameters.
+    let ceremony_srs = Srs::load_ceremony_at(&srs, &pin, 8).expect("the ceremony at 2^8");
+    let pk = BatchProvingKey::build(Arc::new(ceremony_srs), BatchSize::new(2).expect("size"))
+        .expect("keygen");
+    let host = host(3);
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let batch = make_batch_under(&pk, 1, &host, &mut rng);
+    let (result, tokens) = &batch.clients[0];
+    let result_file = dir.path().join("result.json");
+    std::fs::write(&result_file, result.to_string()).expect("write");
+    let batch_file = dir.path().join("batch.bin");
+    std::fs::write(&batch_file, batch.proof.to_bytes()).expect("write");
+
+    let export = |out: &str, file: Option<&Path>| {
+        let out = path(&dir.path().join(out));
+        let mut args = vec!["keys", "export-vk", "--keys-dir"];
+        let keys = path(&keys);
+        args.extend([keys.as_str(), "--batch-size", "2", "--out", out.as_str()]);
+        let file = file.map(path);
+        if let Some(file) = &file {
+            args.extend(["--batch-srs", file.as_str()]);
+        }
+        common::cli(&args)
+    };
+    let exported = export("two.json", Some(&srs));
+    assert!(exported.status.success(), "{exported:?}");
+    assert_eq!(
+        json_line(&exported)["vk_id"],
+        pk.verifying_key().id().to_string()
+    );
+    let without = export("none.json", None);
+    assert_eq!(without.status.code(), Some(2), "{without:?}");
+    assert_eq!(json_line(&without)["code"], "unsupported_batch_size");
+    let wrong = export("wrong.json", Some(&other));
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    assert_eq!(json_line(&wrong)["code"], "batch_srs", "{wrong:?}");
+
+    let verify = |file: Option<&Path>| {
+        let (keys, result, batch) = (path(&keys), path(&result_file), path(&batch_file));
+        let tokens = tokens.to_string();
+        let host = host.host_id().to_string();
+        let mut args = vec![
+            "verify",
+            "--keys-dir",
+            &keys,
+            "--result",
+            &result,
+            "--batch",
+            &batch,
+            "--tokens",
+            &tokens,
+            "--host-id",
+            &host,
+        ];
+        let file = file.map(path);
+        if let Some(file) = &file {
+            args.extend(["--batch-srs", file.as_str()]);
+        }
+        common::cli(&args)
+    };
+    let valid = verify(Some(&srs));
+    assert_eq!(valid.status.code(), Some(0), "{valid:?}");
+    assert_eq!(json_line(&valid)["valid"], true);
+    let refused = verify(None);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert_eq!(json_line(&refused)["code"], "unsupported_batch_size");
+
+    // A node over these keys, given the file, answers for the entry.
+    let node = common::Node::start(dir.path(), &["--mock-proofs", "--batch-srs", &path(&srs)]);
+    let (status, body) = node.post(
+        "/v1/verify",
+        &json!({ "result": result, "batch": batch.proof.to_hex(), "tokens": tokens,
+                 "host_id": host.host_id().to_string() }),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["valid"].clone(), body["entry"].clone()),
+        (json!(true), json!(0)),
+        "{body}"
+    );
 }

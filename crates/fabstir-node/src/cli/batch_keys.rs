@@ -1,6 +1,8 @@
-//! Batch verifying keys for the commands that generate batch verifiers
-//! (`chain deploy`, `evm verifier`): the `--batch-sizes` list and the
-//! parameters the keys come from, the same as the node's batch keys.
+//! Batch verifying keys for the commands: those that generate batch
+//! verifiers (`chain deploy`, `evm verifier`: the `--batch-sizes` list and
+//! the parameters the keys come from, the same as the node's batch keys),
+//! and those that verify or export one size (`verify --batch`, `keys
+//! export-vk --batch-size`).
 
 use std::path::{Path, PathBuf};
 
@@ -68,4 +70,29 @@ pub(crate) fn batch_keys(
         .into_iter()
         .map(|size| fabstir_zk::BatchVerifyingKey::derive(srs.clone(), size))
         .collect::<Result<_, _>>()?)
+}
+
+/// The batch verifying key of `size` for a key directory loaded
+/// as `vk` and `manifest` ([`crate::keys::batch_verifying_key`]): a size its
+/// SRS cannot give is `unsupported_batch_size`, a ceremony file that cannot
+/// be used `batch_srs` (both exit 2).
+pub(crate) fn batch_key(
+    vk: &fabstir_zk::VerifyingKey,
+    manifest: &fabstir_zk::keystore::Manifest,
+    ceremony_file: Option<&Path>,
+    size: fabstir_zk::BatchSize,
+) -> Result<fabstir_zk::BatchVerifyingKey, Failure> {
+    crate::keys::batch_verifying_key(vk.srs(), &manifest.srs.source_sha256, ceremony_file, size)
+        .map_err(|e| match (e, ceremony_file) {
+            (e @ fabstir_zk::KeyError::BatchSrs { .. }, None) => {
+                Failure::input("unsupported_batch_size", format!("{e} (--batch-srs FILE)"))
+            }
+            (e @ fabstir_zk::KeyError::BatchSrs { .. }, Some(_)) => {
+                Failure::input("unsupported_batch_size", e.to_string())
+            }
+            (e, Some(file)) => {
+                Failure::input("batch_srs", format!("--batch-srs {}: {e}", file.display()))
+            }
+            (e, None) => Failure::from(e),
+        })
 }

@@ -45,7 +45,7 @@ pub fn run(args: &ExportVkArgs) -> Result<ExitCode, Failure> {
     if let Some(n) = args.batch_size {
         let size = BatchSize::new(n)
             .map_err(|e| Failure::input("unsupported_batch_size", format!("--batch-size: {e}")))?;
-        let batch = super::verify::batch_key(&vk, &manifest, args.batch_srs.as_deref(), size)?;
+        let batch = super::batch_keys::batch_key(&vk, &manifest, args.batch_srs.as_deref(), size)?;
         let export = batch.export_json()?;
         io::write_new(&args.out, export.as_bytes())?;
         println!(

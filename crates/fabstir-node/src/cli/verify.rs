@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use fabstir_zk::statement::FieldHex;
-use fabstir_zk::{
-    check_result, keystore, BatchVerifyingKey, EntryError, HostId, KeyError, VerifyError,
-};
+use fabstir_zk::{check_result, keystore, EntryError, HostId, VerifyError};
 use serde_json::json;
 
 use super::{io, Failure};
@@ -85,34 +83,9 @@ pub struct BatchArgs<'a> {
     pub batch_srs: Option<&'a Path>,
 }
 
-/// The batch verifying key of `size` for the key directory `keys` loaded
-/// as `vk` and `manifest` ([`crate::keys::batch_verifying_key`]): a size its
-/// SRS cannot give is `unsupported_batch_size`, a ceremony file that cannot
-/// be used `batch_srs` (both exit 2).
-pub(crate) fn batch_key(
-    vk: &fabstir_zk::VerifyingKey,
-    manifest: &keystore::Manifest,
-    ceremony_file: Option<&Path>,
-    size: fabstir_zk::BatchSize,
-) -> Result<BatchVerifyingKey, Failure> {
-    crate::keys::batch_verifying_key(vk.srs(), &manifest.srs.source_sha256, ceremony_file, size)
-        .map_err(|e| match (e, ceremony_file) {
-            (e @ KeyError::BatchSrs { .. }, None) => {
-                Failure::input("unsupported_batch_size", format!("{e} (--batch-srs FILE)"))
-            }
-            (e @ KeyError::BatchSrs { .. }, Some(_)) => {
-                Failure::input("unsupported_batch_size", e.to_string())
-            }
-            (e, Some(file)) => {
-                Failure::input("batch_srs", format!("--batch-srs {}: {e}", file.display()))
-            }
-            (e, None) => Failure::from(e),
-        })
-}
-
 /// `verify --batch`: checks the result's checkpoint at `tokens` (default:
 /// its `tokens_used`) inside a batch proof, under the batch verifying key of
-/// the proof's size ([`batch_key`]).
+/// the proof's size ([`batch_key`](super::batch_keys::batch_key)).
 pub fn run_batch(args: BatchArgs<'_>) -> Result<ExitCode, Failure> {
     let BatchArgs {
         keys,
@@ -131,7 +104,7 @@ pub fn run_batch(args: BatchArgs<'_>) -> Result<ExitCode, Failure> {
     let (current, manifest) = keystore::load_verifier(keys)?;
     let host_id = host_id.unwrap_or(manifest.host_id);
     let tokens = tokens.unwrap_or(result.tokens_used);
-    let vk = batch_key(&current, &manifest, batch_srs, proof.size)?;
+    let vk = super::batch_keys::batch_key(&current, &manifest, batch_srs, proof.size)?;
     let started = Instant::now();
     let outcome = check_result(&proof, &vk, &result, host_id, tokens);
     let verify_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -911,22 +911,18 @@ fn evm_verifier_writes_batch_verifiers_that_verify_batch_proofs() {
 /// from it: the keys the host proves with. Another file is refused.
 #[test]
 fn a_ceremony_file_gives_the_batch_keys_its_key_directory_cannot() {
-    use halo2_axiom::halo2curves::bn256::Bn256;
-    use halo2_axiom::poly::kzg::commitment::ParamsKZG;
     let dir = tempfile::tempdir().expect("temp dir");
-    let ceremony = |name: &str, seed: u64| {
-        // 2^8 rows: what a batch of 2 needs.
-        let params = ParamsKZG::<Bn256>::setup(8, ChaCha20Rng::seed_from_u64(seed));
-        let mut bytes = Vec::new();
-        params
-            .write_custom(&mut bytes, halo2_axiom::SerdeFormat::RawBytes)
-            .expect("params");
-        let path = dir.path().join(name);
-        std::fs::write(&path, &bytes).expect("write");
-        (path, fabstir_zk::Digest32::sha256(&bytes))
+    let ceremony = |name: &str, k: u32| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).expect("dir");
+        let (path, pin) = common::ceremony_srs_at(&sub, k);
+        let pin = fabstir_zk::Digest32::parse("pin", &pin).expect("pin");
+        (PathBuf::from(path), pin)
     };
-    let (srs, pin) = ceremony("ceremony.params", 4343);
-    let (other, _) = ceremony("other.params", 4344);
+    // 2^8 rows: what a batch of 2 needs. The other file (the same secret at
+    // 2^9 rows) is not the one keys.json pins.
+    let (srs, pin) = ceremony("ceremony", 8);
+    let (other, _) = ceremony("other", 9);
     let keys = dir.path().join("keys");
     let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
     let made = common::cli(&[
